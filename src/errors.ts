@@ -1,0 +1,124 @@
+/**
+ * Every error ICE raises, grouped by what the caller should do next:
+ * - `reject`: the request itself is wrong; retrying it unchanged fails the same way;
+ * - `retry`: a passing condition (timeout, no responders, busy); retry with the SAME intent id;
+ * - `terminal`: the runtime or its data is in a state the caller cannot fix.
+ * Each class has a stable `code` that appears in messages, logs and wire outcomes.
+ */
+
+export const ErrorAction = { reject: 'reject', retry: 'retry', terminal: 'terminal' } as const;
+export type ErrorAction = (typeof ErrorAction)[keyof typeof ErrorAction];
+
+export interface IssueDetail {
+  /** Dotted path of the offending field, `""` for the whole value. */
+  path: string;
+  code: string;
+  message: string;
+  expected?: string;
+}
+
+export class IceError extends Error {
+  override name = 'IceError';
+  readonly code: string;
+  readonly action: ErrorAction;
+  constructor(code: string, message: string, action: ErrorAction, options?: { cause?: unknown }) {
+    super(`${code}: ${message}`, options);
+    this.code = code;
+    this.action = action;
+  }
+}
+
+export class ValidationError extends IceError {
+  override name = 'ValidationError';
+  readonly issues: IssueDetail[];
+  constructor(message: string, issues: IssueDetail[], options?: { cause?: unknown }) {
+    super('E_VALIDATION', message, ErrorAction.reject, options);
+    this.issues = issues;
+  }
+}
+
+export class NotFoundError extends IceError {
+  override name = 'NotFoundError';
+  constructor(what: string, options?: { cause?: unknown }) {
+    super('E_NOT_FOUND', what, ErrorAction.reject, options);
+  }
+}
+
+export class ConflictError extends IceError {
+  override name = 'ConflictError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_CONFLICT', message, ErrorAction.reject, options);
+  }
+}
+
+export class DecisionVerificationError extends IceError {
+  override name = 'DecisionVerificationError';
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super('E_DECISION_INVALID', message, ErrorAction.reject);
+    this.reason = reason;
+  }
+}
+
+export class TimeoutError extends IceError {
+  override name = 'TimeoutError';
+  readonly subject: string;
+  readonly timeoutMs: number;
+  constructor(subject: string, timeoutMs: number) {
+    super('E_TIMEOUT', `no reply on ${subject} within ${timeoutMs} ms`, ErrorAction.retry);
+    this.subject = subject;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+export class NoRespondersError extends IceError {
+  override name = 'NoRespondersError';
+  readonly subject: string;
+  constructor(subject: string) {
+    super('E_NO_RESPONDERS', `no responders on ${subject}`, ErrorAction.retry);
+    this.subject = subject;
+  }
+}
+
+export class ClosedError extends IceError {
+  override name = 'ClosedError';
+  constructor(what: string) {
+    super('E_CLOSED', `${what} is closed`, ErrorAction.terminal);
+  }
+}
+
+export class DataDirLockedError extends IceError {
+  override name = 'DataDirLockedError';
+  readonly dataDir: string;
+  readonly ownerPid: number | undefined;
+  constructor(dataDir: string, ownerPid: number | undefined) {
+    super(
+      'E_DATA_DIR_LOCKED',
+      `data dir ${dataDir} is owned by another process${ownerPid ? ` (pid ${ownerPid})` : ''}; ` +
+        'send changes through its admin endpoint or stop it first',
+      ErrorAction.terminal,
+    );
+    this.dataDir = dataDir;
+    this.ownerPid = ownerPid;
+  }
+}
+
+export class JournalError extends IceError {
+  override name = 'JournalError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_JOURNAL', message, ErrorAction.terminal, options);
+  }
+}
+
+export class ConfigError extends IceError {
+  override name = 'ConfigError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_CONFIG', message, ErrorAction.reject, options);
+  }
+}
+
+/** Turns anything thrown into an Error, so every catch can log and wrap it uniformly. */
+export function ensureError(e: unknown): Error {
+  if (e instanceof Error) return e;
+  return new Error(typeof e === 'string' ? e : JSON.stringify(e));
+}

@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { PROTOCOL_VERSION } from './intent.js';
+
+export const FactType = {
+  intentProposed: 'intent.proposed',
+  intentRejected: 'intent.rejected',
+  intentFailed: 'intent.failed',
+  decision: 'decision',
+  decisionRefused: 'decision.refused',
+  transition: 'transition',
+  actorStarted: 'actor.started',
+  actorStopped: 'actor.stopped',
+  actorFailed: 'actor.failed',
+  actorRestored: 'actor.restored',
+  grantIssued: 'grant.issued',
+  grantRevoked: 'grant.revoked',
+  approval: 'approval',
+} as const;
+export type FactType = (typeof FactType)[keyof typeof FactType];
+
+export const Origin = { runtime: 'runtime', authority: 'authority', operator: 'operator', proposer: 'proposer' } as const;
+export type Origin = (typeof Origin)[keyof typeof Origin];
+
+/**
+ * One line of the journal. `hash = sha256(prev + canonicalJson(body))` where body is every
+ * field but `prev` and `hash`; `prev` is the hash of fact `seq - 1` ("" before the first).
+ */
+export const FactSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  seq: z.int().positive(),
+  at: z.iso.datetime(),
+  type: z.enum(Object.values(FactType) as [FactType, ...FactType[]]),
+  origin: z.enum(['runtime', 'authority', 'operator', 'proposer']),
+  actor: z.string().optional(),
+  intentId: z.string().optional(),
+  /** Seqs of the facts that caused this one (transition → decision → intent). */
+  causes: z.array(z.int().positive()),
+  data: z.record(z.string(), z.unknown()),
+  prev: z.string(),
+  hash: z.string(),
+});
+export type Fact = z.infer<typeof FactSchema>;
+export type FactBody = Omit<Fact, 'prev' | 'hash'>;
+export type FactDraft = Omit<FactBody, 'v' | 'seq' | 'at' | 'causes'> & { causes?: number[] };

@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { IdSchema, PROTOCOL_VERSION } from './intent.js';
+
+/**
+ * Scope pattern over `kind/id:ACTION`. Each of the three parts is matched on its own;
+ * `*` in a part matches any run of characters within that part; `*` alone as the whole
+ * pattern means every action of every actor. Examples: `deployment/*:DEPLOY`,
+ * `deployment/checkout:*`, `run/r-*:*`.
+ */
+export const ScopeSchema = z
+  .string()
+  .regex(
+    /^(\*|[a-z0-9*-]+\/[A-Za-z0-9_*-]+:[A-Za-z0-9_*]+)$/,
+    'expected a scope "kind/id:ACTION" (wildcards: *), or "*"',
+  );
+
+/** Who a grant is for: an exact principal or a pattern like `agent:*`. */
+export const SubjectPatternSchema = z
+  .string()
+  .regex(/^([a-z*][a-z0-9*-]*:[A-Za-z0-9*][A-Za-z0-9._@*-]{0,127}|\*)$/, 'expected "type:name" (wildcards: *)');
+
+export const GrantSchema = z.strictObject({
+  v: z.literal(PROTOCOL_VERSION),
+  id: IdSchema,
+  subject: SubjectPatternSchema,
+  scope: ScopeSchema,
+  runId: IdSchema.optional(),
+  issuedAt: z.iso.datetime(),
+  issuedBy: z.string().min(1).max(200),
+  expiresAt: z.iso.datetime().optional(),
+  maxUses: z.int().positive().optional(),
+  uses: z.int().nonnegative(),
+  revokedAt: z.iso.datetime().optional(),
+  revokedBy: z.string().max(200).optional(),
+  note: z.string().max(1000).optional(),
+});
+export type Grant = z.infer<typeof GrantSchema>;
+
+/** What an operator supplies to issue a grant. */
+export const GrantRequestSchema = z.strictObject({
+  id: IdSchema.optional(),
+  subject: SubjectPatternSchema,
+  scope: ScopeSchema,
+  runId: IdSchema.optional(),
+  /** Absolute expiry, or `ttlMs` from now; neither means no expiry. */
+  expiresAt: z.iso.datetime().optional(),
+  ttlMs: z.int().positive().optional(),
+  maxUses: z.int().positive().optional(),
+  by: z.string().min(1).max(200).default('operator'),
+  note: z.string().max(1000).optional(),
+});
+export type GrantRequest = z.input<typeof GrantRequestSchema>;

@@ -1,0 +1,25 @@
+export { ActorAddressSchema, parseAddress, splitAddress, isAddress, ACTOR_KIND_RE, ACTOR_ID_RE } from './address.js';
+export type { ActorAddress } from './address.js';
+export { canonicalJson, sha256Hex } from './canonical.js';
+export { DEFAULT_LIMITS, checkJsonShape, parseJsonBounded, jsonByteLength } from './limits.js';
+export type { JsonLimits } from './limits.js';
+export {
+  PROTOCOL_VERSION,
+  IdSchema,
+  PrincipalSchema,
+  ActionSchema,
+  ParamsSchema,
+  IntentSchema,
+  intentDigest,
+} from './intent.js';
+export type { Intent, IntentInput } from './intent.js';
+export { ScopeSchema, SubjectPatternSchema, GrantSchema, GrantRequestSchema } from './grant.js';
+export type { Grant, GrantRequest } from './grant.js';
+export { Verdict, ReasonSchema, DecisionSchema } from './decision.js';
+export type { Decision, UnsignedDecision, Reason } from './decision.js';
+export { FactType, Origin, FactSchema } from './fact.js';
+export type { Fact, FactBody, FactDraft } from './fact.js';
+export { ActorStatus, SnapshotRecordSchema } from './snapshot.js';
+export type { SnapshotRecord } from './snapshot.js';
+export { OutcomeSchema, IssueSchema } from './outcome.js';
+export type { Outcome, OutcomeStatus, Issue } from './outcome.js';

@@ -1,0 +1,13 @@
+export { EmbeddedTransport } from './embedded-transport.js';
+export type { EmbeddedTransportOptions } from './embedded-transport.js';
+export { subjectMatches, isValidPublishSubject, isValidSubscribeSubject } from './transport.js';
+export type {
+  Transport,
+  Msg,
+  MsgHandler,
+  Headers,
+  PublishOptions,
+  RequestOptions,
+  SubscribeOptions,
+  Subscription,
+} from './transport.js';
