@@ -1,0 +1,125 @@
+import { setup } from 'xstate';
+import { z } from 'zod';
+
+/**
+ * The ICE run lifecycle. A run is the frame in which an agent acts: grants can be bound to
+ * a run, and they only take effect while the run is EXECUTING.
+ *
+ * CREATED → PROVISIONED → CONTEXT_READY → EXECUTING → VALIDATING → COMMITTED | ABORTED → TERMINATED
+ * Any live state → TERMINATED_BY_RUNTIME on RUNTIME_ABORT, which only the runtime sends.
+ * Forward-only: no transition leads back to an earlier state.
+ */
+export const runEvents = {
+  PROVISION: z.strictObject({ resources: z.array(z.string().min(1).max(200)).max(64).default([]) }),
+  LOAD_CONTEXT: z.strictObject({ sources: z.array(z.string().min(1).max(500)).max(64).default([]) }),
+  EXECUTE: z.strictObject({}),
+  SUBMIT: z.strictObject({ summary: z.string().max(4000).optional() }),
+  COMMIT: z.strictObject({}),
+  ABORT: z.strictObject({ reason: z.string().min(1).max(2000) }),
+  TERMINATE: z.strictObject({}),
+} as const;
+
+/** Events only the runtime may send (never accepted from a proposer). */
+export const runRuntimeEvents = {
+  RUNTIME_ABORT: z.strictObject({ reason: z.string().min(1).max(2000) }),
+} as const;
+
+export type RunEvent =
+  | ({ type: 'PROVISION' } & z.infer<typeof runEvents.PROVISION>)
+  | ({ type: 'LOAD_CONTEXT' } & z.infer<typeof runEvents.LOAD_CONTEXT>)
+  | { type: 'EXECUTE' }
+  | ({ type: 'SUBMIT' } & z.infer<typeof runEvents.SUBMIT>)
+  | { type: 'COMMIT' }
+  | ({ type: 'ABORT' } & z.infer<typeof runEvents.ABORT>)
+  | { type: 'TERMINATE' }
+  | ({ type: 'RUNTIME_ABORT' } & z.infer<typeof runRuntimeEvents.RUNTIME_ABORT>);
+
+export interface RunContext {
+  goal: string;
+  resources: string[];
+  sources: string[];
+  summary: string | undefined;
+  abortReason: string | undefined;
+}
+
+export const runMachine = setup({
+  types: {
+    context: {} as RunContext,
+    events: {} as RunEvent,
+    input: {} as { goal?: string } | undefined,
+  },
+  actions: {
+    recordAbort: ({ context, event }) => {
+      if (event.type === 'ABORT' || event.type === 'RUNTIME_ABORT') context.abortReason = event.reason;
+    },
+  },
+}).createMachine({
+  id: 'run',
+  context: ({ input }) => ({
+    goal: input?.goal ?? '',
+    resources: [],
+    sources: [],
+    summary: undefined,
+    abortReason: undefined,
+  }),
+  initial: 'CREATED',
+  on: {
+    RUNTIME_ABORT: { target: '.TERMINATED_BY_RUNTIME', actions: 'recordAbort' },
+  },
+  states: {
+    CREATED: {
+      tags: ['live'],
+      on: {
+        PROVISION: {
+          target: 'PROVISIONED',
+          actions: ({ context, event }) => {
+            context.resources = event.resources;
+          },
+        },
+        ABORT: { target: 'ABORTED', actions: 'recordAbort' },
+      },
+    },
+    PROVISIONED: {
+      tags: ['live'],
+      on: {
+        LOAD_CONTEXT: {
+          target: 'CONTEXT_READY',
+          actions: ({ context, event }) => {
+            context.sources = event.sources;
+          },
+        },
+        ABORT: { target: 'ABORTED', actions: 'recordAbort' },
+      },
+    },
+    CONTEXT_READY: {
+      tags: ['live'],
+      on: {
+        EXECUTE: 'EXECUTING',
+        ABORT: { target: 'ABORTED', actions: 'recordAbort' },
+      },
+    },
+    EXECUTING: {
+      tags: ['live', 'executing'],
+      on: {
+        SUBMIT: {
+          target: 'VALIDATING',
+          actions: ({ context, event }) => {
+            context.summary = event.summary;
+          },
+        },
+        ABORT: { target: 'ABORTED', actions: 'recordAbort' },
+      },
+    },
+    VALIDATING: {
+      tags: ['live'],
+      on: {
+        COMMIT: 'COMMITTED',
+        ABORT: { target: 'ABORTED', actions: 'recordAbort' },
+      },
+    },
+    COMMITTED: { on: { TERMINATE: 'TERMINATED', RUNTIME_ABORT: undefined } },
+    ABORTED: { on: { TERMINATE: 'TERMINATED', RUNTIME_ABORT: undefined } },
+    TERMINATED: { type: 'final' },
+    TERMINATED_BY_RUNTIME: { type: 'final' },
+  },
+});

@@ -1,0 +1,205 @@
+import { DecisionVerificationError } from '../errors.js';
+import type { Decision, Intent, Reason, UnsignedDecision, Verdict } from '../protocol/index.js';
+import type { Journal } from '../journal/index.js';
+import type { Clock } from '../util/clock.js';
+import type { IdGen } from '../util/ids.js';
+import type { GrantBook } from './grant-book.js';
+import { PolicyEffect, ruleApplies, type PolicyRule } from './policy.js';
+import type { AuthorityKey } from './signer.js';
+
+/** What the authority may know about the target actor (and the run) when it decides. */
+export interface ActorView {
+  exists: boolean;
+  /** Lifecycle: only `active` actors take intents. */
+  status: 'active' | 'done' | 'stopped' | 'failed' | 'missing';
+  state: string;
+  context: unknown;
+  /** Whether the actor's current state can take `event` (XState `snapshot.can`). */
+  can(event: { type: string }): boolean;
+}
+
+export interface RunView {
+  exists: boolean;
+  state: string;
+  executing: boolean;
+}
+
+export interface DecideInput {
+  intent: Intent;
+  digest: string;
+  event: { type: string } & Record<string, unknown>;
+  actor: ActorView;
+  run?: RunView | undefined;
+  /** Kind-level policies (from the actor definition) checked before the runtime's. */
+  kindPolicies?: readonly PolicyRule[];
+  /** Set when a human approved this pending intent: require_approval rules are satisfied. */
+  approvedBy?: string;
+}
+
+export interface AuthorityOptions {
+  key: AuthorityKey;
+  grants: GrantBook;
+  journal: Journal;
+  clock: Clock;
+  ids: IdGen;
+  policies?: PolicyRule[];
+  /** How long a decision may wait before a host executes it. */
+  decisionTtlMs?: number;
+}
+
+/**
+ * Decides intents. Checks, in order: the actor is live; deny rules; a usable grant (or an
+ * allow rule) — subject, scope, expiry, revocation, uses, run binding, and for run-bound
+ * grants that the run is EXECUTING; the actor's state can take the event; approval rules.
+ * Every decision is signed and bound to the intent digest; only `granted` can execute.
+ */
+export class Authority {
+  readonly key: AuthorityKey;
+  readonly #grants: GrantBook;
+  readonly #journal: Journal;
+  readonly #clock: Clock;
+  readonly #ids: IdGen;
+  readonly #policies: PolicyRule[];
+  readonly #ttl: number;
+
+  constructor(opts: AuthorityOptions) {
+    this.key = opts.key;
+    this.#grants = opts.grants;
+    this.#journal = opts.journal;
+    this.#clock = opts.clock;
+    this.#ids = opts.ids;
+    this.#policies = opts.policies ?? [];
+    this.#ttl = opts.decisionTtlMs ?? 30_000;
+  }
+
+  get grants(): GrantBook {
+    return this.#grants;
+  }
+
+  decide(input: DecideInput): Decision {
+    const { intent, actor } = input;
+    const now = this.#clock.now();
+    const reasons: Reason[] = [];
+    const deny = (more: Reason[], extra: Partial<UnsignedDecision> = {}) => this.#sign(input, 'denied', [...reasons, ...more], now, extra);
+
+    if (actor.status !== 'active') {
+      return deny([{ code: 'actor_not_active', message: `${intent.target} is ${actor.status}` }]);
+    }
+    const ctx = { intent, state: actor.state, context: actor.context };
+    const rules = [...(input.kindPolicies ?? []), ...this.#policies];
+    for (const rule of rules) {
+      if (rule.effect === PolicyEffect.deny && ruleApplies(rule, ctx)) {
+        return deny([{ code: 'policy_deny', message: rule.reason ?? `denied by policy ${rule.id}` }], { policyRule: rule.id });
+      }
+    }
+
+    let grantId: string | undefined;
+    let allowRule: string | undefined;
+    const found = this.#grants.find(intent, now);
+    if ('grant' in found) {
+      const g = found.grant;
+      if (g.runId !== undefined) {
+        if (!input.run?.exists) {
+          return deny([{ code: 'run_not_found', message: `grant ${g.id} is bound to run ${g.runId}, which does not exist` }], { grantId: g.id });
+        }
+        if (!input.run.executing) {
+          return deny(
+            [{ code: 'run_not_executing', message: `grant ${g.id} is bound to run ${g.runId}, which is ${input.run.state}, not EXECUTING` }],
+            { grantId: g.id },
+          );
+        }
+      }
+      grantId = g.id;
+      reasons.push({ code: 'grant', message: `grant ${g.id} (${g.subject} → ${g.scope}${g.runId ? ` in run ${g.runId}` : ''}) allows it` });
+    } else {
+      const allow = rules.find((r) => r.effect === PolicyEffect.allow && ruleApplies(r, ctx));
+      if (!allow) {
+        return deny([
+          { code: 'no_grant', message: `${intent.proposer} holds no grant for ${intent.target}:${intent.action}` },
+          ...found.misses,
+        ]);
+      }
+      allowRule = allow.id;
+      reasons.push({ code: 'policy_allow', message: allow.reason ?? `allowed by policy ${allow.id}` });
+    }
+
+    if (!actor.can(input.event)) {
+      return deny(
+        [{ code: 'wrong_state', message: `${intent.target} in state ${actor.state} cannot take ${intent.action}` }],
+        { ...(grantId ? { grantId } : {}), ...(allowRule ? { policyRule: allowRule } : {}) },
+      );
+    }
+    reasons.push({ code: 'state', message: `state ${actor.state} accepts ${intent.action}` });
+
+    const gate = input.approvedBy === undefined ? rules.find((r) => r.effect === PolicyEffect.requireApproval && ruleApplies(r, ctx)) : undefined;
+    if (gate) {
+      return this.#sign(
+        input,
+        'pending',
+        [...reasons, { code: 'approval_required', message: gate.reason ?? `policy ${gate.id} requires a human approval` }],
+        now,
+        { policyRule: gate.id, ...(grantId ? { grantId } : {}) },
+      );
+    }
+    if (input.approvedBy !== undefined) reasons.push({ code: 'approved', message: `approved by ${input.approvedBy}` });
+
+    if (grantId !== undefined) {
+      const g = this.#grants.get(grantId)!;
+      if (g.maxUses !== undefined) {
+        // Count the use durably no later than the intent's own commit (queued first).
+        const used = this.#grants.consume(grantId);
+        const tx = this.#journal.begin();
+        tx.grant(used);
+        void tx.commit().catch(() => {});
+      }
+    }
+    return this.#sign(input, 'granted', reasons, now, {
+      ...(grantId ? { grantId } : {}),
+      ...(allowRule ? { policyRule: allowRule } : {}),
+      ...(input.approvedBy !== undefined ? { approvedBy: input.approvedBy } : {}),
+    });
+  }
+
+  #sign(input: DecideInput, verdict: Verdict, reasons: Reason[], now: number, extra: Partial<UnsignedDecision>): Decision {
+    const d: UnsignedDecision = {
+      v: 1,
+      id: this.#ids.next('d'),
+      intentId: input.intent.id,
+      intentDigest: input.digest,
+      verdict,
+      reasons,
+      actorState: input.actor.state,
+      issuedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + this.#ttl).toISOString(),
+      authority: this.key.keyId,
+      ...extra,
+    };
+    return this.key.sign(d);
+  }
+}
+
+/**
+ * What a host checks before it executes anything: the signature of a known authority, the
+ * binding to this exact intent (id and digest), and that the decision has not expired.
+ * @throws DecisionVerificationError naming the failed check.
+ */
+export function verifyDecision(
+  decision: Decision,
+  intent: Intent,
+  digest: string,
+  keys: ReadonlyMap<string, AuthorityKey>,
+  now: number,
+): void {
+  const key = keys.get(decision.authority);
+  if (!key) throw new DecisionVerificationError('unknown_authority', `decision ${decision.id} is signed by unknown authority ${decision.authority}`);
+  if (!key.verify(decision)) throw new DecisionVerificationError('bad_signature', `decision ${decision.id} has an invalid signature`);
+  if (decision.intentId !== intent.id) {
+    throw new DecisionVerificationError('intent_mismatch', `decision ${decision.id} is for intent ${decision.intentId}, not ${intent.id}`);
+  }
+  if (decision.intentDigest !== digest) {
+    throw new DecisionVerificationError('digest_mismatch', `decision ${decision.id} was made for different intent content`);
+  }
+  if (Date.parse(decision.expiresAt) <= now) {
+    throw new DecisionVerificationError('expired', `decision ${decision.id} expired at ${decision.expiresAt}`);
+  }
+}

@@ -1,0 +1,125 @@
+import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { FactType, GrantRequestSchema, Origin, type Grant, type GrantRequest, type Intent } from '../protocol/index.js';
+import type { Journal } from '../journal/index.js';
+import type { Clock } from '../util/clock.js';
+import type { IdGen } from '../util/ids.js';
+import { zodIssues } from './validate.js';
+import { principalMatches, scopeMatches } from './scope.js';
+
+export type GrantMiss = { code: string; message: string };
+
+/**
+ * Capability grants. The store is the truth; this keeps every grant in memory for lookups.
+ * Issuing and revoking are facts; a use is counted when the authority grants with it.
+ */
+export class GrantBook {
+  #grants = new Map<string, Grant>();
+  readonly #journal: Journal;
+  readonly #clock: Clock;
+  readonly #ids: IdGen;
+
+  constructor(initial: Grant[], journal: Journal, clock: Clock, ids: IdGen) {
+    for (const g of initial) this.#grants.set(g.id, g);
+    this.#journal = journal;
+    this.#clock = clock;
+    this.#ids = ids;
+  }
+
+  async issue(req: GrantRequest): Promise<Grant> {
+    const parsed = GrantRequestSchema.safeParse(req);
+    if (!parsed.success) throw new ValidationError('invalid grant request', zodIssues(parsed.error));
+    const r = parsed.data;
+    const id = r.id ?? this.#ids.next('g');
+    if (this.#grants.has(id)) throw new ConflictError(`grant ${id} already exists`);
+    const now = this.#clock.now();
+    const expiresAt = r.expiresAt ?? (r.ttlMs !== undefined ? new Date(now + r.ttlMs).toISOString() : undefined);
+    const grant: Grant = {
+      v: 1,
+      id,
+      subject: r.subject,
+      scope: r.scope,
+      ...(r.runId !== undefined ? { runId: r.runId } : {}),
+      issuedAt: new Date(now).toISOString(),
+      issuedBy: r.by,
+      ...(expiresAt !== undefined ? { expiresAt } : {}),
+      ...(r.maxUses !== undefined ? { maxUses: r.maxUses } : {}),
+      uses: 0,
+      ...(r.note !== undefined ? { note: r.note } : {}),
+    };
+    this.#grants.set(id, grant);
+    const tx = this.#journal.begin();
+    tx.fact({ type: FactType.grantIssued, origin: Origin.operator, data: { grant } });
+    tx.grant(grant);
+    try {
+      await tx.commit();
+    } catch (e) {
+      this.#grants.delete(id);
+      throw e;
+    }
+    return grant;
+  }
+
+  async revoke(id: string, by = 'operator', reason?: string): Promise<Grant> {
+    const g = this.#grants.get(id);
+    if (!g) throw new NotFoundError(`grant ${id}`);
+    if (g.revokedAt) return g;
+    const revoked: Grant = { ...g, revokedAt: new Date(this.#clock.now()).toISOString(), revokedBy: by };
+    this.#grants.set(id, revoked);
+    const tx = this.#journal.begin();
+    tx.fact({ type: FactType.grantRevoked, origin: Origin.operator, data: { grantId: id, by, ...(reason ? { reason } : {}) } });
+    tx.grant(revoked);
+    await tx.commit();
+    return revoked;
+  }
+
+  get(id: string): Grant | undefined {
+    return this.#grants.get(id);
+  }
+
+  list(): Grant[] {
+    return [...this.#grants.values()].sort((a, b) => a.issuedAt.localeCompare(b.issuedAt) || a.id.localeCompare(b.id));
+  }
+
+  /**
+   * The first usable grant for this intent (oldest first), or the reasons none is usable.
+   * Grants that match subject and scope but fail on expiry, revocation, uses or run binding
+   * are reported, so a denial says which grant came close and why it did not count.
+   */
+  find(intent: Intent, now: number): { grant: Grant } | { misses: GrantMiss[] } {
+    const misses: GrantMiss[] = [];
+    for (const g of this.list()) {
+      if (!principalMatches(g.subject, intent.proposer)) continue;
+      if (!scopeMatches(g.scope, intent.target, intent.action)) continue;
+      if (g.revokedAt) {
+        misses.push({ code: 'grant_revoked', message: `grant ${g.id} was revoked at ${g.revokedAt}` });
+        continue;
+      }
+      if (g.expiresAt && Date.parse(g.expiresAt) <= now) {
+        misses.push({ code: 'grant_expired', message: `grant ${g.id} expired at ${g.expiresAt}` });
+        continue;
+      }
+      if (g.maxUses !== undefined && g.uses >= g.maxUses) {
+        misses.push({ code: 'grant_exhausted', message: `grant ${g.id} has used all ${g.maxUses} uses` });
+        continue;
+      }
+      if (g.runId !== undefined && g.runId !== intent.runId) {
+        misses.push({
+          code: 'grant_run_mismatch',
+          message: `grant ${g.id} is bound to run ${g.runId}, the intent ${intent.runId ? `to run ${intent.runId}` : 'to no run'}`,
+        });
+        continue;
+      }
+      return { grant: g };
+    }
+    return { misses };
+  }
+
+  /** Counts one use; returns the updated grant for the caller to persist. */
+  consume(id: string): Grant {
+    const g = this.#grants.get(id);
+    if (!g) throw new NotFoundError(`grant ${id}`);
+    const used: Grant = { ...g, uses: g.uses + 1 };
+    this.#grants.set(id, used);
+    return used;
+  }
+}

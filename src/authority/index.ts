@@ -1,0 +1,12 @@
+export { Authority, verifyDecision } from './authority.js';
+export type { ActorView, RunView, DecideInput, AuthorityOptions } from './authority.js';
+export { GrantBook } from './grant-book.js';
+export type { GrantMiss } from './grant-book.js';
+export { AuthorityKey } from './signer.js';
+export { PolicyEffect, ruleApplies } from './policy.js';
+export type { PolicyRule, PolicyContext } from './policy.js';
+export { scopeMatches, principalMatches } from './scope.js';
+export { validateIntent, zodIssues } from './validate.js';
+export type { ValidatedIntent, InvalidIntent } from './validate.js';
+export { AuthorityService } from './authority-service.js';
+export type { StateOracle } from './authority-service.js';

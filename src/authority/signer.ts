@@ -1,0 +1,59 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { canonicalJson, sha256Hex, type Decision, type UnsignedDecision } from '../protocol/index.js';
+
+/**
+ * The authority's ed25519 identity. Decisions are signed over the canonical JSON of every
+ * field but `sig`; hosts verify with the public key before executing anything.
+ */
+export class AuthorityKey {
+  readonly keyId: string;
+  readonly publicKeyPem: string;
+  readonly #private: KeyObject | undefined;
+  readonly #public: KeyObject;
+
+  private constructor(pub: KeyObject, priv: KeyObject | undefined) {
+    this.#public = pub;
+    this.#private = priv;
+    this.publicKeyPem = pub.export({ type: 'spki', format: 'pem' }).toString();
+    this.keyId = sha256Hex(pub.export({ type: 'spki', format: 'der' })).slice(0, 16);
+  }
+
+  static generate(): AuthorityKey {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    return new AuthorityKey(publicKey, privateKey);
+  }
+
+  /** Loads the PEM private key at `path`, creating it (mode 0600) on first use. */
+  static loadOrCreate(path: string): AuthorityKey {
+    if (existsSync(path)) {
+      const priv = createPrivateKey(readFileSync(path));
+      return new AuthorityKey(createPublicKey(priv), priv);
+    }
+    const key = AuthorityKey.generate();
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, key.#private!.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    return key;
+  }
+
+  /** A verify-only key (for hosts that trust an authority elsewhere). */
+  static fromPublicPem(pem: string): AuthorityKey {
+    return new AuthorityKey(createPublicKey(pem), undefined);
+  }
+
+  sign(d: UnsignedDecision): Decision {
+    if (!this.#private) throw new Error('this authority key can only verify');
+    const sig = sign(null, Buffer.from(canonicalJson(d)), this.#private).toString('base64');
+    return { ...d, sig };
+  }
+
+  verify(d: Decision): boolean {
+    const { sig, ...rest } = d;
+    try {
+      return verify(null, Buffer.from(canonicalJson(rest)), this.#public, Buffer.from(sig, 'base64'));
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,98 @@
+import type { AnyStateMachine } from 'xstate';
+import type { ZodType } from 'zod';
+import { ACTOR_KIND_RE } from '../protocol/address.js';
+import { ConfigError } from '../errors.js';
+import type { PolicyRule } from '../authority/policy.js';
+
+/**
+ * What a kind of actor is: its machine, the events (actions) proposers may send with the
+ * zod schema of each one's params, the events only the runtime may send, and the policies
+ * that come with the kind.
+ */
+export interface ActorDefinition<M extends AnyStateMachine = AnyStateMachine> {
+  readonly kind: string;
+  readonly machine: M;
+  /** Actions a proposer may request, each with the schema of its params. */
+  readonly events: Readonly<Record<string, ZodType>>;
+  /** Events only the runtime sends (e.g. RUNTIME_ABORT); never accepted from an intent. */
+  readonly runtimeEvents: Readonly<Record<string, ZodType>>;
+  /** Schema of the input given when an actor of this kind is spawned. */
+  readonly input: ZodType | undefined;
+  readonly policies: readonly PolicyRule[];
+  readonly description: string | undefined;
+}
+
+export interface DefineActorOptions<M extends AnyStateMachine> {
+  kind: string;
+  machine: M;
+  events: Record<string, ZodType>;
+  runtimeEvents?: Record<string, ZodType>;
+  input?: ZodType;
+  policies?: PolicyRule[];
+  description?: string;
+}
+
+/**
+ * Binds a machine to a kind.
+ * @example
+ * export const deploymentActor = defineActor({
+ *   kind: 'deployment',
+ *   machine: deploymentMachine,
+ *   events: deploymentEvents,
+ * });
+ */
+export function defineActor<M extends AnyStateMachine>(opts: DefineActorOptions<M>): ActorDefinition<M> {
+  if (!ACTOR_KIND_RE.test(opts.kind)) {
+    throw new ConfigError(`actor kind ${JSON.stringify(opts.kind)} must match ${ACTOR_KIND_RE}`);
+  }
+  const runtimeEvents = opts.runtimeEvents ?? {};
+  for (const name of Object.keys(opts.events)) {
+    if (name in runtimeEvents) throw new ConfigError(`${opts.kind}: event ${name} is both proposable and runtime-only`);
+    if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(name)) throw new ConfigError(`${opts.kind}: bad event name ${name}`);
+  }
+  return Object.freeze({
+    kind: opts.kind,
+    machine: opts.machine,
+    events: Object.freeze({ ...opts.events }),
+    runtimeEvents: Object.freeze({ ...runtimeEvents }),
+    input: opts.input,
+    policies: Object.freeze([...(opts.policies ?? [])]),
+    description: opts.description,
+  });
+}
+
+/** The kinds a runtime hosts. */
+export class ActorRegistry {
+  #defs = new Map<string, ActorDefinition>();
+
+  constructor(defs: Iterable<ActorDefinition> = []) {
+    for (const d of defs) this.register(d);
+  }
+
+  register(def: ActorDefinition): void {
+    if (this.#defs.has(def.kind)) throw new ConfigError(`actor kind ${def.kind} is registered twice`);
+    this.#defs.set(def.kind, def);
+  }
+
+  get(kind: string): ActorDefinition | undefined {
+    return this.#defs.get(kind);
+  }
+
+  list(): ActorDefinition[] {
+    return [...this.#defs.values()];
+  }
+}
+
+/** Accepts a module's exports: `actors` array, `default` (array or one definition), or named definitions. */
+export function definitionsFromModule(mod: Record<string, unknown>): ActorDefinition[] {
+  const isDef = (v: unknown): v is ActorDefinition =>
+    typeof v === 'object' && v !== null && 'kind' in v && 'machine' in v && 'events' in v;
+  const candidates: unknown[] = [];
+  if (Array.isArray(mod.actors)) candidates.push(...(mod.actors as unknown[]));
+  else if (Array.isArray(mod.default)) candidates.push(...(mod.default as unknown[]));
+  else if (isDef(mod.default)) candidates.push(mod.default);
+  else candidates.push(...Object.values(mod));
+  const defs = candidates.filter(isDef);
+  if (defs.length === 0) throw new ConfigError('the module exports no actor definitions (export `actors` or defineActor results)');
+  return defs;
+}

@@ -1,0 +1,133 @@
+import { ensureError, IceError, type IssueDetail } from '../errors.js';
+import { FactType, Origin, Subjects, type Decision, type Intent, type JsonLimits, type Outcome } from '../protocol/index.js';
+import { validateIntent, type ValidatedIntent } from '../authority/index.js';
+import type { Journal } from '../journal/index.js';
+import type { SqliteStore } from '../store/index.js';
+import type { Transport, Subscription } from '../transport/index.js';
+import type { Logger } from '../util/logger.js';
+import type { ActorRegistry } from './definition.js';
+import type { Host } from './host.js';
+
+export interface IntakeOptions {
+  registry: ActorRegistry;
+  host: Host;
+  journal: Journal;
+  store: SqliteStore;
+  transport: Transport;
+  logger: Logger;
+  limits: JsonLimits;
+  decideTimeoutMs: number;
+}
+
+/**
+ * The door intents come in by: `ice.intent.<kind>.<id>` (queue group `ice.intake`).
+ * Validates, answers repeats from the outcome table, asks the authority (over the
+ * transport, `ice.authority.decide`), has the host apply the decision inside the actor's
+ * turn, and replies with the outcome only after its commit is durable.
+ */
+export class Intake {
+  readonly #o: IntakeOptions;
+  readonly #inflight = new Map<string, { digest: string; promise: Promise<Outcome> }>();
+  #sub: Subscription | undefined;
+
+  constructor(opts: IntakeOptions) {
+    this.#o = opts;
+  }
+
+  listen(): void {
+    this.#sub = this.#o.transport.subscribe(
+      Subjects.intentAll,
+      async (msg) => {
+        const outcome = await this.handle(msg.data).catch((e: unknown) => failedOutcome(msg.data, e));
+        msg.respond(outcome);
+      },
+      { queue: 'ice.intake' },
+    );
+  }
+
+  close(): void {
+    this.#sub?.unsubscribe();
+  }
+
+  async handle(raw: unknown): Promise<Outcome> {
+    const v = validateIntent(raw, this.#o.registry, this.#o.limits);
+    if (!v.ok) return this.#reject(v.issues, v.intentId, v.target);
+    const { intent, digest } = v;
+
+    const inflight = this.#inflight.get(intent.id);
+    if (inflight) {
+      if (inflight.digest !== digest) return this.#conflict(intent);
+      return inflight.promise;
+    }
+    const stored = this.#o.store.outcome(intent.id);
+    if (stored) return stored.digest === digest ? stored.outcome : this.#conflict(intent);
+
+    const promise = this.#run(v);
+    this.#inflight.set(intent.id, { digest, promise });
+    try {
+      return await promise;
+    } finally {
+      this.#inflight.delete(intent.id);
+    }
+  }
+
+  async #run(v: ValidatedIntent): Promise<Outcome> {
+    const { intent, digest } = v;
+    const host = this.#o.host;
+    const applied = await host.withActor(intent.target, async () => {
+      if (!host.has(intent.target)) return undefined;
+      const decision = await this.#decide(intent, digest);
+      return host.apply(intent, digest, decision);
+    });
+    if (!applied) {
+      return this.#reject(
+        [{ path: 'target', code: 'unknown_actor', message: `no actor ${intent.target}`, expected: 'an existing actor (spawn it first)' }],
+        intent.id,
+        intent.target,
+      );
+    }
+    await applied.committed;
+    return applied.outcome;
+  }
+
+  async #decide(intent: Intent, digest: string): Promise<Decision> {
+    const reply = await this.#o.transport.request(Subjects.decide, { intent, digest }, { timeoutMs: this.#o.decideTimeoutMs });
+    const data = reply.data as { decision?: Decision; error?: { code: string; message: string } };
+    if (!data.decision) throw new IceError(data.error?.code ?? 'E_AUTHORITY', data.error?.message ?? 'authority gave no decision', 'retry');
+    return data.decision;
+  }
+
+  async #reject(issues: IssueDetail[], intentId?: string, target?: string): Promise<Outcome> {
+    const tx = this.#o.journal.begin();
+    const f = tx.fact({
+      type: FactType.intentRejected,
+      origin: Origin.proposer,
+      ...(target ? { actor: target } : {}),
+      ...(intentId ? { intentId } : {}),
+      data: { issues },
+    });
+    await tx.commit();
+    this.#o.logger.info({ intent: intentId, actor: target, issues: issues.map((i) => `${i.path}: ${i.code}`) }, 'intent rejected');
+    return { v: 1, status: 'rejected', ...(intentId ? { intentId } : {}), issues, seq: f.seq };
+  }
+
+  #conflict(intent: Intent): Promise<Outcome> {
+    return this.#reject(
+      [{ path: 'id', code: 'idempotency_conflict', message: `intent id ${intent.id} was already used for a different intent`, expected: 'a new id for a new intent' }],
+      intent.id,
+      intent.target,
+    );
+  }
+}
+
+function failedOutcome(raw: unknown, e: unknown): Outcome {
+  const err = ensureError(e);
+  const r = (typeof raw === 'object' && raw !== null ? raw : {}) as { id?: unknown; target?: unknown };
+  return {
+    v: 1,
+    status: 'failed',
+    intentId: typeof r.id === 'string' ? r.id : '',
+    actor: typeof r.target === 'string' ? r.target : '',
+    error: { code: err instanceof IceError ? err.code : 'E_INTERNAL', message: err.message },
+  };
+}

@@ -1,0 +1,15 @@
+export { createRuntime } from './runtime.js';
+export type { Runtime, RuntimeOptions, ProposeOptions, PendingApproval } from './runtime.js';
+export { defineActor, ActorRegistry, replayActor, stateToString } from './host/index.js';
+export type { ActorDefinition, DefineActorOptions, ActorInfo, ActorDetail, InspectRecord } from './host/index.js';
+export { PolicyEffect, scopeMatches, principalMatches } from './authority/index.js';
+export type { PolicyRule, PolicyContext } from './authority/index.js';
+export * from './protocol/index.js';
+export * from './errors.js';
+export { EmbeddedTransport } from './transport/index.js';
+export type { Transport, Msg } from './transport/index.js';
+export { ManualClock, systemClock } from './util/clock.js';
+export type { Clock } from './util/clock.js';
+export { sequentialIds, randomIds } from './util/ids.js';
+export type { IdGen } from './util/ids.js';
+export { createLogger } from './util/logger.js';

@@ -1,0 +1,323 @@
+import { JournalError, ensureError } from '../errors.js';
+import { canonicalJson, sha256Hex, type Fact, type FactBody, type FactDraft, type Grant, type Outcome, type SnapshotRecord } from '../protocol/index.js';
+import type { CommitBatch, PendingRecord, SqliteStore, StoredFactRow } from '../store/index.js';
+import type { Clock } from '../util/clock.js';
+
+/**
+ * The journal: append-only, hash-chained facts, committed in groups.
+ *
+ * Ordering and atomicity:
+ * - A `JournalTx` is built synchronously (no `await` between `begin()` and `commit()`):
+ *   its facts get consecutive seqs and are chained to the previous fact the moment they are
+ *   appended, so causes can name seqs. `begin()` refuses to open a second tx while one is
+ *   open; that makes an interleaving bug loud instead of a broken chain.
+ * - Committed txs are queued and flushed together on the next turn of the event loop, in
+ *   seq order, in ONE store transaction (group commit). `commit()` resolves only after that
+ *   transaction is durable; nobody may acknowledge earlier.
+ * - If a flush fails, every tx in it is rejected, the chain head is reset to the store's,
+ *   and `onFlushFailed` tells the host which actors ran ahead of the disk so it can drop
+ *   their in-memory state and reload it.
+ *
+ * Hash: `hash = sha256(prevHash + canonicalJson(body))`, body = the fact minus prev/hash.
+ * Verifying is one sha256 per fact over the stored text, so it runs near raw hash speed.
+ */
+
+export interface VerifyResult {
+  ok: boolean;
+  /** Facts checked. */
+  count: number;
+  headSeq: number;
+  headHash: string;
+  /** First seq whose link is broken. */
+  brokenAt?: number;
+  reason?: string;
+}
+
+export interface JournalOptions {
+  clock: Clock;
+  onFlushFailed?: (actors: Set<string>, err: Error) => void;
+}
+
+interface QueuedTx {
+  batch: CommitBatch;
+  actors: Set<string>;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class Journal {
+  readonly #store: SqliteStore;
+  readonly #clock: Clock;
+  readonly #onFlushFailed: (actors: Set<string>, err: Error) => void;
+  #headSeq: number;
+  #headHash: string;
+  #open: JournalTx | undefined;
+  #queue: QueuedTx[] = [];
+  #scheduled = false;
+  #listeners = new Set<(f: Fact) => void>();
+  #flushing: Promise<void> | undefined;
+  #resolveFlushing: (() => void) | undefined;
+  /** Largest number of txs flushed in one store transaction (for stats). */
+  maxBatch = 0;
+  flushes = 0;
+
+  constructor(store: SqliteStore, opts: JournalOptions) {
+    this.#store = store;
+    this.#clock = opts.clock;
+    this.#onFlushFailed = opts.onFlushFailed ?? (() => {});
+    const head = store.head();
+    this.#headSeq = head.seq;
+    this.#headHash = head.hash;
+  }
+
+  get headSeq(): number {
+    return this.#headSeq;
+  }
+
+  get headHash(): string {
+    return this.#headHash;
+  }
+
+  /** Opens a tx; append facts and attach snapshots/outcomes, then `commit()` in the same tick. */
+  begin(): JournalTx {
+    if (this.#open) throw new JournalError('a journal tx is already open (an await between begin() and commit()?)');
+    const tx = new JournalTx(this);
+    this.#open = tx;
+    return tx;
+  }
+
+  /** @internal */
+  _append(tx: JournalTx, draft: FactDraft): Fact {
+    if (this.#open !== tx) throw new JournalError('journal tx is not open');
+    const body: FactBody = {
+      v: 1,
+      seq: this.#headSeq + 1,
+      at: new Date(this.#clock.now()).toISOString(),
+      type: draft.type,
+      origin: draft.origin,
+      ...(draft.actor !== undefined ? { actor: draft.actor } : {}),
+      ...(draft.intentId !== undefined ? { intentId: draft.intentId } : {}),
+      causes: draft.causes ?? [],
+      data: draft.data,
+    };
+    const text = canonicalJson(body);
+    const prev = this.#headHash;
+    const hash = sha256Hex(prev + text);
+    const fact: Fact = { ...body, prev, hash };
+    this.#headSeq = body.seq;
+    this.#headHash = hash;
+    tx.batch.facts.push({ fact, body: text });
+    return fact;
+  }
+
+  /** @internal */
+  _commit(tx: JournalTx): Promise<void> {
+    if (this.#open !== tx) throw new JournalError('journal tx is not open');
+    this.#open = undefined;
+    const b = tx.batch;
+    if (b.facts.length + b.snapshots.length + b.outcomes.length + b.grants.length + b.pendingPut.length + b.pendingDelete.length === 0) {
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ batch: b, actors: tx.actors, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  /** @internal */
+  _abort(tx: JournalTx): void {
+    if (this.#open !== tx) return;
+    this.#open = undefined;
+    if (tx.batch.facts.length > 0) {
+      // Roll the in-memory head back to where this tx started.
+      const first = tx.batch.facts[0]!.fact;
+      this.#headSeq = first.seq - 1;
+      this.#headHash = first.prev;
+    }
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const queue = this.#queue;
+    this.#queue = [];
+    if (queue.length === 0) return;
+    const merged: CommitBatch = { facts: [], snapshots: [], outcomes: [], grants: [], pendingPut: [], pendingDelete: [] };
+    const snapshotByActor = new Map<string, SnapshotRecord>();
+    const grantById = new Map<string, Grant>();
+    for (const q of queue) {
+      for (const f of q.batch.facts) merged.facts.push(f);
+      // Only the newest snapshot of an actor in this group needs writing.
+      for (const s of q.batch.snapshots) snapshotByActor.set(s.actor, s);
+      for (const o of q.batch.outcomes) merged.outcomes.push(o);
+      for (const g of q.batch.grants) grantById.set(g.id, g);
+      for (const p of q.batch.pendingPut) merged.pendingPut.push(p);
+      for (const d of q.batch.pendingDelete) merged.pendingDelete.push(d);
+    }
+    merged.snapshots = [...snapshotByActor.values()];
+    merged.grants = [...grantById.values()];
+    try {
+      this.#store.commit(merged);
+    } catch (e) {
+      const err = new JournalError('commit failed; nothing in this group was acknowledged', { cause: ensureError(e) });
+      const head = this.#store.head();
+      this.#headSeq = head.seq;
+      this.#headHash = head.hash;
+      const actors = new Set<string>();
+      for (const q of queue) for (const a of q.actors) actors.add(a);
+      this.#onFlushFailed(actors, err);
+      for (const q of queue) q.reject(err);
+      this.#settleFlushing();
+      return;
+    }
+    this.flushes++;
+    if (queue.length > this.maxBatch) this.maxBatch = queue.length;
+    for (const q of queue) q.resolve();
+    if (this.#listeners.size > 0) {
+      for (const { fact } of merged.facts) {
+        for (const l of this.#listeners) {
+          try {
+            l(fact);
+          } catch {
+            // A listener's failure is its own; the journal has already committed.
+          }
+        }
+      }
+    }
+    this.#settleFlushing();
+  }
+
+  #settleFlushing(): void {
+    if (this.#queue.length === 0 && this.#resolveFlushing) {
+      const r = this.#resolveFlushing;
+      this.#flushing = undefined;
+      this.#resolveFlushing = undefined;
+      r();
+    }
+  }
+
+  /** Resolves when every tx committed so far is durable (or failed). */
+  drain(): Promise<void> {
+    if (this.#queue.length === 0 && !this.#scheduled) return Promise.resolve();
+    this.#flushing ??= new Promise<void>((r) => (this.#resolveFlushing = r));
+    return this.#flushing;
+  }
+
+  /** Listens to facts after they are durable. Returns the unsubscribe function. */
+  onFact(listener: (f: Fact) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Newest first. */
+  tail(opts: { limit?: number; actor?: string; beforeSeq?: number } = {}): Fact[] {
+    return this.#store.tailRows(opts.limit ?? 50, opts.beforeSeq, opts.actor).map(rowToFact);
+  }
+
+  /** Oldest first, from `fromSeq`. */
+  read(fromSeq = 1, limit = 1000): Fact[] {
+    return this.#store.factRows(fromSeq, limit).map(rowToFact);
+  }
+
+  factsOfIntent(intentId: string): Fact[] {
+    return this.#store.intentFactRows(intentId).map(rowToFact);
+  }
+
+  fact(seq: number): Fact | undefined {
+    const row = this.#store.factRow(seq);
+    return row ? rowToFact(row) : undefined;
+  }
+
+  /** Walks the whole chain. See {@link verifyRows}. */
+  verify(): VerifyResult {
+    return verifyRows(this.#store.iterateFactRows());
+  }
+}
+
+/**
+ * Checks seq continuity, each stored hash against sha256(prev + body), and each body's seq.
+ * Works on a store opened read-only, so `ice journal verify` needs no lock.
+ */
+export function verifyRows(rows: Iterable<StoredFactRow>): VerifyResult {
+  let expectedSeq = 1;
+  let prev = '';
+  let count = 0;
+  for (const row of rows) {
+    if (row.seq !== expectedSeq) {
+      return { ok: false, count, headSeq: expectedSeq - 1, headHash: prev, brokenAt: expectedSeq, reason: `fact ${expectedSeq} is missing` };
+    }
+    const hash = sha256Hex(prev + row.body);
+    if (hash !== row.hash) {
+      return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'hash does not match the fact body and the previous hash' };
+    }
+    if (row.prev !== prev) {
+      return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'stored prev does not match the previous hash' };
+    }
+    if (!row.body.startsWith('{') || !row.body.includes(`"seq":${row.seq},`)) {
+      return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'fact body carries another seq' };
+    }
+    prev = hash;
+    expectedSeq++;
+    count++;
+  }
+  return { ok: true, count, headSeq: expectedSeq - 1, headHash: prev };
+}
+
+export function rowToFact(row: StoredFactRow): Fact {
+  const body = JSON.parse(row.body) as FactBody;
+  return { ...body, prev: row.prev, hash: row.hash };
+}
+
+/** Facts, snapshots and records that commit together. Build it synchronously. */
+export class JournalTx {
+  readonly batch: CommitBatch = { facts: [], snapshots: [], outcomes: [], grants: [], pendingPut: [], pendingDelete: [] };
+  readonly actors = new Set<string>();
+  readonly #journal: Journal;
+
+  constructor(journal: Journal) {
+    this.#journal = journal;
+  }
+
+  fact(draft: FactDraft): Fact {
+    if (draft.actor) this.actors.add(draft.actor);
+    return this.#journal._append(this, draft);
+  }
+
+  snapshot(rec: SnapshotRecord): this {
+    this.actors.add(rec.actor);
+    this.batch.snapshots.push(rec);
+    return this;
+  }
+
+  outcome(intentId: string, digest: string, outcome: Outcome): this {
+    this.batch.outcomes.push({ intentId, digest, outcome });
+    return this;
+  }
+
+  grant(g: Grant): this {
+    this.batch.grants.push(g);
+    return this;
+  }
+
+  pendingPut(p: PendingRecord): this {
+    this.batch.pendingPut.push(p);
+    return this;
+  }
+
+  pendingDelete(intentId: string): this {
+    this.batch.pendingDelete.push(intentId);
+    return this;
+  }
+
+  /** Queues the tx for the next group commit; resolves once it is durable. */
+  commit(): Promise<void> {
+    return this.#journal._commit(this);
+  }
+
+  /** Drops the tx (only before commit), rewinding the chain head. */
+  abort(): void {
+    this.#journal._abort(this);
+  }
+}

@@ -1,0 +1,254 @@
+import { join, resolve } from 'node:path';
+import { hostname } from 'node:os';
+import { exampleActors } from '../actors/index.js';
+import { ConflictError, NotFoundError, ValidationError } from './errors.js';
+import {
+  DEFAULT_LIMITS,
+  Subjects,
+  isAddress,
+  splitAddress,
+  type Decision,
+  type Fact,
+  type Grant,
+  type GrantRequest,
+  type Intent,
+  type IntentInput,
+  type JsonLimits,
+  type Outcome,
+} from './protocol/index.js';
+import { Authority, AuthorityKey, AuthorityService, GrantBook, validateIntent, type PolicyRule } from './authority/index.js';
+import { ActorRegistry, Host, Intake, type ActorDefinition, type ActorDetail, type ActorInfo, type InspectRecord } from './host/index.js';
+import { Journal, type VerifyResult } from './journal/index.js';
+import { DataDirLock, SqliteStore, type PendingRecord } from './store/index.js';
+import { EmbeddedTransport, type Transport } from './transport/index.js';
+import { systemClock, type Clock } from './util/clock.js';
+import { randomIds, type IdGen } from './util/ids.js';
+import { createLogger, type Logger } from './util/logger.js';
+
+export interface RuntimeOptions {
+  /** Where the store, the authority key and the owner lock live. Default `./.ice`. */
+  dataDir?: string;
+  /** Actor kinds to host. Default: the examples (`run`, `deployment`). */
+  actors?: ActorDefinition[];
+  /** Runtime-wide policy rules (kinds bring their own too). */
+  policies?: PolicyRule[];
+  /** Message bus; default an embedded one. */
+  transport?: Transport;
+  /** Node name in facts and logs. Default `<hostname>-<pid>`. */
+  node?: string;
+  logger?: Logger;
+  clock?: Clock;
+  ids?: IdGen;
+  limits?: Partial<JsonLimits>;
+  /** How long a decision stays valid. Default 30 s. */
+  decisionTtlMs?: number;
+  /** How long a proposal waits for its outcome. Default 30 s. */
+  proposeTimeoutMs?: number;
+}
+
+export interface ProposeOptions {
+  timeoutMs?: number;
+}
+
+export interface PendingApproval {
+  intentId: string;
+  actor: string;
+  intent: Intent;
+  decision: Decision;
+  createdAt: string;
+}
+
+/**
+ * An ICE runtime in this process: an authority, a host, a journal in `<dataDir>/ice.db`,
+ * and the transport they talk over. See README for the tour.
+ * @example
+ * const rt = await createRuntime({ dataDir: './.ice' });
+ * await rt.spawn('deployment/web', { service: 'web' });
+ * await rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/web:*' });
+ * const out = await rt.propose({ id: 'i-1', proposer: 'agent:bot', target: 'deployment/web',
+ *   action: 'CONFIGURE', params: { version: '1.0.0', replicas: 2 } });
+ * await rt.stop();
+ */
+export interface Runtime {
+  readonly node: string;
+  readonly dataDir: string;
+  readonly transport: Transport;
+  readonly authorityKeyId: string;
+  readonly logger: Logger;
+  propose(intent: IntentInput | unknown, opts?: ProposeOptions): Promise<Outcome>;
+  spawn(address: string, input?: unknown): Promise<ActorInfo>;
+  actor(address: string): ActorDetail | undefined;
+  listActors(): ActorInfo[];
+  definitions(): ActorDefinition[];
+  signal(address: string, event: { type: string } & Record<string, unknown>, reason: string): Promise<Fact>;
+  stopActor(address: string, reason: string): Promise<void>;
+  passivate(address: string): boolean;
+  readonly grants: {
+    issue(req: GrantRequest): Promise<Grant>;
+    revoke(id: string, by?: string, reason?: string): Promise<Grant>;
+    list(): Grant[];
+  };
+  readonly approvals: {
+    list(): PendingApproval[];
+    approve(intentId: string, by: string, note?: string): Promise<Outcome>;
+    deny(intentId: string, by: string, reason: string): Promise<Outcome>;
+  };
+  readonly journal: {
+    verify(): VerifyResult;
+    tail(opts?: { limit?: number; actor?: string; beforeSeq?: number }): Fact[];
+    read(fromSeq?: number, limit?: number): Fact[];
+    factsOfIntent(intentId: string): Fact[];
+    fact(seq: number): Fact | undefined;
+    readonly headSeq: number;
+  };
+  onFact(listener: (f: Fact) => void): () => void;
+  onInspect(listener: (r: InspectRecord) => void): () => void;
+  /** Journal group-commit statistics. */
+  stats(): { actors: number; active: number; headSeq: number; flushes: number; maxBatch: number };
+  stop(): Promise<void>;
+}
+
+export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
+  const dataDir = resolve(opts.dataDir ?? './.ice');
+  const node = opts.node ?? `${hostname()}-${process.pid}`;
+  const logger = (opts.logger ?? createLogger()).child({ node });
+  const clock = opts.clock ?? systemClock;
+  const ids = opts.ids ?? randomIds;
+  const limits: JsonLimits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const registry = new ActorRegistry(opts.actors ?? exampleActors);
+  const proposeTimeoutMs = opts.proposeTimeoutMs ?? 30_000;
+
+  const lock = DataDirLock.acquire(dataDir);
+  let store: SqliteStore | undefined;
+  try {
+    store = new SqliteStore(dataDir);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  const st = store;
+  let host!: Host;
+  const journal = new Journal(st, {
+    clock,
+    onFlushFailed: (actors, err) => {
+      logger.error({ err, actors: [...actors] }, 'group commit failed; reloading affected actors from disk');
+      host.evict(actors);
+    },
+  });
+  const key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
+  const grantBook = new GrantBook(st.grants(), journal, clock, ids);
+  const authority = new Authority({
+    key,
+    grants: grantBook,
+    journal,
+    clock,
+    ids,
+    ...(opts.policies ? { policies: opts.policies } : {}),
+    ...(opts.decisionTtlMs !== undefined ? { decisionTtlMs: opts.decisionTtlMs } : {}),
+  });
+  host = new Host({ node, registry, store: st, journal, clock, logger, authorityKeys: new Map([[key.keyId, key]]) });
+  const transport = opts.transport ?? new EmbeddedTransport({ onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed') });
+  const authorityService = new AuthorityService(authority, registry, host, transport, limits, logger);
+  authorityService.listen();
+  const intake = new Intake({ registry, host, journal, store: st, transport, logger, limits, decideTimeoutMs: proposeTimeoutMs });
+  intake.listen();
+  const unpublish = journal.onFact((f) => {
+    try {
+      transport.publish(Subjects.fact(f.actor), f);
+    } catch {
+      // transport closing; the fact is durable regardless
+    }
+  });
+  lock.writeOwner({ pid: process.pid, node, startedAt: new Date(clock.now()).toISOString() });
+  logger.info({ dataDir, actors: host.size, headSeq: journal.headSeq, transport: transport.kind }, 'runtime started');
+
+  const pendingOf = (intentId: string): PendingApproval => {
+    const rec: PendingRecord | undefined = st.pending(intentId)[0];
+    if (!rec) throw new NotFoundError(`pending intent ${intentId}`);
+    return rec as PendingApproval;
+  };
+
+  let stopped = false;
+  const runtime: Runtime = {
+    node,
+    dataDir,
+    transport,
+    authorityKeyId: key.keyId,
+    logger,
+    async propose(raw, popts = {}) {
+      const target = (raw as { target?: unknown } | null)?.target;
+      const subject = Subjects.intent(typeof target === 'string' ? target : '');
+      const reply = await transport.request(subject, raw, { timeoutMs: popts.timeoutMs ?? proposeTimeoutMs });
+      return reply.data as Outcome;
+    },
+    spawn: (address, input) => host.spawn(address, input),
+    actor: (address) => host.detail(address),
+    listActors: () => host.list(),
+    definitions: () => registry.list(),
+    signal: (address, event, reason) => host.signal(address, event, reason),
+    stopActor: (address, reason) => host.stopActor(address, reason),
+    passivate: (address) => host.passivate(address),
+    grants: {
+      issue: (req) => grantBook.issue(req),
+      revoke: (id, by, reason) => grantBook.revoke(id, by, reason),
+      list: () => grantBook.list(),
+    },
+    approvals: {
+      list: () => st.pending() as PendingApproval[],
+      async approve(intentId, by, note) {
+        const p = pendingOf(intentId);
+        const v = validateIntent(p.intent, registry, limits);
+        if (!v.ok) throw new ValidationError(`pending intent ${intentId} no longer validates`, v.issues);
+        const applied = await host.withActor(v.intent.target, async () => {
+          if (st.pending(intentId).length === 0) throw new ConflictError(`intent ${intentId} is no longer pending`);
+          const reply = await transport.request(Subjects.decide, { intent: v.intent, approvedBy: by }, { timeoutMs: proposeTimeoutMs });
+          const data = reply.data as { decision?: Decision; error?: { message: string } };
+          if (!data.decision) throw new ConflictError(data.error?.message ?? 'authority gave no decision');
+          return host.apply(v.intent, v.digest, data.decision, { approval: { by, ...(note ? { note } : {}) } });
+        });
+        await applied.committed;
+        return applied.outcome;
+      },
+      async deny(intentId, by, reason) {
+        const p = pendingOf(intentId);
+        const v = validateIntent(p.intent, registry, limits);
+        if (!v.ok) throw new ValidationError(`pending intent ${intentId} no longer validates`, v.issues);
+        const applied = await host.withActor(v.intent.target, () => {
+          if (st.pending(intentId).length === 0) throw new ConflictError(`intent ${intentId} is no longer pending`);
+          return host.refusePending(v.intent, v.digest, p.decision, by, reason);
+        });
+        await applied.committed;
+        return applied.outcome;
+      },
+    },
+    journal: {
+      verify: () => journal.verify(),
+      tail: (o) => journal.tail(o),
+      read: (from, limit) => journal.read(from, limit),
+      factsOfIntent: (id) => journal.factsOfIntent(id),
+      fact: (seq) => journal.fact(seq),
+      get headSeq() {
+        return journal.headSeq;
+      },
+    },
+    onFact: (l) => journal.onFact(l),
+    onInspect: (l) => host.onInspect(l),
+    stats: () => ({ actors: host.size, active: host.activeCount, headSeq: journal.headSeq, flushes: journal.flushes, maxBatch: journal.maxBatch }),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      intake.close();
+      authorityService.close();
+      await journal.drain();
+      unpublish();
+      host.stopAll();
+      if (!opts.transport) await transport.close();
+      st.close();
+      lock.release();
+      logger.info('runtime stopped');
+    },
+  };
+  return runtime;
+}
+
+export { isAddress, splitAddress };

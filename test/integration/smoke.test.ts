@@ -1,0 +1,26 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Runtime } from '../../src/index.js';
+import { iid, tempRuntime } from '../helpers/runtime.js';
+
+describe('smoke', () => {
+  let rt: Runtime;
+  let close: () => Promise<void>;
+  beforeEach(async () => {
+    ({ rt, close } = await tempRuntime());
+  });
+  afterEach(async () => close());
+
+  it('executes a granted intent and denies an ungranted one', async () => {
+    await rt.spawn('deployment/web', { service: 'web' });
+    await rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/web:CONFIGURE' });
+    const ok = await rt.propose({ id: iid(), proposer: 'agent:bot', target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 2 } });
+    expect(ok.status).toBe('executed');
+    const no = await rt.propose({ id: iid(), proposer: 'agent:bot', target: 'deployment/web', action: 'SUBMIT', params: { author: 'x' } });
+    expect(no.status).toBe('denied');
+    const bad = await rt.propose({ id: iid(), proposer: 'agent:bot', target: 'deployment/web', action: 'CONFIGURE', params: { version: 'x', replicas: 0 } });
+    expect(bad.status).toBe('rejected');
+    console.log(JSON.stringify([ok, no, bad], null, 1));
+    expect(rt.journal.verify().ok).toBe(true);
+    console.log(rt.journal.tail({ limit: 20 }).map((f) => `${f.seq} ${f.type} ${f.actor ?? ''} ${JSON.stringify(f.causes)}`).join('\n'));
+  });
+});
