@@ -125,7 +125,7 @@ export class Authority {
 
     if (!actor.can(input.event)) {
       return deny(
-        [{ code: 'wrong_state', message: `${intent.target} in state ${actor.state} cannot take ${intent.action}` }],
+        [{ code: 'wrong_state', message: `${intent.target} in state ${actor.state} cannot take ${intent.action} (no transition there, or its guard refuses)` }],
         { ...(grantId ? { grantId } : {}), ...(allowRule ? { policyRule: allowRule } : {}) },
       );
     }

@@ -24,7 +24,7 @@ export function zodIssues(err: ZodError, prefix = ''): IssueDetail[] {
     if (x.expected !== undefined) detail.expected = String(x.expected);
     else if (i.code === 'too_small') detail.expected = `${x.inclusive === false ? '>' : '>='} ${String(x.minimum)}`;
     else if (i.code === 'too_big') detail.expected = `${x.inclusive === false ? '<' : '<='} ${String(x.maximum)}`;
-    else if (i.code === 'invalid_format') detail.expected = `format ${x.format ?? 'string'}`;
+    else if (i.code === 'invalid_format') detail.expected = x.format === 'regex' && (x as { pattern?: string }).pattern ? `to match ${(x as { pattern?: string }).pattern}` : `format ${x.format ?? 'string'}`;
     else if (i.code === 'invalid_value' && x.values) detail.expected = `one of ${x.values.map((v) => JSON.stringify(v)).join(', ')}`;
     else if (i.code === 'unrecognized_keys') detail.expected = `no keys ${(x.keys ?? []).join(', ')}`;
     return detail;

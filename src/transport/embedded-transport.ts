@@ -53,6 +53,9 @@ export class EmbeddedTransport implements Transport {
   publish(subject: string, data: unknown, opts: PublishOptions = {}): void {
     if (this.#closed) throw new ClosedError('transport');
     if (!isValidPublishSubject(subject)) throw new TypeError(`invalid publish subject: ${JSON.stringify(subject)}`);
+    if (opts.reply !== undefined && !isValidPublishSubject(opts.reply)) {
+      throw new TypeError(`invalid reply subject: ${JSON.stringify(opts.reply)}`);
+    }
     this.#deliver(subject, data, opts.reply, opts.headers);
   }
 
@@ -144,7 +147,11 @@ export class EmbeddedTransport implements Transport {
     }
   }
 
-  /** Subscribers that get a message on `subject`: every plain one, one per queue group. */
+  /**
+   * Subscribers that get a message on `subject`: every plain one, one per queue group. As in
+   * NATS, a queue group is identified by its name alone, so members subscribed with different
+   * (overlapping) patterns still share each message.
+   */
   #match(subject: string): Sub[] {
     const plain: Sub[] = [];
     let groups: Map<string, Sub[]> | undefined;
@@ -154,7 +161,7 @@ export class EmbeddedTransport implements Transport {
         return;
       }
       groups ??= new Map();
-      const key = `${s.subject}\u0000${s.queue}`;
+      const key = s.queue;
       const g = groups.get(key);
       if (g) g.push(s);
       else groups.set(key, [s]);

@@ -11,3 +11,5 @@ export type {
   SubscribeOptions,
   Subscription,
 } from './transport.js';
+export { NatsTransport } from './nats-transport.js';
+export type { NatsTransportOptions, NatsTransportConnectOptions } from './nats-transport.js';

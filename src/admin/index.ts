@@ -1,0 +1,5 @@
+export { runAdminOp, ADMIN_OPS } from './ops.js';
+export type { AdminOp } from './ops.js';
+export { startAdminServer } from './server.js';
+export type { AdminServer } from './server.js';
+export { callAdmin } from './client.js';

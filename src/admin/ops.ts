@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { ValidationError } from '../errors.js';
+import { GrantRequestSchema } from '../protocol/index.js';
+import { zodIssues } from '../authority/index.js';
+import type { Runtime } from '../runtime.js';
+
+/**
+ * Every change an operator can make, as named operations with a zod schema for their
+ * arguments. The CLI runs them against a runtime it opens itself, or — when another process
+ * owns the data dir — sends them to that process's admin endpoint, which runs the same code.
+ */
+const S = {
+  propose: z.object({ intent: z.unknown(), timeoutMs: z.int().positive().optional() }),
+  spawn: z.strictObject({ address: z.string(), input: z.unknown().optional() }),
+  'grant.issue': GrantRequestSchema,
+  'grant.revoke': z.strictObject({ id: z.string(), by: z.string().optional(), reason: z.string().optional() }),
+  approve: z.strictObject({ intentId: z.string(), by: z.string().min(1), note: z.string().optional() }),
+  deny: z.strictObject({ intentId: z.string(), by: z.string().min(1), reason: z.string().min(1) }),
+  'actor.stop': z.strictObject({ address: z.string(), reason: z.string().min(1) }),
+  signal: z.strictObject({ address: z.string(), event: z.looseObject({ type: z.string() }), reason: z.string().min(1) }),
+} as const;
+
+export type AdminOp = keyof typeof S;
+export const ADMIN_OPS = Object.keys(S) as AdminOp[];
+
+type Args<K extends AdminOp> = z.output<(typeof S)[K]>;
+const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> } = {
+  propose: (rt, a) => rt.propose(a.intent, a.timeoutMs !== undefined ? { timeoutMs: a.timeoutMs } : {}),
+  spawn: (rt, a) => rt.spawn(a.address, a.input),
+  'grant.issue': (rt, a) => rt.grants.issue(a),
+  'grant.revoke': (rt, a) => rt.grants.revoke(a.id, a.by, a.reason),
+  approve: (rt, a) => rt.approvals.approve(a.intentId, a.by, a.note),
+  deny: (rt, a) => rt.approvals.deny(a.intentId, a.by, a.reason),
+  'actor.stop': async (rt, a) => {
+    await rt.stopActor(a.address, a.reason);
+    return { stopped: a.address };
+  },
+  signal: (rt, a) => rt.signal(a.address, a.event, a.reason),
+};
+
+export async function runAdminOp(rt: Runtime, op: string, rawArgs: unknown): Promise<unknown> {
+  if (!(op in S)) throw new ValidationError(`unknown admin operation ${op}`, [{ path: 'op', code: 'unknown_op', message: op, expected: ADMIN_OPS.join(', ') }]);
+  const k = op as AdminOp;
+  const parsed = S[k].safeParse(rawArgs ?? {});
+  if (!parsed.success) throw new ValidationError(`invalid arguments for ${op}`, zodIssues(parsed.error, 'args'));
+  return (handlers[k] as (rt: Runtime, a: unknown) => Promise<unknown>)(rt, parsed.data);
+}

@@ -1,0 +1,105 @@
+import type { IntentInput, Outcome } from '../protocol/index.js';
+import type { Runtime } from '../runtime.js';
+import { c, formatOutcome } from './format.js';
+
+export interface DemoResult {
+  counts: Record<Outcome['status'], number>;
+  facts: number;
+  verified: boolean;
+}
+
+/**
+ * The scripted agent of `ice demo`: a release bot drives a run and a deployment; some of
+ * its proposals are granted, some denied (no grant, wrong state, run not executing, a
+ * revoked grant), some rejected (bad params, a forbidden key, a runtime-only action), one
+ * waits for a human. Actor ids carry a per-run tag so the demo can run again on the same dir.
+ */
+export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => process.stdout.write(l + '\n')): Promise<DemoResult> {
+  const tag = Date.now().toString(36).slice(-6);
+  const run = `run/r-${tag}`;
+  const runId = `r-${tag}`;
+  const dep = `deployment/checkout-${tag}`;
+  const bot = 'agent:release-bot';
+  const counts: DemoResult['counts'] = { executed: 0, denied: 0, pending: 0, rejected: 0, failed: 0 };
+  let n = 0;
+
+  out(c.bold(`ICE runtime demo`) + c.dim(`  node ${rt.node} · data ${rt.dataDir} · authority key ${rt.authorityKeyId}`));
+  out('');
+  out(c.cyan('▸ operator spawns the actors'));
+  for (const [addr, input] of [
+    [run, { goal: 'ship checkout 2.4.1' }],
+    [dep, { service: 'checkout', requiredApprovals: 1 }],
+  ] as const) {
+    const a = await rt.spawn(addr, input);
+    out(`  ${addr.padEnd(28)} ${c.dim('state')} ${a.state}`);
+  }
+  out(c.cyan('▸ operator issues grants'));
+  const gRun = await rt.grants.issue({ subject: bot, scope: `${run}:*`, note: 'the bot drives its own run' });
+  const gDep = await rt.grants.issue({ subject: bot, scope: `${dep}:*`, runId, maxUses: 10, ttlMs: 3_600_000, note: 'only inside its run' });
+  const gAlice = await rt.grants.issue({ subject: 'human:alice', scope: 'deployment/*:APPROVE' });
+  for (const g of [gRun, gDep, gAlice]) {
+    out(`  ${g.id}  ${g.subject} → ${g.scope}${g.runId ? c.dim(` (run ${g.runId}, ${g.maxUses} uses, 1h)`) : ''}`);
+  }
+  out('');
+
+  const propose = async (label: string, intent: Omit<IntentInput, 'id'> & { id?: string } | Record<string, unknown>) => {
+    const id = (intent as { id?: string }).id ?? `demo-${tag}-${++n}`;
+    const full = { id, ...intent } as Record<string, unknown>;
+    const params = full.params === undefined ? '' : JSON.stringify(full.params);
+    out(`${c.cyan(`[${String(n).padStart(2)}]`)} ${String(full.proposer)} → ${String(full.target)} ${c.bold(String(full.action))} ${c.dim(params)}  ${c.dim(`— ${label}`)}`);
+    const o = await rt.propose(full);
+    counts[o.status]++;
+    out(`     ${formatOutcome(o)}`);
+    const chain = rt.journal.factsOfIntent(id).map((f) => `#${f.seq} ${f.type}`);
+    if (chain.length) out(c.dim(`     facts: ${chain.join(' → ')}`));
+    return { id, outcome: o };
+  };
+
+  await propose('provision the run', { proposer: bot, target: run, action: 'PROVISION', params: { resources: ['k8s:staging', 'k8s:production'] } });
+  await propose('too early: its run is not EXECUTING yet', { proposer: bot, target: dep, runId, action: 'CONFIGURE', params: { version: '2.4.1', replicas: 3 } });
+  await propose('load context', { proposer: bot, target: run, action: 'LOAD_CONTEXT', params: { sources: ['git:checkout@2.4.1'] } });
+  await propose('start executing', { proposer: bot, target: run, action: 'EXECUTE' });
+  await propose('configure inside the run', { proposer: bot, target: dep, runId, action: 'CONFIGURE', params: { version: '2.4.1', replicas: 3 } });
+  await propose('bad params from a confused model', { proposer: bot, target: dep, runId, action: 'CONFIGURE', params: { version: 'latest', replicas: 0 } });
+  await propose('wrong state: not approved yet', { proposer: bot, target: dep, runId, action: 'DEPLOY', params: { environment: 'staging' } });
+  await propose('submit for review', { proposer: bot, target: dep, runId, action: 'SUBMIT', params: { author: bot } });
+  await propose('self-approval: the machine guard refuses', { proposer: bot, target: dep, runId, action: 'APPROVE', params: { reviewer: bot } });
+  await propose('a human reviewer approves', { proposer: 'human:alice', target: dep, action: 'APPROVE', params: { reviewer: 'alice' } });
+  const deploy = await propose('production needs a human', { proposer: bot, target: dep, runId, action: 'DEPLOY', params: { environment: 'production' } });
+  if (deploy.outcome.status === 'pending') {
+    out(c.cyan(`▸ human:bob approves intent ${deploy.id}`));
+    const o = await rt.approvals.approve(deploy.id, 'human:bob', 'change window open');
+    counts.pending--;
+    counts[o.status]++;
+    out(`     ${formatOutcome(o)}`);
+    out(c.dim(`     facts: ${rt.journal.factsOfIntent(deploy.id).map((f) => `#${f.seq} ${f.type}`).join(' → ')}`));
+  }
+  const healthy = await propose('report health', { proposer: bot, target: dep, runId, action: 'MARK_HEALTHY' });
+  out(c.cyan(`▸ the bot retries intent ${healthy.id} (a network blip)`));
+  const again = await rt.propose({ id: healthy.id, proposer: bot, target: dep, runId, action: 'MARK_HEALTHY' });
+  out(`     ${formatOutcome(again)}  ${c.dim(again.status === healthy.outcome.status && again.seq === (healthy.outcome as { seq?: number }).seq ? '(same outcome, not executed twice)' : '(DIFFERENT outcome!)')}`);
+  await propose('prototype pollution attempt', JSON.parse(`{"proposer":"${bot}","target":"${dep}","action":"SCALE","params":{"__proto__":{"admin":true},"replicas":5}}`) as Record<string, unknown>);
+  await propose('a runtime-only event', { proposer: bot, target: run, action: 'RUNTIME_ABORT', params: { reason: 'x' } });
+  await propose('finish the work', { proposer: bot, target: run, action: 'SUBMIT', params: { summary: 'checkout 2.4.1 live on production' } });
+  await propose('commit the run', { proposer: bot, target: run, action: 'COMMIT' });
+  out(c.cyan(`▸ operator revokes ${gDep.id}`));
+  await rt.grants.revoke(gDep.id, 'operator', 'run is over');
+  await propose('after revocation', { proposer: bot, target: dep, runId, action: 'SCALE', params: { replicas: 5 } });
+  await propose('close the run', { proposer: bot, target: run, action: 'TERMINATE' });
+
+  out('');
+  out(c.cyan('▸ final states'));
+  for (const a of [run, dep]) {
+    const d = rt.actor(a)!;
+    out(`  ${a.padEnd(28)} ${c.bold(d.state)} ${c.dim(`(${d.status}, seq ${d.seq})`)}`);
+  }
+  const v = rt.journal.verify();
+  out('');
+  out(
+    `${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(' · ')}\n` +
+      (v.ok
+        ? c.green(`journal verified: ${v.count} facts, chain intact, head #${v.headSeq} ${v.headHash.slice(0, 16)}…`)
+        : c.red(`journal BROKEN at #${v.brokenAt}: ${v.reason}`)),
+  );
+  return { counts, facts: v.count, verified: v.ok };
+}

@@ -1,0 +1,96 @@
+import type { Fact, Grant, Outcome } from '../protocol/index.js';
+import type { ActorInfo } from '../host/index.js';
+
+const useColor = process.stdout.isTTY === true && process.env.NO_COLOR === undefined;
+const paint = (code: string) => (s: string) => (useColor ? `\u001b[${code}m${s}\u001b[0m` : s);
+export const c = {
+  green: paint('32'),
+  red: paint('31'),
+  yellow: paint('33'),
+  cyan: paint('36'),
+  dim: paint('2'),
+  bold: paint('1'),
+  magenta: paint('35'),
+};
+
+/** Reason codes that say why something was allowed; a denial shows only the others. */
+const POSITIVE = new Set(['grant', 'policy_allow', 'state', 'approved']);
+
+export function formatOutcome(o: Outcome): string {
+  switch (o.status) {
+    case 'executed':
+      return `${c.green('✔ executed')}  ${o.from} → ${c.bold(o.to)}  ${c.dim(`decision ${o.decisionId}${o.grantId ? ` · grant ${o.grantId}` : ''} · transition #${o.seq}`)}`;
+    case 'denied':
+      return `${c.red('✘ denied')}    ${o.reasons.filter((r) => !POSITIVE.has(r.code)).map((r) => `${r.code}: ${r.message}`).join('; ')}  ${c.dim(`decision ${o.decisionId} · #${o.seq}`)}`;
+    case 'pending':
+      return `${c.yellow('⧗ pending')}   ${o.reasons.filter((r) => r.code === 'approval_required').map((r) => r.message).join('; ')}  ${c.dim(`intent ${o.intentId} awaits approval · #${o.seq}`)}`;
+    case 'rejected':
+      return `${c.magenta('⊘ rejected')}  ${o.issues.map((i) => `${i.path || '(intent)'}: ${i.message}${i.expected ? ` (expected ${i.expected})` : ''}`).join('; ')}`;
+    case 'failed':
+      return `${c.red('! failed')}    ${o.error.code}: ${o.error.message}`;
+  }
+}
+
+export function formatFact(f: Fact): string {
+  const d = f.data as Record<string, unknown>;
+  let what = '';
+  switch (f.type) {
+    case 'intent.proposed': {
+      const i = d.intent as { proposer: string; action: string; params: unknown };
+      what = `${i.proposer} proposes ${i.action} ${JSON.stringify(i.params)}`;
+      break;
+    }
+    case 'decision': {
+      const dec = d.decision as { verdict: string; reasons: Array<{ code: string }>; grantId?: string };
+      what = `${dec.verdict}${dec.grantId ? ` (grant ${dec.grantId})` : ''} [${dec.reasons.map((r) => r.code).join(', ')}]`;
+      break;
+    }
+    case 'transition':
+      what = `${String(d.from)} → ${String(d.to)} on ${(d.event as { type: string }).type}`;
+      break;
+    case 'intent.rejected':
+      what = (d.issues as Array<{ path: string; code: string }>).map((i) => `${i.path || '(intent)'}: ${i.code}`).join('; ');
+      break;
+    case 'grant.issued': {
+      const g = d.grant as Grant;
+      what = `${g.id}: ${g.subject} → ${g.scope}`;
+      break;
+    }
+    default:
+      what = JSON.stringify(d);
+  }
+  if (what.length > 140) what = what.slice(0, 137) + '...';
+  return `${c.dim(String(f.seq).padStart(6))} ${c.dim(f.at.slice(11, 23))} ${f.type.padEnd(16)} ${(f.actor ?? '').padEnd(24)} ${what}${f.causes.length ? c.dim(` ← #${f.causes.join(',#')}`) : ''}`;
+}
+
+export function formatActors(rows: ActorInfo[]): string {
+  if (rows.length === 0) return c.dim('(no actors)');
+  const w = Math.max(8, ...rows.map((r) => r.address.length));
+  const lines = [`${'ACTOR'.padEnd(w)}  ${'STATE'.padEnd(22)} ${'STATUS'.padEnd(8)} SEQ`];
+  for (const r of rows) lines.push(`${r.address.padEnd(w)}  ${r.state.padEnd(22)} ${r.status.padEnd(8)} ${r.seq}`);
+  return lines.join('\n');
+}
+
+export function formatGrants(grants: Grant[]): string {
+  if (grants.length === 0) return c.dim('(no grants)');
+  return grants
+    .map((g) => {
+      const status = g.revokedAt ? c.red('revoked') : g.expiresAt && Date.parse(g.expiresAt) <= Date.now() ? c.yellow('expired') : c.green('active');
+      const limits = [
+        g.runId ? `run ${g.runId}` : '',
+        g.expiresAt ? `until ${g.expiresAt}` : '',
+        g.maxUses !== undefined ? `uses ${g.uses}/${g.maxUses}` : `uses ${g.uses}`,
+      ].filter(Boolean);
+      return `${g.id.padEnd(26)} ${status.padEnd(useColor ? 16 : 7)} ${g.subject} → ${g.scope}  ${c.dim(limits.join(' · '))}`;
+    })
+    .join('\n');
+}
+
+/** `30s`, `10m`, `2h`, `7d`, or plain milliseconds. */
+export function parseDuration(s: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(s.trim());
+  if (!m) throw new Error(`not a duration: ${s} (use e.g. 30s, 10m, 2h, 7d)`);
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
+  return n * unit;
+}

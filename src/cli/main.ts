@@ -1,0 +1,383 @@
+#!/usr/bin/env node
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Command, Option } from 'commander';
+import { exampleActors } from '../../actors/index.js';
+import { callAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
+import { DataDirLockedError, IceError, ValidationError, ensureError } from '../errors.js';
+import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
+import { verifyRows, rowToFact } from '../journal/index.js';
+import type { Fact, Grant, Outcome } from '../protocol/index.js';
+import { createRuntime, type Runtime } from '../runtime.js';
+import { DataDirLock, SqliteStore } from '../store/index.js';
+import { createLogger } from '../util/logger.js';
+import { runDemo } from './demo.js';
+import { c, formatActors, formatFact, formatGrants, formatOutcome, parseDuration } from './format.js';
+
+interface Common {
+  data: string;
+  actors?: string[];
+  json?: boolean;
+}
+
+/** Exit codes of `ice propose`, so scripts can branch on the outcome. */
+export const PROPOSE_EXIT: Record<Outcome['status'], number> = { executed: 0, pending: 10, denied: 11, rejected: 12, failed: 13 };
+
+const print = (s: string) => process.stdout.write(s + '\n');
+const printJson = (v: unknown) => process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+
+async function loadActors(modules: string[] | undefined): Promise<ActorDefinition[]> {
+  const byKind = new Map(exampleActors.map((d) => [d.kind, d as ActorDefinition]));
+  for (const m of modules ?? []) {
+    const mod = (await import(pathToFileURL(resolve(m)).href)) as Record<string, unknown>;
+    for (const d of definitionsFromModule(mod)) byKind.set(d.kind, d);
+  }
+  return [...byKind.values()];
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--data <dir>', 'data directory', process.env.ICE_DATA ?? './.ice')
+    .option('--actors <module...>', 'extra actor definitions (an ES module exporting `actors` or defineActor results)');
+}
+
+async function open(o: Common, level = 'warn'): Promise<Runtime> {
+  return createRuntime({
+    dataDir: o.data,
+    actors: await loadActors(o.actors),
+    logger: createLogger({ level: process.env.ICE_LOG_LEVEL ?? level }),
+  });
+}
+
+/** Runs a change here if no one owns the dir, or through the owner's admin endpoint. */
+async function change(o: Common, op: string, args: unknown): Promise<unknown> {
+  let rt: Runtime;
+  try {
+    rt = await open(o);
+  } catch (e) {
+    if (e instanceof DataDirLockedError) return callAdmin(resolve(o.data), op, args);
+    throw e;
+  }
+  try {
+    return await runAdminOp(rt, op, args);
+  } finally {
+    await rt.stop();
+  }
+}
+
+function readStore(o: Common): SqliteStore {
+  if (!existsSync(join(o.data, 'ice.db'))) throw new IceError('E_NOT_FOUND', `no ICE store in ${resolve(o.data)} (run \`ice demo\` or \`ice dev\` first, or pass --data)`, 'reject');
+  return new SqliteStore(o.data, { readonly: true });
+}
+
+function parseJsonOption(name: string, text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ValidationError(`--${name} is not JSON`, [{ path: name, code: 'invalid_json', message: ensureError(e).message, expected: 'JSON text' }]);
+  }
+}
+
+const program = new Command('ice')
+  .description('ICE runtime: inference proposes, the runtime decides.')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+common(program.command('demo'))
+  .description('run the scripted demo on the embedded runtime and verify the journal')
+  .action(async (o: Common) => {
+    const rt = await open(o);
+    try {
+      const r = await runDemo(rt);
+      process.exitCode = r.verified ? 0 : 1;
+    } finally {
+      await rt.stop();
+    }
+  });
+
+common(program.command('dev'))
+  .description('run an embedded node until Ctrl-C, with a local admin endpoint for CLI changes')
+  .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1 (default: any free port)', (v) => Number(v))
+  .option('--seed', 'run the scripted demo once at start')
+  .action(async (o: Common & { adminPort?: number; seed?: boolean }) => {
+    const rt = await open(o, 'info');
+    const admin = await startAdminServer(rt, o.adminPort !== undefined ? { port: o.adminPort } : {});
+    const lock = DataDirLock.readOwner(rt.dataDir);
+    // Re-write owner.json with the admin endpoint (the runtime wrote the base record).
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(
+      join(rt.dataDir, 'owner.json'),
+      JSON.stringify({ ...lock, pid: process.pid, node: rt.node, adminUrl: admin.url, adminToken: admin.token }, null, 2) + '\n',
+      { mode: 0o600 },
+    );
+    if (o.seed) await runDemo(rt);
+    print(`${c.bold('ice dev')} node ${rt.node} serving ${rt.dataDir}`);
+    print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
+    print(`  actors ${rt.listActors().length} · journal head #${rt.journal.headSeq} · Ctrl-C to stop`);
+    print('ready');
+    await new Promise<void>((resolveStop) => {
+      const stop = () => resolveStop();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await admin.close();
+    await rt.stop();
+  });
+
+common(program.command('propose <target> <action>'))
+  .description('propose an intent and print its outcome (exit 0 executed, 10 pending, 11 denied, 12 rejected, 13 failed)')
+  .requiredOption('--as <principal>', 'who proposes, e.g. agent:planner')
+  .option('--params <json>', 'params as JSON', '{}')
+  .option('--id <id>', 'intent id (reuse it to retry idempotently); default: a fresh id')
+  .option('--run <runId>', 'the ICE run this intent belongs to')
+  .option('--rationale <text>', "the proposer's stated reason")
+  .option('--json', 'print the outcome as JSON')
+  .action(async (target: string, action: string, o: Common & { as: string; params: string; id?: string; run?: string; rationale?: string }) => {
+    const intent = {
+      id: o.id ?? `cli-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+      proposer: o.as,
+      target,
+      action,
+      params: parseJsonOption('params', o.params),
+      ...(o.run ? { runId: o.run } : {}),
+      ...(o.rationale ? { rationale: o.rationale } : {}),
+    };
+    const outcome = (await change(o, 'propose', { intent })) as Outcome;
+    if (o.json) printJson(outcome);
+    else print(`${intent.id}  ${formatOutcome(outcome)}`);
+    process.exitCode = PROPOSE_EXIT[outcome.status];
+  });
+
+common(program.command('spawn <address>'))
+  .description('create an actor, e.g. `ice spawn deployment/web --input \'{"service":"web"}\'`')
+  .option('--input <json>', 'input for the machine, as JSON')
+  .action(async (address: string, o: Common & { input?: string }) => {
+    const a = (await change(o, 'spawn', { address, input: parseJsonOption('input', o.input) })) as { address: string; state: string };
+    print(`${a.address} started in ${a.state}`);
+  });
+
+const grant = program.command('grant').description('issue, list and revoke capability grants');
+common(grant.command('issue'))
+  .description('grant a principal a scope over kind/id:ACTION')
+  .requiredOption('--to <principal>', 'who gets it, e.g. agent:planner (wildcards: *)')
+  .requiredOption('--scope <pattern>', 'kind/id:ACTION with * wildcards, e.g. deployment/*:DEPLOY')
+  .option('--run <runId>', 'only for intents of this run, while it is EXECUTING')
+  .option('--ttl <duration>', 'expires after, e.g. 30m, 2h, 7d')
+  .option('--expires <iso>', 'expires at (ISO 8601)')
+  .option('--max-uses <n>', 'number of executions allowed', (v) => Number(v))
+  .option('--by <who>', 'who issues it', process.env.USER ? `operator:${process.env.USER}` : 'operator')
+  .option('--note <text>', 'why')
+  .option('--json', 'print the grant as JSON')
+  .action(async (o: Common & { to: string; scope: string; run?: string; ttl?: string; expires?: string; maxUses?: number; by: string; note?: string }) => {
+    const g = (await change(o, 'grant.issue', {
+      subject: o.to,
+      scope: o.scope,
+      by: o.by,
+      ...(o.run ? { runId: o.run } : {}),
+      ...(o.ttl ? { ttlMs: parseDuration(o.ttl) } : {}),
+      ...(o.expires ? { expiresAt: o.expires } : {}),
+      ...(o.maxUses !== undefined ? { maxUses: o.maxUses } : {}),
+      ...(o.note ? { note: o.note } : {}),
+    })) as Grant;
+    if (o.json) printJson(g);
+    else print(`issued ${formatGrants([g])}`);
+  });
+common(grant.command('ls'))
+  .description('list grants')
+  .option('--json', 'JSON output')
+  .action((o: Common) => {
+    const store = readStore(o);
+    try {
+      const gs = store.grants().sort((a, b) => a.issuedAt.localeCompare(b.issuedAt));
+      if (o.json) printJson(gs);
+      else print(formatGrants(gs));
+    } finally {
+      store.close();
+    }
+  });
+common(grant.command('revoke <id>'))
+  .description('revoke a grant; it stops counting at once')
+  .option('--by <who>', 'who revokes it', 'operator')
+  .option('--reason <text>', 'why')
+  .action(async (id: string, o: Common & { by: string; reason?: string }) => {
+    const g = (await change(o, 'grant.revoke', { id, by: o.by, ...(o.reason ? { reason: o.reason } : {}) })) as Grant;
+    print(`revoked ${g.id} at ${g.revokedAt}`);
+  });
+
+common(program.command('approvals'))
+  .description('list intents waiting for a human approval')
+  .option('--json', 'JSON output')
+  .action((o: Common) => {
+    const store = readStore(o);
+    try {
+      const ps = store.pending();
+      if (o.json) printJson(ps);
+      else if (ps.length === 0) print(c.dim('(nothing pending)'));
+      else
+        for (const p of ps) {
+          const i = p.intent as { proposer: string; action: string; params: unknown };
+          print(`${p.intentId}  ${p.actor}  ${i.proposer} ${i.action} ${JSON.stringify(i.params)}  ${c.dim(p.createdAt)}`);
+        }
+    } finally {
+      store.close();
+    }
+  });
+common(program.command('approve <intentId>'))
+  .description('approve a pending intent; the authority decides it again with the approval')
+  .option('--by <who>', 'the approving human', process.env.USER ? `human:${process.env.USER}` : 'human:operator')
+  .option('--note <text>', 'note recorded with the approval')
+  .action(async (intentId: string, o: Common & { by: string; note?: string }) => {
+    const out = (await change(o, 'approve', { intentId, by: o.by, ...(o.note ? { note: o.note } : {}) })) as Outcome;
+    print(`${intentId}  ${formatOutcome(out)}`);
+    process.exitCode = PROPOSE_EXIT[out.status];
+  });
+common(program.command('deny <intentId>'))
+  .description('refuse a pending intent')
+  .requiredOption('--reason <text>', 'why')
+  .option('--by <who>', 'the refusing human', process.env.USER ? `human:${process.env.USER}` : 'human:operator')
+  .action(async (intentId: string, o: Common & { by: string; reason: string }) => {
+    const out = (await change(o, 'deny', { intentId, by: o.by, reason: o.reason })) as Outcome;
+    print(`${intentId}  ${formatOutcome(out)}`);
+  });
+
+common(program.command('actors').description('actors').command('ls'))
+  .description('list actors with their state')
+  .option('--kind <kind>', 'only this kind')
+  .option('--json', 'JSON output')
+  .action((o: Common & { kind?: string }) => {
+    const store = readStore(o);
+    try {
+      const rows = store
+        .actorIndex()
+        .filter((r) => !o.kind || r.kind === o.kind)
+        .map((r) => ({ address: r.actor, kind: r.kind, state: r.state, status: r.status, seq: r.seq, owner: '', active: false }));
+      if (o.json) printJson(rows.map(({ owner: _o, active: _a, ...r }) => r));
+      else print(formatActors(rows));
+    } finally {
+      store.close();
+    }
+  });
+
+const actor = program.command('actor').description('one actor');
+common(actor.command('show <address>'))
+  .description("an actor's state, context and recent journal")
+  .option('-n, --limit <n>', 'journal facts to show', (v) => Number(v), 10)
+  .option('--json', 'JSON output')
+  .action((address: string, o: Common & { limit: number }) => {
+    const store = readStore(o);
+    try {
+      const snap = store.snapshot(address);
+      if (!snap) throw new IceError('E_NOT_FOUND', `no actor ${address}`, 'reject');
+      const facts = store.tailRows(o.limit, undefined, address).map(rowToFact);
+      if (o.json) {
+        printJson({ ...snap, facts });
+        return;
+      }
+      print(`${c.bold(address)}  ${snap.state}  ${c.dim(`${snap.status} · seq ${snap.seq} · updated ${snap.updatedAt}`)}`);
+      print(`context ${JSON.stringify((snap.snapshot as { context?: unknown }).context, null, 2)}`);
+      print('recent facts:');
+      for (const f of facts.reverse()) print(formatFact(f));
+    } finally {
+      store.close();
+    }
+  });
+common(actor.command('stop <address>'))
+  .description('stop an actor for good (it keeps its history)')
+  .requiredOption('--reason <text>', 'why')
+  .action(async (address: string, o: Common & { reason: string }) => {
+    await change(o, 'actor.stop', { address, reason: o.reason });
+    print(`${address} stopped`);
+  });
+common(actor.command('spawn <address>'))
+  .description('same as `ice spawn`')
+  .option('--input <json>', 'input for the machine, as JSON')
+  .action(async (address: string, o: Common & { input?: string }) => {
+    const a = (await change(o, 'spawn', { address, input: parseJsonOption('input', o.input) })) as { address: string; state: string };
+    print(`${a.address} started in ${a.state}`);
+  });
+
+const journal = program.command('journal').description('the hash-chained journal');
+common(journal.command('tail'))
+  .description('the newest facts')
+  .option('-n, --limit <n>', 'how many', (v) => Number(v), 20)
+  .option('--actor <address>', 'only facts of this actor')
+  .option('-f, --follow', 'keep printing new facts')
+  .option('--json', 'one JSON fact per line')
+  .action(async (o: Common & { limit: number; actor?: string; follow?: boolean }) => {
+    const store = readStore(o);
+    const show = (f: Fact) => (o.json ? process.stdout.write(JSON.stringify(f) + '\n') : print(formatFact(f)));
+    try {
+      const facts = store.tailRows(o.limit, undefined, o.actor).map(rowToFact).reverse();
+      facts.forEach(show);
+      if (!o.follow) return;
+      let last = facts.at(-1)?.seq ?? store.head().seq;
+      let stop = false;
+      process.once('SIGINT', () => (stop = true));
+      while (!stop) {
+        await new Promise((r) => setTimeout(r, 300));
+        for (const row of store.factRows(last + 1, 1000)) {
+          const f = rowToFact(row);
+          last = f.seq;
+          if (!o.actor || f.actor === o.actor) show(f);
+        }
+      }
+    } finally {
+      store.close();
+    }
+  });
+common(journal.command('verify'))
+  .description('walk the hash chain; exit 1 and name the first broken fact if it was tampered with')
+  .option('--json', 'JSON output')
+  .action((o: Common) => {
+    const store = readStore(o);
+    try {
+      const t0 = performance.now();
+      const r = verifyRows(store.iterateFactRows());
+      const ms = performance.now() - t0;
+      if (o.json) printJson({ ...r, ms: Math.round(ms) });
+      else if (r.ok) print(c.green(`ok: ${r.count} facts verified in ${ms.toFixed(0)} ms, head #${r.headSeq} ${r.headHash}`));
+      else print(c.red(`BROKEN at fact #${r.brokenAt}: ${r.reason} (${r.count} facts before it verify)`));
+      process.exitCode = r.ok ? 0 : 1;
+    } finally {
+      store.close();
+    }
+  });
+
+const machines = program.command('machines').description('the machines of the registered kinds');
+common(machines.command('ls'))
+  .description('kinds, their states and actions')
+  .option('--json', 'JSON output')
+  .action(async (o: Common) => {
+    const defs = await loadActors(o.actors);
+    const rows = defs.map((d) => ({
+      kind: d.kind,
+      states: Object.keys((d.machine as unknown as { states: Record<string, unknown> }).states),
+      actions: Object.keys(d.events),
+      runtimeEvents: Object.keys(d.runtimeEvents),
+      description: d.description,
+    }));
+    if (o.json) {
+      printJson(rows);
+      return;
+    }
+    for (const r of rows) {
+      print(`${c.bold(r.kind)}  ${c.dim(r.description ?? '')}`);
+      print(`  states   ${r.states.join(', ')}`);
+      print(`  actions  ${r.actions.join(', ')}${r.runtimeEvents.length ? c.dim(`  (runtime only: ${r.runtimeEvents.join(', ')})`) : ''}`);
+    }
+  });
+
+program.addOption(new Option('--no-color', 'no colours').hideHelp());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const err = ensureError(e);
+  process.stderr.write(`${c.red('error')} ${err.message}\n`);
+  if (err instanceof ValidationError) {
+    for (const i of err.issues) process.stderr.write(`  ${i.path || '(value)'}: ${i.message}${i.expected ? ` (expected ${i.expected})` : ''}\n`);
+  }
+  process.exitCode = 1;
+}
