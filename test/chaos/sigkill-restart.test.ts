@@ -1,0 +1,119 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { deploymentActor } from '../../actors/index.js';
+import { createRuntime, replayActor, type Outcome } from '../../src/index.js';
+import { startIceDev, type IceProcess } from '../helpers/ice-process.js';
+import { tempDir } from '../helpers/runtime.js';
+
+/**
+ * A real `ice dev` process takes a stream of intents and is SIGKILLed in the middle of it.
+ * After a restart on the same data dir: every intent whose outcome was acknowledged is in
+ * the journal exactly once, the chain verifies, and every actor's snapshot equals a replay
+ * of its journal. Intents that were in flight are retried with the same id and execute at
+ * most once.
+ */
+describe('SIGKILL mid-stream, restart, nothing acknowledged is lost', () => {
+  const procs: IceProcess[] = [];
+  const dirs: Array<() => void> = [];
+  afterEach(async () => {
+    for (const p of procs.splice(0)) await p.kill('SIGKILL');
+    for (const d of dirs.splice(0)) d();
+  });
+
+  it('keeps every acknowledged intent exactly once and snapshots equal replay', async () => {
+    const t = tempDir('ice-chaos-');
+    dirs.push(t.cleanup);
+    const first = await startIceDev(t.dir);
+    procs.push(first);
+
+    const ACTORS = 12;
+    const actors = Array.from({ length: ACTORS }, (_, i) => `deployment/svc-${i}`);
+    for (const a of actors) await first.admin('spawn', { address: a, input: { service: a } });
+    await first.admin('grant.issue', { subject: 'agent:load', scope: 'deployment/*:CONFIGURE' });
+
+    const acked = new Map<string, Outcome>();
+    const sent = new Map<string, { target: string; replicas: number }>();
+    let n = 0;
+    let killed = false;
+    const KILL_AFTER = 150 + Math.floor(Math.random() * 100);
+    const worker = async () => {
+      while (!killed) {
+        const i = ++n;
+        const id = `load-${i}`;
+        const target = actors[i % ACTORS]!;
+        const replicas = 1 + (i % 90);
+        sent.set(id, { target, replicas });
+        try {
+          const o = (await first.admin('propose', {
+            intent: { id, proposer: 'agent:load', target, action: 'CONFIGURE', params: { version: `1.0.${i}`, replicas } },
+          })) as Outcome;
+          acked.set(id, o);
+          if (acked.size === KILL_AFTER && !killed) {
+            killed = true;
+            await first.kill('SIGKILL');
+          }
+        } catch {
+          // connection reset by the kill: not acknowledged
+          return;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    expect(first.child.signalCode).toBe('SIGKILL');
+    expect(acked.size).toBeGreaterThanOrEqual(KILL_AFTER);
+    for (const o of acked.values()) expect(o.status).toBe('executed');
+
+    // Restart on the same dir: the OS released the dead owner's lock.
+    const second = await startIceDev(t.dir);
+    procs.push(second);
+    // Retry everything that was sent but not acknowledged, with the same ids.
+    const unacked = [...sent.keys()].filter((id) => !acked.has(id));
+    for (const id of unacked) {
+      const s = sent.get(id)!;
+      const i = Number(id.split('-')[1]);
+      const o = (await second.admin('propose', {
+        intent: { id, proposer: 'agent:load', target: s.target, action: 'CONFIGURE', params: { version: `1.0.${i}`, replicas: s.replicas } },
+      })) as Outcome;
+      expect(o.status).toBe('executed');
+    }
+    // Acknowledged ones, retried, answer with their first outcome and do not execute again.
+    const sample = [...acked.keys()].slice(0, 20);
+    for (const id of sample) {
+      const s = sent.get(id)!;
+      const i = Number(id.split('-')[1]);
+      const o = (await second.admin('propose', {
+        intent: { id, proposer: 'agent:load', target: s.target, action: 'CONFIGURE', params: { version: `1.0.${i}`, replicas: s.replicas } },
+      })) as Outcome;
+      expect(o).toEqual(acked.get(id));
+    }
+    await second.kill('SIGTERM');
+
+    const rt = await createRuntime({ dataDir: t.dir });
+    try {
+      const v = rt.journal.verify();
+      expect(v.ok).toBe(true);
+      const facts = rt.journal.read(1, 1_000_000);
+      const transitionsByIntent = new Map<string, number>();
+      for (const f of facts) {
+        if (f.type === 'transition' && f.intentId) transitionsByIntent.set(f.intentId, (transitionsByIntent.get(f.intentId) ?? 0) + 1);
+      }
+      for (const [id, o] of acked) {
+        expect(transitionsByIntent.get(id), `acknowledged ${id} is in the journal exactly once`).toBe(1);
+        expect(o.status === 'executed' && facts.find((f) => f.seq === o.seq)?.intentId).toBe(id);
+      }
+      for (const id of unacked) expect(transitionsByIntent.get(id), `retried ${id} executed once`).toBe(1);
+      for (const a of actors) {
+        const own = facts.filter((f) => f.actor === a);
+        const replay = replayActor(deploymentActor, own);
+        const detail = rt.actor(a)!;
+        expect(replay.state).toBe(detail.state);
+        expect(replay.context).toEqual(detail.context);
+        const lastTransition = own.filter((f) => f.type === 'transition').at(-1)!;
+        expect(detail.seq).toBeGreaterThanOrEqual(lastTransition.seq);
+        replay.actor.stop();
+      }
+      console.log(`chaos: ${acked.size} acknowledged before SIGKILL, ${unacked.length} in flight retried, ${facts.length} facts verified`);
+    } finally {
+      await rt.stop();
+    }
+  });
+});
