@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
@@ -8,7 +8,8 @@ import { callAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
 import { DataDirLockedError, IceError, ValidationError, ensureError } from '../errors.js';
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
 import { verifyRows, rowToFact } from '../journal/index.js';
-import type { Fact, Grant, Outcome } from '../protocol/index.js';
+import { Subjects, type Fact, type Grant, type Outcome } from '../protocol/index.js';
+import { NatsTransport, jetStreamVersionWarning, registerNodeService } from '../transport/index.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { DataDirLock, SqliteStore } from '../store/index.js';
 import { createLogger } from '../util/logger.js';
@@ -24,6 +25,7 @@ interface Common {
 /** Exit codes of `ice propose`, so scripts can branch on the outcome. */
 export const PROPOSE_EXIT: Record<Outcome['status'], number> = { executed: 0, pending: 10, denied: 11, rejected: 12, failed: 13 };
 
+const VERSION = '0.1.0';
 const print = (s: string) => process.stdout.write(s + '\n');
 const printJson = (v: unknown) => process.stdout.write(JSON.stringify(v, null, 2) + '\n');
 
@@ -66,6 +68,17 @@ async function change(o: Common, op: string, args: unknown): Promise<unknown> {
   }
 }
 
+async function proposeOverNats(servers: string, intent: unknown, timeoutMs: number): Promise<Outcome> {
+  const t = await NatsTransport.connect({ servers: servers.split(','), name: 'ice-cli' });
+  try {
+    const target = (intent as { target: string }).target;
+    const reply = await t.request(Subjects.intent(target), intent, { timeoutMs });
+    return reply.data as Outcome;
+  } finally {
+    await t.close();
+  }
+}
+
 function readStore(o: Common): SqliteStore {
   if (!existsSync(join(o.data, 'ice.db'))) throw new IceError('E_NOT_FOUND', `no ICE store in ${resolve(o.data)} (run \`ice demo\` or \`ice dev\` first, or pass --data)`, 'reject');
   return new SqliteStore(o.data, { readonly: true });
@@ -82,7 +95,7 @@ function parseJsonOption(name: string, text: string | undefined): unknown {
 
 const program = new Command('ice')
   .description('ICE runtime: inference proposes, the runtime decides.')
-  .version('0.1.0')
+  .version(VERSION)
   .showHelpAfterError();
 
 common(program.command('demo'))
@@ -97,34 +110,78 @@ common(program.command('demo'))
     }
   });
 
+interface ServeOptions extends Common {
+  adminPort?: number;
+  seed?: boolean;
+  nats?: string;
+  node?: string;
+}
+
+/** `ice dev` and `ice start`: a node serving until SIGINT/SIGTERM. */
+async function serve(o: ServeOptions, title: string): Promise<void> {
+  if (o.node !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(o.node)) {
+    throw new ValidationError('bad --node', [{ path: 'node', code: 'invalid', message: o.node, expected: '1-64 chars of A-Za-z0-9_-' }]);
+  }
+  const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
+  let transport: NatsTransport | undefined;
+  if (o.nats) {
+    transport = await NatsTransport.connect({
+      servers: o.nats.split(','),
+      name: `ice-${o.node ?? 'node'}`,
+      maxReconnectAttempts: -1,
+      waitOnFirstConnect: true,
+      onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed'),
+    });
+    const warning = jetStreamVersionWarning(transport.serverVersion);
+    if (warning) logger.warn({ server: transport.serverVersion }, warning);
+  }
+  const rt = await createRuntime({
+    dataDir: o.data,
+    actors: await loadActors(o.actors),
+    logger,
+    ...(o.node ? { node: o.node } : {}),
+    ...(transport ? { transport } : {}),
+  });
+  const admin = await startAdminServer(rt, o.adminPort !== undefined ? { port: o.adminPort } : {});
+  const owner = DataDirLock.readOwner(rt.dataDir);
+  writeFileSync(
+    join(rt.dataDir, 'owner.json'),
+    JSON.stringify({ ...owner, pid: process.pid, node: rt.node, adminUrl: admin.url, adminToken: admin.token }, null, 2) + '\n',
+    { mode: 0o600 },
+  );
+  const service = transport
+    ? await registerNodeService(transport, { node: rt.node.replace(/[^A-Za-z0-9_-]/g, '_'), version: VERSION, status: () => ({ node: rt.node, ...rt.stats() }) })
+    : undefined;
+  if (o.seed) await runDemo(rt);
+  print(`${c.bold(title)} node ${rt.node} serving ${rt.dataDir}`);
+  print(`  transport ${rt.transport.kind}${o.nats ? ` ${o.nats} (nats-server ${transport!.serverVersion ?? '?'})` : ' (in process)'}`);
+  print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
+  print(`  actors ${rt.listActors().length} · journal head #${rt.journal.headSeq} · Ctrl-C to stop`);
+  print('ready');
+  await new Promise<void>((resolveStop) => {
+    process.once('SIGINT', () => resolveStop());
+    process.once('SIGTERM', () => resolveStop());
+  });
+  await service?.stop();
+  await admin.close();
+  await rt.stop();
+  await transport?.close();
+}
+
 common(program.command('dev'))
   .description('run an embedded node until Ctrl-C, with a local admin endpoint for CLI changes')
   .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1 (default: any free port)', (v) => Number(v))
+  .option('--nats <url>', 'also serve intents over NATS (comma-separated server URLs)')
+  .option('--node <name>', 'node name')
   .option('--seed', 'run the scripted demo once at start')
-  .action(async (o: Common & { adminPort?: number; seed?: boolean }) => {
-    const rt = await open(o, 'info');
-    const admin = await startAdminServer(rt, o.adminPort !== undefined ? { port: o.adminPort } : {});
-    const lock = DataDirLock.readOwner(rt.dataDir);
-    // Re-write owner.json with the admin endpoint (the runtime wrote the base record).
-    const { writeFileSync } = await import('node:fs');
-    writeFileSync(
-      join(rt.dataDir, 'owner.json'),
-      JSON.stringify({ ...lock, pid: process.pid, node: rt.node, adminUrl: admin.url, adminToken: admin.token }, null, 2) + '\n',
-      { mode: 0o600 },
-    );
-    if (o.seed) await runDemo(rt);
-    print(`${c.bold('ice dev')} node ${rt.node} serving ${rt.dataDir}`);
-    print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
-    print(`  actors ${rt.listActors().length} · journal head #${rt.journal.headSeq} · Ctrl-C to stop`);
-    print('ready');
-    await new Promise<void>((resolveStop) => {
-      const stop = () => resolveStop();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
-    await admin.close();
-    await rt.stop();
-  });
+  .action((o: ServeOptions) => serve(o, 'ice dev'));
+
+common(program.command('start'))
+  .description('run a node that serves intents over NATS (any language can propose on ice.intent.<kind>.<id>)')
+  .requiredOption('--nats <url>', 'NATS server URL(s), comma-separated')
+  .option('--node <name>', 'node name (subject-safe)')
+  .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1', (v) => Number(v))
+  .action((o: ServeOptions) => serve(o, 'ice start'));
 
 common(program.command('propose <target> <action>'))
   .description('propose an intent and print its outcome (exit 0 executed, 10 pending, 11 denied, 12 rejected, 13 failed)')
@@ -134,7 +191,9 @@ common(program.command('propose <target> <action>'))
   .option('--run <runId>', 'the ICE run this intent belongs to')
   .option('--rationale <text>', "the proposer's stated reason")
   .option('--json', 'print the outcome as JSON')
-  .action(async (target: string, action: string, o: Common & { as: string; params: string; id?: string; run?: string; rationale?: string }) => {
+  .option('--nats <url>', 'propose over NATS to whatever nodes serve there, instead of the local data dir')
+  .option('--timeout <duration>', 'how long to wait for the outcome', '30s')
+  .action(async (target: string, action: string, o: Common & { as: string; params: string; id?: string; run?: string; rationale?: string; nats?: string; timeout: string }) => {
     const intent = {
       id: o.id ?? `cli-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
       proposer: o.as,
@@ -144,7 +203,7 @@ common(program.command('propose <target> <action>'))
       ...(o.run ? { runId: o.run } : {}),
       ...(o.rationale ? { rationale: o.rationale } : {}),
     };
-    const outcome = (await change(o, 'propose', { intent })) as Outcome;
+    const outcome = o.nats ? await proposeOverNats(o.nats, intent, parseDuration(o.timeout)) : ((await change(o, 'propose', { intent })) as Outcome);
     if (o.json) printJson(outcome);
     else print(`${intent.id}  ${formatOutcome(outcome)}`);
     process.exitCode = PROPOSE_EXIT[outcome.status];

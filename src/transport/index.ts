@@ -13,3 +13,6 @@ export type {
 } from './transport.js';
 export { NatsTransport } from './nats-transport.js';
 export type { NatsTransportOptions, NatsTransportConnectOptions } from './nats-transport.js';
+export { registerNodeService } from './nats-service.js';
+export type { NodeServiceOptions } from './nats-service.js';
+export { jetStreamVersionWarning } from './server-version.js';
