@@ -16,7 +16,7 @@ import {
   type JsonLimits,
   type Outcome,
 } from './protocol/index.js';
-import { Authority, AuthorityKey, AuthorityService, GrantBook, validateIntent, type PolicyRule } from './authority/index.js';
+import { Authority, AuthorityKey, AuthorityService, GrantBook, LocalTrust, validateIntent, type PolicyRule } from './authority/index.js';
 import { ActorRegistry, Host, Intake, type ActorDefinition, type ActorDetail, type ActorInfo, type InspectRecord } from './host/index.js';
 import { Journal, type VerifyResult } from './journal/index.js';
 import { DataDirLock, SqliteStore, type PendingRecord } from './store/index.js';
@@ -128,14 +128,15 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
   }
   const st = store;
   let host!: Host;
+  const key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
   const journal = new Journal(st, {
     clock,
+    attest: (seq, hash) => ({ keyId: key.keyId, sig: key.signHead(seq, hash) }),
     onFlushFailed: (actors, err) => {
       logger.error({ err, actors: [...actors] }, 'group commit failed; reloading affected actors from disk');
       host.evict(actors);
     },
   });
-  const key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
   const grantBook = new GrantBook(st.grants(), journal, clock, ids);
   const authority = new Authority({
     key,
@@ -146,11 +147,12 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     ...(opts.policies ? { policies: opts.policies } : {}),
     ...(opts.decisionTtlMs !== undefined ? { decisionTtlMs: opts.decisionTtlMs } : {}),
   });
-  host = new Host({ node, registry, store: st, journal, clock, logger, authorityKeys: new Map([[key.keyId, key]]) });
+  const trust = new LocalTrust();
+  host = new Host({ node, registry, store: st, journal, clock, logger, authorityKeys: new Map([[key.keyId, key]]), trust });
   const transport = opts.transport ?? new EmbeddedTransport({ onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed') });
-  const authorityService = new AuthorityService(authority, registry, host, transport, limits, logger);
+  const authorityService = new AuthorityService(authority, registry, host, transport, limits, logger, trust);
   authorityService.listen();
-  const intake = new Intake({ registry, host, journal, store: st, transport, logger, limits, decideTimeoutMs: proposeTimeoutMs });
+  const intake = new Intake({ registry, host, journal, store: st, transport, logger, limits, decideTimeoutMs: proposeTimeoutMs, trust });
   intake.listen();
   const unpublish = journal.onFact((f) => {
     try {
@@ -191,7 +193,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     grants: {
       issue: (req) => grantBook.issue(req),
       revoke: (id, by, reason) => grantBook.revoke(id, by, reason),
-      list: () => grantBook.list(),
+      list: () => [...grantBook.list()],
     },
     approvals: {
       list: () => st.pending() as PendingApproval[],
@@ -222,7 +224,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       },
     },
     journal: {
-      verify: () => journal.verify(),
+      verify: () => journal.verify((cp) => cp.keyId === key.keyId && key.verifyHead(cp.seq, cp.hash, cp.sig)),
       tail: (o) => journal.tail(o),
       read: (from, limit) => journal.read(from, limit),
       factsOfIntent: (id) => journal.factsOfIntent(id),

@@ -5,6 +5,7 @@ import type { ActorRegistry } from '../host/definition.js';
 import type { Logger } from '../util/logger.js';
 import type { ActorView, Authority, RunView } from './authority.js';
 import { validateIntent } from './validate.js';
+import type { LocalTrust } from './local-trust.js';
 
 /** Where the authority learns the current state of actors and runs. */
 export interface StateOracle {
@@ -26,6 +27,8 @@ export class AuthorityService {
     private readonly transport: Transport,
     private readonly limits: JsonLimits,
     private readonly logger: Logger,
+    /** In-process trust; with an embedded transport, intents and decisions stay local. */
+    private readonly trust?: LocalTrust,
   ) {}
 
   listen(): void {
@@ -34,7 +37,8 @@ export class AuthorityService {
       (msg) => {
         try {
           const body = msg.data as { intent?: unknown; approvedBy?: string };
-          const v = validateIntent(body.intent, this.registry, this.limits);
+          const local = this.trust !== undefined && this.transport.kind === 'embedded';
+          const v = (local ? this.trust!.validated(body.intent) : undefined) ?? validateIntent(body.intent, this.registry, this.limits);
           if (!v.ok) {
             msg.respond({ error: { code: 'E_VALIDATION', message: v.issues.map((i) => `${i.path}: ${i.message}`).join('; ') } });
             return;
@@ -47,8 +51,9 @@ export class AuthorityService {
             run: this.oracle.runView(v.intent.runId),
             kindPolicies: v.def.policies,
             ...(typeof body.approvedBy === 'string' ? { approvedBy: body.approvedBy } : {}),
+            sign: !local,
           });
-          msg.respond({ decision });
+          msg.respond({ decision: local ? this.trust!.vouchDecision(decision) : decision });
         } catch (e) {
           const err = ensureError(e);
           this.logger.error({ err }, 'authority failed to decide');

@@ -34,6 +34,12 @@ export interface DecideInput {
   kindPolicies?: readonly PolicyRule[];
   /** Set when a human approved this pending intent: require_approval rules are satisfied. */
   approvedBy?: string;
+  /**
+   * Sign the decision (default). `false` leaves `sig` empty: only for a decision that stays
+   * in this process and is vouched for by {@link LocalTrust}; the journal's signed
+   * checkpoints attest it once it is committed.
+   */
+  sign?: boolean;
 }
 
 export interface AuthorityOptions {
@@ -174,7 +180,7 @@ export class Authority {
       authority: this.key.keyId,
       ...extra,
     };
-    return this.key.sign(d);
+    return input.sign === false ? { ...d, sig: '' } : this.key.sign(d);
   }
 }
 
@@ -189,10 +195,13 @@ export function verifyDecision(
   digest: string,
   keys: ReadonlyMap<string, AuthorityKey>,
   now: number,
+  opts: { skipSignature?: boolean } = {},
 ): void {
   const key = keys.get(decision.authority);
   if (!key) throw new DecisionVerificationError('unknown_authority', `decision ${decision.id} is signed by unknown authority ${decision.authority}`);
-  if (!key.verify(decision)) throw new DecisionVerificationError('bad_signature', `decision ${decision.id} has an invalid signature`);
+  if (opts.skipSignature !== true && !key.verify(decision)) {
+    throw new DecisionVerificationError('bad_signature', `decision ${decision.id} has an invalid signature`);
+  }
   if (decision.intentId !== intent.id) {
     throw new DecisionVerificationError('intent_mismatch', `decision ${decision.id} is for intent ${decision.intentId}, not ${intent.id}`);
   }

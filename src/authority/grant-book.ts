@@ -14,12 +14,13 @@ export type GrantMiss = { code: string; message: string };
  */
 export class GrantBook {
   #grants = new Map<string, Grant>();
+  #sorted: Grant[] | undefined;
   readonly #journal: Journal;
   readonly #clock: Clock;
   readonly #ids: IdGen;
 
   constructor(initial: Grant[], journal: Journal, clock: Clock, ids: IdGen) {
-    for (const g of initial) this.#grants.set(g.id, g);
+    for (const g of initial) this.#set(g);
     this.#journal = journal;
     this.#clock = clock;
     this.#ids = ids;
@@ -46,7 +47,7 @@ export class GrantBook {
       uses: 0,
       ...(r.note !== undefined ? { note: r.note } : {}),
     };
-    this.#grants.set(id, grant);
+    this.#set(grant);
     const tx = this.#journal.begin();
     tx.fact({ type: FactType.grantIssued, origin: Origin.operator, data: { grant } });
     tx.grant(grant);
@@ -54,6 +55,7 @@ export class GrantBook {
       await tx.commit();
     } catch (e) {
       this.#grants.delete(id);
+      this.#sorted = undefined;
       throw e;
     }
     return grant;
@@ -64,7 +66,7 @@ export class GrantBook {
     if (!g) throw new NotFoundError(`grant ${id}`);
     if (g.revokedAt) return g;
     const revoked: Grant = { ...g, revokedAt: new Date(this.#clock.now()).toISOString(), revokedBy: by };
-    this.#grants.set(id, revoked);
+    this.#set(revoked);
     const tx = this.#journal.begin();
     tx.fact({ type: FactType.grantRevoked, origin: Origin.operator, data: { grantId: id, by, ...(reason ? { reason } : {}) } });
     tx.grant(revoked);
@@ -77,7 +79,13 @@ export class GrantBook {
   }
 
   list(): Grant[] {
-    return [...this.#grants.values()].sort((a, b) => a.issuedAt.localeCompare(b.issuedAt) || a.id.localeCompare(b.id));
+    this.#sorted ??= [...this.#grants.values()].sort((a, b) => a.issuedAt.localeCompare(b.issuedAt) || a.id.localeCompare(b.id));
+    return this.#sorted;
+  }
+
+  #set(g: Grant): void {
+    this.#grants.set(g.id, g);
+    this.#sorted = undefined;
   }
 
   /**
@@ -119,7 +127,7 @@ export class GrantBook {
     const g = this.#grants.get(id);
     if (!g) throw new NotFoundError(`grant ${id}`);
     const used: Grant = { ...g, uses: g.uses + 1 };
-    this.#grants.set(id, used);
+    this.#set(used);
     return used;
   }
 }

@@ -10,3 +10,4 @@ export { validateIntent, zodIssues } from './validate.js';
 export type { ValidatedIntent, InvalidIntent } from './validate.js';
 export { AuthorityService } from './authority-service.js';
 export type { StateOracle } from './authority-service.js';
+export { LocalTrust } from './local-trust.js';

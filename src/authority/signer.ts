@@ -34,7 +34,17 @@ export class AuthorityKey {
     const key = AuthorityKey.generate();
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, key.#private!.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    writeFileSync(path.replace(/\.key$/, '') + '.pub', key.publicKeyPem);
     return key;
+  }
+
+  /** The verify-only key of the authority of a data dir (`authority.pub`, else derived from `authority.key`). */
+  static loadPublic(dataDir: string): AuthorityKey | undefined {
+    const pub = `${dataDir}/authority.pub`;
+    if (existsSync(pub)) return AuthorityKey.fromPublicPem(readFileSync(pub, 'utf8'));
+    const priv = `${dataDir}/authority.key`;
+    if (existsSync(priv)) return new AuthorityKey(createPublicKey(createPrivateKey(readFileSync(priv))), undefined);
+    return undefined;
   }
 
   /** A verify-only key (for hosts that trust an authority elsewhere). */
@@ -46,6 +56,20 @@ export class AuthorityKey {
     if (!this.#private) throw new Error('this authority key can only verify');
     const sig = sign(null, Buffer.from(canonicalJson(d)), this.#private).toString('base64');
     return { ...d, sig };
+  }
+
+  /** Signs a journal chain head (`"<seq>:<hash>"`). */
+  signHead(seq: number, hash: string): string {
+    if (!this.#private) throw new Error('this authority key can only verify');
+    return sign(null, Buffer.from(`${seq}:${hash}`), this.#private).toString('base64');
+  }
+
+  verifyHead(seq: number, hash: string, sig: string): boolean {
+    try {
+      return verify(null, Buffer.from(`${seq}:${hash}`), this.#public, Buffer.from(sig, 'base64'));
+    } catch {
+      return false;
+    }
   }
 
   verify(d: Decision): boolean {

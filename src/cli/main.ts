@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
 import { exampleActors } from '../../actors/index.js';
 import { callAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
+import { AuthorityKey } from '../authority/index.js';
 import { DataDirLockedError, IceError, ValidationError, ensureError } from '../errors.js';
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
 import { verifyRows, rowToFact } from '../journal/index.js';
@@ -393,10 +394,17 @@ common(journal.command('verify'))
     const store = readStore(o);
     try {
       const t0 = performance.now();
-      const r = verifyRows(store.iterateFactRows());
+      const key = AuthorityKey.loadPublic(resolve(o.data));
+      const r = verifyRows(
+        store.iterateFactRows(),
+        key ? { checkpoints: store.checkpoints(), checkSignature: (cp) => cp.keyId === key.keyId && key.verifyHead(cp.seq, cp.hash, cp.sig) } : {},
+      );
       const ms = performance.now() - t0;
       if (o.json) printJson({ ...r, ms: Math.round(ms) });
-      else if (r.ok) print(c.green(`ok: ${r.count} facts verified in ${ms.toFixed(0)} ms, head #${r.headSeq} ${r.headHash}`));
+      else if (r.ok) {
+        print(c.green(`ok: ${r.count} facts verified in ${ms.toFixed(0)} ms, head #${r.headSeq} ${r.headHash}`));
+        print(key ? `   ${r.checkpoints ?? 0} checkpoints signed by authority ${key.keyId} verify` : c.yellow('   no authority key in the data dir: checkpoint signatures not checked'));
+      }
       else print(c.red(`BROKEN at fact #${r.brokenAt}: ${r.reason} (${r.count} facts before it verify)`));
       process.exitCode = r.ok ? 0 : 1;
     } finally {

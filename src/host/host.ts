@@ -12,7 +12,7 @@ import {
   type Outcome,
   type SnapshotRecord,
 } from '../protocol/index.js';
-import { verifyDecision, zodIssues, type ActorView, type AuthorityKey, type RunView } from '../authority/index.js';
+import { verifyDecision, zodIssues, type ActorView, type AuthorityKey, type LocalTrust, type RunView } from '../authority/index.js';
 import type { Journal, JournalTx } from '../journal/index.js';
 import type { SqliteStore } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
@@ -87,6 +87,8 @@ export interface HostOptions {
   clock: Clock;
   logger: Logger;
   authorityKeys: ReadonlyMap<string, AuthorityKey>;
+  /** Decisions vouched for in this process skip the signature check (not the binding checks). */
+  trust?: LocalTrust;
 }
 
 export class Host {
@@ -97,6 +99,7 @@ export class Host {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #keys: ReadonlyMap<string, AuthorityKey>;
+  readonly #trust: LocalTrust | undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #index = new Map<string, IndexEntry>();
   readonly #locks = new Map<string, Promise<void>>();
@@ -110,6 +113,7 @@ export class Host {
     this.#clock = opts.clock;
     this.#log = opts.logger;
     this.#keys = opts.authorityKeys;
+    this.#trust = opts.trust;
     for (const row of this.#store.actorIndex()) {
       this.#index.set(row.actor, { kind: row.kind, status: row.status, state: row.state, seq: row.seq });
     }
@@ -231,11 +235,21 @@ export class Host {
    * Writes `intent.proposed` (or `approval`), the decision, and — only when granted and
    * verified — the transition, all in one tx.
    */
-  apply(intent: Intent, digest: string, decision: Decision, opts: { approval?: { by: string; note?: string } } = {}): Applied {
+  apply(
+    intent: Intent,
+    digest: string,
+    decision: Decision,
+    opts: { approval?: { by: string; note?: string }; event?: { type: string } & Record<string, unknown> } = {},
+  ): Applied {
     const target = intent.target;
-    const log = this.#log.child({ actor: target, intent: intent.id });
+    const log = {
+      info: (o: object, m: string) => this.#log.info({ actor: target, intent: intent.id, ...o }, m),
+      warn: (o: object, m: string) => this.#log.warn({ actor: target, intent: intent.id, ...o }, m),
+      debug: (o: object, m: string) => this.#log.debug({ actor: target, intent: intent.id, ...o }, m),
+    };
     try {
-      verifyDecision(decision, intent, digest, this.#keys, this.#clock.now());
+      const local = this.#trust?.isLocalDecision(decision) === true;
+      verifyDecision(decision, intent, digest, this.#keys, this.#clock.now(), { skipSignature: local });
     } catch (e) {
       const err = e instanceof DecisionVerificationError ? e : new DecisionVerificationError('invalid', ensureError(e).message);
       log.warn({ reason: err.reason }, 'decision refused');
@@ -294,7 +308,7 @@ export class Host {
       };
       if (!e) return fail('E_NOT_FOUND', `actor ${target} is not hosted here`);
       if (e.status !== 'active') return fail('E_ACTOR_NOT_ACTIVE', `${target} is ${e.status}`);
-      const event = eventOf(intent, e.def);
+      const event = opts.event ?? eventOf(intent, e.def);
       const before = e.actor.getSnapshot() as { can(ev: unknown): boolean };
       if (!before.can(event)) return fail('E_STATE_CHANGED', `${target} in state ${e.state} can no longer take ${intent.action}`);
 

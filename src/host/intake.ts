@@ -1,6 +1,6 @@
 import { ensureError, IceError, type IssueDetail } from '../errors.js';
 import { FactType, Origin, Subjects, type Decision, type Intent, type JsonLimits, type Outcome } from '../protocol/index.js';
-import { validateIntent, type ValidatedIntent } from '../authority/index.js';
+import { validateIntent, type LocalTrust, type ValidatedIntent } from '../authority/index.js';
 import type { Journal } from '../journal/index.js';
 import type { SqliteStore } from '../store/index.js';
 import type { Transport, Subscription } from '../transport/index.js';
@@ -17,6 +17,7 @@ export interface IntakeOptions {
   logger: Logger;
   limits: JsonLimits;
   decideTimeoutMs: number;
+  trust?: LocalTrust;
 }
 
 /**
@@ -76,8 +77,9 @@ export class Intake {
     const host = this.#o.host;
     const applied = await host.withActor(intent.target, async () => {
       if (!host.has(intent.target)) return undefined;
+      this.#o.trust?.vouchIntent(v);
       const decision = await this.#decide(intent, digest);
-      return host.apply(intent, digest, decision);
+      return host.apply(intent, digest, decision, { event: v.event });
     });
     if (!applied) {
       return this.#reject(

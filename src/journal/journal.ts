@@ -1,6 +1,6 @@
 import { JournalError, ensureError } from '../errors.js';
-import { canonicalJson, sha256Hex, type Fact, type FactBody, type FactDraft, type Grant, type Outcome, type SnapshotRecord } from '../protocol/index.js';
-import type { CommitBatch, PendingRecord, SqliteStore, StoredFactRow } from '../store/index.js';
+import { sha256Hex, type Fact, type FactBody, type FactDraft, type Grant, type Outcome, type SnapshotRecord } from '../protocol/index.js';
+import type { Checkpoint, CommitBatch, PendingRecord, SqliteStore, StoredFactRow } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 
 /**
@@ -18,12 +18,20 @@ import type { Clock } from '../util/clock.js';
  *   and `onFlushFailed` tells the host which actors ran ahead of the disk so it can drop
  *   their in-memory state and reload it.
  *
- * Hash: `hash = sha256(prevHash + canonicalJson(body))`, body = the fact minus prev/hash.
- * Verifying is one sha256 per fact over the stored text, so it runs near raw hash speed.
+ * Hash: `hash = sha256(prevHash + bodyText)`, bodyText = the stored JSON of the fact minus
+ * prev/hash. The text is hashed exactly as stored, so it need not be canonical; verifying is
+ * one sha256 per fact over the stored bytes, near raw hash speed.
+ *
+ * Checkpoints: every flush, the authority signs `"<seq>:<hash>"` of the chain head the
+ * flush ends at, in the same transaction. A verifier with the authority's public key can
+ * then tell that history up to each checkpoint is the runtime's own, including the
+ * in-process decisions that carry no signature of their own (see LocalTrust).
  */
 
 export interface VerifyResult {
   ok: boolean;
+  /** Signed checkpoints checked (0 when no key was given). */
+  checkpoints?: number;
   /** Facts checked. */
   count: number;
   headSeq: number;
@@ -35,6 +43,8 @@ export interface VerifyResult {
 
 export interface JournalOptions {
   clock: Clock;
+  /** Signs a chain head; called once per flush. */
+  attest?: (seq: number, hash: string) => { keyId: string; sig: string };
   onFlushFailed?: (actors: Set<string>, err: Error) => void;
 }
 
@@ -49,6 +59,7 @@ export class Journal {
   readonly #store: SqliteStore;
   readonly #clock: Clock;
   readonly #onFlushFailed: (actors: Set<string>, err: Error) => void;
+  readonly #attest: JournalOptions['attest'];
   #headSeq: number;
   #headHash: string;
   #open: JournalTx | undefined;
@@ -65,6 +76,7 @@ export class Journal {
     this.#store = store;
     this.#clock = opts.clock;
     this.#onFlushFailed = opts.onFlushFailed ?? (() => {});
+    this.#attest = opts.attest;
     const head = store.head();
     this.#headSeq = head.seq;
     this.#headHash = head.hash;
@@ -100,7 +112,7 @@ export class Journal {
       causes: draft.causes ?? [],
       data: draft.data,
     };
-    const text = canonicalJson(body);
+    const text = JSON.stringify(body);
     const prev = this.#headHash;
     const hash = sha256Hex(prev + text);
     const fact: Fact = { ...body, prev, hash };
@@ -159,6 +171,11 @@ export class Journal {
     merged.snapshots = [...snapshotByActor.values()];
     merged.grants = [...grantById.values()];
     try {
+      const last = merged.facts.at(-1)?.fact;
+      if (last && this.#attest) {
+        const a = this.#attest(last.seq, last.hash);
+        merged.checkpoint = { seq: last.seq, hash: last.hash, keyId: a.keyId, sig: a.sig, at: last.at } satisfies Checkpoint;
+      }
       this.#store.commit(merged);
     } catch (e) {
       const err = new JournalError('commit failed; nothing in this group was acknowledged', { cause: ensureError(e) });
@@ -230,9 +247,9 @@ export class Journal {
     return row ? rowToFact(row) : undefined;
   }
 
-  /** Walks the whole chain. See {@link verifyRows}. */
-  verify(): VerifyResult {
-    return verifyRows(this.#store.iterateFactRows());
+  /** Walks the whole chain and checks every signed checkpoint. See {@link verifyRows}. */
+  verify(checkSignature?: (cp: Checkpoint) => boolean): VerifyResult {
+    return verifyRows(this.#store.iterateFactRows(), checkSignature ? { checkpoints: this.#store.checkpoints(), checkSignature } : {});
   }
 }
 
@@ -240,10 +257,15 @@ export class Journal {
  * Checks seq continuity, each stored hash against sha256(prev + body), and each body's seq.
  * Works on a store opened read-only, so `ice journal verify` needs no lock.
  */
-export function verifyRows(rows: Iterable<StoredFactRow>): VerifyResult {
+export function verifyRows(
+  rows: Iterable<StoredFactRow>,
+  opts: { checkpoints?: Checkpoint[]; checkSignature?: (cp: Checkpoint) => boolean } = {},
+): VerifyResult {
   let expectedSeq = 1;
   let prev = '';
   let count = 0;
+  const cps = new Map((opts.checkpoints ?? []).map((cp) => [cp.seq, cp]));
+  let cpCount = 0;
   for (const row of rows) {
     if (row.seq !== expectedSeq) {
       return { ok: false, count, headSeq: expectedSeq - 1, headHash: prev, brokenAt: expectedSeq, reason: `fact ${expectedSeq} is missing` };
@@ -258,11 +280,21 @@ export function verifyRows(rows: Iterable<StoredFactRow>): VerifyResult {
     if (!row.body.startsWith('{') || !row.body.includes(`"seq":${row.seq},`)) {
       return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'fact body carries another seq' };
     }
+    const cp = cps.get(row.seq);
+    if (cp) {
+      if (cp.hash !== hash) {
+        return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'a signed checkpoint names another hash here (history was rewritten)' };
+      }
+      if (opts.checkSignature && !opts.checkSignature(cp)) {
+        return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'checkpoint signature does not verify' };
+      }
+      cpCount++;
+    }
     prev = hash;
     expectedSeq++;
     count++;
   }
-  return { ok: true, count, headSeq: expectedSeq - 1, headHash: prev };
+  return { ok: true, count, headSeq: expectedSeq - 1, headHash: prev, ...(opts.checkSignature ? { checkpoints: cpCount } : {}) };
 }
 
 export function rowToFact(row: StoredFactRow): Fact {

@@ -28,7 +28,17 @@ export interface PendingRecord {
   createdAt: string;
 }
 
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+  keyId: string;
+  sig: string;
+  at: string;
+}
+
 export interface CommitBatch {
+  /** The authority's signature over the chain head this batch ends at. */
+  checkpoint?: Checkpoint;
   facts: Array<{ fact: Fact; body: string }>;
   snapshots: SnapshotRecord[];
   outcomes: Array<{ intentId: string; digest: string; outcome: Outcome }>;
@@ -82,6 +92,13 @@ CREATE TABLE IF NOT EXISTS outcomes (
 CREATE TABLE IF NOT EXISTS grants (
   id TEXT PRIMARY KEY,
   body TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS checkpoints (
+  seq INTEGER PRIMARY KEY,
+  hash TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  sig TEXT NOT NULL,
+  at TEXT NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS pending (
   intent_id TEXT PRIMARY KEY,
@@ -154,6 +171,8 @@ export class SqliteStore {
         ? undefined
         : db.prepare('INSERT OR REPLACE INTO pending(intent_id, actor, body, created_at) VALUES (?, ?, ?, ?)'),
       deletePending: ro ? undefined : db.prepare('DELETE FROM pending WHERE intent_id = ?'),
+      insertCheckpoint: ro ? undefined : db.prepare('INSERT OR REPLACE INTO checkpoints(seq, hash, key_id, sig, at) VALUES (?, ?, ?, ?, ?)'),
+      checkpoints: db.prepare('SELECT seq, hash, key_id AS keyId, sig, at FROM checkpoints ORDER BY seq'),
       head: db.prepare('SELECT seq, hash FROM facts ORDER BY seq DESC LIMIT 1'),
       factRange: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE seq >= ? ORDER BY seq ASC LIMIT ?'),
       factTail: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
@@ -194,6 +213,12 @@ export class SqliteStore {
       s.putPending!.run(p.intentId, p.actor, JSON.stringify({ intent: p.intent, decision: p.decision }), p.createdAt);
     }
     for (const id of batch.pendingDelete) s.deletePending!.run(id);
+    const cp = batch.checkpoint;
+    if (cp) s.insertCheckpoint!.run(cp.seq, cp.hash, cp.keyId, cp.sig, cp.at);
+  }
+
+  checkpoints(): Checkpoint[] {
+    return this.#stmts.checkpoints.all() as Checkpoint[];
   }
 
   head(): { seq: number; hash: string } {

@@ -6,17 +6,22 @@ export interface IdGen {
   next(prefix: string): string;
 }
 
-const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
+/**
+ * Unique, roughly time-ordered ids without a syscall per id:
+ * `<prefix>_<ms base36><8 random base36 chars per process><counter base36>`.
+ */
+export function createRandomIds(): IdGen {
+  const salt = BigInt('0x' + randomBytes(6).toString('hex')).toString(36).padStart(8, '0').slice(-8);
+  let counter = 0;
+  return {
+    next(prefix: string): string {
+      counter = (counter + 1) % 0x7fffffff;
+      return `${prefix}_${Date.now().toString(36)}${salt}${counter.toString(36)}`;
+    },
+  };
+}
 
-/** Time-ordered, random-suffixed ids: `<prefix>_<ms base36><10 random chars>`. */
-export const randomIds: IdGen = {
-  next(prefix: string): string {
-    const bytes = randomBytes(10);
-    let s = '';
-    for (const b of bytes) s += ALPHABET[b % 36];
-    return `${prefix}_${Date.now().toString(36)}${s}`;
-  },
-};
+export const randomIds: IdGen = createRandomIds();
 
 /** Deterministic ids for tests: `<prefix>_<n>`. */
 export function sequentialIds(start = 1): IdGen {

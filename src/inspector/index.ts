@@ -1,0 +1,31 @@
+export {
+  machineToGraph,
+  graphToMermaid,
+  graphToSvg,
+  layoutGraph,
+  renderSvg,
+  allNodes,
+  allTransitions,
+  findNode,
+  resolveStateIds,
+  stateValueToIds,
+  guardName,
+  actionName,
+} from './machine-graph.js';
+export type {
+  MachineGraph,
+  StateNodeInfo,
+  StateNodeType,
+  TransitionInfo,
+  TransitionKind,
+  GraphLayout,
+  LayoutNode,
+  LayoutEdge,
+  LayoutOptions,
+  Point,
+  SvgOptions,
+} from './machine-graph.js';
+export { startInspector, stateStringToIds } from './server.js';
+export type { Inspector, InspectorOptions, InspectorRuntime, ActorView } from './server.js';
+export { toStatelyMessage, statelyActorRegistration, STATELY_INSPECT_VERSION } from './stately.js';
+export type { StatelyMessage, StatelyActorMessage, StatelyEventMessage, StatelySnapshotMessage } from './stately.js';

@@ -1,0 +1,453 @@
+/**
+ * The inspector page's script (plain browser JavaScript, no build step, no dependencies).
+ * Kept as a string so the compiled package serves it without copying asset files.
+ * It must not contain backticks or dollar-brace sequences (it lives in a String.raw literal).
+ */
+export const APP_JS = String.raw`
+(function () {
+  'use strict';
+
+  var S = {
+    actors: new Map(),      // address -> ActorView
+    selected: null,         // address
+    machines: new Map(),    // kind -> Promise<MachineView>
+    filter: '',
+    timelineAll: false,
+    facts: [],              // currently shown facts, newest first
+    oldestSeq: null,
+    selectedSeq: null,
+    position: null,         // seq of the history position being viewed, or null for live
+    positions: [],
+    verify: null,
+    ws: null,
+    retry: 0
+  };
+
+  // ---------------------------------------------------------------- helpers
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function $$(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+  function tid(id) { return $('[data-testid="' + id + '"]'); }
+  function h(tag, attrs) {
+    var el = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) {
+        var v = attrs[k];
+        if (v === undefined || v === null || v === false) return;
+        if (k === 'class') el.className = v;
+        else if (k === 'text') el.textContent = v;
+        else if (k === 'onclick') el.addEventListener('click', v);
+        else if (k === 'dataset') Object.keys(v).forEach(function (d) { if (v[d] !== undefined) el.dataset[d] = v[d]; });
+        else el.setAttribute(k, v === true ? '' : String(v));
+      });
+    }
+    for (var i = 2; i < arguments.length; i++) append(el, arguments[i]);
+    return el;
+  }
+  function append(el, c) {
+    if (c === undefined || c === null || c === false) return;
+    if (Array.isArray(c)) { c.forEach(function (x) { append(el, x); }); return; }
+    el.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
+  }
+  function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
+  function api(path) {
+    return fetch(path, { headers: { accept: 'application/json' } }).then(function (r) {
+      return r.json().then(function (body) {
+        if (!r.ok) throw new Error(body && body.error ? body.error : r.statusText);
+        return body;
+      });
+    });
+  }
+  function json(v) { try { return JSON.stringify(v, null, 2); } catch (e) { return String(v); } }
+  function short(v, n) { var s = typeof v === 'string' ? v : JSON.stringify(v); n = n || 120; return s && s.length > n ? s.slice(0, n - 1) + '…' : (s || ''); }
+  function time(iso) { try { return new Date(iso).toLocaleTimeString(); } catch (e) { return iso; } }
+  function splitAddr(a) { var i = a.indexOf('/'); return { kind: a.slice(0, i), id: a.slice(i + 1) }; }
+  function debounce(fn, ms) { var t = null; return function () { clearTimeout(t); t = setTimeout(fn, ms); }; }
+  function decisionOf(f) { var d = f.data || {}; return d.decision && typeof d.decision === 'object' ? d.decision : d; }
+  function eventType(e) { return e && typeof e === 'object' ? e.type : e; }
+
+  // ---------------------------------------------------------------- journal status
+  function renderVerify() {
+    var el = tid('journal-status');
+    var v = S.verify;
+    if (!v) { el.textContent = 'journal: …'; el.dataset.ok = ''; return; }
+    el.dataset.ok = v.ok ? 'true' : 'false';
+    if (v.ok) {
+      el.textContent = 'journal verified · ' + v.count + ' facts';
+      el.removeAttribute('data-broken-at');
+    } else {
+      el.textContent = 'journal BROKEN at seq ' + v.brokenAt + (v.reason ? ': ' + v.reason : '');
+      el.dataset.brokenAt = String(v.brokenAt);
+    }
+  }
+
+  // ---------------------------------------------------------------- actors list
+  function actorMatches(a) {
+    if (!S.filter) return true;
+    var hay = (a.kind + ' ' + a.id + ' ' + a.address + ' ' + a.state + ' ' + a.status + ' ' + a.owner).toLowerCase();
+    return S.filter.toLowerCase().split(/\s+/).every(function (w) { return !w || hay.indexOf(w) >= 0; });
+  }
+  function renderActors() {
+    var body = tid('actors-list');
+    clear(body);
+    var list = Array.from(S.actors.values()).sort(function (a, b) { return a.address < b.address ? -1 : a.address > b.address ? 1 : 0; });
+    var shown = 0;
+    list.forEach(function (a) {
+      if (!actorMatches(a)) return;
+      shown++;
+      body.appendChild(h('tr', {
+        class: 'actor' + (a.address === S.selected ? ' selected' : ''),
+        'data-testid': 'actor-row', 'data-address': a.address, 'data-state': a.state, 'data-status': a.status,
+        onclick: function () { select(a.address); }
+      },
+        h('td', { class: 'kind', 'data-testid': 'actor-kind' }, a.kind),
+        h('td', { class: 'id', 'data-testid': 'actor-id' }, a.id),
+        h('td', { class: 'state', 'data-testid': 'actor-state' }, a.state),
+        h('td', { 'data-testid': 'actor-status' }, h('span', { class: 'badge ' + a.status }, a.status)),
+        h('td', { class: 'owner', 'data-testid': 'actor-owner' }, a.owner)));
+    });
+    tid('actor-count').textContent = String(list.length);
+    tid('actors-empty').hidden = shown > 0;
+    tid('actors-empty').textContent = list.length === 0 ? 'No actors yet.' : 'No actor matches the filter.';
+  }
+  function upsertActor(a) {
+    S.actors.set(a.address, a);
+    renderActorsSoon();
+    if (a.address === S.selected) {
+      renderHeader();
+      if (S.position === null) highlight(a.stateIds);
+    }
+  }
+  var renderActorsSoon = debounce(renderActors, 30);
+
+  // ---------------------------------------------------------------- machine view
+  function machine(kind) {
+    if (!S.machines.has(kind)) {
+      var p = api('/api/machines/' + encodeURIComponent(kind));
+      p.catch(function () { S.machines.delete(kind); });
+      S.machines.set(kind, p);
+    }
+    return S.machines.get(kind);
+  }
+  function highlight(ids) {
+    var root = tid('machine-view');
+    var set = {};
+    (ids || []).forEach(function (id) { set[id] = true; });
+    $$('g.state', root).forEach(function (g) {
+      g.classList.toggle('active', !!set[g.getAttribute('data-state-id')]);
+    });
+    root.dataset.activeStates = (ids || []).join(' ');
+  }
+  function markTaken(fromIds, evType) {
+    var root = tid('machine-view');
+    $$('g.edge.taken', root).forEach(function (g) { g.classList.remove('taken'); });
+    if (!evType) return;
+    var from = {};
+    (fromIds || []).forEach(function (id) { from[id] = true; });
+    $$('g.edge', root).forEach(function (g) {
+      if (g.getAttribute('data-event') === evType && from[g.getAttribute('data-source')]) g.classList.add('taken');
+    });
+  }
+  function renderHeader() {
+    var a = S.selected ? S.actors.get(S.selected) : null;
+    tid('actor-title').textContent = a ? a.address : (S.selected || 'Select an actor');
+    var pill = tid('actor-state-pill');
+    if (a) { pill.hidden = false; pill.textContent = a.state + ' · ' + a.status; pill.dataset.state = a.state; } else pill.hidden = true;
+  }
+
+  // ---------------------------------------------------------------- selection & detail
+  function select(address) {
+    if (S.selected === address) return;
+    S.selected = address;
+    S.position = null;
+    S.selectedSeq = null;
+    tid('position-banner').hidden = true;
+    tid('fact-detail').hidden = true;
+    if (location.hash !== '#/actor/' + address) history.replaceState(null, '', '#/actor/' + address);
+    renderActors();
+    renderHeader();
+    var view = tid('machine-view');
+    clear(view).appendChild(h('p', { class: 'empty' }, 'loading machine…'));
+    var kind = splitAddr(address).kind;
+    machine(kind).then(function (mv) {
+      if (S.selected !== address) return;
+      view.innerHTML = mv.svg; // server-rendered; all text is XML-escaped
+      view.dataset.kind = kind;
+      var a = S.actors.get(address);
+      highlight(a ? a.stateIds : []);
+    }).catch(function (e) { clear(view).appendChild(h('p', { class: 'empty' }, 'cannot draw machine: ' + e.message)); });
+    loadDetail();
+    loadHistory();
+    loadTimeline();
+  }
+  function loadDetail() {
+    var address = S.selected;
+    if (!address) return;
+    var parts = splitAddr(address);
+    api('/api/actors/' + encodeURIComponent(parts.kind) + '/' + encodeURIComponent(parts.id)).then(function (d) {
+      if (S.selected !== address) return;
+      tid('actor-detail').hidden = false;
+      if (S.position === null) {
+        tid('actor-context').textContent = json(d.context);
+        tid('context-label').textContent = '(live)';
+      }
+      tid('actor-snapshot').textContent = json(d.snapshot);
+      var a = S.actors.get(address);
+      S.actors.set(address, Object.assign({}, a || {}, {
+        address: d.address, kind: d.kind, id: d.id, state: d.state, status: d.status, seq: d.seq, owner: d.owner, stateIds: d.stateIds
+      }));
+      renderHeader();
+      renderActorsSoon();
+      if (S.position === null) highlight(d.stateIds);
+    }).catch(function () {});
+  }
+  function loadHistory() {
+    var address = S.selected;
+    if (!address) return;
+    var parts = splitAddr(address);
+    api('/api/actors/' + encodeURIComponent(parts.kind) + '/' + encodeURIComponent(parts.id) + '/history?limit=500').then(function (hst) {
+      if (S.selected !== address) return;
+      S.positions = hst.positions;
+      var body = $('tbody', tid('actor-history'));
+      clear(body);
+      hst.positions.forEach(function (p) {
+        body.appendChild(h('tr', {
+          class: 'pos' + (S.position === p.seq ? ' current' : ''), 'data-testid': 'history-row', 'data-seq': p.seq, 'data-state': p.state,
+          onclick: function () { showPosition(p); }
+        },
+          h('td', { class: 'mono' }, String(p.seq)),
+          h('td', null, time(p.at)),
+          h('td', null, p.type + (p.type === 'transition' && p.fact.data ? ' ' + eventType(p.fact.data.event) : '')),
+          h('td', { class: 'state' }, p.state)));
+      });
+    }).catch(function () {});
+  }
+  function showPosition(p) {
+    S.position = p.seq;
+    highlight(p.stateIds);
+    markTaken(null, null);
+    var banner = tid('position-banner');
+    banner.hidden = false;
+    tid('position-text').textContent = 'Showing ' + S.selected + ' at seq ' + p.seq + ' (' + p.type + '): ' + p.state;
+    tid('actor-context').textContent = p.context === undefined ? '(context not available for this position)' : json(p.context);
+    tid('context-label').textContent = '(at seq ' + p.seq + ')';
+    $$('tr.pos', tid('actor-history')).forEach(function (tr) { tr.classList.toggle('current', Number(tr.dataset.seq) === p.seq); });
+  }
+  function backToLive() {
+    S.position = null;
+    tid('position-banner').hidden = true;
+    $$('tr.pos.current', tid('actor-history')).forEach(function (tr) { tr.classList.remove('current'); });
+    var a = S.selected && S.actors.get(S.selected);
+    if (a) highlight(a.stateIds);
+    loadDetail();
+  }
+  var refreshSelected = debounce(function () { loadDetail(); loadHistory(); }, 80);
+
+  // ---------------------------------------------------------------- timeline
+  function factRelevant(f) { return S.timelineAll || !S.selected || f.actor === S.selected; }
+  function loadTimeline(before) {
+    var q = '/api/facts?limit=100';
+    if (!S.timelineAll && S.selected) q += '&actor=' + encodeURIComponent(S.selected);
+    if (before) q += '&beforeSeq=' + before;
+    var key = S.timelineAll + '|' + S.selected;
+    api(q).then(function (res) {
+      if (key !== S.timelineAll + '|' + S.selected) return;
+      if (!before) { S.facts = []; clear(tid('timeline')); }
+      res.facts.forEach(function (f) { S.facts.push(f); tid('timeline').appendChild(factItem(f, false)); });
+      S.oldestSeq = S.facts.length ? S.facts[S.facts.length - 1].seq : null;
+      tid('timeline-more').hidden = res.facts.length < 100;
+    }).catch(function () {});
+  }
+  function summary(f) {
+    var d = f.data || {};
+    switch (f.type) {
+      case 'intent.proposed': {
+        var it = d.intent || {};
+        return [h('span', { class: 'mono' }, it.proposer || '?'), ' proposes ', h('b', null, it.action || '?'), ' ', h('span', { class: 'mono' }, short(it.params || {}, 80)),
+          it.rationale ? h('div', { class: 'rationale' }, '“' + short(it.rationale, 160) + '”') : null];
+      }
+      case 'decision': {
+        var dec = decisionOf(f);
+        var reasons = dec.reasons || [];
+        return [h('span', { class: 'verdict ' + dec.verdict, 'data-testid': 'verdict' }, dec.verdict || '?'),
+          dec.grantId ? h('span', { class: 'mono' }, ' via ' + dec.grantId) : null,
+          dec.policyRule ? h('span', { class: 'mono' }, ' rule ' + dec.policyRule) : null,
+          reasons.length ? h('ul', { class: 'reasons', 'data-testid': 'decision-reasons' }, reasons.map(function (r) {
+            return h('li', { 'data-code': r.code }, h('code', null, r.code), ': ', r.message);
+          })) : null];
+      }
+      case 'decision.refused':
+        return [h('span', { class: 'verdict denied' }, 'refused'), ' ', d.reason || '', d.message ? ': ' + d.message : ''];
+      case 'intent.rejected':
+        return ['rejected: ', h('ul', { class: 'reasons', 'data-testid': 'decision-reasons' }, (d.issues || []).map(function (i) {
+          return h('li', null, h('code', null, i.path || '' ), ' ', i.code + ': ' + i.message);
+        }))];
+      case 'intent.failed':
+        return [h('code', null, d.code || ''), ' ', d.message || ''];
+      case 'transition':
+        return [h('span', { class: 'mono' }, d.from), ' → ', h('span', { class: 'mono' }, d.to), ' on ', h('b', null, eventType(d.event) || '?'), d.reason ? ' (' + d.reason + ')' : ''];
+      case 'actor.started':
+        return ['started in ', h('span', { class: 'mono' }, d.state || ''), d.input ? ' input ' + short(d.input, 80) : ''];
+      case 'actor.restored':
+        return ['restored in ', h('span', { class: 'mono' }, d.state || ''), ' (replayed ' + (d.replayed || 0) + ')'];
+      case 'actor.stopped':
+        return ['stopped: ', d.reason || ''];
+      case 'actor.failed':
+        return ['failed: ', d.message || ''];
+      case 'grant.issued': {
+        var g = d.grant || d;
+        return ['grant ', h('span', { class: 'mono' }, g.id || ''), ': ', h('span', { class: 'mono' }, (g.subject || '?') + ' → ' + (g.scope || '?'))];
+      }
+      case 'grant.revoked':
+        return ['revoked ', h('span', { class: 'mono' }, d.id || d.grantId || ''), d.reason ? ': ' + d.reason : ''];
+      case 'approval':
+        return [d.approved ? 'approved by ' : 'refused by ', h('b', null, d.by || '?'), d.reason ? ': ' + d.reason : '', d.note ? ' — ' + d.note : ''];
+      default:
+        return short(d, 160);
+    }
+  }
+  function factItem(f, fresh) {
+    var verdict = f.type === 'decision' ? decisionOf(f).verdict : undefined;
+    return h('li', {
+      class: 'fact' + (fresh ? ' fresh' : '') + (S.selectedSeq === f.seq ? ' selected' : ''),
+      'data-testid': 'timeline-item', 'data-seq': f.seq, 'data-type': f.type, 'data-verdict': verdict, 'data-actor': f.actor,
+      onclick: function () { openFact(f.seq); }
+    },
+      h('div', { class: 'meta' }, h('span', { class: 'seq' }, '#' + f.seq), h('span', { class: 'type' }, f.type), h('span', null, f.actor || ''), h('span', null, time(f.at)), h('span', null, f.origin)),
+      h('div', { class: 'summary' }, summary(f)));
+  }
+  function addLiveFact(f) {
+    if (!factRelevant(f)) return;
+    S.facts.unshift(f);
+    var list = tid('timeline');
+    list.insertBefore(factItem(f, true), list.firstChild);
+  }
+
+  // ---------------------------------------------------------------- fact detail (the causal chain)
+  function dl(pairs) {
+    return h('dl', null, pairs.filter(function (p) { return p[1] !== undefined && p[1] !== null && p[1] !== ''; }).map(function (p) {
+      return [h('dt', null, p[0]), h('dd', null, typeof p[1] === 'string' || typeof p[1] === 'number' ? String(p[1]) : p[1])];
+    }));
+  }
+  function openFact(seq) {
+    S.selectedSeq = seq;
+    $$('.fact', tid('timeline')).forEach(function (li) { li.classList.toggle('selected', Number(li.dataset.seq) === seq); });
+    var box = tid('fact-detail');
+    box.hidden = false;
+    clear(box).appendChild(h('p', { class: 'empty' }, 'loading #' + seq + '…'));
+    api('/api/facts/' + seq).then(function (c) {
+      if (S.selectedSeq !== seq) return;
+      clear(box);
+      box.dataset.seq = String(seq);
+      box.appendChild(h('button', { type: 'button', class: 'close', 'data-testid': 'fact-detail-close', onclick: function () { box.hidden = true; S.selectedSeq = null; } }, 'close'));
+      box.appendChild(h('h4', null, 'Fact #' + c.fact.seq + ' · ' + c.fact.type));
+      if (c.transition) {
+        var t = c.transition.data || {};
+        box.appendChild(h('div', { class: 'card', 'data-testid': 'chain-transition', 'data-seq': c.transition.seq },
+          h('h4', null, 'Transition #' + c.transition.seq),
+          dl([['from', t.from], ['to', t.to], ['event', h('code', null, short(t.event, 300))], ['actor', c.transition.actor], ['at', c.transition.at]])));
+      }
+      if (c.decision) {
+        var dd = decisionOf(c.decision);
+        box.appendChild(h('div', { class: 'card', 'data-testid': 'chain-decision', 'data-seq': c.decision.seq, 'data-verdict': dd.verdict },
+          h('h4', null, 'Decision #' + c.decision.seq + ' (' + c.decision.type + ')'),
+          dl([
+            ['verdict', h('span', { class: 'verdict ' + dd.verdict }, dd.verdict || (c.decision.data && c.decision.data.reason) || '?')],
+            ['reasons', (dd.reasons || []).length ? h('ul', { class: 'reasons' }, dd.reasons.map(function (r) { return h('li', null, h('code', null, r.code), ': ', r.message); })) : (c.decision.data && c.decision.data.message)],
+            ['grant', dd.grantId], ['policy', dd.policyRule], ['actor state', dd.actorState], ['approved by', dd.approvedBy],
+            ['authority', dd.authority], ['expires', dd.expiresAt], ['id', dd.id]
+          ])));
+      }
+      if (c.intent) {
+        var d = c.intent.data || {};
+        var it = d.intent || {};
+        box.appendChild(h('div', { class: 'card', 'data-testid': 'chain-intent', 'data-seq': c.intent.seq, 'data-intent-id': c.intent.intentId },
+          h('h4', null, (c.intent.type === 'approval' ? 'Approval #' : 'Intent #') + c.intent.seq),
+          c.intent.type === 'approval' ? dl([['approved', String(d.approved)], ['by', d.by], ['note', d.note], ['reason', d.reason]]) :
+          dl([
+            ['id', it.id || c.intent.intentId], ['proposer', it.proposer], ['target', it.target], ['action', it.action],
+            ['params', h('code', null, short(it.params || {}, 400))], ['run', it.runId], ['rationale', it.rationale], ['digest', d.digest]
+          ])));
+      }
+      var others = (c.related || []).concat(c.causes || []).filter(function (f) {
+        return [c.intent, c.decision, c.transition].every(function (x) { return !x || x.seq !== f.seq; });
+      });
+      if (others.length) {
+        box.appendChild(h('h4', null, 'Related facts'));
+        others.forEach(function (f) { box.appendChild(h('div', { class: 'card mono' }, '#' + f.seq + ' ' + f.type)); });
+      }
+      box.appendChild(h('details', null, h('summary', null, 'raw fact'), h('pre', { class: 'json', 'data-testid': 'fact-json' }, json(c.fact))));
+    }).catch(function (e) { clear(box).appendChild(h('p', { class: 'empty' }, 'cannot load fact: ' + e.message)); });
+  }
+
+  // ---------------------------------------------------------------- live connection
+  function connect() {
+    var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    var ws = new WebSocket(proto + '//' + location.host + '/ws');
+    S.ws = ws;
+    var status = tid('ws-status');
+    status.dataset.state = 'connecting';
+    status.textContent = 'connecting…';
+    ws.onopen = function () { S.retry = 0; status.dataset.state = 'open'; status.textContent = 'live'; };
+    ws.onclose = function () {
+      status.dataset.state = 'closed';
+      status.textContent = 'disconnected — retrying';
+      S.retry = Math.min(S.retry + 1, 6);
+      setTimeout(connect, 250 * Math.pow(2, S.retry));
+    };
+    ws.onmessage = function (ev) {
+      var msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      onMessage(msg);
+    };
+  }
+  function onMessage(msg) {
+    switch (msg.type) {
+      case 'hello': {
+        var seen = {};
+        msg.actors.forEach(function (a) { seen[a.address] = true; S.actors.set(a.address, a); });
+        Array.from(S.actors.keys()).forEach(function (k) { if (!seen[k]) S.actors.delete(k); });
+        S.verify = msg.verify;
+        renderVerify();
+        renderActors();
+        if (S.selected) { refreshSelected(); loadTimeline(); } else if (!S.facts.length) loadTimeline();
+        var m = /^#\/actor\/(.+)$/.exec(location.hash);
+        if (m && !S.selected) select(decodeURIComponent(m[1]));
+        break;
+      }
+      case 'fact': {
+        var f = msg.fact;
+        addLiveFact(f);
+        if (f.actor && f.actor === S.selected) {
+          if (f.type === 'transition' && S.position === null) {
+            markTaken(msg.fromIds || [], eventType(f.data && f.data.event));
+          }
+          refreshSelected();
+        }
+        break;
+      }
+      case 'actor': {
+        upsertActor(msg.actor);
+        if (msg.actor.address === S.selected && msg.context !== undefined && S.position === null) {
+          tid('actor-context').textContent = json(msg.context);
+        }
+        break;
+      }
+      case 'verify':
+        S.verify = msg.verify;
+        renderVerify();
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ---------------------------------------------------------------- wiring
+  tid('actor-filter').addEventListener('input', function (e) { S.filter = e.target.value.trim(); renderActors(); });
+  tid('timeline-all').addEventListener('change', function (e) { S.timelineAll = e.target.checked; loadTimeline(); });
+  tid('timeline-more').addEventListener('click', function () { if (S.oldestSeq) loadTimeline(S.oldestSeq); });
+  tid('back-to-live').addEventListener('click', backToLive);
+  api('/api/verify').then(function (v) { S.verify = v; renderVerify(); }).catch(function () {});
+  connect();
+  window.__iceInspector = S;
+})();
+`;

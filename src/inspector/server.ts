@@ -1,0 +1,621 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createActor, type AnyStateMachine } from 'xstate';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { Fact } from '../protocol/index.js';
+import type { Runtime } from '../runtime.js';
+import { graphToMermaid, machineToGraph, stateValueToIds } from './machine-graph.js';
+import type { MachineGraph, StateNodeInfo } from './machine-graph.js';
+import { layoutGraph } from './layout.js';
+import type { GraphLayout } from './layout.js';
+import { renderSvg } from './svg.js';
+import { APP_CSS, APP_JS, INDEX_HTML, STATELY_BRIDGE_HTML } from './page/assets.js';
+import { isStatelyMessage, statelyActorRegistration, toJsonSafe, toStatelyMessage } from './stately.js';
+import type { StatelyMessage } from './stately.js';
+
+/** The part of the runtime the inspector reads. It never proposes, spawns or signals. */
+export type InspectorRuntime = Pick<Runtime, 'definitions' | 'listActors' | 'actor' | 'journal' | 'onFact' | 'onInspect'>;
+
+export interface InspectorOptions {
+  runtime: InspectorRuntime;
+  /** Default 4848; 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. The inspector shows actor contexts and the journal: keep it local. */
+  host?: string;
+  /**
+   * Browser origins allowed to open the WebSockets, besides this server's own and any
+   * `localhost` / `127.0.0.1` / `[::1]` origin. Clients without an Origin header (Node) are allowed.
+   */
+  allowedOrigins?: string[];
+  /** How long to wait after the last fact before re-verifying the journal. Default 250 ms. */
+  verifyDebounceMs?: number;
+  /** The Stately inspector UI the bridge page embeds (only loaded if you open /stately). */
+  statelyUrl?: string;
+}
+
+export interface Inspector {
+  url: string;
+  port: number;
+  /** WebSocket URL speaking @statelyai/inspect's protocol. */
+  statelyUrl: string;
+  close(): Promise<void>;
+}
+
+interface MachineView {
+  kind: string;
+  graph: MachineGraph;
+  layout: GraphLayout;
+  svg: string;
+  mermaid: string;
+  events: string[];
+  runtimeEvents: string[];
+  description?: string;
+}
+
+/** An actor as the page sees it: the runtime's info plus the ids of its active state nodes. */
+export interface ActorView {
+  address: string;
+  kind: string;
+  id: string;
+  state: string;
+  status: string;
+  seq: number;
+  owner: string;
+  active?: boolean;
+  stateIds: string[];
+}
+
+type ActorInfo = ReturnType<Runtime['listActors']>[number];
+
+/** Resolves the runtime's state string (`a`, `a.b`, parallel parts joined by `,`) to node ids. */
+export function stateStringToIds(graph: MachineGraph, state: string): string[] {
+  const out = new Set<string>([graph.root.id]);
+  let context: StateNodeInfo[] = [graph.root];
+  for (const part of state.split(',')) {
+    const keys = part.split('.').filter(Boolean);
+    if (keys.length === 0) continue;
+    // Resolve relative to the deepest already-active node that has the first key as a child.
+    let start: StateNodeInfo | undefined;
+    for (let i = context.length - 1; i >= 0 && !start; i--) {
+      if (context[i]!.children.some((c) => c.key === keys[0])) start = context[i];
+    }
+    if (!start) continue;
+    const chain: StateNodeInfo[] = [];
+    let node: StateNodeInfo | undefined = start;
+    for (const k of keys) {
+      node = node?.children.find((c) => c.key === k);
+      if (!node) break;
+      chain.push(node);
+      out.add(node.id);
+    }
+    const startIdx = context.indexOf(start);
+    context = [...context.slice(0, startIdx + 1), ...chain];
+  }
+  return [...out];
+}
+
+function splitAddr(address: string): { kind: string; id: string } {
+  const i = address.indexOf('/');
+  return i < 0 ? { kind: address, id: '' } : { kind: address.slice(0, i), id: address.slice(i + 1) };
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
+
+export async function startInspector(opts: InspectorOptions): Promise<Inspector> {
+  const rt = opts.runtime;
+  const host = opts.host ?? '127.0.0.1';
+  const verifyDebounceMs = opts.verifyDebounceMs ?? 250;
+  const machines = new Map<string, Promise<MachineView>>();
+  const graphs = new Map<string, MachineGraph>();
+
+  const definition = (kind: string) => rt.definitions().find((d) => d.kind === kind);
+  const graphOf = (kind: string): MachineGraph | undefined => {
+    let g = graphs.get(kind);
+    if (!g) {
+      const def = definition(kind);
+      if (!def) return undefined;
+      g = machineToGraph(def.machine);
+      graphs.set(kind, g);
+    }
+    return g;
+  };
+  const machineView = (kind: string): Promise<MachineView> | undefined => {
+    let p = machines.get(kind);
+    if (!p) {
+      const def = definition(kind);
+      const graph = graphOf(kind);
+      if (!def || !graph) return undefined;
+      p = layoutGraph(graph).then((layout) => {
+        const mv: MachineView = {
+          kind,
+          graph,
+          layout,
+          svg: renderSvg(layout, { graph }),
+          mermaid: graphToMermaid(graph),
+          events: Object.keys(def.events),
+          runtimeEvents: Object.keys(def.runtimeEvents ?? {}),
+        };
+        if (def.description) mv.description = def.description;
+        return mv;
+      });
+      p.catch(() => machines.delete(kind));
+      machines.set(kind, p);
+    }
+    return p;
+  };
+  const idsFor = (kind: string, state: string, snapshot?: unknown): string[] => {
+    const g = graphOf(kind);
+    if (!g) return [];
+    const value = (snapshot as { value?: unknown } | undefined)?.value;
+    if (value !== undefined && value !== null) return stateValueToIds(g, value);
+    return stateStringToIds(g, state);
+  };
+  const view = (a: ActorInfo, snapshot?: unknown): ActorView => {
+    const { id } = splitAddr(a.address);
+    const v: ActorView = {
+      address: a.address,
+      kind: a.kind,
+      id,
+      state: a.state,
+      status: a.status,
+      seq: a.seq,
+      owner: a.owner,
+      stateIds: idsFor(a.kind, a.state, snapshot),
+    };
+    const active = (a as { active?: boolean }).active;
+    if (active !== undefined) v.active = active;
+    return v;
+  };
+
+  // --- history: the actor's facts with the state (and context) after each one -------------
+  const history = (address: string, limit: number): unknown => {
+    const detail = rt.actor(address);
+    if (!detail) return undefined;
+    const facts = rt.journal.tail({ actor: address, limit: 10_000 }).reverse(); // oldest first
+    const def = definition(detail.kind);
+    let replay: { send(ev: unknown): void; getSnapshot(): unknown; stop(): void } | undefined;
+    let state = '';
+    const positions: Array<Record<string, unknown>> = [];
+    for (const f of facts) {
+      const data = f.data as Record<string, unknown>;
+      let context: unknown;
+      let replayState: string | undefined;
+      if (f.type === 'actor.started') {
+        state = typeof data.state === 'string' ? data.state : state;
+        if (def) {
+          try {
+            replay?.stop();
+            const a = createActor(def.machine as AnyStateMachine, { input: data.input ?? undefined });
+            a.subscribe({ error: () => {} });
+            a.start();
+            replay = a;
+          } catch {
+            replay = undefined;
+          }
+        }
+      } else if (f.type === 'transition') {
+        if (typeof data.to === 'string') state = data.to;
+        if (replay) {
+          try {
+            replay.send(data.event);
+          } catch {
+            replay = undefined;
+          }
+        }
+      } else if (f.type === 'actor.restored' && typeof data.state === 'string') {
+        state = data.state;
+      } else if (f.type === 'actor.stopped' && typeof data.state === 'string') {
+        state = data.state;
+      }
+      if (replay) {
+        const snap = replay.getSnapshot() as { value?: unknown; context?: unknown };
+        context = toJsonSafe(snap.context);
+        replayState = snap.value !== undefined ? JSON.stringify(snap.value) : undefined;
+      }
+      const pos: Record<string, unknown> = { seq: f.seq, at: f.at, type: f.type, state, stateIds: idsFor(detail.kind, state), fact: f };
+      if (context !== undefined) pos.context = context;
+      if (replayState !== undefined) pos.value = JSON.parse(replayState) as unknown;
+      positions.push(pos);
+    }
+    replay?.stop();
+    return { address, kind: detail.kind, positions: positions.reverse().slice(0, limit) };
+  };
+
+  // --- a fact and the facts that caused it ------------------------------------------------
+  const chainOf = (seq: number): unknown => {
+    const fact = rt.journal.fact(seq);
+    if (!fact) return undefined;
+    const chain: Fact[] = [];
+    const seen = new Set<number>([fact.seq]);
+    const queue = [...fact.causes];
+    while (queue.length > 0 && chain.length < 50) {
+      const s = queue.shift()!;
+      if (seen.has(s)) continue;
+      seen.add(s);
+      const f = rt.journal.fact(s);
+      if (!f) continue;
+      chain.push(f);
+      queue.push(...f.causes);
+    }
+    const related = fact.intentId ? rt.journal.factsOfIntent(fact.intentId).filter((f) => !seen.has(f.seq)) : [];
+    const all = [...chain, ...related];
+    const pick = (type: string) => all.find((f) => f.type === type) ?? (fact.type === type ? fact : undefined);
+    return {
+      fact,
+      causes: chain.sort((a, b) => b.seq - a.seq),
+      related: related.sort((a, b) => b.seq - a.seq),
+      intent: pick('intent.proposed') ?? pick('approval'),
+      decision: pick('decision') ?? pick('decision.refused'),
+      transition: pick('transition'),
+    };
+  };
+
+  // --- HTTP ---------------------------------------------------------------------------------
+  const send = (res: ServerResponse, status: number, body: unknown): void => {
+    res.writeHead(status, JSON_HEADERS);
+    res.end(JSON.stringify(body));
+  };
+  const sendText = (res: ServerResponse, type: string, body: string): void => {
+    res.writeHead(200, { 'content-type': `${type}; charset=utf-8`, 'cache-control': 'no-store' });
+    res.end(body);
+  };
+  const intParam = (v: string | null, dflt: number, max: number): number => {
+    if (v === null || v === '') return dflt;
+    const n = Number(v);
+    return Number.isInteger(n) && n > 0 ? Math.min(n, max) : dflt;
+  };
+
+  // When bound to loopback, only answer requests addressed to a loopback name: a web page
+  // elsewhere cannot use DNS rebinding to read actor contexts and the journal.
+  const loopback = ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
+  const hostAllowed = (h: string | undefined): boolean => {
+    if (!loopback) return true;
+    if (!h) return false;
+    const name = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.split(':')[0]!;
+    return ['127.0.0.1', 'localhost', '[::1]'].includes(name.toLowerCase());
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://inspector');
+    const path = url.pathname;
+    if (!hostAllowed(req.headers.host)) return send(res, 421, { error: 'unexpected Host header' });
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'read-only' });
+    if (path === '/' || path === '/index.html') {
+      res.setHeader(
+        'content-security-policy',
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+      );
+      return sendText(res, 'text/html', INDEX_HTML);
+    }
+    if (path === '/app.js') return sendText(res, 'text/javascript', APP_JS);
+    if (path === '/app.css') return sendText(res, 'text/css', APP_CSS);
+    if (path === '/stately') {
+      return sendText(res, 'text/html', STATELY_BRIDGE_HTML(opts.statelyUrl ?? 'https://stately.ai/inspect'));
+    }
+    if (path === '/api/actors') {
+      return send(res, 200, { actors: rt.listActors().map((a) => view(a)) });
+    }
+    let m = /^\/api\/actors\/([^/]+)\/([^/]+)(\/history)?$/.exec(path);
+    if (m) {
+      const address = `${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`;
+      if (m[3]) {
+        const h = history(address, intParam(url.searchParams.get('limit'), 500, 10_000));
+        return h ? send(res, 200, h) : send(res, 404, { error: `no actor ${address}` });
+      }
+      const d = rt.actor(address);
+      if (!d) return send(res, 404, { error: `no actor ${address}` });
+      // If the runtime has applied an intent whose facts are not committed yet, report the
+      // committed state and say that context/snapshot are ahead of the journal.
+      const k = known.get(address);
+      const ahead = k !== undefined && k.seq < d.seq;
+      return send(res, 200, {
+        ...view(d, d.snapshot),
+        ...(ahead ? { state: k.state, status: k.status, seq: k.seq, stateIds: k.stateIds, aheadOfJournal: true } : {}),
+        context: toJsonSafe(d.context, 30),
+        snapshot: toJsonSafe(d.snapshot, 30),
+      });
+    }
+    m = /^\/api\/machines\/([^/]+)$/.exec(path);
+    if (m) {
+      const mv = machineView(decodeURIComponent(m[1]!));
+      if (!mv) return send(res, 404, { error: `no actor kind ${m[1]}` });
+      const v = await mv;
+      if (url.searchParams.get('format') === 'svg') {
+        const hl = url.searchParams.getAll('highlight');
+        return sendText(res, 'image/svg+xml', hl.length ? renderSvg(v.layout, { highlight: hl, graph: v.graph }) : v.svg);
+      }
+      if (url.searchParams.get('format') === 'mermaid') return sendText(res, 'text/plain', v.mermaid);
+      return send(res, 200, v);
+    }
+    if (path === '/api/machines') {
+      return send(res, 200, { kinds: rt.definitions().map((d) => ({ kind: d.kind, description: d.description })) });
+    }
+    if (path === '/api/facts') {
+      const o: { limit: number; actor?: string; beforeSeq?: number } = { limit: intParam(url.searchParams.get('limit'), 100, 1000) };
+      const actor = url.searchParams.get('actor');
+      if (actor) o.actor = actor;
+      const before = url.searchParams.get('beforeSeq');
+      if (before) o.beforeSeq = intParam(before, 0, Number.MAX_SAFE_INTEGER);
+      return send(res, 200, { facts: rt.journal.tail(o) });
+    }
+    m = /^\/api\/facts\/(\d+)$/.exec(path);
+    if (m) {
+      const c = chainOf(Number(m[1]));
+      return c ? send(res, 200, c) : send(res, 404, { error: `no fact ${m[1]}` });
+    }
+    if (path === '/api/verify') return send(res, 200, verifyNow());
+    return send(res, 404, { error: 'not found' });
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) send(res, 500, { error: err instanceof Error ? err.message : String(err) });
+      else res.destroy();
+    });
+  });
+
+  // --- journal status -------------------------------------------------------------------------
+  let lastVerify: ReturnType<Runtime['journal']['verify']> | undefined;
+  const verifyNow = () => {
+    lastVerify = rt.journal.verify();
+    return lastVerify;
+  };
+
+  // --- WebSockets -------------------------------------------------------------------------------
+  const live = new WebSocketServer({ noServer: true });
+  const stately = new WebSocketServer({ noServer: true });
+  let listenPort = 0;
+  const originAllowed = (origin: string | undefined): boolean => {
+    if (!origin) return true;
+    if (opts.allowedOrigins?.includes(origin)) return true;
+    try {
+      const u = new URL(origin);
+      if (['localhost', '127.0.0.1', '[::1]', '::1'].includes(u.hostname)) return true;
+      return u.host === `${host}:${listenPort}`;
+    } catch {
+      return false;
+    }
+  };
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = new URL(req.url ?? '/', 'http://inspector').pathname;
+    const target = path === '/ws' ? live : path === '/stately' || path === '/stately/ws' ? stately : undefined;
+    if (!target || !originAllowed(req.headers.origin) || !hostAllowed(req.headers.host)) {
+      socket.write(`HTTP/1.1 ${target ? '403 Forbidden' : '404 Not Found'}\r\nConnection: close\r\n\r\n`);
+      socket.destroy();
+      return;
+    }
+    target.handleUpgrade(req, socket, head, (ws) => target.emit('connection', ws, req));
+  });
+
+  const broadcast = (wss: WebSocketServer, msg: unknown, except?: WebSocket): void => {
+    if (wss.clients.size === 0) return;
+    const text = typeof msg === 'string' ? msg : JSON.stringify(msg);
+    for (const c of wss.clients) if (c !== except && c.readyState === WebSocket.OPEN) c.send(text);
+  };
+
+  live.on('connection', (ws) => {
+    ws.send(
+      JSON.stringify({
+        type: 'hello',
+        actors: rt.listActors().map((a) => {
+          const k = known.get(a.address);
+          return k && k.seq < a.seq ? k : view(a);
+        }),
+        verify: lastVerify ?? verifyNow(),
+        headSeq: rt.journal.headSeq,
+        kinds: rt.definitions().map((d) => d.kind),
+      }),
+    );
+    ws.on('error', () => {});
+  });
+
+  stately.on('connection', (ws) => {
+    for (const a of rt.listActors()) {
+      const d = rt.actor(a.address);
+      ws.send(JSON.stringify(statelyActorRegistration(a.address, definition(a.kind)?.machine, d?.snapshot)));
+    }
+    ws.on('message', (data) => {
+      // Like @statelyai/inspect's own server: relay events other senders push to every viewer.
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(data.toString());
+      } catch {
+        return;
+      }
+      if (isStatelyMessage(parsed)) broadcast(stately, JSON.stringify(parsed), ws);
+    });
+    ws.on('error', () => {});
+  });
+
+  // --- runtime listeners ----------------------------------------------------------------------
+  // Actor updates are derived from committed facts. The runtime's in-memory view may already be
+  // ahead of the journal (the next intent is applied before its group commit), and the page
+  // must only show what is durable; context is attached only when the runtime agrees.
+  const known = new Map<string, ActorView>();
+  for (const a of rt.listActors()) known.set(a.address, view(a));
+  const applyFact = (f: Fact): void => {
+    if (!f.actor) return;
+    const data = f.data as Record<string, unknown>;
+    const kind = splitAddr(f.actor).kind;
+    let v = known.get(f.actor);
+    if (!v) {
+      const info = rt.listActors().find((a) => a.address === f.actor);
+      v = info
+        ? view(info)
+        : { address: f.actor, kind, id: splitAddr(f.actor).id, state: '', status: 'active', seq: f.seq, owner: '', stateIds: [] };
+    }
+    const next: ActorView = { ...v };
+    const state = f.type === 'transition' ? data.to : data.state;
+    switch (f.type) {
+      case 'actor.started':
+      case 'actor.restored':
+      case 'transition':
+        if (typeof state === 'string') next.state = state;
+        if (f.type === 'actor.started') next.status = 'active';
+        next.seq = f.seq;
+        break;
+      case 'actor.stopped':
+        next.status = 'stopped';
+        next.seq = f.seq;
+        break;
+      case 'actor.failed':
+        next.status = 'failed';
+        break;
+      default:
+        return;
+    }
+    next.stateIds = idsFor(kind, next.state);
+    known.set(f.actor, next);
+  };
+  const dirty = new Set<string>();
+  let flushScheduled = false;
+  const flushActors = (): void => {
+    flushScheduled = false;
+    for (const address of dirty) {
+      const v = known.get(address);
+      const d = rt.actor(address);
+      if (!v && !d) continue;
+      let msg: Record<string, unknown>;
+      if (d && (!v || d.seq === v.seq)) {
+        // The runtime is exactly at the last committed fact: its view (and context) is durable.
+        const full = view(d, d.snapshot);
+        if (v && v.status !== full.status && d.status === 'active') full.status = v.status;
+        known.set(address, full);
+        msg = { type: 'actor', actor: full };
+        const ctx = toJsonSafe(d.context, 30);
+        const text = JSON.stringify(ctx);
+        if (text !== undefined && text.length <= 64_000) msg.context = ctx;
+      } else {
+        msg = { type: 'actor', actor: v };
+      }
+      broadcast(live, msg);
+    }
+    dirty.clear();
+  };
+  // Re-verify the chain after facts settle (debounced), but at least every 4 debounce periods
+  // while facts keep coming.
+  let verifyTimer: NodeJS.Timeout | undefined;
+  let verifyPendingSince: number | undefined;
+  const runVerify = (): void => {
+    verifyTimer = undefined;
+    verifyPendingSince = undefined;
+    try {
+      broadcast(live, { type: 'verify', verify: verifyNow() });
+    } catch {
+      // runtime stopped
+    }
+  };
+  const scheduleVerify = (): void => {
+    const now = Date.now();
+    verifyPendingSince ??= now;
+    if (verifyTimer) clearTimeout(verifyTimer);
+    const overdue = now - verifyPendingSince >= verifyDebounceMs * 4;
+    verifyTimer = setTimeout(runVerify, overdue ? 0 : verifyDebounceMs);
+    verifyTimer.unref?.();
+  };
+  const offFact = rt.onFact((f) => {
+    const msg: Record<string, unknown> = { type: 'fact', fact: f };
+    if (f.type === 'transition' && f.actor) {
+      const kind = splitAddr(f.actor).kind;
+      const data = f.data as { from?: unknown; to?: unknown };
+      msg.fromIds = typeof data.from === 'string' ? idsFor(kind, data.from) : [];
+      msg.toIds = typeof data.to === 'string' ? idsFor(kind, data.to) : [];
+    }
+    broadcast(live, msg);
+    if (f.actor) {
+      applyFact(f);
+      dirty.add(f.actor);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(() => {
+          try {
+            flushActors();
+          } catch {
+            // runtime stopped meanwhile
+          }
+        });
+      }
+    }
+    scheduleVerify();
+  });
+  // Inspection events arrive synchronously from inside XState (even from an actor's
+  // constructor). Never do work or throw there: queue them and convert on the next turn.
+  type InspectRec = { actor: string; event: Parameters<typeof toStatelyMessage>[1] };
+  let inspectQueue: InspectRec[] = [];
+  const processInspect = (rec: InspectRec): void => {
+    if (stately.clients.size > 0) {
+      const msg: StatelyMessage | undefined = toStatelyMessage(rec.actor, rec.event, {
+        definitionOf: (ref) => {
+          const isRoot = !(ref as { _parent?: unknown })._parent;
+          const def = isRoot ? definition(splitAddr(rec.actor).kind) : undefined;
+          return def ? JSON.stringify(toJsonSafe((def.machine as unknown as { config: unknown }).config, 20)) : undefined;
+        },
+      });
+      if (msg) broadcast(stately, msg);
+    }
+    if (live.clients.size > 0 && rec.event.type === '@xstate.snapshot') {
+      const snap = rec.event.snapshot as { value?: unknown; status?: string };
+      const g = graphOf(splitAddr(rec.actor).kind);
+      broadcast(live, {
+        type: 'inspect',
+        actor: rec.actor,
+        event: toJsonSafe(rec.event.event, 6),
+        value: toJsonSafe(snap.value, 10),
+        status: snap.status,
+        stateIds: g && snap.value !== undefined ? stateValueToIds(g, snap.value) : [],
+      });
+    }
+  };
+  const offInspect = rt.onInspect((r) => {
+    if (stately.clients.size === 0 && live.clients.size === 0) return;
+    const rec = r as InspectRec;
+    if (rec.event.type !== '@xstate.actor' && rec.event.type !== '@xstate.event' && rec.event.type !== '@xstate.snapshot') return;
+    inspectQueue.push(rec);
+    if (inspectQueue.length === 1) {
+      setImmediate(() => {
+        const batch = inspectQueue;
+        inspectQueue = [];
+        for (const item of batch) {
+          try {
+            processInspect(item);
+          } catch {
+            // a snapshot that cannot be serialized must not disturb the runtime
+          }
+        }
+      });
+    }
+    if (inspectQueue.length > 10_000) inspectQueue.splice(0, inspectQueue.length - 10_000);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 4848, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  listenPort = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const base = `http://${urlHost}:${listenPort}`;
+
+  let closed = false;
+  return {
+    url: base,
+    port: listenPort,
+    statelyUrl: `ws://${urlHost}:${listenPort}/stately`,
+    async close() {
+      if (closed) return;
+      closed = true;
+      offFact();
+      offInspect();
+      if (verifyTimer) clearTimeout(verifyTimer);
+      for (const c of live.clients) c.terminate();
+      for (const c of stately.clients) c.terminate();
+      live.close();
+      stately.close();
+      server.closeAllConnections?.();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,287 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Runtime } from '../../src/index.js';
+import { startInspector, type Inspector, type InspectorRuntime } from '../../src/inspector/server.js';
+import { iid, tempRuntime } from '../helpers/runtime.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = join(process.cwd(), 'test-artifacts');
+// `npm test` installs chromium first (scripts/ensure-deps.sh); a missing browser is a failure, not a skip.
+if (!existsSync(CHROMIUM)) throw new Error(`no chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
+
+async function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+}
+
+const row = (address: string) => `[data-testid="actor-row"][data-address="${address}"]`;
+const activeState = (id: string) => `[data-testid="machine-view"] g.state.active[data-state-id="${id}"]`;
+
+describe('inspector page', () => {
+  let rt: Runtime;
+  let closeRuntime: () => Promise<void>;
+  let inspector: Inspector;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    ({ rt, close: closeRuntime } = await tempRuntime());
+    inspector = await startInspector({ runtime: rt, port: 0 });
+    browser = await launch();
+    page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    page.setDefaultTimeout(10_000);
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') pageErrors.push(m.text());
+    });
+    // Nothing may be fetched from outside the inspector (works offline, no CDN).
+    await page.route('**/*', (route) => {
+      const u = new URL(route.request().url());
+      return u.host === new URL(inspector.url).host ? route.continue() : route.abort();
+    });
+    await page.goto(inspector.url);
+    await page.waitForSelector('[data-testid="ws-status"][data-state="open"]');
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await inspector?.close();
+    await closeRuntime?.();
+  });
+
+  it('lists actors live as they are spawned, and filters them', async () => {
+    await rt.spawn('deployment/web', { service: 'web' });
+    await rt.spawn('run/r1', { goal: 'ship it' });
+    const web = page.locator(row('deployment/web'));
+    await web.waitFor();
+    await expect(web.locator('[data-testid="actor-kind"]').textContent()).resolves.toBe('deployment');
+    await expect(web.locator('[data-testid="actor-id"]').textContent()).resolves.toBe('web');
+    await expect(web.locator('[data-testid="actor-state"]').textContent()).resolves.toBe('draft');
+    await expect(web.locator('[data-testid="actor-status"]').textContent()).resolves.toBe('active');
+    await expect(web.locator('[data-testid="actor-owner"]').textContent()).resolves.toBe(rt.node);
+    await page.locator(row('run/r1')).waitFor();
+
+    await page.fill('[data-testid="actor-filter"]', 'run');
+    await page.locator(row('deployment/web')).waitFor({ state: 'detached' });
+    expect(await page.locator('[data-testid="actor-row"]').count()).toBe(1);
+    await page.fill('[data-testid="actor-filter"]', '');
+    await page.locator(row('deployment/web')).waitFor();
+    expect(await page.locator('[data-testid="actor-row"]').count()).toBe(2);
+  });
+
+  it('draws the machine with the current state highlighted, and follows executed intents', async () => {
+    await page.click(row('deployment/web'));
+    await page.waitForSelector(activeState('deployment.draft'));
+    const svg = page.locator('[data-testid="machine-view"] svg');
+    await expect(svg.getAttribute('data-machine')).resolves.toBe('deployment');
+    expect(await page.locator('[data-testid="machine-view"] g.state.active:not(.root)').count()).toBe(1);
+    await page.screenshot({ path: join(ARTIFACTS, 'inspector-1-draft.png') });
+
+    await rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/web:*' });
+    const configured = await rt.propose({
+      id: iid(),
+      proposer: 'agent:bot',
+      target: 'deployment/web',
+      action: 'CONFIGURE',
+      params: { version: '1.2.3', replicas: 3 },
+    });
+    expect(configured.status).toBe('executed');
+    const submitted = await rt.propose({
+      id: iid('submit'),
+      proposer: 'agent:bot',
+      target: 'deployment/web',
+      action: 'SUBMIT',
+      params: { author: 'bot' },
+      rationale: 'config looks good',
+    });
+    expect(submitted.status).toBe('executed');
+
+    await page.waitForSelector(activeState('deployment.in_review'));
+    await page.waitForSelector(`[data-testid="machine-view"] g.state[data-state-id="deployment.draft"]:not(.active)`);
+    expect(await page.locator('[data-testid="machine-view"] g.state.active:not(.root)').count()).toBe(1);
+    await page.waitForSelector(`${row('deployment/web')}[data-state="in_review"]`);
+    await page.waitForSelector('[data-testid="actor-state-pill"][data-state="in_review"]');
+    // the context panel follows the committed state
+    await page.waitForFunction(() => document.querySelector('[data-testid="actor-context"]')?.textContent?.includes('"1.2.3"'));
+    // the transition just taken is marked on the drawing
+    await page.waitForSelector('[data-testid="machine-view"] g.edge.taken[data-event="SUBMIT"]');
+    await page.screenshot({ path: join(ARTIFACTS, 'inspector-2-in-review.png') });
+  });
+
+  it('shows a denied intent with its reasons', async () => {
+    const denied = await rt.propose({
+      id: iid('deny'),
+      proposer: 'agent:eve',
+      target: 'deployment/web',
+      action: 'APPROVE',
+      params: { reviewer: 'eve' },
+    });
+    expect(denied.status).toBe('denied');
+    const item = page.locator('[data-testid="timeline-item"][data-type="decision"][data-verdict="denied"]').first();
+    await item.waitFor();
+    const reasons = item.locator('[data-testid="decision-reasons"]');
+    await expect(reasons.textContent()).resolves.toContain('no_grant');
+    await expect(reasons.textContent()).resolves.toContain('agent:eve holds no grant for deployment/web:APPROVE');
+    await expect(item.locator('[data-testid="verdict"]').textContent()).resolves.toBe('denied');
+    // a denied intent does not move the actor
+    expect(await page.locator(activeState('deployment.in_review')).count()).toBe(1);
+    // newest first
+    const first = page.locator('[data-testid="timeline-item"]').first();
+    await expect(first.getAttribute('data-type')).resolves.toBe('decision');
+    await page.screenshot({ path: join(ARTIFACTS, 'inspector-3-denied.png') });
+  });
+
+  it('clicking a transition reveals its decision and intent', async () => {
+    const transition = page.locator('[data-testid="timeline-item"][data-type="transition"]').first();
+    await expect(transition.textContent()).resolves.toContain('SUBMIT');
+    await transition.click();
+    const detail = page.locator('[data-testid="fact-detail"]');
+    await detail.locator('[data-testid="chain-intent"]').waitFor();
+    const intent = await detail.locator('[data-testid="chain-intent"]').textContent();
+    expect(intent).toContain('SUBMIT');
+    expect(intent).toContain('agent:bot');
+    expect(intent).toContain('config looks good');
+    await expect(detail.locator('[data-testid="chain-intent"]').getAttribute('data-intent-id')).resolves.toMatch(/^submit-/);
+    const decision = detail.locator('[data-testid="chain-decision"]');
+    await expect(decision.getAttribute('data-verdict')).resolves.toBe('granted');
+    await expect(decision.textContent()).resolves.toContain('grant');
+    const t = await detail.locator('[data-testid="chain-transition"]').textContent();
+    expect(t).toContain('draft');
+    expect(t).toContain('in_review');
+    // causes: the transition's decision is the fact before it, the intent the one before that
+    const tSeq = Number(await transition.getAttribute('data-seq'));
+    await expect(decision.getAttribute('data-seq')).resolves.toBe(String(tSeq - 1));
+    await expect(detail.locator('[data-testid="chain-intent"]').getAttribute('data-seq')).resolves.toBe(String(tSeq - 2));
+    await page.screenshot({ path: join(ARTIFACTS, 'inspector-4-transition-chain.png') });
+  });
+
+  it('shows the actor context, snapshot, journal, and the state at each journal position', async () => {
+    await page.waitForFunction(() => document.querySelector('[data-testid="actor-snapshot"]')?.textContent?.includes('"in_review"'));
+    const rows = page.locator('[data-testid="history-row"]');
+    await rows.first().waitFor();
+    const started = page.locator('[data-testid="history-row"]', { hasText: 'actor.started' });
+    await expect(started.getAttribute('data-state')).resolves.toBe('draft');
+    await started.click();
+    await page.waitForSelector(activeState('deployment.draft'));
+    await expect(page.locator('[data-testid="position-banner"]').isVisible()).resolves.toBe(true);
+    // context as it was right after spawning: not configured yet
+    const ctx = await page.locator('[data-testid="actor-context"]').textContent();
+    expect(ctx).toContain('"replicas": 1');
+    await page.screenshot({ path: join(ARTIFACTS, 'inspector-5-history-position.png') });
+    await page.click('[data-testid="back-to-live"]');
+    await page.waitForSelector(activeState('deployment.in_review'));
+    await expect(page.locator('[data-testid="position-banner"]').isVisible()).resolves.toBe(false);
+  });
+
+  it('shows a pending decision, then the approved transition', async () => {
+    await page.click('[data-testid="fact-detail-close"]');
+    const approved = await rt.propose({
+      id: iid(),
+      proposer: 'agent:bot',
+      target: 'deployment/web',
+      action: 'APPROVE',
+      params: { reviewer: 'alice' },
+    });
+    expect(approved.status).toBe('executed');
+    await page.waitForSelector(activeState('deployment.approved'));
+    const deployId = iid('deploy');
+    const pending = await rt.propose({
+      id: deployId,
+      proposer: 'agent:bot',
+      target: 'deployment/web',
+      action: 'DEPLOY',
+      params: { environment: 'production' },
+    });
+    expect(pending.status).toBe('pending');
+    const item = page.locator('[data-testid="timeline-item"][data-type="decision"][data-verdict="pending"]').first();
+    await item.waitFor();
+    await expect(item.locator('[data-testid="decision-reasons"]').textContent()).resolves.toContain('approval_required');
+    expect(await page.locator(activeState('deployment.approved')).count()).toBe(1);
+
+    const done = await rt.approvals.approve(deployId, 'human:ops', 'looks fine');
+    expect(done.status).toBe('executed');
+    await page.waitForSelector(activeState('deployment.rolling_out'));
+    const t = page.locator('[data-testid="timeline-item"][data-type="transition"]').first();
+    await expect(t.textContent()).resolves.toContain('DEPLOY');
+    await t.click();
+    const detail = page.locator('[data-testid="fact-detail"]');
+    // the original proposal, and the decision taken with the human's approval
+    await expect(detail.locator('[data-testid="chain-intent"]').textContent()).resolves.toContain('DEPLOY');
+    await expect(detail.locator('[data-testid="chain-decision"]').getAttribute('data-verdict')).resolves.toBe('granted');
+    await expect(detail.locator('[data-testid="chain-decision"]').textContent()).resolves.toContain('human:ops');
+    await page.screenshot({ path: join(ARTIFACTS, 'inspector-7-approved-deploy.png') });
+  });
+
+  it('follows a runtime-only transition of a run (no intent behind it)', async () => {
+    await page.click(row('run/r1'));
+    await page.waitForSelector(activeState('run.CREATED'));
+    await page.waitForSelector('[data-testid="machine-view"] svg[data-machine="run"] g.edge[data-event="RUNTIME_ABORT"][data-source="run"]');
+    await rt.signal('run/r1', { type: 'RUNTIME_ABORT', reason: 'budget exhausted' }, 'operator abort');
+    await page.waitForSelector(activeState('run.TERMINATED_BY_RUNTIME'));
+    await page.waitForSelector(`${row('run/r1')}[data-status="done"]`);
+    const t = page.locator('[data-testid="timeline-item"][data-type="transition"]').first();
+    await expect(t.textContent()).resolves.toContain('RUNTIME_ABORT');
+    await t.click();
+    const detail = page.locator('[data-testid="fact-detail"]');
+    await detail.locator('[data-testid="chain-transition"]').waitFor();
+    expect(await detail.locator('[data-testid="chain-intent"]').count()).toBe(0);
+    expect(await detail.locator('[data-testid="chain-decision"]').count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'inspector-8-run-aborted.png') });
+  });
+
+  it('shows the journal status', async () => {
+    const status = page.locator('[data-testid="journal-status"]');
+    await page.waitForSelector('[data-testid="journal-status"][data-ok="true"]');
+    await expect(status.textContent()).resolves.toMatch(/journal verified · \d+ facts/);
+    const head = rt.journal.headSeq;
+    await page.waitForFunction((n) => document.querySelector('[data-testid="journal-status"]')?.textContent?.includes(`${n} facts`), head);
+  });
+
+  it('loaded nothing from outside and logged no errors', () => {
+    expect(pageErrors).toEqual([]);
+  });
+});
+
+describe('inspector page: broken journal', () => {
+  it('shows the first broken seq', async () => {
+    const { rt, close } = await tempRuntime();
+    await rt.spawn('deployment/x');
+    const tampered: InspectorRuntime = {
+      definitions: () => rt.definitions(),
+      listActors: () => rt.listActors(),
+      actor: (a) => rt.actor(a),
+      onFact: (l) => rt.onFact(l),
+      onInspect: (l) => rt.onInspect(l),
+      journal: {
+        ...rt.journal,
+        tail: (o) => rt.journal.tail(o),
+        fact: (s) => rt.journal.fact(s),
+        factsOfIntent: (id) => rt.journal.factsOfIntent(id),
+        read: (a, b) => rt.journal.read(a, b),
+        headSeq: rt.journal.headSeq,
+        verify: () => ({ ok: false, count: 3, headSeq: 3, headHash: 'x', brokenAt: 2, reason: 'hash mismatch' }),
+      },
+    };
+    const ins = await startInspector({ runtime: tampered, port: 0 });
+    const browser = await launch();
+    try {
+      const page = await browser.newPage();
+      await page.goto(ins.url);
+      const status = page.locator('[data-testid="journal-status"][data-ok="false"]');
+      await status.waitFor({ timeout: 10_000 });
+      await expect(status.textContent()).resolves.toBe('journal BROKEN at seq 2: hash mismatch');
+      await expect(status.getAttribute('data-broken-at')).resolves.toBe('2');
+      await page.screenshot({ path: join(ARTIFACTS, 'inspector-6-broken-journal.png') });
+    } finally {
+      await browser.close();
+      await ins.close();
+      await close();
+    }
+  }, 60_000);
+});
