@@ -13,3 +13,5 @@ export type { Clock } from './util/clock.js';
 export { sequentialIds, randomIds } from './util/ids.js';
 export type { IdGen } from './util/ids.js';
 export { createLogger } from './util/logger.js';
+export { startInspector, machineToGraph, graphToMermaid, graphToSvg, layoutGraph } from './inspector/index.js';
+export type { Inspector, InspectorOptions, MachineGraph } from './inspector/index.js';

@@ -15,6 +15,7 @@ import { createRuntime, type Runtime } from '../runtime.js';
 import { DataDirLock, SqliteStore } from '../store/index.js';
 import { createLogger } from '../util/logger.js';
 import { runDemo } from './demo.js';
+import { graphToMermaid, graphToSvg, layoutGraph, machineToGraph, startInspector, type Inspector } from '../inspector/index.js';
 import { c, formatActors, formatFact, formatGrants, formatOutcome, parseDuration } from './format.js';
 
 interface Common {
@@ -113,6 +114,9 @@ common(program.command('demo'))
 
 interface ServeOptions extends Common {
   adminPort?: number;
+  /** Port, or false for none. */
+  inspect?: number | false;
+  inspectHost?: string;
   seed?: boolean;
   nats?: string;
   node?: string;
@@ -150,6 +154,17 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     JSON.stringify({ ...owner, pid: process.pid, node: rt.node, adminUrl: admin.url, adminToken: admin.token }, null, 2) + '\n',
     { mode: 0o600 },
   );
+  let inspector: Inspector | undefined;
+  if (o.inspect !== undefined && o.inspect !== false) {
+    const host = o.inspectHost ?? '127.0.0.1';
+    try {
+      inspector = await startInspector({ runtime: rt, port: o.inspect, host });
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EADDRINUSE') throw e;
+      logger.warn(`inspector port ${o.inspect} is taken; using a free port`);
+      inspector = await startInspector({ runtime: rt, port: 0, host });
+    }
+  }
   const service = transport
     ? await registerNodeService(transport, { node: rt.node.replace(/[^A-Za-z0-9_-]/g, '_'), version: VERSION, status: () => ({ node: rt.node, ...rt.stats() }) })
     : undefined;
@@ -157,6 +172,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
   print(`${c.bold(title)} node ${rt.node} serving ${rt.dataDir}`);
   print(`  transport ${rt.transport.kind}${o.nats ? ` ${o.nats} (nats-server ${transport!.serverVersion ?? '?'})` : ' (in process)'}`);
   print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
+  if (inspector) print(`  inspector ${c.bold(inspector.url)}`);
   print(`  actors ${rt.listActors().length} · journal head #${rt.journal.headSeq} · Ctrl-C to stop`);
   print('ready');
   await new Promise<void>((resolveStop) => {
@@ -164,6 +180,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     process.once('SIGTERM', () => resolveStop());
   });
   await service?.stop();
+  await inspector?.close();
   await admin.close();
   await rt.stop();
   await transport?.close();
@@ -175,6 +192,9 @@ common(program.command('dev'))
   .option('--nats <url>', 'also serve intents over NATS (comma-separated server URLs)')
   .option('--node <name>', 'node name')
   .option('--seed', 'run the scripted demo once at start')
+  .option('--inspect <port>', 'inspector port (default 4848; 0 = any free port)', (v) => Number(v), 4848)
+  .option('--no-inspect', 'do not serve the inspector')
+  .option('--inspect-host <host>', 'inspector bind address (default 127.0.0.1: it shows contexts and the journal)')
   .action((o: ServeOptions) => serve(o, 'ice dev'));
 
 common(program.command('start'))
@@ -182,6 +202,8 @@ common(program.command('start'))
   .requiredOption('--nats <url>', 'NATS server URL(s), comma-separated')
   .option('--node <name>', 'node name (subject-safe)')
   .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1', (v) => Number(v))
+  .option('--inspect <port>', 'serve the inspector on this port (0 = any free port)', (v) => Number(v))
+  .option('--inspect-host <host>', 'inspector bind address (default 127.0.0.1)')
   .action((o: ServeOptions) => serve(o, 'ice start'));
 
 common(program.command('propose <target> <action>'))
@@ -434,6 +456,24 @@ common(machines.command('ls'))
       print(`  states   ${r.states.join(', ')}`);
       print(`  actions  ${r.actions.join(', ')}${r.runtimeEvents.length ? c.dim(`  (runtime only: ${r.runtimeEvents.join(', ')})`) : ''}`);
     }
+  });
+
+common(machines.command('export <kind>'))
+  .description('write the statechart of a kind as JSON (graph + layout), Mermaid or SVG')
+  .addOption(new Option('--format <format>', 'output format').choices(['json', 'mermaid', 'svg']).default('json'))
+  .option('--out <file>', 'write to a file instead of stdout')
+  .action(async (kind: string, o: Common & { format: 'json' | 'mermaid' | 'svg'; out?: string }) => {
+    const def = (await loadActors(o.actors)).find((d) => d.kind === kind);
+    if (!def) throw new IceError('E_NOT_FOUND', `no actor kind ${kind}`, 'reject');
+    const graph = machineToGraph(def.machine);
+    const text =
+      o.format === 'mermaid'
+        ? graphToMermaid(graph)
+        : o.format === 'svg'
+          ? await graphToSvg(graph)
+          : JSON.stringify({ graph, layout: await layoutGraph(graph) }, null, 2);
+    if (o.out) writeFileSync(o.out, text.endsWith('\n') ? text : text + '\n');
+    else process.stdout.write(text.endsWith('\n') ? text : text + '\n');
   });
 
 program.addOption(new Option('--no-color', 'no colours').hideHelp());

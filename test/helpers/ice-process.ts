@@ -23,7 +23,7 @@ process.on('exit', () => {
 
 /** Starts `ice dev --data <dir>` as a real child process and waits until it serves. */
 export async function startIceDev(dataDir: string, extraArgs: string[] = []): Promise<IceProcess> {
-  const child = spawn(process.execPath, [ICE_BIN, 'dev', '--data', dataDir, ...extraArgs], {
+  const child = spawn(process.execPath, [ICE_BIN, 'dev', '--data', dataDir, '--inspect', '0', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ICE_LOG_LEVEL: process.env.ICE_LOG_LEVEL ?? 'warn', NO_COLOR: '1' },
   });
