@@ -245,7 +245,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       unpublish();
       host.stopAll();
       if (!opts.transport) await transport.close();
-      st.close();
+      await st.close();
       lock.release();
       logger.info('runtime stopped');
     },

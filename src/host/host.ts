@@ -433,7 +433,7 @@ export class Host {
   /** Frees an idle actor's memory; its snapshot stays, and the next use re-activates it. */
   passivate(address: string): boolean {
     const e = this.#entries.get(address);
-    if (!e || this.#locks.has(address)) return false;
+    if (!e || this.#locks.has(address) || this.#journal.hasPending(address)) return false;
     this.#drop(address);
     return true;
   }

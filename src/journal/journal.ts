@@ -68,6 +68,10 @@ export class Journal {
   #listeners = new Set<(f: Fact) => void>();
   #flushing: Promise<void> | undefined;
   #resolveFlushing: (() => void) | undefined;
+  /** A batch is with the store's writer; the next one waits for it (pipeline depth 1). */
+  #inFlight = false;
+  /** Actors with queued or in-flight txs: their stored snapshot is behind memory. */
+  #pendingActors = new Map<string, number>();
   /** Largest number of txs flushed in one store transaction (for stats). */
   maxBatch = 0;
   flushes = 0;
@@ -130,13 +134,32 @@ export class Journal {
     if (b.facts.length + b.snapshots.length + b.outcomes.length + b.grants.length + b.pendingPut.length + b.pendingDelete.length === 0) {
       return Promise.resolve();
     }
+    for (const a of tx.actors) this.#pendingActors.set(a, (this.#pendingActors.get(a) ?? 0) + 1);
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ batch: b, actors: tx.actors, resolve, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
+      this.#schedule();
     });
+  }
+
+  /** True while an actor has changes that are not yet durable. */
+  hasPending(actor: string): boolean {
+    return this.#pendingActors.has(actor);
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#inFlight || this.#queue.length === 0) return;
+    this.#scheduled = true;
+    setImmediate(() => this.#flush());
+  }
+
+  #settleActors(queue: QueuedTx[]): void {
+    for (const q of queue) {
+      for (const a of q.actors) {
+        const n = (this.#pendingActors.get(a) ?? 1) - 1;
+        if (n <= 0) this.#pendingActors.delete(a);
+        else this.#pendingActors.set(a, n);
+      }
+    }
   }
 
   /** @internal */
@@ -153,9 +176,13 @@ export class Journal {
 
   #flush(): void {
     this.#scheduled = false;
+    if (this.#inFlight) return;
     const queue = this.#queue;
     this.#queue = [];
-    if (queue.length === 0) return;
+    if (queue.length === 0) {
+      this.#settleFlushing();
+      return;
+    }
     const merged: CommitBatch = { facts: [], snapshots: [], outcomes: [], grants: [], pendingPut: [], pendingDelete: [] };
     const snapshotByActor = new Map<string, SnapshotRecord>();
     const grantById = new Map<string, Grant>();
@@ -170,25 +197,39 @@ export class Journal {
     }
     merged.snapshots = [...snapshotByActor.values()];
     merged.grants = [...grantById.values()];
-    try {
-      const last = merged.facts.at(-1)?.fact;
-      if (last && this.#attest) {
-        const a = this.#attest(last.seq, last.hash);
-        merged.checkpoint = { seq: last.seq, hash: last.hash, keyId: a.keyId, sig: a.sig, at: last.at } satisfies Checkpoint;
-      }
-      this.#store.commit(merged);
-    } catch (e) {
-      const err = new JournalError('commit failed; nothing in this group was acknowledged', { cause: ensureError(e) });
-      const head = this.#store.head();
-      this.#headSeq = head.seq;
-      this.#headHash = head.hash;
-      const actors = new Set<string>();
-      for (const q of queue) for (const a of q.actors) actors.add(a);
-      this.#onFlushFailed(actors, err);
-      for (const q of queue) q.reject(err);
-      this.#settleFlushing();
-      return;
+    const last = merged.facts.at(-1)?.fact;
+    if (last && this.#attest) {
+      const a = this.#attest(last.seq, last.hash);
+      merged.checkpoint = { seq: last.seq, hash: last.hash, keyId: a.keyId, sig: a.sig, at: last.at } satisfies Checkpoint;
     }
+    this.#inFlight = true;
+    this.#store.commit(merged).then(
+      () => this.#committed(queue, merged),
+      (e: unknown) => this.#failed(queue, e),
+    );
+  }
+
+  #failed(queue: QueuedTx[], e: unknown): void {
+    this.#inFlight = false;
+    const err = new JournalError('commit failed; nothing in this group was acknowledged', { cause: ensureError(e) });
+    // Everything queued after the failed group chained onto facts that never landed: fail it too.
+    const later = this.#queue;
+    this.#queue = [];
+    const all = [...queue, ...later];
+    const head = this.#store.head();
+    this.#headSeq = head.seq;
+    this.#headHash = head.hash;
+    const actors = new Set<string>();
+    for (const q of all) for (const a of q.actors) actors.add(a);
+    this.#settleActors(all);
+    this.#onFlushFailed(actors, err);
+    for (const q of all) q.reject(err);
+    this.#settleFlushing();
+  }
+
+  #committed(queue: QueuedTx[], merged: CommitBatch): void {
+    this.#inFlight = false;
+    this.#settleActors(queue);
     this.flushes++;
     if (queue.length > this.maxBatch) this.maxBatch = queue.length;
     for (const q of queue) q.resolve();
@@ -203,11 +244,12 @@ export class Journal {
         }
       }
     }
+    this.#schedule();
     this.#settleFlushing();
   }
 
   #settleFlushing(): void {
-    if (this.#queue.length === 0 && this.#resolveFlushing) {
+    if (this.#queue.length === 0 && !this.#inFlight && this.#resolveFlushing) {
       const r = this.#resolveFlushing;
       this.#flushing = undefined;
       this.#resolveFlushing = undefined;
@@ -217,7 +259,7 @@ export class Journal {
 
   /** Resolves when every tx committed so far is durable (or failed). */
   drain(): Promise<void> {
-    if (this.#queue.length === 0 && !this.#scheduled) return Promise.resolve();
+    if (this.#queue.length === 0 && !this.#scheduled && !this.#inFlight) return Promise.resolve();
     this.#flushing ??= new Promise<void>((r) => (this.#resolveFlushing = r));
     return this.#flushing;
   }

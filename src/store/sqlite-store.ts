@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { JournalError } from '../errors.js';
 import type { Fact, Grant, Outcome, SnapshotRecord } from '../protocol/index.js';
 
@@ -12,9 +14,12 @@ import type { Fact, Grant, Outcome, SnapshotRecord } from '../protocol/index.js'
  * - `commit()` writes one batch in ONE transaction: the facts of the intents in the batch,
  *   their actors' new snapshots and their outcomes land together or not at all, so a crash
  *   can never leave a snapshot ahead of the journal or behind it.
- * - `synchronous=FULL`: when `commit()` returns, the WAL has been fsynced, so the caller
+ * - `synchronous=FULL`: when `commit()` resolves, the WAL has been fsynced, so the caller
  *   may acknowledge. Speed comes from batching many intents into one commit (group commit),
  *   never from acknowledging before the fsync.
+ * - one writer: commits run in a worker thread (commit-worker.cjs) with its own connection,
+ *   one at a time, in the order they were handed over; the fsync never blocks the event
+ *   loop. The main thread's connection only reads (WAL readers see every committed batch).
  * - facts are append-only: nothing here updates or deletes a fact row.
  * - the WAL is checkpointed automatically (SQLite's default 1000 pages) — checkpoints
  *   copy already-durable pages into the main file and never change what is durable.
@@ -120,7 +125,10 @@ export class SqliteStore {
   readonly readonly: boolean;
   #db: Database.Database;
   #stmts: ReturnType<SqliteStore['prepare']>;
-  #commitTx: (batch: CommitBatch) => void;
+  #worker: Worker | undefined;
+  #nextCommit = 1;
+  #commits = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  #writerError: Error | undefined;
 
   constructor(dataDir: string, opts: SqliteStoreOptions = {}) {
     this.readonly = opts.readonly ?? false;
@@ -145,33 +153,39 @@ export class SqliteStore {
       }
     }
     this.#stmts = this.prepare();
-    this.#commitTx = this.readonly
-      ? () => {
-          throw new JournalError('store is open read-only');
-        }
-      : this.#db.transaction((batch: CommitBatch) => this.#write(batch));
+  }
+
+  #startWriter(): Worker {
+    const w = new Worker(new URL('./commit-worker.cjs', import.meta.url), {
+      workerData: { path: this.path, driver: createRequire(import.meta.url).resolve('better-sqlite3') },
+    });
+    w.on('message', (m: { type: string; id?: number; error?: { message: string; code?: string } }) => {
+      if (m.type !== 'done' || m.id === undefined) return;
+      const p = this.#commits.get(m.id);
+      if (!p) return;
+      this.#commits.delete(m.id);
+      // Keep the process alive only while a commit is with the writer.
+      if (this.#commits.size === 0) w.unref();
+      if (m.error) p.reject(new JournalError(`commit failed: ${m.error.message}`, { cause: m.error }));
+      else p.resolve();
+    });
+    const fail = (e: Error) => {
+      this.#writerError = new JournalError('the store writer stopped; nothing further can be committed', { cause: e });
+      for (const p of this.#commits.values()) p.reject(this.#writerError);
+      this.#commits.clear();
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => {
+      if (code !== 0 || this.#commits.size > 0) fail(new Error(`writer exited with code ${code}`));
+    });
+    w.unref();
+    return w;
   }
 
   private prepare() {
     const db = this.#db;
     const ro = this.readonly;
     return {
-      insertFact: ro
-        ? undefined
-        : db.prepare('INSERT INTO facts(seq, type, actor, intent_id, at, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
-      upsertSnapshot: ro
-        ? undefined
-        : db.prepare(
-            'INSERT INTO snapshots(actor, kind, seq, status, state, body) VALUES (?, ?, ?, ?, ?, ?) ' +
-              'ON CONFLICT(actor) DO UPDATE SET seq = excluded.seq, status = excluded.status, state = excluded.state, body = excluded.body',
-          ),
-      insertOutcome: ro ? undefined : db.prepare('INSERT OR REPLACE INTO outcomes(intent_id, digest, body) VALUES (?, ?, ?)'),
-      upsertGrant: ro ? undefined : db.prepare('INSERT OR REPLACE INTO grants(id, body) VALUES (?, ?)'),
-      putPending: ro
-        ? undefined
-        : db.prepare('INSERT OR REPLACE INTO pending(intent_id, actor, body, created_at) VALUES (?, ?, ?, ?)'),
-      deletePending: ro ? undefined : db.prepare('DELETE FROM pending WHERE intent_id = ?'),
-      insertCheckpoint: ro ? undefined : db.prepare('INSERT OR REPLACE INTO checkpoints(seq, hash, key_id, sig, at) VALUES (?, ?, ?, ?, ?)'),
       checkpoints: db.prepare('SELECT seq, hash, key_id AS keyId, sig, at FROM checkpoints ORDER BY seq'),
       head: db.prepare('SELECT seq, hash FROM facts ORDER BY seq DESC LIMIT 1'),
       factRange: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE seq >= ? ORDER BY seq ASC LIMIT ?'),
@@ -194,27 +208,29 @@ export class SqliteStore {
     };
   }
 
-  /** Writes one batch atomically and durably (see the file comment). */
-  commit(batch: CommitBatch): void {
-    this.#commitTx(batch);
-  }
-
-  #write(batch: CommitBatch): void {
-    const s = this.#stmts;
-    for (const { fact, body } of batch.facts) {
-      s.insertFact!.run(fact.seq, fact.type, fact.actor ?? null, fact.intentId ?? null, fact.at, body, fact.prev, fact.hash);
-    }
-    for (const snap of batch.snapshots) {
-      s.upsertSnapshot!.run(snap.actor, snap.kind, snap.seq, snap.status, snap.state, JSON.stringify(snap));
-    }
-    for (const o of batch.outcomes) s.insertOutcome!.run(o.intentId, o.digest, JSON.stringify(o.outcome));
-    for (const g of batch.grants) s.upsertGrant!.run(g.id, JSON.stringify(g));
-    for (const p of batch.pendingPut) {
-      s.putPending!.run(p.intentId, p.actor, JSON.stringify({ intent: p.intent, decision: p.decision }), p.createdAt);
-    }
-    for (const id of batch.pendingDelete) s.deletePending!.run(id);
-    const cp = batch.checkpoint;
-    if (cp) s.insertCheckpoint!.run(cp.seq, cp.hash, cp.keyId, cp.sig, cp.at);
+  /**
+   * Writes one batch atomically and durably (see the file comment); resolves after the
+   * fsync. Batches are written in the order of the calls.
+   */
+  commit(batch: CommitBatch): Promise<void> {
+    if (this.readonly) return Promise.reject(new JournalError('store is open read-only'));
+    if (this.#writerError) return Promise.reject(this.#writerError);
+    this.#worker ??= this.#startWriter();
+    const rows = {
+      facts: batch.facts.map(({ fact, body }) => [fact.seq, fact.type, fact.actor ?? null, fact.intentId ?? null, fact.at, body, fact.prev, fact.hash]),
+      snapshots: batch.snapshots.map((snap) => [snap.actor, snap.kind, snap.seq, snap.status, snap.state, JSON.stringify(snap)]),
+      outcomes: batch.outcomes.map((o) => [o.intentId, o.digest, JSON.stringify(o.outcome)]),
+      grants: batch.grants.map((g) => [g.id, JSON.stringify(g)]),
+      pendingPut: batch.pendingPut.map((p) => [p.intentId, p.actor, JSON.stringify({ intent: p.intent, decision: p.decision }), p.createdAt]),
+      pendingDelete: batch.pendingDelete,
+      checkpoint: batch.checkpoint ? [batch.checkpoint.seq, batch.checkpoint.hash, batch.checkpoint.keyId, batch.checkpoint.sig, batch.checkpoint.at] : null,
+    };
+    const id = this.#nextCommit++;
+    return new Promise<void>((resolve, reject) => {
+      if (this.#commits.size === 0) this.#worker!.ref();
+      this.#commits.set(id, { resolve, reject });
+      this.#worker!.postMessage({ type: 'commit', id, batch: rows });
+    });
   }
 
   checkpoints(): Checkpoint[] {
@@ -303,7 +319,18 @@ export class SqliteStore {
     this.#db.prepare(sql).run(...params);
   }
 
-  close(): void {
+  /** Waits for the writer to finish what it was given, then closes both connections. */
+  async close(): Promise<void> {
+    const w = this.#worker;
+    this.#worker = undefined;
+    if (w) {
+      await new Promise<void>((resolve) => {
+        w.on('message', (m: { type: string }) => m.type === 'closed' && resolve());
+        w.once('exit', () => resolve());
+        w.postMessage({ type: 'close' });
+      });
+      await w.terminate();
+    }
     if (this.#db.open) this.#db.close();
   }
 }

@@ -1,0 +1,49 @@
+'use strict';
+// The store's single writer. Runs in a worker thread so the fsync of a group commit does not
+// block the event loop: while one batch is being made durable, the main thread already
+// validates, decides and transitions the next. See sqlite-store.ts for the invariants.
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+
+const db = new Database(workerData.path);
+db.pragma('busy_timeout = 5000');
+db.pragma('journal_mode = WAL');
+db.pragma('synchronous = FULL');
+
+const s = {
+  fact: db.prepare('INSERT INTO facts(seq, type, actor, intent_id, at, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+  snapshot: db.prepare(
+    'INSERT INTO snapshots(actor, kind, seq, status, state, body) VALUES (?, ?, ?, ?, ?, ?) ' +
+      'ON CONFLICT(actor) DO UPDATE SET seq = excluded.seq, status = excluded.status, state = excluded.state, body = excluded.body',
+  ),
+  outcome: db.prepare('INSERT OR REPLACE INTO outcomes(intent_id, digest, body) VALUES (?, ?, ?)'),
+  grant: db.prepare('INSERT OR REPLACE INTO grants(id, body) VALUES (?, ?)'),
+  pendingPut: db.prepare('INSERT OR REPLACE INTO pending(intent_id, actor, body, created_at) VALUES (?, ?, ?, ?)'),
+  pendingDelete: db.prepare('DELETE FROM pending WHERE intent_id = ?'),
+  checkpoint: db.prepare('INSERT OR REPLACE INTO checkpoints(seq, hash, key_id, sig, at) VALUES (?, ?, ?, ?, ?)'),
+};
+
+/** Rows arrive as arrays in column order (cheap to clone across threads). */
+const write = db.transaction((b) => {
+  for (const r of b.facts) s.fact.run(r);
+  for (const r of b.snapshots) s.snapshot.run(r);
+  for (const r of b.outcomes) s.outcome.run(r);
+  for (const r of b.grants) s.grant.run(r);
+  for (const r of b.pendingPut) s.pendingPut.run(r);
+  for (const id of b.pendingDelete) s.pendingDelete.run(id);
+  if (b.checkpoint) s.checkpoint.run(b.checkpoint);
+});
+
+parentPort.on('message', (m) => {
+  if (m.type === 'close') {
+    db.close();
+    parentPort.postMessage({ type: 'closed' });
+    return;
+  }
+  try {
+    write(m.batch);
+    parentPort.postMessage({ type: 'done', id: m.id });
+  } catch (e) {
+    parentPort.postMessage({ type: 'done', id: m.id, error: { message: String(e && e.message), code: e && e.code } });
+  }
+});
