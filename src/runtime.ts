@@ -44,6 +44,11 @@ export interface RuntimeOptions {
   decisionTtlMs?: number;
   /** How long a proposal waits for its outcome. Default 30 s. */
   proposeTimeoutMs?: number;
+  /**
+   * Idle actors are passivated after this long (snapshot kept, memory freed; the next use
+   * re-activates them). Default 10 minutes; 0 turns it off.
+   */
+  passivateAfterMs?: number;
 }
 
 export interface ProposeOptions {
@@ -83,6 +88,8 @@ export interface Runtime {
   signal(address: string, event: { type: string } & Record<string, unknown>, reason: string): Promise<Fact>;
   stopActor(address: string, reason: string): Promise<void>;
   passivate(address: string): boolean;
+  /** Passivates every actor idle for `idleMs` or more (by the runtime's clock); returns how many. */
+  passivateIdle(idleMs: number): number;
   readonly grants: {
     issue(req: GrantRequest): Promise<Grant>;
     revoke(id: string, by?: string, reason?: string): Promise<Grant>;
@@ -161,6 +168,15 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       // transport closing; the fact is durable regardless
     }
   });
+  const passivateAfterMs = opts.passivateAfterMs ?? 600_000;
+  const sweeper =
+    passivateAfterMs > 0
+      ? setInterval(() => {
+          const n = host.passivateIdle(passivateAfterMs);
+          if (n > 0) logger.debug({ passivated: n }, 'idle actors passivated');
+        }, Math.max(1000, Math.min(passivateAfterMs / 2, 60_000)))
+      : undefined;
+  sweeper?.unref();
   lock.writeOwner({ pid: process.pid, node, startedAt: new Date(clock.now()).toISOString() });
   logger.info({ dataDir, actors: host.size, headSeq: journal.headSeq, transport: transport.kind }, 'runtime started');
 
@@ -190,6 +206,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     signal: (address, event, reason) => host.signal(address, event, reason),
     stopActor: (address, reason) => host.stopActor(address, reason),
     passivate: (address) => host.passivate(address),
+    passivateIdle: (idleMs) => host.passivateIdle(idleMs),
     grants: {
       issue: (req) => grantBook.issue(req),
       revoke: (id, by, reason) => grantBook.revoke(id, by, reason),
@@ -239,6 +256,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     async stop() {
       if (stopped) return;
       stopped = true;
+      if (sweeper) clearInterval(sweeper);
       intake.close();
       authorityService.close();
       await journal.drain();

@@ -70,6 +70,8 @@ interface Entry {
   state: string;
   seq: number;
   persisted: Snapshot<unknown>;
+  /** Clock time of the last activation or use, for idle passivation. */
+  lastUsed: number;
 }
 
 interface IndexEntry {
@@ -104,6 +106,8 @@ export class Host {
   readonly #index = new Map<string, IndexEntry>();
   readonly #locks = new Map<string, Promise<void>>();
   readonly #inspectListeners = new Set<(r: InspectRecord) => void>();
+  /** Actors already restored in this process: re-activation after passivation is not a new fact. */
+  readonly #restored = new Set<string>();
 
   constructor(opts: HostOptions) {
     this.node = opts.node;
@@ -215,7 +219,8 @@ export class Host {
       const f = tx.fact({ type: FactType.actorStarted, origin, actor: addr, data: { kind, input: parsedInput ?? null, state, node: this.node } });
       const status = snap.status === 'done' ? 'done' : 'active';
       tx.snapshot(this.#record(addr, kind, f.seq, status, state, persisted));
-      const entry: Entry = { address: addr, def, actor, status, state, seq: f.seq, persisted };
+      const entry: Entry = { address: addr, def, actor, status, state, seq: f.seq, persisted, lastUsed: this.#clock.now() };
+      this.#restored.add(addr);
       this.#entries.set(addr, entry);
       this.#index.set(addr, { kind, status, state, seq: f.seq });
       try {
@@ -438,6 +443,16 @@ export class Host {
     return true;
   }
 
+  /** Passivates every actor idle for `idleMs` or more; returns how many. */
+  passivateIdle(idleMs: number): number {
+    const cutoff = this.#clock.now() - idleMs;
+    let n = 0;
+    for (const [address, e] of this.#entries) {
+      if (e.lastUsed <= cutoff && this.passivate(address)) n++;
+    }
+    return n;
+  }
+
   /** After a failed group commit: forget in-memory state that ran ahead of the disk. */
   evict(actors: Iterable<string>): void {
     for (const a of actors) {
@@ -492,7 +507,10 @@ export class Host {
   /** Loads an actor into memory from its snapshot (+ any later transitions). */
   #activate(address: string): Entry | undefined {
     const existing = this.#entries.get(address);
-    if (existing) return existing;
+    if (existing) {
+      existing.lastUsed = this.#clock.now();
+      return existing;
+    }
     const idx = this.#index.get(address);
     if (!idx) return undefined;
     const rec = this.#store.snapshot(address);
@@ -526,8 +544,19 @@ export class Host {
       void tx.commit().catch(() => {});
       return undefined;
     }
-    const entry: Entry = { address: address as ActorAddress, def, actor, status: rec.status, state, seq, persisted: actor.getPersistedSnapshot() };
+    const entry: Entry = {
+      address: address as ActorAddress,
+      def,
+      actor,
+      status: rec.status,
+      state,
+      seq,
+      persisted: actor.getPersistedSnapshot(),
+      lastUsed: this.#clock.now(),
+    };
     this.#entries.set(address, entry);
+    if (this.#restored.has(address) && replayed === 0) return entry;
+    this.#restored.add(address);
     const tx = this.#journal.begin();
     tx.fact({ type: FactType.actorRestored, origin: Origin.runtime, actor: address, data: { fromSeq: rec.seq, replayed, state, node: this.node } });
     void tx.commit().catch(() => {});
