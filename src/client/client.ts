@@ -99,7 +99,13 @@ export function checkIntent(raw: unknown, limits: JsonLimits = DEFAULT_LIMITS): 
   const hint = typeof obj?.id === 'string' && obj.id.length <= 128 ? { intentId: obj.id } : {};
   const shape = checkJsonShape(raw, limits);
   if (shape) return { ok: false, issues: [shape], ...hint };
-  const bytes = jsonByteLength(raw);
+  let bytes: number;
+  try {
+    bytes = jsonByteLength(raw);
+  } catch (e) {
+    // e.g. a BigInt somewhere: not JSON
+    return { ok: false, issues: [{ path: '', code: 'invalid_json', message: ensureError(e).message, expected: 'a JSON value' }], ...hint };
+  }
   if (bytes > limits.maxBytes) {
     return {
       ok: false,

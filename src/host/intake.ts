@@ -39,7 +39,7 @@ export class Intake {
     this.#sub = this.#o.transport.subscribe(
       Subjects.intentAll,
       async (msg) => {
-        const outcome = await this.handle(msg.data).catch((e: unknown) => failedOutcome(msg.data, e));
+        const outcome = await this.handle(msg.data, msg.subject).catch((e: unknown) => failedOutcome(msg.data, e));
         msg.respond(outcome);
       },
       { queue: 'ice.intake' },
@@ -50,10 +50,21 @@ export class Intake {
     this.#sub?.unsubscribe();
   }
 
-  async handle(raw: unknown): Promise<Outcome> {
+  /**
+   * @param subject the subject the intent arrived on; it must name the intent's target, so
+   *   NATS permissions on `ice.intent.<kind>.>` really limit what a client can reach.
+   */
+  async handle(raw: unknown, subject?: string): Promise<Outcome> {
     const v = validateIntent(raw, this.#o.registry, this.#o.limits);
     if (!v.ok) return this.#reject(v.issues, v.intentId, v.target);
     const { intent, digest } = v;
+    if (subject !== undefined && subject !== Subjects.intent(intent.target)) {
+      return this.#reject(
+        [{ path: 'target', code: 'subject_mismatch', message: `intent for ${intent.target} arrived on ${subject}`, expected: `subject ${Subjects.intent(intent.target)}` }],
+        intent.id,
+        intent.target,
+      );
+    }
 
     const inflight = this.#inflight.get(intent.id);
     if (inflight) {
