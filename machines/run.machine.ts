@@ -63,9 +63,6 @@ export const runMachine = setup({
     abortReason: undefined,
   }),
   initial: 'CREATED',
-  on: {
-    RUNTIME_ABORT: { target: '.TERMINATED_BY_RUNTIME', actions: 'recordAbort' },
-  },
   states: {
     CREATED: {
       tags: ['live'],
@@ -77,6 +74,7 @@ export const runMachine = setup({
           },
         },
         ABORT: { target: 'ABORTED', actions: 'recordAbort' },
+        RUNTIME_ABORT: { target: 'TERMINATED_BY_RUNTIME', actions: 'recordAbort' },
       },
     },
     PROVISIONED: {
@@ -89,6 +87,7 @@ export const runMachine = setup({
           },
         },
         ABORT: { target: 'ABORTED', actions: 'recordAbort' },
+        RUNTIME_ABORT: { target: 'TERMINATED_BY_RUNTIME', actions: 'recordAbort' },
       },
     },
     CONTEXT_READY: {
@@ -96,6 +95,7 @@ export const runMachine = setup({
       on: {
         EXECUTE: 'EXECUTING',
         ABORT: { target: 'ABORTED', actions: 'recordAbort' },
+        RUNTIME_ABORT: { target: 'TERMINATED_BY_RUNTIME', actions: 'recordAbort' },
       },
     },
     EXECUTING: {
@@ -108,6 +108,7 @@ export const runMachine = setup({
           },
         },
         ABORT: { target: 'ABORTED', actions: 'recordAbort' },
+        RUNTIME_ABORT: { target: 'TERMINATED_BY_RUNTIME', actions: 'recordAbort' },
       },
     },
     VALIDATING: {
@@ -115,10 +116,11 @@ export const runMachine = setup({
       on: {
         COMMIT: 'COMMITTED',
         ABORT: { target: 'ABORTED', actions: 'recordAbort' },
+        RUNTIME_ABORT: { target: 'TERMINATED_BY_RUNTIME', actions: 'recordAbort' },
       },
     },
-    COMMITTED: { on: { TERMINATE: 'TERMINATED', RUNTIME_ABORT: undefined } },
-    ABORTED: { on: { TERMINATE: 'TERMINATED', RUNTIME_ABORT: undefined } },
+    COMMITTED: { on: { TERMINATE: 'TERMINATED' } },
+    ABORTED: { on: { TERMINATE: 'TERMINATED' } },
     TERMINATED: { type: 'final' },
     TERMINATED_BY_RUNTIME: { type: 'final' },
   },

@@ -133,142 +133,152 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     lock.release();
     throw e;
   }
-  const st = store;
-  let host!: Host;
-  const key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
-  const journal = new Journal(st, {
-    clock,
-    attest: (seq, hash) => ({ keyId: key.keyId, sig: key.signHead(seq, hash) }),
-    onFlushFailed: (actors, err) => {
-      logger.error({ err, actors: [...actors] }, 'group commit failed; reloading affected actors from disk');
-      host.evict(actors);
-    },
-  });
-  const grantBook = new GrantBook(st.grants(), journal, clock, ids);
-  const authority = new Authority({
-    key,
-    grants: grantBook,
-    journal,
-    clock,
-    ids,
-    ...(opts.policies ? { policies: opts.policies } : {}),
-    ...(opts.decisionTtlMs !== undefined ? { decisionTtlMs: opts.decisionTtlMs } : {}),
-  });
-  const trust = new LocalTrust();
-  host = new Host({ node, registry, store: st, journal, clock, logger, authorityKeys: new Map([[key.keyId, key]]), trust });
-  const transport = opts.transport ?? new EmbeddedTransport({ onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed') });
-  const authorityService = new AuthorityService(authority, registry, host, transport, limits, logger, trust);
-  authorityService.listen();
-  const intake = new Intake({ registry, host, journal, store: st, transport, logger, limits, decideTimeoutMs: proposeTimeoutMs, trust });
-  intake.listen();
-  const unpublish = journal.onFact((f) => {
-    try {
-      transport.publish(Subjects.fact(f.actor), f);
-    } catch {
-      // transport closing; the fact is durable regardless
-    }
-  });
-  const passivateAfterMs = opts.passivateAfterMs ?? 600_000;
-  const sweeper =
-    passivateAfterMs > 0
-      ? setInterval(() => {
-          const n = host.passivateIdle(passivateAfterMs);
-          if (n > 0) logger.debug({ passivated: n }, 'idle actors passivated');
-        }, Math.max(1000, Math.min(passivateAfterMs / 2, 60_000)))
-      : undefined;
-  sweeper?.unref();
-  lock.writeOwner({ pid: process.pid, node, startedAt: new Date(clock.now()).toISOString() });
-  logger.info({ dataDir, actors: host.size, headSeq: journal.headSeq, transport: transport.kind }, 'runtime started');
+  let ready = false;
+  try {
+    const st = store;
+    let host!: Host;
+    const key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
+    const journal = new Journal(st, {
+      clock,
+      attest: (seq, hash) => ({ keyId: key.keyId, sig: key.signHead(seq, hash) }),
+      onFlushFailed: (actors, err) => {
+        logger.error({ err, actors: [...actors] }, 'group commit failed; reloading affected actors from disk');
+        host.evict(actors);
+      },
+    });
+    const grantBook = new GrantBook(st.grants(), journal, clock, ids);
+    const authority = new Authority({
+      key,
+      grants: grantBook,
+      journal,
+      clock,
+      ids,
+      ...(opts.policies ? { policies: opts.policies } : {}),
+      ...(opts.decisionTtlMs !== undefined ? { decisionTtlMs: opts.decisionTtlMs } : {}),
+    });
+    const trust = new LocalTrust();
+    host = new Host({ node, registry, store: st, journal, clock, logger, authorityKeys: new Map([[key.keyId, key]]), trust });
+    const transport = opts.transport ?? new EmbeddedTransport({ onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed') });
+    const authorityService = new AuthorityService(authority, registry, host, transport, limits, logger, trust);
+    authorityService.listen();
+    const intake = new Intake({ registry, host, journal, store: st, transport, logger, limits, decideTimeoutMs: proposeTimeoutMs, trust });
+    intake.listen();
+    const unpublish = journal.onFact((f) => {
+      try {
+        transport.publish(Subjects.fact(f.actor), f);
+      } catch {
+        // transport closing; the fact is durable regardless
+      }
+    });
+    const passivateAfterMs = opts.passivateAfterMs ?? 600_000;
+    const sweeper =
+      passivateAfterMs > 0
+        ? setInterval(() => {
+            const n = host.passivateIdle(passivateAfterMs);
+            if (n > 0) logger.debug({ passivated: n }, 'idle actors passivated');
+          }, Math.max(1000, Math.min(passivateAfterMs / 2, 60_000)))
+        : undefined;
+    sweeper?.unref();
+    lock.writeOwner({ pid: process.pid, node, startedAt: new Date(clock.now()).toISOString() });
+    logger.info({ dataDir, actors: host.size, headSeq: journal.headSeq, transport: transport.kind }, 'runtime started');
 
-  const pendingOf = (intentId: string): PendingApproval => {
-    const rec: PendingRecord | undefined = st.pending(intentId)[0];
-    if (!rec) throw new NotFoundError(`pending intent ${intentId}`);
-    return rec as PendingApproval;
-  };
+    const pendingOf = (intentId: string): PendingApproval => {
+      const rec: PendingRecord | undefined = st.pending(intentId)[0];
+      if (!rec) throw new NotFoundError(`pending intent ${intentId}`);
+      return rec as PendingApproval;
+    };
 
-  let stopped = false;
-  const runtime: Runtime = {
-    node,
-    dataDir,
-    transport,
-    authorityKeyId: key.keyId,
-    logger,
-    async propose(raw, popts = {}) {
-      const target = (raw as { target?: unknown } | null)?.target;
-      const subject = Subjects.intent(typeof target === 'string' ? target : '');
-      const reply = await transport.request(subject, raw, { timeoutMs: popts.timeoutMs ?? proposeTimeoutMs });
-      return reply.data as Outcome;
-    },
-    spawn: (address, input) => host.spawn(address, input),
-    actor: (address) => host.detail(address),
-    listActors: () => host.list(),
-    definitions: () => registry.list(),
-    signal: (address, event, reason) => host.signal(address, event, reason),
-    stopActor: (address, reason) => host.stopActor(address, reason),
-    passivate: (address) => host.passivate(address),
-    passivateIdle: (idleMs) => host.passivateIdle(idleMs),
-    grants: {
-      issue: (req) => grantBook.issue(req),
-      revoke: (id, by, reason) => grantBook.revoke(id, by, reason),
-      list: () => [...grantBook.list()],
-    },
-    approvals: {
-      list: () => st.pending() as PendingApproval[],
-      async approve(intentId, by, note) {
-        const p = pendingOf(intentId);
-        const v = validateIntent(p.intent, registry, limits);
-        if (!v.ok) throw new ValidationError(`pending intent ${intentId} no longer validates`, v.issues);
-        const applied = await host.withActor(v.intent.target, async () => {
-          if (st.pending(intentId).length === 0) throw new ConflictError(`intent ${intentId} is no longer pending`);
-          const reply = await transport.request(Subjects.decide, { intent: v.intent, approvedBy: by }, { timeoutMs: proposeTimeoutMs });
-          const data = reply.data as { decision?: Decision; error?: { message: string } };
-          if (!data.decision) throw new ConflictError(data.error?.message ?? 'authority gave no decision');
-          return host.apply(v.intent, v.digest, data.decision, { approval: { by, ...(note ? { note } : {}) } });
-        });
-        await applied.committed;
-        return applied.outcome;
+    let stopped = false;
+    const runtime: Runtime = {
+      node,
+      dataDir,
+      transport,
+      authorityKeyId: key.keyId,
+      logger,
+      async propose(raw, popts = {}) {
+        const target = (raw as { target?: unknown } | null)?.target;
+        const subject = Subjects.intent(typeof target === 'string' ? target : '');
+        const reply = await transport.request(subject, raw, { timeoutMs: popts.timeoutMs ?? proposeTimeoutMs });
+        return reply.data as Outcome;
       },
-      async deny(intentId, by, reason) {
-        const p = pendingOf(intentId);
-        const v = validateIntent(p.intent, registry, limits);
-        if (!v.ok) throw new ValidationError(`pending intent ${intentId} no longer validates`, v.issues);
-        const applied = await host.withActor(v.intent.target, () => {
-          if (st.pending(intentId).length === 0) throw new ConflictError(`intent ${intentId} is no longer pending`);
-          return host.refusePending(v.intent, v.digest, p.decision, by, reason);
-        });
-        await applied.committed;
-        return applied.outcome;
+      spawn: (address, input) => host.spawn(address, input),
+      actor: (address) => host.detail(address),
+      listActors: () => host.list(),
+      definitions: () => registry.list(),
+      signal: (address, event, reason) => host.signal(address, event, reason),
+      stopActor: (address, reason) => host.stopActor(address, reason),
+      passivate: (address) => host.passivate(address),
+      passivateIdle: (idleMs) => host.passivateIdle(idleMs),
+      grants: {
+        issue: (req) => grantBook.issue(req),
+        revoke: (id, by, reason) => grantBook.revoke(id, by, reason),
+        list: () => [...grantBook.list()],
       },
-    },
-    journal: {
-      verify: () => journal.verify((cp) => cp.keyId === key.keyId && key.verifyHead(cp.seq, cp.hash, cp.sig)),
-      tail: (o) => journal.tail(o),
-      read: (from, limit) => journal.read(from, limit),
-      factsOfIntent: (id) => journal.factsOfIntent(id),
-      fact: (seq) => journal.fact(seq),
-      get headSeq() {
-        return journal.headSeq;
+      approvals: {
+        list: () => st.pending() as PendingApproval[],
+        async approve(intentId, by, note) {
+          const p = pendingOf(intentId);
+          const v = validateIntent(p.intent, registry, limits);
+          if (!v.ok) throw new ValidationError(`pending intent ${intentId} no longer validates`, v.issues);
+          const applied = await host.withActor(v.intent.target, async () => {
+            if (st.pending(intentId).length === 0) throw new ConflictError(`intent ${intentId} is no longer pending`);
+            const reply = await transport.request(Subjects.decide, { intent: v.intent, approvedBy: by }, { timeoutMs: proposeTimeoutMs });
+            const data = reply.data as { decision?: Decision; error?: { message: string } };
+            if (!data.decision) throw new ConflictError(data.error?.message ?? 'authority gave no decision');
+            return host.apply(v.intent, v.digest, data.decision, { approval: { by, ...(note ? { note } : {}) } });
+          });
+          await applied.committed;
+          return applied.outcome;
+        },
+        async deny(intentId, by, reason) {
+          const p = pendingOf(intentId);
+          const v = validateIntent(p.intent, registry, limits);
+          if (!v.ok) throw new ValidationError(`pending intent ${intentId} no longer validates`, v.issues);
+          const applied = await host.withActor(v.intent.target, () => {
+            if (st.pending(intentId).length === 0) throw new ConflictError(`intent ${intentId} is no longer pending`);
+            return host.refusePending(v.intent, v.digest, p.decision, by, reason);
+          });
+          await applied.committed;
+          return applied.outcome;
+        },
       },
-    },
-    onFact: (l) => journal.onFact(l),
-    onInspect: (l) => host.onInspect(l),
-    stats: () => ({ actors: host.size, active: host.activeCount, headSeq: journal.headSeq, flushes: journal.flushes, maxBatch: journal.maxBatch }),
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      if (sweeper) clearInterval(sweeper);
-      intake.close();
-      authorityService.close();
-      await journal.drain();
-      unpublish();
-      host.stopAll();
-      if (!opts.transport) await transport.close();
-      await st.close();
+      journal: {
+        verify: () => journal.verify((cp) => cp.keyId === key.keyId && key.verifyHead(cp.seq, cp.hash, cp.sig)),
+        tail: (o) => journal.tail(o),
+        read: (from, limit) => journal.read(from, limit),
+        factsOfIntent: (id) => journal.factsOfIntent(id),
+        fact: (seq) => journal.fact(seq),
+        get headSeq() {
+          return journal.headSeq;
+        },
+      },
+      onFact: (l) => journal.onFact(l),
+      onInspect: (l) => host.onInspect(l),
+      stats: () => ({ actors: host.size, active: host.activeCount, headSeq: journal.headSeq, flushes: journal.flushes, maxBatch: journal.maxBatch }),
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        if (sweeper) clearInterval(sweeper);
+        intake.close();
+        authorityService.close();
+        await journal.drain();
+        unpublish();
+        host.stopAll();
+        if (!opts.transport) await transport.close();
+        await st.close();
+        lock.release();
+        logger.info('runtime stopped');
+      },
+    };
+    ready = true;
+    return runtime;
+  } finally {
+    if (!ready) {
+      // Anything that failed after the lock was taken must not leave the dir locked.
+      await store.close().catch(() => {});
       lock.release();
-      logger.info('runtime stopped');
-    },
-  };
-  return runtime;
+    }
+  }
 }
 
 export { isAddress, splitAddress };

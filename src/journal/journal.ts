@@ -319,8 +319,9 @@ export function verifyRows(
     if (row.prev !== prev) {
       return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'stored prev does not match the previous hash' };
     }
-    if (!row.body.startsWith('{') || !row.body.includes(`"seq":${row.seq},`)) {
-      return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'fact body carries another seq' };
+    const mismatch = indexMismatch(row);
+    if (mismatch) {
+      return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: mismatch };
     }
     const cp = cps.get(row.seq);
     if (cp) {
@@ -337,6 +338,25 @@ export function verifyRows(
     count++;
   }
   return { ok: true, count, headSeq: expectedSeq - 1, headHash: prev, ...(opts.checkSignature ? { checkpoints: cpCount } : {}) };
+}
+
+/**
+ * The index columns (seq, at, type, actor, intent_id) must say what the hashed body says, or
+ * lookups by actor or intent (and restore's replay) would read a history other than the
+ * verified one. Bodies are written by `_append` with a fixed key order, so the check is a
+ * string comparison of the body's head, not a parse.
+ */
+function indexMismatch(row: StoredFactRow): string | undefined {
+  const head = `{"v":1,"seq":${row.seq},"at":${JSON.stringify(row.at ?? '')},"type":${JSON.stringify(row.type ?? '')},"origin":"`;
+  if (row.type === undefined) return row.body.startsWith(`{"v":1,"seq":${row.seq},`) ? undefined : 'fact body carries another seq';
+  if (!row.body.startsWith(head)) return 'seq, time or type columns disagree with the fact body';
+  const originEnd = row.body.indexOf('"', head.length);
+  const rest =
+    (row.actor != null ? `,"actor":${JSON.stringify(row.actor)}` : '') +
+    (row.intent_id != null ? `,"intentId":${JSON.stringify(row.intent_id)}` : '') +
+    ',"causes":';
+  if (originEnd < 0 || !row.body.startsWith(rest, originEnd + 1)) return 'actor or intent columns disagree with the fact body';
+  return undefined;
 }
 
 export function rowToFact(row: StoredFactRow): Fact {

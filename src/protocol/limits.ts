@@ -20,6 +20,12 @@ export function checkJsonShape(value: unknown, limits: JsonLimits): IssueDetail 
   const stack: Array<{ v: unknown; depth: number; path: string }> = [{ v: value, depth: 0, path: '' }];
   while (stack.length > 0) {
     const { v, depth, path } = stack.pop()!;
+    if (typeof v === 'bigint' || typeof v === 'symbol' || typeof v === 'function' || (typeof v === 'number' && !Number.isFinite(v))) {
+      // In-process callers can hand over values JSON has no spelling for; refuse them as
+      // input errors here instead of letting JSON.stringify / canonicalJson throw later on.
+      const what = typeof v === 'number' ? String(v) : `a ${typeof v}`;
+      return { path, code: 'not_json', message: `${what} is not a JSON value`, expected: 'JSON values only (finite numbers, no bigint, symbol or function)' };
+    }
     if (v === null || typeof v !== 'object') continue;
     if (depth >= limits.maxDepth) {
       return {

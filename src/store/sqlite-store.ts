@@ -65,6 +65,11 @@ export interface StoredFactRow {
   body: string;
   prev: string;
   hash: string;
+  /** Index columns (derived from the body; verify checks they still agree with it). */
+  type?: string;
+  actor?: string | null;
+  intent_id?: string | null;
+  at?: string;
 }
 
 const SCHEMA = `
@@ -188,7 +193,7 @@ export class SqliteStore {
     return {
       checkpoints: db.prepare('SELECT seq, hash, key_id AS keyId, sig, at FROM checkpoints ORDER BY seq'),
       head: db.prepare('SELECT seq, hash FROM facts ORDER BY seq DESC LIMIT 1'),
-      factRange: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE seq >= ? ORDER BY seq ASC LIMIT ?'),
+      factRange: db.prepare('SELECT seq, body, prev, hash, type, actor, intent_id, at FROM facts WHERE seq >= ? ORDER BY seq ASC LIMIT ?'),
       factTail: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
       factTailActor: db.prepare(
         'SELECT seq, body, prev, hash FROM facts WHERE actor = ? AND seq < ? ORDER BY seq DESC LIMIT ?',

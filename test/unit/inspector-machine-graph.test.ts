@@ -176,30 +176,32 @@ describe('machineToGraph: run', () => {
     expect(findNode(graph, 'run.TERMINATED_BY_RUNTIME')?.type).toBe('final');
   });
 
-  it('has every transition XState knows, including the root-level RUNTIME_ABORT', () => {
+  it('has every transition XState knows, RUNTIME_ABORT from each live state', () => {
     const ours = allTransitions(graph)
       .map((t) => `${t.source}|${t.event}|${t.targets.join(',')}`)
       .sort();
     expect(ours).toEqual(xstateTransitionKeys(runMachine));
-    expect(graph.root.transitions).toEqual([
-      expect.objectContaining({
-        source: 'run',
-        event: 'RUNTIME_ABORT',
-        targets: ['run.TERMINATED_BY_RUNTIME'],
-        actions: ['recordAbort'],
-      }),
-    ]);
+    expect(graph.root.transitions).toEqual([]);
+    expect(edgesOf(graph, 'RUNTIME_ABORT').map((t) => t.source).sort()).toEqual(
+      ['run.CONTEXT_READY', 'run.CREATED', 'run.EXECUTING', 'run.PROVISIONED', 'run.VALIDATING'],
+    );
+    expect(edgesOf(graph, 'RUNTIME_ABORT').every((t) => t.targets[0] === 'run.TERMINATED_BY_RUNTIME' && t.actions?.includes('recordAbort'))).toBe(true);
     expect(edgesOf(graph, 'ABORT')).toHaveLength(5);
     expect(edgesOf(graph, 'ABORT').every((t) => t.actions?.includes('recordAbort'))).toBe(true);
   });
 
   it('does not draw forbidden transitions but records them', () => {
-    for (const id of ['run.COMMITTED', 'run.ABORTED']) {
-      const node = findNode(graph, id)!;
-      expect(node.forbidden).toEqual(['RUNTIME_ABORT']);
-      expect(node.transitions.map((t) => t.event)).toEqual(['TERMINATE']);
-    }
-    expect(edgesOf(graph, 'RUNTIME_ABORT')).toHaveLength(1);
+    const m = setup({}).createMachine({
+      id: 'f',
+      initial: 'a',
+      on: { STOP: '.done' },
+      states: { a: { on: { GO: 'b' } }, b: { on: { STOP: undefined } }, done: { type: 'final' } },
+    });
+    const g = machineToGraph(m);
+    expect(findNode(g, 'f.b')!.forbidden).toEqual(['STOP']);
+    expect(findNode(g, 'f.b')!.transitions).toEqual([]);
+    expect(edgesOf(g, 'STOP')).toHaveLength(1);
+    expect(edgesOf(g, 'STOP')[0]!.source).toBe('f');
   });
 
   it('renders mermaid with the root transition expanded over live states only', () => {
