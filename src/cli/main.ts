@@ -232,13 +232,15 @@ common(program.command('propose <target> <action>'))
     process.exitCode = PROPOSE_EXIT[outcome.status];
   });
 
+async function spawnAction(address: string, o: Common & { input?: string }): Promise<void> {
+  const a = (await change(o, 'spawn', { address, input: parseJsonOption('input', o.input) })) as { address: string; state: string };
+  print(`${a.address} started in ${a.state}`);
+}
+
 common(program.command('spawn <address>'))
   .description('create an actor, e.g. `ice spawn deployment/web --input \'{"service":"web"}\'`')
   .option('--input <json>', 'input for the machine, as JSON')
-  .action(async (address: string, o: Common & { input?: string }) => {
-    const a = (await change(o, 'spawn', { address, input: parseJsonOption('input', o.input) })) as { address: string; state: string };
-    print(`${a.address} started in ${a.state}`);
-  });
+  .action(spawnAction);
 
 const grant = program.command('grant').description('issue, list and revoke capability grants');
 common(grant.command('issue'))
@@ -375,10 +377,7 @@ common(actor.command('stop <address>'))
 common(actor.command('spawn <address>'))
   .description('same as `ice spawn`')
   .option('--input <json>', 'input for the machine, as JSON')
-  .action(async (address: string, o: Common & { input?: string }) => {
-    const a = (await change(o, 'spawn', { address, input: parseJsonOption('input', o.input) })) as { address: string; state: string };
-    print(`${a.address} started in ${a.state}`);
-  });
+  .action(spawnAction);
 
 const journal = program.command('journal').description('the hash-chained journal');
 common(journal.command('tail'))
