@@ -161,7 +161,10 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     const transport = opts.transport ?? new EmbeddedTransport({ onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed') });
     const authorityService = new AuthorityService(authority, registry, host, transport, limits, logger, trust);
     authorityService.listen();
-    const intake = new Intake({ registry, host, journal, store: st, transport, logger, limits, decideTimeoutMs: proposeTimeoutMs, trust });
+    const intake = new Intake({ registry, host, journal, store: st, transport, logger, limits, decideTimeoutMs: proposeTimeoutMs,
+      trust,
+      ...(transport.kind === 'embedded' ? {} : { localAuthority: authorityService }),
+    });
     intake.listen();
     const unpublish = journal.onFact((f) => {
       try {

@@ -1,5 +1,5 @@
 import { ensureError, IceError } from '../errors.js';
-import { Subjects, type JsonLimits } from '../protocol/index.js';
+import { Subjects, type Decision, type JsonLimits } from '../protocol/index.js';
 import type { Transport, Subscription } from '../transport/index.js';
 import type { ActorRegistry } from '../host/definition.js';
 import type { Logger } from '../util/logger.js';
@@ -35,33 +35,42 @@ export class AuthorityService {
     this.#sub = this.transport.subscribe(
       Subjects.decide,
       (msg) => {
-        try {
-          const body = msg.data as { intent?: unknown; approvedBy?: string };
-          const local = this.trust !== undefined && this.transport.kind === 'embedded';
-          const v = (local ? this.trust!.validated(body.intent) : undefined) ?? validateIntent(body.intent, this.registry, this.limits);
-          if (!v.ok) {
-            msg.respond({ error: { code: 'E_VALIDATION', message: v.issues.map((i) => `${i.path}: ${i.message}`).join('; ') } });
-            return;
-          }
-          const decision = this.authority.decide({
-            intent: v.intent,
-            digest: v.digest,
-            event: v.event,
-            actor: this.oracle.view(v.intent.target),
-            run: this.oracle.runView(v.intent.runId),
-            kindPolicies: v.def.policies,
-            ...(typeof body.approvedBy === 'string' ? { approvedBy: body.approvedBy } : {}),
-            sign: !local,
-          });
-          msg.respond({ decision: local ? this.trust!.vouchDecision(decision) : decision });
-        } catch (e) {
-          const err = ensureError(e);
-          this.logger.error({ err }, 'authority failed to decide');
-          msg.respond({ error: { code: err instanceof IceError ? err.code : 'E_AUTHORITY', message: err.message } });
-        }
+        const body = msg.data as { intent?: unknown; approvedBy?: unknown };
+        // Over the embedded bus the request and the reply stay objects of this process.
+        msg.respond(this.#decide(body, this.trust !== undefined && this.transport.kind === 'embedded'));
       },
       { queue: 'ice.authority' },
     );
+  }
+
+  /**
+   * Decides for a caller in this process without a transport hop (a node whose authority
+   * is co-located). The decision is vouched for in LocalTrust instead of signed.
+   */
+  decideLocal(intent: unknown, approvedBy?: string): { decision?: Decision; error?: { code: string; message: string } } {
+    return this.#decide({ intent, approvedBy }, this.trust !== undefined);
+  }
+
+  #decide(body: { intent?: unknown; approvedBy?: unknown }, local: boolean): { decision?: Decision; error?: { code: string; message: string } } {
+    try {
+      const v = (local ? this.trust!.validated(body.intent) : undefined) ?? validateIntent(body.intent, this.registry, this.limits);
+      if (!v.ok) return { error: { code: 'E_VALIDATION', message: v.issues.map((i) => `${i.path}: ${i.message}`).join('; ') } };
+      const decision = this.authority.decide({
+        intent: v.intent,
+        digest: v.digest,
+        event: v.event,
+        actor: this.oracle.view(v.intent.target),
+        run: this.oracle.runView(v.intent.runId),
+        kindPolicies: v.def.policies,
+        ...(typeof body.approvedBy === 'string' ? { approvedBy: body.approvedBy } : {}),
+        sign: !local,
+      });
+      return { decision: local ? this.trust!.vouchDecision(decision) : decision };
+    } catch (e) {
+      const err = ensureError(e);
+      this.logger.error({ err }, 'authority failed to decide');
+      return { error: { code: err instanceof IceError ? err.code : 'E_AUTHORITY', message: err.message } };
+    }
   }
 
   close(): void {

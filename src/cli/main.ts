@@ -424,7 +424,9 @@ common(journal.command('verify'))
       if (o.json) printJson({ ...r, ms: Math.round(ms) });
       else if (r.ok) {
         print(c.green(`ok: ${r.count} facts verified in ${ms.toFixed(0)} ms, head #${r.headSeq} ${r.headHash}`));
-        print(key ? `   ${r.checkpoints ?? 0} checkpoints signed by authority ${key.keyId} verify` : c.yellow('   no authority key in the data dir: checkpoint signatures not checked'));
+        if (!key) print(c.yellow('   no authority key in the data dir: checkpoint signatures not checked'));
+        else if ((r.attestedSeq ?? 0) === r.headSeq) print(`   attested by authority ${key.keyId}: signed checkpoint at the head (${r.checkpoints} checkpoints match the chain)`);
+        else print(c.yellow(`   attested by authority ${key.keyId} up to #${r.attestedSeq ?? 0}; facts after it are not covered by a signed checkpoint`));
       }
       else print(c.red(`BROKEN at fact #${r.brokenAt}: ${r.reason} (${r.count} facts before it verify)`));
       process.exitCode = r.ok ? 0 : 1;

@@ -231,7 +231,7 @@ export class Host {
         throw e;
       }
       this.#log.info({ actor: addr, state }, 'actor started');
-      return this.list().find((a) => a.address === addr)!;
+      return { address: addr, kind, state, status, seq: f.seq, owner: this.node, active: true };
     });
   }
 

@@ -28,10 +28,15 @@ import type { Clock } from '../util/clock.js';
  * in-process decisions that carry no signature of their own (see LocalTrust).
  */
 
+/** Queue length at which a batch goes to the writer at once if it is idle. */
+const EAGER_FLUSH = 16;
+
 export interface VerifyResult {
   ok: boolean;
-  /** Signed checkpoints checked (0 when no key was given). */
+  /** Checkpoints whose hash was checked against the chain (when a key was given). */
   checkpoints?: number;
+  /** Seq of the newest checkpoint, whose signature verified: all facts up to it are attested. */
+  attestedSeq?: number;
   /** Facts checked. */
   count: number;
   headSeq: number;
@@ -147,7 +152,14 @@ export class Journal {
   }
 
   #schedule(): void {
-    if (this.#scheduled || this.#inFlight || this.#queue.length === 0) return;
+    if (this.#inFlight || this.#queue.length === 0) return;
+    // Enough queued and the writer idle: hand it over now rather than at the end of this
+    // turn of the event loop, so its fsync overlaps the work on the rest.
+    if (this.#queue.length >= EAGER_FLUSH) {
+      this.#flush();
+      return;
+    }
+    if (this.#scheduled) return;
     this.#scheduled = true;
     setImmediate(() => this.#flush());
   }
@@ -308,6 +320,7 @@ export function verifyRows(
   let count = 0;
   const cps = new Map((opts.checkpoints ?? []).map((cp) => [cp.seq, cp]));
   let cpCount = 0;
+  let lastCp: Checkpoint | undefined;
   for (const row of rows) {
     if (row.seq !== expectedSeq) {
       return { ok: false, count, headSeq: expectedSeq - 1, headHash: prev, brokenAt: expectedSeq, reason: `fact ${expectedSeq} is missing` };
@@ -328,16 +341,25 @@ export function verifyRows(
       if (cp.hash !== hash) {
         return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'a signed checkpoint names another hash here (history was rewritten)' };
       }
-      if (opts.checkSignature && !opts.checkSignature(cp)) {
-        return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'checkpoint signature does not verify' };
-      }
+      lastCp = cp;
       cpCount++;
     }
     prev = hash;
     expectedSeq++;
     count++;
   }
-  return { ok: true, count, headSeq: expectedSeq - 1, headHash: prev, ...(opts.checkSignature ? { checkpoints: cpCount } : {}) };
+  // The chain links every fact to the newest checkpoint, so that one signature attests all
+  // history up to it; older signatures would add nothing (and cost ~80 µs each).
+  if (opts.checkSignature && lastCp && !opts.checkSignature(lastCp)) {
+    return { ok: false, count, headSeq: expectedSeq - 1, headHash: prev, brokenAt: lastCp.seq, reason: 'the newest checkpoint signature does not verify' };
+  }
+  return {
+    ok: true,
+    count,
+    headSeq: expectedSeq - 1,
+    headHash: prev,
+    ...(opts.checkSignature ? { checkpoints: cpCount, attestedSeq: lastCp?.seq ?? 0 } : {}),
+  };
 }
 
 /**

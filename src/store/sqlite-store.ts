@@ -329,6 +329,7 @@ export class SqliteStore {
     const w = this.#worker;
     this.#worker = undefined;
     if (w) {
+      w.ref(); // idle writers are unref'd; keep the process alive until this one has closed
       await new Promise<void>((resolve) => {
         w.on('message', (m: { type: string }) => m.type === 'closed' && resolve());
         w.once('exit', () => resolve());

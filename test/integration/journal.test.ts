@@ -356,17 +356,24 @@ describe('hash chain tamper detection', () => {
     expect(firstCp).toBeGreaterThanOrEqual(k.seq);
     const v = await verifyAfter(dir);
     expect(v).toMatchObject({ ok: false, brokenAt: firstCp });
-    // ... and rewriting the checkpoints' hashes too fails on their signatures.
-    tamper(dir, (db) => {
+    // ... and rewriting the checkpoints' hashes too fails on the newest one's signature
+    // (it attests, through the chain, everything before it).
+    const lastCp = tamper(dir, (db) => {
       for (const cp of db.prepare('SELECT seq FROM checkpoints WHERE seq >= ?').all(k.seq) as Array<{ seq: number }>) {
         const h = (db.prepare('SELECT hash FROM facts WHERE seq = ?').get(cp.seq) as { hash: string }).hash;
         db.prepare('UPDATE checkpoints SET hash = ? WHERE seq = ?').run(h, cp.seq);
       }
+      return (db.prepare('SELECT max(seq) AS s FROM checkpoints').get() as { s: number }).s;
     });
     const v2 = await verifyAfter(dir);
     expect(v2.ok).toBe(false);
-    expect(v2.brokenAt).toBe(firstCp);
+    expect(v2.brokenAt).toBe(lastCp);
     expect(v2.reason).toMatch(/signature/);
+    // ... and dropping the checkpoints after the rewrite leaves the rewritten facts unattested.
+    tamper(dir, (db) => db.prepare('DELETE FROM checkpoints WHERE seq >= ?').run(k.seq));
+    const v3 = await verifyAfter(dir);
+    expect(v3.attestedSeq).toBeLessThan(k.seq);
+    expect(v3.headSeq).toBeGreaterThanOrEqual(k.seq);
   });
 
   it('an untouched journal verifies after a restart', async () => {

@@ -1,0 +1,147 @@
+// journal-verify: facts verified/s by runtime.journal.verify() over a journal of N facts
+// (full 500,000; tiny 5,000), against raw sha256 over the same bytes: every (prev + body)
+// read from the SQLite file into memory first, then hashed in a loop.
+//
+// The journal: a few hundred real intents through the runtime (spawn, grant, CONFIGURE →
+// intent.proposed, decision, transition facts), then those facts' contents appended again
+// through the runtime's own Journal until there are N — so sizes and shapes are real and
+// the hash chain is the runtime's.
+//
+//   node bench/journal-verify.mjs [--size tiny|full] [--facts N] [--repeat n]
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { closedLoop, emitResult, median, note, now, printTable, progress, round, runMain, sized, tempDir } from './lib/common.mjs';
+import { address, configureIntent, grantAll, keepAlive, mustExecute, openJournal, openRuntime, spawnActors } from './lib/ice.mjs';
+
+const TARGETS = { ratio_min: 0.5 };
+
+runMain(async (opts) => {
+  const nFacts = sized(opts, 'facts', 5000, 500_000);
+  const repeat = sized(opts, 'repeat', 2, 3);
+  // intents per group commit while the journal was written: one signed checkpoint each
+  const perCommit = sized(opts, 'per-commit', 64, 64);
+  const tmp = tempDir();
+  try {
+    progress(`building a journal of ${nFacts} facts`);
+    const buildMs = await buildJournal(tmp.dir, nFacts, perCommit);
+
+    // ---- baseline: raw sha256 over the same bytes, already in memory ----
+    progress('baseline: read bodies, then raw sha256');
+    const db = new Database(join(tmp.dir, 'ice.db'), { readonly: true });
+    const t0 = now();
+    const rows = db.prepare('SELECT prev, body FROM facts ORDER BY seq').raw().all();
+    const readMs = now() - t0;
+    db.close();
+    if (rows.length !== nFacts) throw new Error(`journal has ${rows.length} facts, expected ${nFacts}`);
+    let bytes = 0;
+    for (const [prev, body] of rows) bytes += Buffer.byteLength(prev) + Buffer.byteLength(body);
+    const hashRuns = [];
+    let sink = 0;
+    for (let r = 0; r < repeat; r++) {
+      const h0 = now();
+      for (const [prev, body] of rows) sink ^= createHash('sha256').update(prev + body).digest('hex').charCodeAt(0);
+      hashRuns.push(now() - h0);
+    }
+    if (sink === -1) note('');
+    rows.length = 0;
+    const hashMs = median(hashRuns);
+
+    // ---- the runtime ----
+    progress('runtime: journal.verify()');
+    const rt = await openRuntime(tmp.dir);
+    const verifyRuns = [];
+    let checkpoints;
+    try {
+      for (let r = 0; r < repeat; r++) {
+        const v0 = now();
+        const res = rt.journal.verify();
+        verifyRuns.push(now() - v0);
+        if (!res.ok || res.count !== nFacts) throw new Error(`verify failed: ${JSON.stringify(res)}`);
+        checkpoints = res.checkpoints;
+      }
+    } finally {
+      await rt.stop();
+    }
+    const verifyMs = median(verifyRuns);
+
+    const verifyRate = (nFacts / verifyMs) * 1000;
+    const hashRate = (nFacts / hashMs) * 1000;
+    const ratio = verifyRate / hashRate;
+    printTable(`verify a journal of ${nFacts.toLocaleString('en-US')} facts (${round(bytes / nFacts)} bytes hashed per fact, median of ${repeat})`, [
+      { step: 'baseline: raw sha256(prev + body), bytes in memory', ms: round(hashMs, 1), 'facts/s': round(hashRate), 'MB/s': round(bytes / 1e6 / (hashMs / 1000), 1) },
+      { step: 'runtime.journal.verify() (read from SQLite + hash + checks + checkpoint signatures)', ms: round(verifyMs, 1), 'facts/s': round(verifyRate), 'MB/s': round(bytes / 1e6 / (verifyMs / 1000), 1), ratio: round(ratio, 3) },
+      { step: 'for reference: reading (prev, body) rows from SQLite, once', ms: round(readMs, 1), 'facts/s': round((nFacts / readMs) * 1000) },
+    ]);
+    note(`\njournal: ${nFacts} facts, ${checkpoints ?? 'no'} signed checkpoints checked (one per group commit of ${perCommit} intents = ${perCommit * 3} facts); built in ${round(buildMs)} ms (not part of any figure)`);
+    note(`target: verify ≥ ${TARGETS.ratio_min} × raw sha256 → ${round(ratio, 3)} ×`);
+    await emitResult({
+      bench: 'journal-verify',
+      size: opts.size,
+      throughput: round(verifyRate),
+      baseline: round(hashRate),
+      ratio: round(ratio, 4),
+      p50_ms: null,
+      p99_ms: null,
+      unit: 'facts verified/s (baseline: raw sha256(prev + body)/s over the same bytes, in memory)',
+      facts: nFacts,
+      bytes_per_fact: round(bytes / nFacts),
+      checkpoints: checkpoints ?? null,
+      facts_per_checkpoint: perCommit * 3,
+      verify_ms: round(verifyMs, 1),
+      hash_ms: round(hashMs, 1),
+      read_rows_ms: round(readMs, 1),
+      runs: { verify_ms: verifyRuns.map((x) => round(x, 1)), hash_ms: hashRuns.map((x) => round(x, 1)) },
+      targets: TARGETS,
+      meets: { ratio: ratio >= TARGETS.ratio_min },
+    });
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+async function buildJournal(dir, nFacts, perCommit) {
+  const t0 = now();
+  // 1. real facts through the runtime
+  const rt = await openRuntime(dir);
+  let sample;
+  try {
+    await grantAll(rt);
+    const nActors = 16;
+    await spawnActors(rt, nActors);
+    let k = 0;
+    const intents = Math.min(300, Math.max(10, Math.floor(nFacts / 3) - nActors));
+    await closedLoop({
+      concurrency: 16,
+      count: intents,
+      op: async () => {
+        const i = k++;
+        mustExecute(await rt.propose(configureIntent(i, address(i % nActors))));
+      },
+    });
+    sample = rt.journal.read(1, 10_000).filter((f) => f.actor !== undefined);
+  } finally {
+    await rt.stop();
+  }
+  // 2. the same contents again, through the runtime's Journal (checkpoint signed per group
+  //    commit, as the runtime does), `perCommit` intents' worth of facts per group commit
+  const { journal, close } = await openJournal(dir);
+  try {
+    let i = 0;
+    const factsPerCommit = perCommit * 3;
+    while (journal.headSeq < nFacts) {
+      const commits = [];
+      for (let j = 0; j < factsPerCommit && journal.headSeq < nFacts; j++) {
+        const f = sample[i++ % sample.length];
+        const tx = journal.begin();
+        tx.fact({ type: f.type, origin: f.origin, actor: f.actor, ...(f.intentId ? { intentId: f.intentId } : {}), causes: f.causes, data: f.data });
+        commits.push(tx.commit());
+      }
+      await keepAlive(Promise.all(commits));
+      if (nFacts >= 100_000 && journal.headSeq % 100_000 < factsPerCommit) progress(`journal: ${journal.headSeq}/${nFacts} facts`);
+    }
+  } finally {
+    await close();
+  }
+  return now() - t0;
+}
