@@ -106,7 +106,7 @@ runMain(async (opts) => {
     const stats = hostStats?.stats;
     note(`\nruntime over NATS: persistence sqlite (WAL, synchronous=FULL, group commit); JetStream persistence is not built yet`);
     if (stats) note(`host: ${stats.flushes} group commits, largest ${stats.maxBatch} txs`);
-    note(`per intent the runtime makes 2 NATS round trips (proposer → intake, intake → authority decide) and publishes 3 facts`);
+    note(`per intent the runtime makes 1 NATS round trip (proposer → intake; the authority is co-located and asked directly) and publishes 3 facts`);
     note(`target: runtime ≥ ${TARGETS.ratio_min} × raw request/reply at ${inflight} in flight → ${round(ratio, 3)} ×`);
     await emitResult({
       bench: 'nats-throughput',

@@ -1,4 +1,5 @@
 import { JournalError, ensureError } from '../errors.js';
+import { createHash } from 'node:crypto';
 import { sha256Hex, type Fact, type FactBody, type FactDraft, type Grant, type Outcome, type SnapshotRecord } from '../protocol/index.js';
 import type { Checkpoint, CommitBatch, PendingRecord, SqliteStore, StoredFactRow } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
@@ -325,7 +326,7 @@ export function verifyRows(
     if (row.seq !== expectedSeq) {
       return { ok: false, count, headSeq: expectedSeq - 1, headHash: prev, brokenAt: expectedSeq, reason: `fact ${expectedSeq} is missing` };
     }
-    const hash = sha256Hex(prev + row.body);
+    const hash = createHash('sha256').update(prev).update(row.body).digest('hex');
     if (hash !== row.hash) {
       return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'hash does not match the fact body and the previous hash' };
     }
@@ -369,16 +370,22 @@ export function verifyRows(
  * string comparison of the body's head, not a parse.
  */
 function indexMismatch(row: StoredFactRow): string | undefined {
-  const head = `{"v":1,"seq":${row.seq},"at":${JSON.stringify(row.at ?? '')},"type":${JSON.stringify(row.type ?? '')},"origin":"`;
+  const head = `{"v":1,"seq":${row.seq},"at":${q(row.at ?? '')},"type":${q(row.type ?? '')},"origin":"`;
   if (row.type === undefined) return row.body.startsWith(`{"v":1,"seq":${row.seq},`) ? undefined : 'fact body carries another seq';
   if (!row.body.startsWith(head)) return 'seq, time or type columns disagree with the fact body';
   const originEnd = row.body.indexOf('"', head.length);
   const rest =
-    (row.actor != null ? `,"actor":${JSON.stringify(row.actor)}` : '') +
-    (row.intent_id != null ? `,"intentId":${JSON.stringify(row.intent_id)}` : '') +
+    (row.actor != null ? `,"actor":${q(row.actor)}` : '') +
+    (row.intent_id != null ? `,"intentId":${q(row.intent_id)}` : '') +
     ',"causes":';
   if (originEnd < 0 || !row.body.startsWith(rest, originEnd + 1)) return 'actor or intent columns disagree with the fact body';
   return undefined;
+}
+
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+/** JSON string literal; the common case (ids, times, types) needs no escaping. */
+function q(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
 export function rowToFact(row: StoredFactRow): Fact {
