@@ -15,9 +15,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { BENCH_DIR, childFlags, closedLoop, emitResult, latencySummary, note, printTable, progress, round, runMain, sized, tempDir } from './lib/common.mjs';
+import { BENCH_DIR, childFlags, closedLoop, emitResult, importDist, latencySummary, note, printTable, progress, round, runMain, sized, tempDir } from './lib/common.mjs';
 import { address, configureIntent } from './lib/ice.mjs';
-import { startNatsServer } from './lib/nats-server.mjs';
 
 const TARGETS = { ratio_min: 0.5 };
 const REPLY_BYTES = 330; // about the size of an executed outcome
@@ -29,6 +28,8 @@ runMain(async (opts) => {
   const inflight = sized(opts, 'inflight', 64, 64);
 
   progress('starting nats-server');
+  // The testing kit's launcher (ice-runtime/testing), from the build under measurement.
+  const { startNatsServer } = await importDist('src/testing/index.js');
   const server = await startNatsServer();
   const children = [];
   const rows = [];
@@ -36,7 +37,7 @@ runMain(async (opts) => {
   let nc;
   try {
     nc = await connect({ servers: server.url, name: 'bench-load' });
-    const serverVersion = nc.info?.version ?? server.version;
+    const serverVersion = nc.info?.version ?? 'unknown';
 
     const measure = async (label, key, concurrency, op) => {
       progress(label);
