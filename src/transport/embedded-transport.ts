@@ -14,6 +14,11 @@ import {
   type Transport,
 } from './transport.js';
 
+interface Candidates {
+  plain: Sub[];
+  groups: Array<[string, Sub[]]>;
+}
+
 interface Sub {
   id: number;
   subject: string;
@@ -39,6 +44,7 @@ export class EmbeddedTransport implements Transport {
   #wildcard = new Set<Sub>();
   #nextId = 1;
   #rr = new Map<string, number>();
+  #cache = new Map<string, Candidates>();
   #closed = false;
   #inboxPrefix = `_INBOX.${randomUUID().replaceAll('-', '')}`;
   #inboxSeq = 0;
@@ -71,6 +77,7 @@ export class EmbeddedTransport implements Transport {
       closed: false,
     };
     this.#subs.set(sub.id, sub);
+    this.#cache.clear();
     if (sub.literal) {
       let set = this.#literal.get(subject);
       if (!set) this.#literal.set(subject, (set = new Set()));
@@ -137,6 +144,7 @@ export class EmbeddedTransport implements Transport {
   #remove(sub: Sub): void {
     if (sub.closed) return;
     sub.closed = true;
+    this.#cache.clear();
     this.#subs.delete(sub.id);
     if (sub.literal) {
       const set = this.#literal.get(sub.subject);
@@ -153,6 +161,24 @@ export class EmbeddedTransport implements Transport {
    * (overlapping) patterns still share each message.
    */
   #match(subject: string): Sub[] {
+    const c = this.#candidates(subject);
+    if (c.groups.length === 0) return c.plain;
+    const out = c.plain.slice();
+    for (const [key, members] of c.groups) {
+      const n = this.#rr.get(key) ?? 0;
+      this.#rr.set(key, n + 1);
+      out.push(members[n % members.length]!);
+    }
+    return out;
+  }
+
+  /**
+   * Plain subscribers and queue groups interested in `subject`, cached per subject until the
+   * next (un)subscribe. Inbox subjects are unique per request and never cached.
+   */
+  #candidates(subject: string): Candidates {
+    const cached = this.#cache.get(subject);
+    if (cached) return cached;
     const plain: Sub[] = [];
     let groups: Map<string, Sub[]> | undefined;
     const consider = (s: Sub) => {
@@ -161,22 +187,19 @@ export class EmbeddedTransport implements Transport {
         return;
       }
       groups ??= new Map();
-      const key = s.queue;
-      const g = groups.get(key);
+      const g = groups.get(s.queue);
       if (g) g.push(s);
-      else groups.set(key, [s]);
+      else groups.set(s.queue, [s]);
     };
     const lit = this.#literal.get(subject);
     if (lit) for (const s of lit) consider(s);
     for (const s of this.#wildcard) if (subjectMatches(s.subject, subject)) consider(s);
-    if (groups) {
-      for (const [key, members] of groups) {
-        const n = this.#rr.get(key) ?? 0;
-        this.#rr.set(key, n + 1);
-        plain.push(members[n % members.length]!);
-      }
+    const c: Candidates = { plain, groups: groups ? [...groups] : [] };
+    if (!subject.startsWith('_INBOX.')) {
+      if (this.#cache.size >= 10_000) this.#cache.clear();
+      this.#cache.set(subject, c);
     }
-    return plain;
+    return c;
   }
 
   #deliver(subject: string, data: unknown, reply: string | undefined, headers: Headers | undefined): void {
