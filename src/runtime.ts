@@ -4,6 +4,7 @@ import { exampleActors } from '../actors/index.js';
 import { ConflictError, NotFoundError, ValidationError } from './errors.js';
 import {
   DEFAULT_LIMITS,
+  PrincipalSchema,
   Subjects,
   isAddress,
   splitAddress,
@@ -49,6 +50,11 @@ export interface RuntimeOptions {
    * re-activates them). Default 10 minutes; 0 turns it off.
    */
   passivateAfterMs?: number;
+  /**
+   * Accept intents only on `ice.as.<principal>.<kind>.<id>` with a matching proposer (see
+   * docs/protocol.md, Security). `rt.propose` always uses those subjects.
+   */
+  requirePrincipalSubject?: boolean;
 }
 
 export interface ProposeOptions {
@@ -163,6 +169,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     authorityService.listen();
     const intake = new Intake({ registry, host, journal, store: st, transport, logger, limits, decideTimeoutMs: proposeTimeoutMs,
       trust,
+      ...(opts.requirePrincipalSubject ? { requirePrincipalSubject: true } : {}),
       ...(transport.kind === 'embedded' ? {} : { localAuthority: authorityService }),
     });
     intake.listen();

@@ -74,7 +74,7 @@ async function proposeOverNats(servers: string, intent: unknown, timeoutMs: numb
   const t = await NatsTransport.connect({ servers: servers.split(','), name: 'ice-cli' });
   try {
     const target = (intent as { target: string }).target;
-    const reply = await t.request(Subjects.intent(target), intent, { timeoutMs });
+    const reply = await t.request(Subjects.intentAs((intent as { proposer: string }).proposer, target), intent, { timeoutMs });
     return reply.data as Outcome;
   } finally {
     await t.close();
@@ -113,6 +113,7 @@ common(program.command('demo'))
   });
 
 interface ServeOptions extends Common {
+  requirePrincipalSubjects?: boolean;
   adminPort?: number;
   /** Port, or false for none. */
   inspect?: number | false;
@@ -146,6 +147,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     logger,
     ...(o.node ? { node: o.node } : {}),
     ...(transport ? { transport } : {}),
+    ...(o.requirePrincipalSubjects ? { requirePrincipalSubject: true } : {}),
   });
   const admin = await startAdminServer(rt, o.adminPort !== undefined ? { port: o.adminPort } : {});
   const owner = DataDirLock.readOwner(rt.dataDir);
@@ -203,6 +205,7 @@ common(program.command('start'))
   .option('--node <name>', 'node name (subject-safe)')
   .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1', (v) => Number(v))
   .option('--inspect <port>', 'serve the inspector on this port (0 = any free port)', (v) => Number(v))
+  .option('--require-principal-subjects', 'accept intents only on ice.as.<principal>.<kind>.<id> (pair with NATS permissions per principal)')
   .option('--inspect-host <host>', 'inspector bind address (default 127.0.0.1)')
   .action((o: ServeOptions) => serve(o, 'ice start'));
 

@@ -186,7 +186,7 @@ export class IceClient {
       return outcome;
     }
     const intent = checked.intent;
-    const subject = Subjects.intent(intent.target);
+    const subject = Subjects.intentAs(intent.proposer, intent.target);
 
     for (let attempt = 0; ; attempt++) {
       let data: unknown;

@@ -1,5 +1,5 @@
 import { ensureError, IceError, type IssueDetail } from '../errors.js';
-import { FactType, Origin, Subjects, type Decision, type Intent, type JsonLimits, type Outcome } from '../protocol/index.js';
+import { FactType, Origin, Subjects, principalFromSubject, type Decision, type Intent, type JsonLimits, type Outcome } from '../protocol/index.js';
 import { validateIntent, type LocalTrust, type ValidatedIntent } from '../authority/index.js';
 import type { Journal } from '../journal/index.js';
 import type { SqliteStore } from '../store/index.js';
@@ -23,6 +23,12 @@ export interface IntakeOptions {
    * transport is NATS: a round trip to this same process would only add latency and an
    * ed25519 sign + verify).
    */
+  /**
+   * Accept intents only on principal-bound subjects (`ice.as.<principal>.<kind>.<id>`), whose
+   * principal must be the intent's proposer. With NATS permissions per principal this
+   * authenticates proposers.
+   */
+  requirePrincipalSubject?: boolean;
   localAuthority?: { decideLocal(intent: unknown): { decision?: Decision; error?: { code: string; message: string } } };
 }
 
@@ -35,25 +41,30 @@ export interface IntakeOptions {
 export class Intake {
   readonly #o: IntakeOptions;
   readonly #inflight = new Map<string, { digest: string; promise: Promise<Outcome> }>();
-  #sub: Subscription | undefined;
+  #subs: Subscription[] = [];
 
   constructor(opts: IntakeOptions) {
     this.#o = opts;
   }
 
   listen(): void {
-    this.#sub = this.#o.transport.subscribe(
-      Subjects.intentAll,
-      async (msg) => {
-        const outcome = await this.handle(msg.data, msg.subject).catch((e: unknown) => failedOutcome(msg.data, e));
-        msg.respond(outcome);
-      },
-      { queue: 'ice.intake' },
-    );
+    for (const subject of [Subjects.intentAll, Subjects.intentAsAll]) {
+      this.#subs.push(
+        this.#o.transport.subscribe(
+          subject,
+          async (msg) => {
+            const outcome = await this.handle(msg.data, msg.subject).catch((e: unknown) => failedOutcome(msg.data, e));
+            msg.respond(outcome);
+          },
+          { queue: 'ice.intake' },
+        ),
+      );
+    }
   }
 
   close(): void {
-    this.#sub?.unsubscribe();
+    for (const s of this.#subs) s.unsubscribe();
+    this.#subs = [];
   }
 
   /**
@@ -64,12 +75,37 @@ export class Intake {
     const v = validateIntent(raw, this.#o.registry, this.#o.limits);
     if (!v.ok) return this.#reject(v.issues, v.intentId, v.target);
     const { intent, digest } = v;
-    if (subject !== undefined && subject !== Subjects.intent(intent.target)) {
-      return this.#reject(
-        [{ path: 'target', code: 'subject_mismatch', message: `intent for ${intent.target} arrived on ${subject}`, expected: `subject ${Subjects.intent(intent.target)}` }],
-        intent.id,
-        intent.target,
-      );
+    if (subject !== undefined) {
+      const principal = principalFromSubject(subject);
+      const expected = principal !== undefined ? Subjects.intentAs(principal, intent.target) : Subjects.intent(intent.target);
+      if (subject !== expected) {
+        return this.#reject(
+          [{ path: 'target', code: 'subject_mismatch', message: `intent for ${intent.target} arrived on ${subject}`, expected: `subject ${expected}` }],
+          intent.id,
+          intent.target,
+        );
+      }
+      if (principal !== undefined && principal !== intent.proposer) {
+        return this.#reject(
+          [{ path: 'proposer', code: 'proposer_mismatch', message: `proposer ${intent.proposer} sent on the subject of ${principal}`, expected: principal }],
+          intent.id,
+          intent.target,
+        );
+      }
+      if (principal === undefined && this.#o.requirePrincipalSubject) {
+        return this.#reject(
+          [
+            {
+              path: 'proposer',
+              code: 'unauthenticated_subject',
+              message: 'this node accepts intents only on principal-bound subjects',
+              expected: `subject ${Subjects.intentAs(intent.proposer, intent.target)}`,
+            },
+          ],
+          intent.id,
+          intent.target,
+        );
+      }
     }
 
     const inflight = this.#inflight.get(intent.id);

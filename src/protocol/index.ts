@@ -23,4 +23,4 @@ export { ActorStatus, SnapshotRecordSchema } from './snapshot.js';
 export type { SnapshotRecord } from './snapshot.js';
 export { OutcomeSchema, IssueSchema } from './outcome.js';
 export type { Outcome, OutcomeStatus, Issue } from './outcome.js';
-export { Subjects, addressFromIntentSubject } from './subjects.js';
+export { Subjects, addressFromIntentSubject, principalToken, principalFromSubject } from './subjects.js';

@@ -8,6 +8,14 @@ export const Subjects = {
   /** Request/reply: propose an intent, receive its outcome. */
   intent: (target: string) => (isAddress(target) ? `ice.intent.${target.replace('/', '.')}` : 'ice.intent._invalid._'),
   intentAll: 'ice.intent.>',
+  /**
+   * Request/reply, principal-bound: `ice.as.<principal>.<kind>.<id>`. NATS permissions can
+   * then restrict each client to its own principal (publish `ice.as.agent:planner.>`), and the
+   * runtime checks that the intent's `proposer` is the principal in the subject.
+   */
+  intentAs: (principal: string, target: string) =>
+    isAddress(target) ? `ice.as.${principalToken(principal)}.${target.replace('/', '.')}` : `ice.as.${principalToken(principal)}._invalid._`,
+  intentAsAll: 'ice.as.*.*.*',
   /** Request/reply: the authority decides one validated intent. */
   decide: 'ice.authority.decide',
   /** Every committed fact; actorless facts (grants) go to `ice.fact._runtime._`. */
@@ -15,6 +23,18 @@ export const Subjects = {
   factAll: 'ice.fact.>',
   admin: (verb: string) => `ice.admin.${verb}`,
 } as const;
+
+/** A principal as one subject token: `%` → `%25`, `.` → `%2E` (the other characters are allowed). */
+export function principalToken(principal: string): string {
+  return principal.replaceAll('%', '%25').replaceAll('.', '%2E').replace(/[\s*>]/g, '_');
+}
+
+/** The principal a `ice.as.<token>.<kind>.<id>` subject names, or undefined. */
+export function principalFromSubject(subject: string): string | undefined {
+  const parts = subject.split('.');
+  if (parts.length !== 5 || parts[0] !== 'ice' || parts[1] !== 'as') return undefined;
+  return parts[2]!.replaceAll('%2E', '.').replaceAll('%25', '%');
+}
 
 export function addressFromIntentSubject(subject: string): ActorAddress | undefined {
   const parts = subject.split('.');

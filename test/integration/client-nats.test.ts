@@ -233,14 +233,14 @@ describe('IceClient against a runtime over a real nats-server', () => {
         .propose({ proposer: 'agent:bot', target: 'deployment/web', ...CONFIGURE() }, { retries: 2, retryDelayMs: 50 })
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(NoRespondersError);
-      expect((err as NoRespondersError).subject).toBe('ice.intent.deployment.web');
+      expect((err as NoRespondersError).subject).toBe('ice.as.agent:bot.deployment.web');
       expect((err as NoRespondersError).action).toBe('retry');
       expect(Date.now() - t0).toBeGreaterThanOrEqual(100); // two pauses, so three attempts
     });
 
     it('retries after a timeout resend the SAME intent (same id, same body)', async () => {
       const seen: unknown[] = [];
-      const sub = fake.subscribe('ice.intent.>', (m: Msg) => {
+      const sub = fake.subscribe('ice.as.>', (m: Msg) => {
         seen.push(m.data);
         if (seen.length < 3) return; // swallow the first two attempts
         const i = m.data as { id: string; target: string };
@@ -268,7 +268,7 @@ describe('IceClient against a runtime over a real nats-server', () => {
     });
 
     it('a reply that is not an outcome for this intent → ProtocolError', async () => {
-      const sub = fake.subscribe('ice.intent.>', (m: Msg) => {
+      const sub = fake.subscribe('ice.as.>', (m: Msg) => {
         const i = m.data as { id: string; target: string; params: { replicas: number } };
         if (i.params.replicas === 1) m.respond({ hello: 'world' });
         else m.respond({ v: 1, status: 'executed', intentId: 'someone-else', actor: i.target, from: 'a', to: 'b', decisionId: 'd', seq: 1 });
@@ -302,12 +302,16 @@ authorization {
   users = [
     { user: "ice-runtime", password: "rt-secret", permissions: {
         publish: { allow: ["ice.fact.>", "ice.authority.decide"] }
-        subscribe: { allow: ["ice.intent.>", "ice.authority.decide", "_INBOX.>"] }
+        subscribe: { allow: ["ice.intent.>", "ice.as.>", "ice.authority.decide", "_INBOX.>"] }
         allow_responses: true
     } }
     { user: "planner", password: "planner-secret", permissions: {
-        publish: { allow: ["ice.intent.>"] }
+        publish: { allow: ["ice.as.agent:planner.>"] }
         subscribe: { allow: ["_INBOX_planner.>"] }
+    } }
+    { user: "ops", password: "ops-secret", permissions: {
+        publish: { allow: ["ice.intent.>", "ice.as.>"] }
+        subscribe: { allow: ["_INBOX.>"] }
     } }
     { user: "observer", password: "observer-secret", permissions: {
         publish: { deny: [">"] }
@@ -319,7 +323,7 @@ authorization {
     const t = tempDir('ice-client-perm-');
     cleanupDir = t.cleanup;
     rtTransport = await NatsTransport.connect({ servers: server.url, user: 'ice-runtime', pass: 'rt-secret', name: 'ice-runtime' });
-    rt = await createRuntime({ dataDir: t.dir, transport: rtTransport, node: 'perm-test' });
+    rt = await createRuntime({ dataDir: t.dir, transport: rtTransport, node: 'perm-test', requirePrincipalSubject: true });
     await rt.spawn('deployment/web', { service: 'web' });
     await rt.grants.issue({ subject: 'agent:planner', scope: 'deployment/web:CONFIGURE' });
   }, 30_000);
@@ -331,7 +335,29 @@ authorization {
     await server?.stop();
   });
 
-  it('an agent allowed only ice.intent.> and its own inbox can propose; an observer can watch; neither can do more', async () => {
+  it('a proposer is bound to the principal its NATS user may publish as', async () => {
+    const errors: Error[] = [];
+    const planner = await connect({ servers: server.url, user: 'planner', pass: 'planner-secret', inboxPrefix: '_INBOX_planner', onError: (e) => errors.push(e) });
+    const ops = await connect({ servers: server.url, user: 'ops', pass: 'ops-secret' });
+    try {
+      // claiming another principal: NATS refuses the publish, nothing reaches the runtime
+      const head = rt.journal.headSeq;
+      const forged = await planner.propose({ proposer: 'agent:admin', target: 'deployment/web', ...CONFIGURE() }, { timeoutMs: 500 }).catch((e: unknown) => e);
+      expect(String(forged)).toMatch(/Permissions Violation for Publish to "ice\.as\.agent:admin\.deployment\.web"/);
+      expect(rt.journal.headSeq).toBe(head);
+      // a user who may publish anywhere still cannot speak for someone else, nor skip the principal
+      const body = { id: 'ops-1', proposer: 'agent:planner', target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 1 } };
+      const asOther = (await ops.transport.request('ice.as.agent:ops.deployment.web', body, { timeoutMs: 5000 })).data;
+      expect(asOther).toMatchObject({ status: 'rejected', issues: [expect.objectContaining({ path: 'proposer', code: 'proposer_mismatch' })] });
+      const plain = (await ops.transport.request('ice.intent.deployment.web', { ...body, id: 'ops-2' }, { timeoutMs: 5000 })).data;
+      expect(plain).toMatchObject({ status: 'rejected', issues: [expect.objectContaining({ code: 'unauthenticated_subject' })] });
+    } finally {
+      await planner.close();
+      await ops.close();
+    }
+  });
+
+  it('an agent allowed only its own principal subject and inbox can propose; an observer can watch; neither can do more', async () => {
     const errors: Error[] = [];
     const planner = await connect({ servers: server.url, user: 'planner', pass: 'planner-secret', inboxPrefix: '_INBOX_planner', onError: (e) => errors.push(e) });
     const observer = await connect({ servers: server.url, user: 'observer', pass: 'observer-secret' });
