@@ -86,7 +86,8 @@ export interface Runtime {
   readonly transport: Transport;
   readonly authorityKeyId: string;
   readonly logger: Logger;
-  propose(intent: IntentInput | unknown, opts?: ProposeOptions): Promise<Outcome>;
+  /** Accepts anything: malformed input comes back as a `rejected` outcome. */
+  propose(intent: IntentInput | Record<string, unknown>, opts?: ProposeOptions): Promise<Outcome>;
   spawn(address: string, input?: unknown): Promise<ActorInfo>;
   actor(address: string): ActorDetail | undefined;
   listActors(): ActorInfo[];
@@ -142,6 +143,8 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
   let ready = false;
   try {
     const st = store;
+    // Assigned below; the journal's failure callback needs it first.
+    // eslint-disable-next-line prefer-const
     let host!: Host;
     const key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
     const journal = new Journal(st, {
@@ -206,8 +209,11 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       authorityKeyId: key.keyId,
       logger,
       async propose(raw, popts = {}) {
-        const target = (raw as { target?: unknown } | null)?.target;
-        const subject = Subjects.intent(typeof target === 'string' ? target : '');
+        // The embedding application speaks for its proposers: send on the principal-bound
+        // subject, so nodes that require one accept in-process proposals too.
+        const { target, proposer } = (typeof raw === 'object' && raw !== null ? raw : {}) as { target?: unknown; proposer?: unknown };
+        const t = typeof target === 'string' ? target : '';
+        const subject = typeof proposer === 'string' && PrincipalSchema.safeParse(proposer).success ? Subjects.intentAs(proposer, t) : Subjects.intent(t);
         const reply = await transport.request(subject, raw, { timeoutMs: popts.timeoutMs ?? proposeTimeoutMs });
         return reply.data as Outcome;
       },

@@ -25,7 +25,7 @@ export const ADMIN_OPS = Object.keys(S) as AdminOp[];
 
 type Args<K extends AdminOp> = z.output<(typeof S)[K]>;
 const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> } = {
-  propose: (rt, a) => rt.propose(a.intent, a.timeoutMs !== undefined ? { timeoutMs: a.timeoutMs } : {}),
+  propose: (rt, a) => rt.propose(a.intent as Record<string, unknown>, a.timeoutMs !== undefined ? { timeoutMs: a.timeoutMs } : {}),
   spawn: (rt, a) => rt.spawn(a.address, a.input),
   'grant.issue': (rt, a) => rt.grants.issue(a),
   'grant.revoke': (rt, a) => rt.grants.revoke(a.id, a.by, a.reason),

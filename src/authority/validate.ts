@@ -20,7 +20,7 @@ export function zodIssues(err: ZodError, prefix = ''): IssueDetail[] {
   return err.issues.map((i) => {
     const path = [prefix, ...i.path.map(String)].filter((p) => p !== '').join('.');
     const detail: IssueDetail = { path, code: i.code, message: i.message };
-    const x = i as { expected?: unknown; minimum?: unknown; maximum?: unknown; inclusive?: boolean; format?: string; values?: unknown[]; keys?: string[] };
+    const x = i as { expected?: string; minimum?: number | bigint; maximum?: number | bigint; inclusive?: boolean; format?: string; values?: unknown[]; keys?: string[] };
     if (x.expected !== undefined) detail.expected = String(x.expected);
     else if (i.code === 'too_small') detail.expected = `${x.inclusive === false ? '>' : '>='} ${String(x.minimum)}`;
     else if (i.code === 'too_big') detail.expected = `${x.inclusive === false ? '<' : '<='} ${String(x.maximum)}`;

@@ -32,7 +32,7 @@ export function formatOutcome(o: Outcome): string {
 }
 
 export function formatFact(f: Fact): string {
-  const d = f.data as Record<string, unknown>;
+  const d = f.data;
   let what = '';
   switch (f.type) {
     case 'intent.proposed': {

@@ -281,7 +281,7 @@ common(grant.command('ls'))
       if (o.json) printJson(gs);
       else print(formatGrants(gs));
     } finally {
-      store.close();
+      void store.close();
     }
   });
 common(grant.command('revoke <id>'))
@@ -308,7 +308,7 @@ common(program.command('approvals'))
           print(`${p.intentId}  ${p.actor}  ${i.proposer} ${i.action} ${JSON.stringify(i.params)}  ${c.dim(p.createdAt)}`);
         }
     } finally {
-      store.close();
+      void store.close();
     }
   });
 common(program.command('approve <intentId>'))
@@ -343,7 +343,7 @@ common(program.command('actors').description('actors').command('ls'))
       if (o.json) printJson(rows.map(({ owner: _o, active: _a, ...r }) => r));
       else print(formatActors(rows));
     } finally {
-      store.close();
+      void store.close();
     }
   });
 
@@ -367,7 +367,7 @@ common(actor.command('show <address>'))
       print('recent facts:');
       for (const f of facts.reverse()) print(formatFact(f));
     } finally {
-      store.close();
+      void store.close();
     }
   });
 common(actor.command('stop <address>'))
@@ -408,7 +408,7 @@ common(journal.command('tail'))
         }
       }
     } finally {
-      store.close();
+      void store.close();
     }
   });
 common(journal.command('verify'))
@@ -434,7 +434,7 @@ common(journal.command('verify'))
       else print(c.red(`BROKEN at fact #${r.brokenAt}: ${r.reason} (${r.count} facts before it verify)`));
       process.exitCode = r.ok ? 0 : 1;
     } finally {
-      store.close();
+      void store.close();
     }
   });
 

@@ -529,7 +529,7 @@ export class Host {
       for (const row of this.#store.actorFactRowsAfter(address, rec.seq)) {
         const f = JSON.parse(row.body) as Fact;
         if (f.type !== FactType.transition) continue;
-        actor.send(f.data.event as { type: string });
+        actor.send(f.data.event);
         seq = f.seq;
         replayed++;
       }

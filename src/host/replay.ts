@@ -14,7 +14,7 @@ export function replayActor(def: ActorDefinition, facts: readonly Fact[]): { sta
   actor.subscribe({ error: () => {} });
   actor.start();
   for (const f of facts) {
-    if (f.type === FactType.transition && f.seq > started.seq) actor.send(f.data.event as { type: string });
+    if (f.type === FactType.transition && f.seq > started.seq) actor.send(f.data.event);
   }
   const snap = actor.getSnapshot() as unknown as { value: never; context: unknown };
   return { state: stateToString(snap.value), context: snap.context, actor };

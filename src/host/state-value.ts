@@ -6,7 +6,7 @@ export function stateToString(value: StateValue): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(value)) {
     if (v === undefined) continue;
-    const inner = stateToString(v as StateValue);
+    const inner = stateToString(v);
     parts.push(inner === '' || (typeof v === 'object' && Object.keys(v).length === 0) ? k : `${k}.${inner}`);
   }
   return parts.join(',');

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createActor, type AnyStateMachine } from 'xstate';
+import { createActor } from 'xstate';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Fact } from '../protocol/index.js';
 import type { Runtime } from '../runtime.js';
@@ -178,7 +178,7 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
     let state = '';
     const positions: Array<Record<string, unknown>> = [];
     for (const f of facts) {
-      const data = f.data as Record<string, unknown>;
+      const data = f.data;
       let context: unknown;
       let replayState: string | undefined;
       if (f.type === 'actor.started') {
@@ -186,7 +186,7 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
         if (def) {
           try {
             replay?.stop();
-            const a = createActor(def.machine as AnyStateMachine, { input: data.input ?? undefined });
+            const a = createActor(def.machine, { input: data.input ?? undefined });
             a.subscribe({ error: () => {} });
             a.start();
             replay = a;
@@ -419,7 +419,7 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
       // Like @statelyai/inspect's own server: relay events other senders push to every viewer.
       let parsed: unknown;
       try {
-        parsed = JSON.parse(data.toString());
+        parsed = JSON.parse(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8'));
       } catch {
         return;
       }
@@ -436,7 +436,7 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
   for (const a of rt.listActors()) known.set(a.address, view(a));
   const applyFact = (f: Fact): void => {
     if (!f.actor) return;
-    const data = f.data as Record<string, unknown>;
+    const data = f.data;
     const kind = splitAddr(f.actor).kind;
     let v = known.get(f.actor);
     if (!v) {
@@ -569,7 +569,7 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
   };
   const offInspect = rt.onInspect((r) => {
     if (stately.clients.size === 0 && live.clients.size === 0) return;
-    const rec = r as InspectRec;
+    const rec = r;
     if (rec.event.type !== '@xstate.actor' && rec.event.type !== '@xstate.event' && rec.event.type !== '@xstate.snapshot') return;
     inspectQueue.push(rec);
     if (inspectQueue.length === 1) {

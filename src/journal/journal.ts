@@ -382,6 +382,7 @@ function indexMismatch(row: StoredFactRow): string | undefined {
   return undefined;
 }
 
+// eslint-disable-next-line no-control-regex -- exactly the characters JSON.stringify escapes
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 /** JSON string literal; the common case (ids, times, types) needs no escaping. */
 function q(s: string): string {

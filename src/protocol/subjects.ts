@@ -40,7 +40,7 @@ export function addressFromIntentSubject(subject: string): ActorAddress | undefi
   const parts = subject.split('.');
   if (parts.length !== 4) return undefined;
   const a = `${parts[2]}/${parts[3]}`;
-  return isAddress(a) ? (a as ActorAddress) : undefined;
+  return isAddress(a) ? (a) : undefined;
 }
 
 export { splitAddress };

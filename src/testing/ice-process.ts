@@ -59,8 +59,8 @@ export async function startIceProcess(dataDir: string, opts: StartIceOptions = {
   });
   live.add(child);
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) =>
     child.once('exit', (code) => {
       live.delete(child);
@@ -69,7 +69,7 @@ export async function startIceProcess(dataDir: string, opts: StartIceOptions = {
   );
   await new Promise<void>((resolveReady, reject) => {
     const timer = setTimeout(() => reject(new Error(`ice did not get ready in time:\n${out}`)), opts.readyTimeoutMs ?? 20_000);
-    child.stdout!.on('data', () => {
+    child.stdout.on('data', () => {
       if (/^ready$/m.test(out)) {
         clearTimeout(timer);
         resolveReady();

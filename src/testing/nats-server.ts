@@ -170,7 +170,7 @@ async function pollUntil<T>(what: string, timeoutMs: number, fn: () => Promise<T
       last = e;
     }
     if (Date.now() > deadline) {
-      const detail = last instanceof Error ? `: ${last.message}` : last !== undefined ? `: ${String(last)}` : '';
+      const detail = last instanceof Error ? `: ${last.message}` : last !== undefined ? `: ${JSON.stringify(last)}` : '';
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
     }
     await sleep(50);

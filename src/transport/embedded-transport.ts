@@ -119,8 +119,8 @@ export class EmbeddedTransport implements Transport {
     await new Promise<void>((r) => setImmediate(r));
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#closed = true;
     for (const [, p] of this.#pending) {
       clearTimeout(p.timer);
@@ -131,6 +131,8 @@ export class EmbeddedTransport implements Transport {
     this.#subs.clear();
     this.#literal.clear();
     this.#wildcard.clear();
+    this.#cache.clear();
+    return Promise.resolve();
   }
 
   #onReply(m: Msg): void {
@@ -224,8 +226,8 @@ export class EmbeddedTransport implements Transport {
         if (sub.closed) continue;
         try {
           const r = sub.handler(msg);
-          if (r && typeof (r as Promise<void>).catch === 'function') {
-            (r as Promise<void>).catch((e: unknown) => this.#onHandlerError(ensureError(e), subject));
+          if (r && typeof (r).catch === 'function') {
+            (r).catch((e: unknown) => this.#onHandlerError(ensureError(e), subject));
           }
         } catch (e) {
           this.#onHandlerError(ensureError(e), subject);

@@ -357,8 +357,8 @@ export class NatsTransport implements Transport {
     }
     try {
       const r = handler(msg);
-      if (r && typeof (r as Promise<void>).catch === 'function') {
-        (r as Promise<void>).catch((e: unknown) => this.#onHandlerError(ensureError(e), msg.subject));
+      if (r && typeof (r).catch === 'function') {
+        (r).catch((e: unknown) => this.#onHandlerError(ensureError(e), msg.subject));
       }
     } catch (e) {
       this.#onHandlerError(ensureError(e), msg.subject);
