@@ -24,3 +24,23 @@ describe('smoke', () => {
     expect(types).toEqual(['actor.started', 'grant.issued', 'intent.proposed', 'decision', 'transition', 'intent.proposed', 'decision', 'intent.rejected']);
   });
 });
+
+describe('principal-bound subjects on the embedded bus', () => {
+  it('rt.propose passes a node that requires them; a bare subject is refused', async () => {
+    const { rt, close } = await tempRuntime({ requirePrincipalSubject: true });
+    try {
+      await rt.spawn('deployment/web', { service: 'web' });
+      await rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/web:CONFIGURE' });
+      const ok = await rt.propose({ id: iid(), proposer: 'agent:bot', target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 1 } });
+      expect(ok.status).toBe('executed');
+      const bare = await rt.transport.request(
+        'ice.intent.deployment.web',
+        { id: iid(), proposer: 'agent:bot', target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.1', replicas: 1 } },
+        { timeoutMs: 5000 },
+      );
+      expect(bare.data).toMatchObject({ status: 'rejected', issues: [expect.objectContaining({ code: 'unauthenticated_subject' })] });
+    } finally {
+      await close();
+    }
+  });
+});
