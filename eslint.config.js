@@ -25,7 +25,7 @@ export default tseslint.config(
   },
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/transport/**', 'src/testing/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['@nats-io/*'], message: 'only src/transport imports the NATS client' }] }] },
+    ignores: ['src/transport/**', 'src/testing/**', 'src/store/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['@nats-io/*'], message: 'only src/transport (messages) and src/store (JetStream persistence) import NATS' }] }] },
   },
 );

@@ -1,0 +1,4 @@
+export { LeaseManager } from './lease.js';
+export type { LeaseRecord, LeaseOptions } from './lease.js';
+export { ActorLog } from './actor-log.js';
+export type { AppendResult, ActorLogOptions } from './actor-log.js';

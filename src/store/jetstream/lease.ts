@@ -1,0 +1,136 @@
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ensureError } from '../../errors.js';
+import type { Clock } from '../../util/clock.js';
+
+/**
+ * Actor ownership across runtime nodes: one lease record per actor in a KV bucket,
+ * `{ node, expiresAt }`, changed only by compare-and-set on its revision.
+ *
+ * - acquire: create the key, or take it over by CAS once `expiresAt` has passed;
+ * - renew: CAS on the revision this node last wrote; any other revision means the lease
+ *   was taken over (this node was paused, partitioned or slow): the node must stand down,
+ *   and `onLost` says so;
+ * - release: delete by CAS, so a successor's record is never deleted.
+ *
+ * Per-message TTL is not used (nats-server 2.9 ignores it); expiry is the record's own
+ * `expiresAt`, compared with this node's clock. Nodes need clocks within a small fraction
+ * of the lease time of each other; the fencing of writes (expected revisions on snapshots,
+ * expected last subject sequence on the journal) keeps a stale owner harmless even if not.
+ */
+export interface LeaseRecord {
+  node: string;
+  expiresAt: number;
+}
+
+export interface LeaseOptions {
+  node: string;
+  /** Lease length. Default 5000 ms. */
+  ttlMs?: number;
+  /** Renewal period. Default ttl / 3. */
+  renewEveryMs?: number;
+  clock: Clock;
+  /** Called when a held lease turns out to belong to someone else. */
+  onLost?: (key: string, holder: string | undefined) => void;
+  replicas?: number;
+  bucket?: string;
+}
+
+export class LeaseManager {
+  readonly node: string;
+  readonly ttlMs: number;
+  #kv: KV;
+  #clock: Clock;
+  #held = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+  #onLost: (key: string, holder: string | undefined) => void;
+
+  private constructor(kv: KV, opts: LeaseOptions) {
+    this.#kv = kv;
+    this.node = opts.node;
+    this.ttlMs = opts.ttlMs ?? 5000;
+    this.#clock = opts.clock;
+    this.#onLost = opts.onLost ?? (() => {});
+    this.#timer = setInterval(() => void this.renewAll(), opts.renewEveryMs ?? Math.max(100, Math.floor(this.ttlMs / 3)));
+    this.#timer.unref();
+  }
+
+  static async open(nc: NatsConnection, opts: LeaseOptions): Promise<LeaseManager> {
+    const kv = await new Kvm(nc).create(opts.bucket ?? 'ICE_LEASES', { history: 1, replicas: opts.replicas ?? 1 });
+    return new LeaseManager(kv, opts);
+  }
+
+  /** Keys this node holds right now (as far as it knows). */
+  held(): string[] {
+    return [...this.#held.keys()];
+  }
+
+  holds(key: string): boolean {
+    return this.#held.has(key);
+  }
+
+  /** The current record of a key, or undefined. */
+  async holder(key: string): Promise<(LeaseRecord & { revision: number; expired: boolean }) | undefined> {
+    const e = await this.#kv.get(key);
+    if (!e || e.operation !== 'PUT') return undefined;
+    const r = e.json<LeaseRecord>();
+    return { ...r, revision: e.revision, expired: r.expiresAt <= this.#clock.now() };
+  }
+
+  /**
+   * Takes the lease if it is free, expired or already ours. Returns true when this node holds
+   * it afterwards; false when another node holds an unexpired lease.
+   */
+  async acquire(key: string): Promise<boolean> {
+    const record = (): Uint8Array => new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt: this.#clock.now() + this.ttlMs }));
+    let entry: KvEntry | null;
+    try {
+      entry = await this.#kv.get(key);
+    } catch (e) {
+      throw ensureError(e);
+    }
+    try {
+      if (!entry || entry.operation !== 'PUT') {
+        const rev = entry ? await this.#kv.update(key, record(), entry.revision) : await this.#kv.create(key, record());
+        this.#held.set(key, rev);
+        return true;
+      }
+      const cur = entry.json<LeaseRecord>();
+      if (cur.node !== this.node && cur.expiresAt > this.#clock.now()) return false;
+      const rev = await this.#kv.update(key, record(), entry.revision);
+      this.#held.set(key, rev);
+      return true;
+    } catch {
+      // Someone else wrote between our read and our CAS: they won this round.
+      return false;
+    }
+  }
+
+  /** Renews every held lease; leases found taken over are dropped and reported. */
+  async renewAll(): Promise<void> {
+    for (const [key, rev] of [...this.#held]) {
+      try {
+        const next = await this.#kv.update(key, new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt: this.#clock.now() + this.ttlMs })), rev);
+        this.#held.set(key, next);
+      } catch {
+        this.#held.delete(key);
+        const h = await this.holder(key).catch(() => undefined);
+        this.#onLost(key, h?.node);
+      }
+    }
+  }
+
+  /** Gives a lease up (only if the record is still ours). */
+  async release(key: string): Promise<void> {
+    const rev = this.#held.get(key);
+    this.#held.delete(key);
+    if (rev === undefined) return;
+    await this.#kv.delete(key, { previousSeq: rev }).catch(() => {});
+  }
+
+  async close(opts: { release?: boolean } = {}): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    if (opts.release) for (const key of this.held()) await this.release(key);
+  }
+}
