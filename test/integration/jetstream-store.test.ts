@@ -127,7 +127,17 @@ describe('JetStream actor log on a 3-node cluster (R3)', () => {
       }
     }
     await victim.restart();
-    const read = await log.read(a);
+    // right after a restart the stream may be electing a leader: reads time out and are retried
+    let read: Awaited<ReturnType<ActorLog['read']>> = [];
+    for (let attempt = 0; ; attempt++) {
+      try {
+        read = await log.read(a);
+        break;
+      } catch (e) {
+        if (attempt > 40) throw e;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
     expect(read.map((m) => m.facts[0]!.seq)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
   });
 });
