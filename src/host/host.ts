@@ -8,6 +8,7 @@ import {
   type ActorAddress,
   type Decision,
   type Fact,
+  type FactDraft,
   type Intent,
   type Outcome,
   type SnapshotRecord,
@@ -260,14 +261,7 @@ export class Host {
       log.warn({ reason: err.reason }, 'decision refused');
       const tx = this.#journal.begin();
       const f1 = this.#proposed(tx, intent, digest, opts);
-      const f2 = tx.fact({
-        type: FactType.decisionRefused,
-        origin: Origin.runtime,
-        actor: target,
-        intentId: intent.id,
-        causes: [f1.seq],
-        data: { decisionId: decision.id, reason: err.reason, message: err.message },
-      });
+      const f2 = this.#intentFact(tx, intent, FactType.decisionRefused, Origin.runtime, f1, { decisionId: decision.id, reason: err.reason, message: err.message });
       // No stored outcome: a forged decision must not block the genuine one.
       return { outcome: this.#failed(intent, err.code, err.message, f2.seq), committed: tx.commit() };
     }
@@ -276,14 +270,7 @@ export class Host {
     const tx = this.#journal.begin();
     try {
       const f1 = this.#proposed(tx, intent, digest, opts);
-      const f2 = tx.fact({
-        type: FactType.decision,
-        origin: Origin.authority,
-        actor: target,
-        intentId: intent.id,
-        causes: [f1.seq],
-        data: { decision },
-      });
+      const f2 = this.#intentFact(tx, intent, FactType.decision, Origin.authority, f1, { decision });
       if (opts.approval) tx.pendingDelete(intent.id);
 
       if (decision.verdict !== 'granted') {
@@ -305,7 +292,7 @@ export class Host {
       }
 
       const fail = (code: string, message: string): Applied => {
-        const f3 = tx.fact({ type: FactType.intentFailed, origin: Origin.runtime, actor: target, intentId: intent.id, causes: [f2.seq], data: { code, message } });
+        const f3 = this.#intentFact(tx, intent, FactType.intentFailed, Origin.runtime, f2, { code, message });
         const outcome = this.#failed(intent, code, message, f3.seq);
         tx.outcome(intent.id, digest, outcome);
         log.warn({ code }, `intent failed: ${message}`);
@@ -326,14 +313,7 @@ export class Host {
       }
       const to = stateToString(after.value);
       const persisted = e.actor.getPersistedSnapshot();
-      const f3 = tx.fact({
-        type: FactType.transition,
-        origin: Origin.runtime,
-        actor: target,
-        intentId: intent.id,
-        causes: [f2.seq],
-        data: { from, to, event },
-      });
+      const f3 = this.#intentFact(tx, intent, FactType.transition, Origin.runtime, f2, { from, to, event });
       const status = after.status === 'done' ? 'done' : 'active';
       tx.snapshot(this.#record(target, e.def.kind, f3.seq, status, to, persisted));
       const outcome: Outcome = {
@@ -478,6 +458,11 @@ export class Host {
       });
     }
     return tx.fact({ type: FactType.intentProposed, origin: Origin.proposer, actor: intent.target, intentId: intent.id, data: { intent, digest } });
+  }
+
+  /** A fact about one intent: on its target actor, caused by `cause`. */
+  #intentFact(tx: JournalTx, intent: Intent, type: FactDraft['type'], origin: FactDraft['origin'], cause: Fact, data: Record<string, unknown>): Fact {
+    return tx.fact({ type, origin, actor: intent.target, intentId: intent.id, causes: [cause.seq], data });
   }
 
   #failed(intent: Intent, code: string, message: string, seq: number): Outcome {
