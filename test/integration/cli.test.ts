@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ICE_BIN, startIceDev, type IceProcess } from '../helpers/ice-process.js';
@@ -80,6 +81,38 @@ describe('ice CLI against a running ice dev (changes go through its admin endpoi
 });
 
 describe('ice CLI on its own', () => {
+  it('hosts user-defined actor kinds from --actors <module>', async () => {
+    const t = tempDir('ice-user-actors-');
+    // Inside the repository so the module resolves xstate and zod like a user's project would.
+    const dir = join(process.cwd(), 'test-artifacts');
+    mkdirSync(dir, { recursive: true });
+    const mod = join(dir, `ticket-actor-${process.pid}.mjs`);
+    writeFileSync(
+      mod,
+      `import { setup } from 'xstate';
+import { z } from 'zod';
+import { defineActor } from '${join(process.cwd(), 'dist/src/index.js')}';
+const ticketMachine = setup({}).createMachine({ id: 'ticket', initial: 'open', states: { open: { on: { CLOSE: 'closed' } }, closed: { type: 'final' } } });
+export const actors = [defineActor({ kind: 'ticket', machine: ticketMachine, events: { CLOSE: z.strictObject({}) } })];
+`,
+    );
+    try {
+      const data = ['--data', t.dir, '--actors', mod];
+      expect((await ice(['spawn', 'ticket/t1', ...data])).stdout).toContain('ticket/t1 started in open');
+      await ice(['grant', 'issue', '--to', 'human:ann', '--scope', 'ticket/*:CLOSE', ...data]);
+      const closed = await ice(['propose', 'ticket/t1', 'CLOSE', '--as', 'human:ann', '--json', ...data]);
+      expect(closed.code).toBe(0);
+      expect(JSON.parse(closed.stdout)).toMatchObject({ status: 'executed', from: 'open', to: 'closed' });
+      // without the module the kind is unknown: a clear rejection, not a crash
+      const unknown = await ice(['propose', 'ticket/t1', 'CLOSE', '--as', 'human:ann', '--data', t.dir]);
+      expect(unknown.code).toBe(12);
+      expect(unknown.stdout).toContain('no actor kind "ticket"');
+    } finally {
+      rmSync(mod, { force: true });
+      t.cleanup();
+    }
+  });
+
   it('runs the demo to a verified journal, and verify names the first tampered fact', async () => {
     const t = tempDir('ice-demo-');
     try {
