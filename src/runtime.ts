@@ -55,6 +55,13 @@ export interface RuntimeOptions {
    * docs/protocol.md, Security). `rt.propose` always uses those subjects.
    */
   requirePrincipalSubject?: boolean;
+  /**
+   * How in-process decisions are signed: `batch` (default) — the journal's checkpoint
+   * signature over each group commit attests them; `each` — every decision also carries its
+   * own ed25519 signature (~30 µs per intent). Decisions that cross a transport are always
+   * signed and verified.
+   */
+  signDecisions?: 'batch' | 'each';
 }
 
 export interface ProposeOptions {
@@ -168,7 +175,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     const trust = new LocalTrust();
     host = new Host({ node, registry, store: st, journal, clock, logger, authorityKeys: new Map([[key.keyId, key]]), trust });
     const transport = opts.transport ?? new EmbeddedTransport({ onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed') });
-    const authorityService = new AuthorityService(authority, registry, host, transport, limits, logger, trust);
+    const authorityService = new AuthorityService(authority, registry, host, transport, limits, logger, trust, opts.signDecisions === 'each');
     authorityService.listen();
     const intake = new Intake({ registry, host, journal, store: st, transport, logger, limits, decideTimeoutMs: proposeTimeoutMs,
       trust,

@@ -29,6 +29,8 @@ export class AuthorityService {
     private readonly logger: Logger,
     /** In-process trust; with an embedded transport, intents and decisions stay local. */
     private readonly trust?: LocalTrust,
+    /** Sign in-process decisions too (they are then signed once and never verified here). */
+    private readonly signLocal = false,
   ) {}
 
   listen(): void {
@@ -63,7 +65,7 @@ export class AuthorityService {
         run: this.oracle.runView(v.intent.runId),
         kindPolicies: v.def.policies,
         ...(typeof body.approvedBy === 'string' ? { approvedBy: body.approvedBy } : {}),
-        sign: !local,
+        sign: !local || this.signLocal,
       });
       return { decision: local ? this.trust!.vouchDecision(decision) : decision };
     } catch (e) {

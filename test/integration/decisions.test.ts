@@ -8,7 +8,7 @@ import { SqliteStore } from '../../src/store/index.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { sequentialIds } from '../../src/util/ids.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { tempDir } from '../helpers/runtime.js';
+import { iid, tempDir, tempRuntime } from '../helpers/runtime.js';
 
 /**
  * The host executes nothing on a decision it cannot verify. The pieces are wired as
@@ -309,5 +309,24 @@ describe.each([
     // A verifier with another key refuses the checkpoints.
     const other = AuthorityKey.generate();
     expect(c.journal.verify((cp) => other.verifyHead(cp.seq, cp.hash, cp.sig)).ok).toBe(false);
+  });
+});
+
+describe('signDecisions: each', () => {
+  it('journals in-process decisions with their own valid signatures', async () => {
+    const { rt, dir, close } = await tempRuntime({ signDecisions: 'each' });
+    try {
+      await rt.spawn('deployment/signed', { service: 's' });
+      await rt.grants.issue({ subject: 'agent:s', scope: 'deployment/signed:CONFIGURE' });
+      const o = await rt.propose({ id: iid(), proposer: 'agent:s', target: 'deployment/signed', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 1 } });
+      expect(o.status).toBe('executed');
+      const decision = rt.journal.factsOfIntent(o.intentId!).find((f) => f.type === 'decision')!.data.decision as Decision;
+      expect(decision.sig).not.toBe('');
+      const key = AuthorityKey.loadPublic(dir)!;
+      expect(key.verify(decision)).toBe(true);
+      expect(key.verify({ ...decision, verdict: 'denied' })).toBe(false);
+    } finally {
+      await close();
+    }
   });
 });
