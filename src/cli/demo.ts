@@ -22,6 +22,7 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
   const bot = 'agent:release-bot';
   const counts: DemoResult['counts'] = { executed: 0, denied: 0, pending: 0, rejected: 0, failed: 0 };
   let n = 0;
+  let heldForApproval = 0;
 
   out(c.bold(`ICE runtime demo`) + c.dim(`  node ${rt.node} · data ${rt.dataDir} · authority key ${rt.authorityKeyId}`));
   out('');
@@ -70,6 +71,7 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
     out(c.cyan(`▸ human:bob approves intent ${deploy.id}`));
     const o = await rt.approvals.approve(deploy.id, 'human:bob', 'change window open');
     counts.pending--;
+    heldForApproval++;
     counts[o.status]++;
     out(`     ${formatOutcome(o)}`);
     out(c.dim(`     facts: ${rt.journal.factsOfIntent(deploy.id).map((f) => `#${f.seq} ${f.type}`).join(' → ')}`));
@@ -96,7 +98,7 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
   const v = rt.journal.verify();
   out('');
   out(
-    `${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(' · ')}\n` +
+    `${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(' · ')}${heldForApproval ? ` (${heldForApproval} held for a human first)` : ''}\n` +
       (v.ok
         ? c.green(`journal verified: ${v.count} facts, chain intact, head #${v.headSeq} ${v.headHash.slice(0, 16)}…`)
         : c.red(`journal BROKEN at #${v.brokenAt}: ${v.reason}`)),
