@@ -3,7 +3,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'bench/**', 'scripts/**', 'node_modules/**', 'test-artifacts/**', '**/*.cjs', 'eslint.config.js', 'vitest.config.ts'] },
+  {
+    ignores: [
+      'dist/**',
+      'bench/**',
+      'scripts/**',
+      'node_modules/**',
+      'test-artifacts/**',
+      '**/*.cjs',
+      'eslint.config.js',
+      'vitest.config.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -11,7 +22,10 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-explicit-any': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
+      ],
     },
   },
   {
@@ -20,12 +34,29 @@ export default tseslint.config(
     rules: {
       // XState's `types: { input: {} as T }` idiom is a type declaration, not a cast.
       '@typescript-eslint/no-unnecessary-type-assertion': 'off',
-      'no-restricted-imports': ['error', { patterns: [{ group: ['node:*', '../src/*', '@nats-io/*', 'pino', 'better-sqlite3'], message: 'machines are pure: no I/O and no runtime imports' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', '../src/*', '@nats-io/*', 'pino', 'better-sqlite3'],
+              message: 'machines are pure: no I/O and no runtime imports',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['src/**/*.ts'],
     ignores: ['src/transport/**', 'src/testing/**', 'src/store/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['@nats-io/*'], message: 'only src/transport (messages) and src/store (JetStream persistence) import NATS' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [{ group: ['@nats-io/*'], message: 'only src/transport (messages) and src/store (JetStream persistence) import NATS' }],
+        },
+      ],
+    },
   },
 );

@@ -7,9 +7,7 @@ export const deploymentActor = defineActor({
   kind: 'deployment',
   machine: deploymentMachine,
   events: deploymentEvents,
-  input: z
-    .strictObject({ service: z.string().min(1).max(200).optional(), requiredApprovals: z.int().min(1).max(5).optional() })
-    .optional(),
+  input: z.strictObject({ service: z.string().min(1).max(200).optional(), requiredApprovals: z.int().min(1).max(5).optional() }).optional(),
   policies: [
     {
       id: 'production-deploy-needs-human',

@@ -12,7 +12,21 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { createActor } from 'xstate';
-import { BENCH_DIR, closedLoop, emitResult, importDist, latencySummary, note, now, printTable, progress, round, runMain, sized, tempDir } from './lib/common.mjs';
+import {
+  BENCH_DIR,
+  closedLoop,
+  emitResult,
+  importDist,
+  latencySummary,
+  note,
+  now,
+  printTable,
+  progress,
+  round,
+  runMain,
+  sized,
+  tempDir,
+} from './lib/common.mjs';
 import { address, buildStoredActors, configureIntent, mustExecute, openRuntime } from './lib/ice.mjs';
 
 const TARGETS = { heap_ratio_max: 1.5 };
@@ -93,29 +107,61 @@ runMain(async (opts) => {
 
   const activateRate = (activate.done / activate.elapsedMs) * 1000;
   const steadyRate = (steady.done / steady.elapsedMs) * 1000;
-  const activationUs = (1e6 / activateRate) - (1e6 / steadyRate); // extra wall time per actor at saturation
+  const activationUs = 1e6 / activateRate - 1e6 / steadyRate; // extra wall time per actor at saturation
   const lat = latencySummary(activate.lat);
   const steadyLat = latencySummary(steady.lat);
 
   printTable(`heap per active idle actor (n = ${nHeap}, after full GC)`, [
     { what: 'bare XState actor (baseline)', 'bytes/actor': round(bare.bytes_per_actor), ratio: 1 },
     { what: 'runtime actor, active after its first intent', 'bytes/actor': round(rtHeap.bytes_per_actor), ratio: round(heapRatio, 3) },
-    { what: 'runtime actor, after a second intent', 'bytes/actor': round(rtHeap.bytes_per_actor_after_second_intent), ratio: round(rtHeap.bytes_per_actor_after_second_intent / bare.bytes_per_actor, 3) },
+    {
+      what: 'runtime actor, after a second intent',
+      'bytes/actor': round(rtHeap.bytes_per_actor_after_second_intent),
+      ratio: round(rtHeap.bytes_per_actor_after_second_intent / bare.bytes_per_actor, 3),
+    },
     { what: 'runtime, residue after passivate (vs before activation)', 'bytes/actor': round(rtHeap.passivated_residue_bytes_per_actor) },
     { what: 'runtime, re-activated on use', 'bytes/actor': round(rtHeap.reactivated_bytes_per_actor) },
     { what: 'runtime, residue after a 2nd passivate', 'bytes/actor': round(rtHeap.repassivated_residue_bytes_per_actor) },
   ]);
   printTable(`passivate / reactivate (n = ${nHeap}, 64 in flight)`, [
-    { step: 'activate by first intent', ms: round(rtHeap.activate_first_intent_ms), 'per actor µs': round((rtHeap.activate_first_intent_ms * 1000) / nHeap, 1) },
-    { step: 'second intent (active)', ms: round(rtHeap.steady_intent_ms), 'per actor µs': round((rtHeap.steady_intent_ms * 1000) / nHeap, 1) },
+    {
+      step: 'activate by first intent',
+      ms: round(rtHeap.activate_first_intent_ms),
+      'per actor µs': round((rtHeap.activate_first_intent_ms * 1000) / nHeap, 1),
+    },
+    {
+      step: 'second intent (active)',
+      ms: round(rtHeap.steady_intent_ms),
+      'per actor µs': round((rtHeap.steady_intent_ms * 1000) / nHeap, 1),
+    },
     { step: 'passivate all', ms: round(rtHeap.passivate_all_ms, 1), 'per actor µs': round((rtHeap.passivate_all_ms * 1000) / nHeap, 2) },
-    { step: 'reactivate by intent', ms: round(rtHeap.reactivate_first_intent_ms), 'per actor µs': round((rtHeap.reactivate_first_intent_ms * 1000) / nHeap, 1) },
+    {
+      step: 'reactivate by intent',
+      ms: round(rtHeap.reactivate_first_intent_ms),
+      'per actor µs': round((rtHeap.reactivate_first_intent_ms * 1000) / nHeap, 1),
+    },
   ]);
   printTable(`restore ${nStored.toLocaleString('en-US')} stored actors`, [
-    { step: 'baseline: bare XState restore (read + parse + create + start)', ms: round(baselineRestore.ms), 'actors/s': round(baselineRestore.perSec) },
+    {
+      step: 'baseline: bare XState restore (read + parse + create + start)',
+      ms: round(baselineRestore.ms),
+      'actors/s': round(baselineRestore.perSec),
+    },
     { step: 'runtime: open (load actor index)', ms: round(open.ms) },
-    { step: 'runtime: activate all by first intent, 64 in flight', ms: round(activate.elapsedMs), 'actors/s': round(activateRate), 'p50 ms': lat.p50_ms, 'p99 ms': lat.p99_ms },
-    { step: 'runtime: intents to active actors, 64 in flight', ms: round(steady.elapsedMs), 'actors/s': round(steadyRate), 'p50 ms': steadyLat.p50_ms, 'p99 ms': steadyLat.p99_ms },
+    {
+      step: 'runtime: activate all by first intent, 64 in flight',
+      ms: round(activate.elapsedMs),
+      'actors/s': round(activateRate),
+      'p50 ms': lat.p50_ms,
+      'p99 ms': lat.p99_ms,
+    },
+    {
+      step: 'runtime: intents to active actors, 64 in flight',
+      ms: round(steady.elapsedMs),
+      'actors/s': round(steadyRate),
+      'p50 ms': steadyLat.p50_ms,
+      'p99 ms': steadyLat.p99_ms,
+    },
     { step: 'runtime: passivate all', ms: round(passivateMs, 1) },
   ]);
   note(`\nactivation adds ≈ ${round(activationUs, 1)} µs of wall time per actor at saturation (first-intent rate vs active-actor rate)`);

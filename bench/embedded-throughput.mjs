@@ -11,7 +11,20 @@
 // (--skip-baseline / --skip-verify leave out the raw XState loop and the journal check at the
 // end, so that a CPU profile shows the runtime alone.)
 import { createActor } from 'xstate';
-import { closedLoop, emitResult, importDist, latencySummary, note, now, printTable, progress, round, runMain, sized, tempDir } from './lib/common.mjs';
+import {
+  closedLoop,
+  emitResult,
+  importDist,
+  latencySummary,
+  note,
+  now,
+  printTable,
+  progress,
+  round,
+  runMain,
+  sized,
+  tempDir,
+} from './lib/common.mjs';
 import { address, configureIntent, grantAll, mustExecute, openRuntime, spawnActors } from './lib/ice.mjs';
 
 const TARGETS = { throughput_min: 25_000, ratio_min: 0.1, p99_max_ms: 10 };
@@ -34,9 +47,19 @@ runMain(async (opts) => {
   if (!skipBaseline) {
     progress('baseline: raw XState');
     rawOne = rawXState(deploymentMachine, 1, durationMs);
-    baselineRows.push({ variant: 'raw XState, 1 actor', transitions: rawOne.n, 'ops/s': round(rawOne.opsPerSec), 'µs/op': round(1000 / rawOne.opsPerSec * 1000, 2) });
+    baselineRows.push({
+      variant: 'raw XState, 1 actor',
+      transitions: rawOne.n,
+      'ops/s': round(rawOne.opsPerSec),
+      'µs/op': round((1000 / rawOne.opsPerSec) * 1000, 2),
+    });
     rawMany = rawXState(deploymentMachine, nActors, durationMs);
-    baselineRows.push({ variant: `raw XState, ${nActors} actors round-robin`, transitions: rawMany.n, 'ops/s': round(rawMany.opsPerSec), 'µs/op': round(1000 / rawMany.opsPerSec * 1000, 2) });
+    baselineRows.push({
+      variant: `raw XState, ${nActors} actors round-robin`,
+      transitions: rawMany.n,
+      'ops/s': round(rawMany.opsPerSec),
+      'µs/op': round((1000 / rawMany.opsPerSec) * 1000, 2),
+    });
   }
   const baseline = rawOne.opsPerSec;
 
@@ -77,7 +100,16 @@ runMain(async (opts) => {
         intents_per_commit: round(r.done / Math.max(1, flushes), 1),
       };
       variants.push(v);
-      rows.push({ variant: name, intents: v.intents, 'intents/s': v.ops_s, 'p50 ms': v.p50_ms, 'p99 ms': v.p99_ms, 'max ms': v.max_ms, commits: flushes, 'intents/commit': v.intents_per_commit });
+      rows.push({
+        variant: name,
+        intents: v.intents,
+        'intents/s': v.ops_s,
+        'p50 ms': v.p50_ms,
+        'p99 ms': v.p99_ms,
+        'max ms': v.max_ms,
+        commits: flushes,
+        'intents/commit': v.intents_per_commit,
+      });
       return v;
     };
 
@@ -87,7 +119,9 @@ runMain(async (opts) => {
     // in-flight intents ever wait for the same actor
     const perWorker = Math.max(1, Math.floor(nActors / inflight));
     const counters = new Array(inflight).fill(0);
-    await run(`${inflight} in flight, ${nActors} actors`, '64', inflight, (w) => address((w + inflight * (counters[w]++ % perWorker)) % nActors));
+    await run(`${inflight} in flight, ${nActors} actors`, '64', inflight, (w) =>
+      address((w + inflight * (counters[w]++ % perWorker)) % nActors),
+    );
     // many in flight on one hot actor: intents queue on its turn, commits still group
     await run(`${inflight} in flight, 1 hot actor`, 'hot', inflight, () => address(0));
     // more in flight than one group commit holds: shows how much of the 64-in-flight figure
@@ -109,7 +143,9 @@ runMain(async (opts) => {
   const head = variants.find((v) => v.key === '64') ?? variants[0];
   const ratio = head && baseline ? head.ops_s / baseline : null;
   note(`\nheadline: ${head?.variant}: ${head?.ops_s} intents/s = ${round(ratio, 4)} × raw XState (${round(baseline)} transitions/s)`);
-  note(`targets: ≥ ${TARGETS.throughput_min} intents/s at 64 in flight, ≥ ${TARGETS.ratio_min} of raw XState, p99 ≤ ${TARGETS.p99_max_ms} ms`);
+  note(
+    `targets: ≥ ${TARGETS.throughput_min} intents/s at 64 in flight, ≥ ${TARGETS.ratio_min} of raw XState, p99 ≤ ${TARGETS.p99_max_ms} ms`,
+  );
   await emitResult({
     bench: 'embedded-throughput',
     size: opts.size,

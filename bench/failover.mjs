@@ -13,7 +13,21 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH_DIR, DIST, childFlags, emitResult, median, note, now, printTable, progress, round, runMain, sized, tempDir } from './lib/common.mjs';
+import {
+  BENCH_DIR,
+  DIST,
+  childFlags,
+  emitResult,
+  median,
+  note,
+  now,
+  printTable,
+  progress,
+  round,
+  runMain,
+  sized,
+  tempDir,
+} from './lib/common.mjs';
 import { address, buildStoredActors, intentId } from './lib/ice.mjs';
 
 const TARGETS = { first_intent_max_ms: 1000 };
@@ -38,17 +52,48 @@ runMain(async (opts) => {
     const med = (xs, k) => round(median(xs.map((x) => x[k])), 1);
     const max = (xs, k) => round(Math.max(...xs.map((x) => x[k])), 1);
     const rows = [
-      { variant: 'baseline: node + sqlite + bare XState + 1 durable write', 'first intent ms (median)': med(res.baseline, 'total'), 'max ms': max(res.baseline, 'total'), 'node boot ms': med(res.baseline, 'boot'), 'imports ms': med(res.baseline, 'imports'), 'open ms': med(res.baseline, 'open'), 'serve ms': med(res.baseline, 'serve') },
-      { variant: 'runtime: createRuntime + propose', 'first intent ms (median)': med(res.runtime, 'total'), 'max ms': max(res.runtime, 'total'), 'node boot ms': med(res.runtime, 'boot'), 'imports ms': med(res.runtime, 'imports'), 'open ms': med(res.runtime, 'open'), 'serve ms': med(res.runtime, 'serve') },
-      { variant: 'ice dev + admin propose', 'first intent ms (median)': med(res.icedev, 'total'), 'max ms': max(res.icedev, 'total'), 'ready ms': med(res.icedev, 'ready'), 'serve ms': med(res.icedev, 'serve') },
+      {
+        variant: 'baseline: node + sqlite + bare XState + 1 durable write',
+        'first intent ms (median)': med(res.baseline, 'total'),
+        'max ms': max(res.baseline, 'total'),
+        'node boot ms': med(res.baseline, 'boot'),
+        'imports ms': med(res.baseline, 'imports'),
+        'open ms': med(res.baseline, 'open'),
+        'serve ms': med(res.baseline, 'serve'),
+      },
+      {
+        variant: 'runtime: createRuntime + propose',
+        'first intent ms (median)': med(res.runtime, 'total'),
+        'max ms': max(res.runtime, 'total'),
+        'node boot ms': med(res.runtime, 'boot'),
+        'imports ms': med(res.runtime, 'imports'),
+        'open ms': med(res.runtime, 'open'),
+        'serve ms': med(res.runtime, 'serve'),
+      },
+      {
+        variant: 'ice dev + admin propose',
+        'first intent ms (median)': med(res.icedev, 'total'),
+        'max ms': max(res.icedev, 'total'),
+        'ready ms': med(res.icedev, 'ready'),
+        'serve ms': med(res.icedev, 'serve'),
+      },
     ];
-    printTable(`process start → first executed intent, ${nStored.toLocaleString('en-US')} stored actors, ${tries} tries each (previous process SIGKILLed)`, rows);
-    note('\ncolumns: node boot = spawn → first line of the child script; imports = loading the modules; open = createRuntime (lock, store, actor index, key) or opening the SQLite files; serve = the first intent, incl. activating its actor');
-    note(`fixture (${nStored} actors) took ${round(fixtureMs)} ms; the store file is in the OS page cache (warm start), as on a node that restarts in place`);
+    printTable(
+      `process start → first executed intent, ${nStored.toLocaleString('en-US')} stored actors, ${tries} tries each (previous process SIGKILLed)`,
+      rows,
+    );
+    note(
+      '\ncolumns: node boot = spawn → first line of the child script; imports = loading the modules; open = createRuntime (lock, store, actor index, key) or opening the SQLite files; serve = the first intent, incl. activating its actor',
+    );
+    note(
+      `fixture (${nStored} actors) took ${round(fixtureMs)} ms; the store file is in the OS page cache (warm start), as on a node that restarts in place`,
+    );
 
     const rtMs = median(res.runtime.map((x) => x.total));
     const baseMs = median(res.baseline.map((x) => x.total));
-    note(`target: ≤ ${TARGETS.first_intent_max_ms} ms with 100,000 stored actors → runtime ${round(rtMs)} ms, ice dev ${round(median(res.icedev.map((x) => x.total)))} ms`);
+    note(
+      `target: ≤ ${TARGETS.first_intent_max_ms} ms with 100,000 stored actors → runtime ${round(rtMs)} ms, ice dev ${round(median(res.icedev.map((x) => x.total)))} ms`,
+    );
     await emitResult({
       bench: 'failover',
       size: opts.size,
@@ -65,8 +110,17 @@ runMain(async (opts) => {
       baseline_first_intent_ms: round(baseMs, 1),
       ice_dev_first_intent_ms: round(median(res.icedev.map((x) => x.total)), 1),
       ice_dev_ready_ms: round(median(res.icedev.map((x) => x.ready)), 1),
-      runtime_breakdown_ms: { boot: med(res.runtime, 'boot'), imports: med(res.runtime, 'imports'), open: med(res.runtime, 'open'), serve: med(res.runtime, 'serve') },
-      tries_ms: { runtime: res.runtime.map((x) => round(x.total, 1)), baseline: res.baseline.map((x) => round(x.total, 1)), ice_dev: res.icedev.map((x) => round(x.total, 1)) },
+      runtime_breakdown_ms: {
+        boot: med(res.runtime, 'boot'),
+        imports: med(res.runtime, 'imports'),
+        open: med(res.runtime, 'open'),
+        serve: med(res.runtime, 'serve'),
+      },
+      tries_ms: {
+        runtime: res.runtime.map((x) => round(x.total, 1)),
+        baseline: res.baseline.map((x) => round(x.total, 1)),
+        ice_dev: res.icedev.map((x) => round(x.total, 1)),
+      },
       distributed: 'not built yet',
       targets: TARGETS,
       meets: { first_intent: rtMs <= TARGETS.first_intent_max_ms },
@@ -81,10 +135,14 @@ let tryNo = 0;
 /** One cold child: spawn → its JSON line; then SIGKILL and wait for the exit. */
 async function childTry(mode, dir, target) {
   const t0 = now();
-  const child = spawn(process.execPath, [...childFlags(), join(BENCH_DIR, 'lib/failover-child.mjs'), mode, dir, target, intentId(`fo${++tryNo}`)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ICE_LOG_LEVEL: 'warn' },
-  });
+  const child = spawn(
+    process.execPath,
+    [...childFlags(), join(BENCH_DIR, 'lib/failover-child.mjs'), mode, dir, target, intentId(`fo${++tryNo}`)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ICE_LOG_LEVEL: 'warn' },
+    },
+  );
   try {
     const line = await firstLine(child, (s) => s.includes('\n'), 60_000);
     const total = now() - t0;
@@ -116,7 +174,15 @@ async function iceDevTry(dir, target) {
     const res = await fetch(`${owner.adminUrl}/admin/propose`, {
       method: 'POST',
       headers: { authorization: `Bearer ${owner.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ intent: { id: intentId(`fo${++tryNo}`), proposer: 'agent:bench', target, action: 'CONFIGURE', params: { version: '9.9.8', replicas: 3 } } }),
+      body: JSON.stringify({
+        intent: {
+          id: intentId(`fo${++tryNo}`),
+          proposer: 'agent:bench',
+          target,
+          action: 'CONFIGURE',
+          params: { version: '9.9.8', replicas: 3 },
+        },
+      }),
     });
     const body = await res.json();
     const total = now() - t0;

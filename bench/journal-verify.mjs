@@ -40,7 +40,11 @@ runMain(async (opts) => {
     let sink = 0;
     for (let r = 0; r < repeat; r++) {
       const h0 = now();
-      for (const [prev, body] of rows) sink ^= createHash('sha256').update(prev + body).digest('hex').charCodeAt(0);
+      for (const [prev, body] of rows)
+        sink ^= createHash('sha256')
+          .update(prev + body)
+          .digest('hex')
+          .charCodeAt(0);
       hashRuns.push(now() - h0);
     }
     if (sink === -1) note('');
@@ -68,12 +72,32 @@ runMain(async (opts) => {
     const verifyRate = (nFacts / verifyMs) * 1000;
     const hashRate = (nFacts / hashMs) * 1000;
     const ratio = verifyRate / hashRate;
-    printTable(`verify a journal of ${nFacts.toLocaleString('en-US')} facts (${round(bytes / nFacts)} bytes hashed per fact, median of ${repeat})`, [
-      { step: 'baseline: raw sha256(prev + body), bytes in memory', ms: round(hashMs, 1), 'facts/s': round(hashRate), 'MB/s': round(bytes / 1e6 / (hashMs / 1000), 1) },
-      { step: 'runtime.journal.verify() (read from SQLite + hash + checks + checkpoint signatures)', ms: round(verifyMs, 1), 'facts/s': round(verifyRate), 'MB/s': round(bytes / 1e6 / (verifyMs / 1000), 1), ratio: round(ratio, 3) },
-      { step: 'for reference: reading (prev, body) rows from SQLite, once', ms: round(readMs, 1), 'facts/s': round((nFacts / readMs) * 1000) },
-    ]);
-    note(`\njournal: ${nFacts} facts, ${checkpoints ?? 'no'} signed checkpoints checked (one per group commit of ${perCommit} intents = ${perCommit * 3} facts); built in ${round(buildMs)} ms (not part of any figure)`);
+    printTable(
+      `verify a journal of ${nFacts.toLocaleString('en-US')} facts (${round(bytes / nFacts)} bytes hashed per fact, median of ${repeat})`,
+      [
+        {
+          step: 'baseline: raw sha256(prev + body), bytes in memory',
+          ms: round(hashMs, 1),
+          'facts/s': round(hashRate),
+          'MB/s': round(bytes / 1e6 / (hashMs / 1000), 1),
+        },
+        {
+          step: 'runtime.journal.verify() (read from SQLite + hash + checks + checkpoint signatures)',
+          ms: round(verifyMs, 1),
+          'facts/s': round(verifyRate),
+          'MB/s': round(bytes / 1e6 / (verifyMs / 1000), 1),
+          ratio: round(ratio, 3),
+        },
+        {
+          step: 'for reference: reading (prev, body) rows from SQLite, once',
+          ms: round(readMs, 1),
+          'facts/s': round((nFacts / readMs) * 1000),
+        },
+      ],
+    );
+    note(
+      `\njournal: ${nFacts} facts, ${checkpoints ?? 'no'} signed checkpoints checked (one per group commit of ${perCommit} intents = ${perCommit * 3} facts); built in ${round(buildMs)} ms (not part of any figure)`,
+    );
     note(`target: verify ≥ ${TARGETS.ratio_min} × raw sha256 → ${round(ratio, 3)} ×`);
     await emitResult({
       bench: 'journal-verify',
@@ -134,7 +158,14 @@ async function buildJournal(dir, nFacts, perCommit) {
       for (let j = 0; j < factsPerCommit && journal.headSeq < nFacts; j++) {
         const f = sample[i++ % sample.length];
         const tx = journal.begin();
-        tx.fact({ type: f.type, origin: f.origin, actor: f.actor, ...(f.intentId ? { intentId: f.intentId } : {}), causes: f.causes, data: f.data });
+        tx.fact({
+          type: f.type,
+          origin: f.origin,
+          actor: f.actor,
+          ...(f.intentId ? { intentId: f.intentId } : {}),
+          causes: f.causes,
+          data: f.data,
+        });
         commits.push(tx.commit());
       }
       await keepAlive(Promise.all(commits));

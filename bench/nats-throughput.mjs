@@ -15,7 +15,21 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { BENCH_DIR, childFlags, closedLoop, emitResult, importDist, latencySummary, note, printTable, progress, round, runMain, sized, tempDir } from './lib/common.mjs';
+import {
+  BENCH_DIR,
+  childFlags,
+  closedLoop,
+  emitResult,
+  importDist,
+  latencySummary,
+  note,
+  printTable,
+  progress,
+  round,
+  runMain,
+  sized,
+  tempDir,
+} from './lib/common.mjs';
 import { address, configureIntent } from './lib/ice.mjs';
 
 const TARGETS = { ratio_min: 0.5 };
@@ -44,7 +58,15 @@ runMain(async (opts) => {
       await closedLoop({ concurrency, durationMs: warmupMs, op });
       const r = await closedLoop({ concurrency, durationMs, op });
       const lat = latencySummary(r.lat);
-      const v = { variant: label, inflight: concurrency, ops: r.done, ops_s: round(r.opsPerSec), p50_ms: lat.p50_ms, p99_ms: lat.p99_ms, max_ms: lat.max_ms };
+      const v = {
+        variant: label,
+        inflight: concurrency,
+        ops: r.done,
+        ops_s: round(r.opsPerSec),
+        p50_ms: lat.p50_ms,
+        p99_ms: lat.p99_ms,
+        max_ms: lat.max_ms,
+      };
       variants[key] = v;
       rows.push({ variant: label, ops: v.ops, 'ops/s': v.ops_s, 'p50 ms': v.p50_ms, 'p99 ms': v.p99_ms, 'max ms': v.max_ms });
       return v;
@@ -100,14 +122,19 @@ runMain(async (opts) => {
       tmp.cleanup();
     }
 
-    printTable(`NATS (nats-server ${serverVersion}, loopback; server, serving process and load generator share ${(await import('node:os')).cpus().length} cores)`, rows);
+    printTable(
+      `NATS (nats-server ${serverVersion}, loopback; server, serving process and load generator share ${(await import('node:os')).cpus().length} cores)`,
+      rows,
+    );
     const head = variants.rt64;
     const base = variants.rr64;
     const ratio = head.ops_s / base.ops_s;
     const stats = hostStats?.stats;
     note(`\nruntime over NATS: persistence sqlite (WAL, synchronous=FULL, group commit); JetStream persistence is not built yet`);
     if (stats) note(`host: ${stats.flushes} group commits, largest ${stats.maxBatch} txs`);
-    note(`per intent the runtime makes 1 NATS round trip (proposer → intake; the authority is co-located and asked directly) and publishes 3 facts`);
+    note(
+      `per intent the runtime makes 1 NATS round trip (proposer → intake; the authority is co-located and asked directly) and publishes 3 facts`,
+    );
     note(`target: runtime ≥ ${TARGETS.ratio_min} × raw request/reply at ${inflight} in flight → ${round(ratio, 3)} ×`);
     await emitResult({
       bench: 'nats-throughput',
@@ -136,7 +163,10 @@ runMain(async (opts) => {
 
 /** Spawns a child that prints "ready"; `stop()` sends SIGTERM and returns its last JSON line. */
 async function startChild(name, args) {
-  const child = spawn(process.execPath, [...childFlags(), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ICE_LOG_LEVEL: 'warn' } });
+  const child = spawn(process.execPath, [...childFlags(), ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ICE_LOG_LEVEL: 'warn' },
+  });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const exited = new Promise((r) => child.once('exit', r));

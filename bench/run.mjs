@@ -29,7 +29,9 @@ for (let i = 0; i < argv.length; i++) {
   else if (a.startsWith('--out=')) out = a.slice(6);
   else if (a === '--profile') profile = true;
   else if (a === '--help' || a === '-h') {
-    process.stdout.write(`usage: node bench/run.mjs [${BENCHMARKS.join('|')} ...] [--size tiny|full] [--runs n] [--out file.jsonl] [--profile]\n`);
+    process.stdout.write(
+      `usage: node bench/run.mjs [${BENCHMARKS.join('|')} ...] [--size tiny|full] [--runs n] [--out file.jsonl] [--profile]\n`,
+    );
     process.exit(0);
   } else if (a.startsWith('--')) {
     pass.push(a);
@@ -53,7 +55,10 @@ for (let r = 1; r <= runs; r++) {
       mkdirSync(profDir, { recursive: true });
       nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${profDir}`);
     }
-    const { code, last } = await runChild([...nodeFlags, join(BENCH_DIR, `${name}.mjs`), ...pass], profile ? { BENCH_CHILD_FLAGS: `--cpu-prof --cpu-prof-dir=${profDir}` } : {});
+    const { code, last } = await runChild(
+      [...nodeFlags, join(BENCH_DIR, `${name}.mjs`), ...pass],
+      profile ? { BENCH_CHILD_FLAGS: `--cpu-prof --cpu-prof-dir=${profDir}` } : {},
+    );
     let result;
     try {
       result = JSON.parse(last);
@@ -82,7 +87,15 @@ if (runs > 1) {
       const xs = rs.map((x) => x[k]).filter((x) => typeof x === 'number');
       return xs.length ? round(median(xs), 4) : null;
     };
-    rows.push({ bench: name, runs: rs.length, throughput: m('throughput'), baseline: m('baseline'), ratio: m('ratio'), p50_ms: m('p50_ms'), p99_ms: m('p99_ms') });
+    rows.push({
+      bench: name,
+      runs: rs.length,
+      throughput: m('throughput'),
+      baseline: m('baseline'),
+      ratio: m('ratio'),
+      p50_ms: m('p50_ms'),
+      p99_ms: m('p99_ms'),
+    });
   }
   printTable(`medians of ${runs} runs`, rows);
 }

@@ -54,8 +54,7 @@ export const deploymentMachine = setup({
     isConfigured: ({ context }) => context.version !== undefined,
     reviewerIsNotAuthor: ({ context, event }) =>
       event.type === 'APPROVE' && event.reviewer !== context.author && !context.reviewers.includes(event.reviewer),
-    approvalCompletesReview: ({ context, event }) =>
-      event.type === 'APPROVE' && context.reviewers.length + 1 >= context.requiredApprovals,
+    approvalCompletesReview: ({ context, event }) => event.type === 'APPROVE' && context.reviewers.length + 1 >= context.requiredApprovals,
     canRetry: ({ context }) => context.attempts < 3,
   },
 }).createMachine({

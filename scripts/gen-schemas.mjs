@@ -60,7 +60,7 @@ export function buildSchemas(p, z) {
       file: 'decision.schema.json',
       schema: p.DecisionSchema,
       io: 'output',
-      title: 'ICE Decision (the authority\'s signed verdict on one intent)',
+      title: "ICE Decision (the authority's signed verdict on one intent)",
       description: '`sig` is ed25519 over the canonical JSON of every other field; bound to the intent by `intentId` and `intentDigest`.',
     },
     {
@@ -74,7 +74,7 @@ export function buildSchemas(p, z) {
       file: 'snapshot-record.schema.json',
       schema: p.SnapshotRecordSchema,
       io: 'output',
-      title: 'ICE SnapshotRecord (an actor\'s persisted state)',
+      title: "ICE SnapshotRecord (an actor's persisted state)",
       description: '`snapshot` is the XState persisted snapshot (opaque); `seq` is the last journal fact applied.',
     },
   ];

@@ -174,10 +174,28 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     });
     const trust = new LocalTrust();
     host = new Host({ node, registry, store: st, journal, clock, logger, authorityKeys: new Map([[key.keyId, key]]), trust });
-    const transport = opts.transport ?? new EmbeddedTransport({ onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed') });
-    const authorityService = new AuthorityService(authority, registry, host, transport, limits, logger, trust, opts.signDecisions === 'each');
+    const transport =
+      opts.transport ?? new EmbeddedTransport({ onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed') });
+    const authorityService = new AuthorityService(
+      authority,
+      registry,
+      host,
+      transport,
+      limits,
+      logger,
+      trust,
+      opts.signDecisions === 'each',
+    );
     authorityService.listen();
-    const intake = new Intake({ registry, host, journal, store: st, transport, logger, limits, decideTimeoutMs: proposeTimeoutMs,
+    const intake = new Intake({
+      registry,
+      host,
+      journal,
+      store: st,
+      transport,
+      logger,
+      limits,
+      decideTimeoutMs: proposeTimeoutMs,
       trust,
       ...(opts.requirePrincipalSubject ? { requirePrincipalSubject: true } : {}),
       ...(transport.kind === 'embedded' ? {} : { localAuthority: authorityService }),
@@ -193,10 +211,13 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     const passivateAfterMs = opts.passivateAfterMs ?? 600_000;
     const sweeper =
       passivateAfterMs > 0
-        ? setInterval(() => {
-            const n = host.passivateIdle(passivateAfterMs);
-            if (n > 0) logger.debug({ passivated: n }, 'idle actors passivated');
-          }, Math.max(1000, Math.min(passivateAfterMs / 2, 60_000)))
+        ? setInterval(
+            () => {
+              const n = host.passivateIdle(passivateAfterMs);
+              if (n > 0) logger.debug({ passivated: n }, 'idle actors passivated');
+            },
+            Math.max(1000, Math.min(passivateAfterMs / 2, 60_000)),
+          )
         : undefined;
     sweeper?.unref();
     lock.writeOwner({ pid: process.pid, node, startedAt: new Date(clock.now()).toISOString() });
@@ -220,7 +241,8 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         // subject, so nodes that require one accept in-process proposals too.
         const { target, proposer } = (typeof raw === 'object' && raw !== null ? raw : {}) as { target?: unknown; proposer?: unknown };
         const t = typeof target === 'string' ? target : '';
-        const subject = typeof proposer === 'string' && PrincipalSchema.safeParse(proposer).success ? Subjects.intentAs(proposer, t) : Subjects.intent(t);
+        const subject =
+          typeof proposer === 'string' && PrincipalSchema.safeParse(proposer).success ? Subjects.intentAs(proposer, t) : Subjects.intent(t);
         const reply = await transport.request(subject, raw, { timeoutMs: popts.timeoutMs ?? proposeTimeoutMs });
         return reply.data as Outcome;
       },
@@ -277,7 +299,13 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       },
       onFact: (l) => journal.onFact(l),
       onInspect: (l) => host.onInspect(l),
-      stats: () => ({ actors: host.size, active: host.activeCount, headSeq: journal.headSeq, flushes: journal.flushes, maxBatch: journal.maxBatch }),
+      stats: () => ({
+        actors: host.size,
+        active: host.activeCount,
+        headSeq: journal.headSeq,
+        flushes: journal.flushes,
+        maxBatch: journal.maxBatch,
+      }),
       async stop() {
         if (stopped) return;
         stopped = true;

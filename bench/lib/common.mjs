@@ -65,8 +65,17 @@ function git() {
         gitInfo = `${readFileSync(recorded, 'utf8').trim()} (recorded in ${relativeDist()}/COMMIT)`;
         return gitInfo;
       }
-      const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-      const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src', 'machines', 'actors'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+      const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
+      const dirty =
+        execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src', 'machines', 'actors'], {
+          cwd: ROOT,
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }).trim() !== '';
       gitInfo = dirty ? `${head}+dirty` : head;
     } catch {
       gitInfo = null;

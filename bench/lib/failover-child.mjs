@@ -56,8 +56,6 @@ if (mode === 'runtime') {
   process.exit(2);
 }
 
-process.stdout.write(
-  JSON.stringify({ mode, start_ms: tStart, imported_ms: tImported, opened_ms: tOpened, served_ms: tServed }) + '\n',
-);
+process.stdout.write(JSON.stringify({ mode, start_ms: tStart, imported_ms: tImported, opened_ms: tOpened, served_ms: tServed }) + '\n');
 // stay alive until the parent kills us
 setInterval(() => {}, 1 << 30);

@@ -133,7 +133,16 @@ export async function buildStoredActors(dataDir, n, { batch = 5000 } = {}) {
           actor: addr,
           data: { kind: KIND, input, state: 'draft', node: 'bench-fixture' },
         });
-        tx.snapshot({ v: 1, actor: addr, kind: KIND, seq: f.seq, status: 'active', state: 'draft', snapshot: persisted, updatedAt: new Date().toISOString() });
+        tx.snapshot({
+          v: 1,
+          actor: addr,
+          kind: KIND,
+          seq: f.seq,
+          status: 'active',
+          state: 'draft',
+          snapshot: persisted,
+          updatedAt: new Date().toISOString(),
+        });
         commits.push(tx.commit());
       }
       await keepAlive(Promise.all(commits));

@@ -73,10 +73,13 @@ function summarize(file) {
   }
   const pct = (us) => `${((100 * us) / total).toFixed(1).padStart(5)}%`;
   const out = [`\n# ${file}`, `total sampled ${(total / 1000).toFixed(0)} ms`, '', `## top ${top} functions by self time`];
-  for (const [k, us] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`${pct(us)}  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`);
+  for (const [k, us] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top))
+    out.push(`${pct(us)}  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`);
   out.push('', `## top ${top} functions of this repository by total (inclusive) time`);
-  for (const [k, us] of [...incl].sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`${pct(us)}  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`);
+  for (const [k, us] of [...incl].sort((a, b) => b[1] - a[1]).slice(0, top))
+    out.push(`${pct(us)}  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`);
   out.push('', '## self time by package / file');
-  for (const [k, us] of [...file_].sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`${pct(us)}  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`);
+  for (const [k, us] of [...file_].sort((a, b) => b[1] - a[1]).slice(0, top))
+    out.push(`${pct(us)}  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`);
   process.stdout.write(out.join('\n') + '\n');
 }

@@ -39,7 +39,10 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
 };
 
 export async function runAdminOp(rt: Runtime, op: string, rawArgs: unknown): Promise<unknown> {
-  if (!(op in S)) throw new ValidationError(`unknown admin operation ${op}`, [{ path: 'op', code: 'unknown_op', message: op, expected: ADMIN_OPS.join(', ') }]);
+  if (!(op in S))
+    throw new ValidationError(`unknown admin operation ${op}`, [
+      { path: 'op', code: 'unknown_op', message: op, expected: ADMIN_OPS.join(', ') },
+    ]);
   const k = op as AdminOp;
   const parsed = S[k].safeParse(rawArgs ?? {});
   if (!parsed.success) throw new ValidationError(`invalid arguments for ${op}`, zodIssues(parsed.error, 'args'));

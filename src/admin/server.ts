@@ -31,7 +31,8 @@ export async function startAdminServer(rt: Runtime, opts: { host?: string; port?
     };
     try {
       const auth = Buffer.from(req.headers.authorization ?? '');
-      if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) return send(401, { error: { code: 'E_UNAUTHORIZED', message: 'missing or wrong admin token' } });
+      if (auth.length !== expected.length || !timingSafeEqual(auth, expected))
+        return send(401, { error: { code: 'E_UNAUTHORIZED', message: 'missing or wrong admin token' } });
       const m = /^\/admin\/([a-z.]+)$/.exec(req.url ?? '');
       if (req.method !== 'POST' || !m) return send(404, { error: { code: 'E_NOT_FOUND', message: 'POST /admin/<op>' } });
       let size = 0;

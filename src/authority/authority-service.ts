@@ -53,7 +53,10 @@ export class AuthorityService {
     return this.#decide({ intent, approvedBy }, this.trust !== undefined);
   }
 
-  #decide(body: { intent?: unknown; approvedBy?: unknown }, local: boolean): { decision?: Decision; error?: { code: string; message: string } } {
+  #decide(
+    body: { intent?: unknown; approvedBy?: unknown },
+    local: boolean,
+  ): { decision?: Decision; error?: { code: string; message: string } } {
     try {
       const v = (local ? this.trust!.validated(body.intent) : undefined) ?? validateIntent(body.intent, this.registry, this.limits);
       if (!v.ok) return { error: { code: 'E_VALIDATION', message: v.issues.map((i) => `${i.path}: ${i.message}`).join('; ') } };

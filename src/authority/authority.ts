@@ -106,11 +106,18 @@ export class Authority {
       const g = found.grant;
       if (g.runId !== undefined) {
         if (!input.run?.exists) {
-          return deny([{ code: 'run_not_found', message: `grant ${g.id} is bound to run ${g.runId}, which does not exist` }], { grantId: g.id });
+          return deny([{ code: 'run_not_found', message: `grant ${g.id} is bound to run ${g.runId}, which does not exist` }], {
+            grantId: g.id,
+          });
         }
         if (!input.run.executing) {
           return deny(
-            [{ code: 'run_not_executing', message: `grant ${g.id} is bound to run ${g.runId}, which is ${input.run.state}, not EXECUTING` }],
+            [
+              {
+                code: 'run_not_executing',
+                message: `grant ${g.id} is bound to run ${g.runId}, which is ${input.run.state}, not EXECUTING`,
+              },
+            ],
             { grantId: g.id },
           );
         }
@@ -131,13 +138,19 @@ export class Authority {
 
     if (!actor.can(input.event)) {
       return deny(
-        [{ code: 'wrong_state', message: `${intent.target} in state ${actor.state} cannot take ${intent.action} (no transition there, or its guard refuses)` }],
+        [
+          {
+            code: 'wrong_state',
+            message: `${intent.target} in state ${actor.state} cannot take ${intent.action} (no transition there, or its guard refuses)`,
+          },
+        ],
         { ...(grantId ? { grantId } : {}), ...(allowRule ? { policyRule: allowRule } : {}) },
       );
     }
     reasons.push({ code: 'state', message: `state ${actor.state} accepts ${intent.action}` });
 
-    const gate = input.approvedBy === undefined ? rules.find((r) => r.effect === PolicyEffect.requireApproval && ruleApplies(r, ctx)) : undefined;
+    const gate =
+      input.approvedBy === undefined ? rules.find((r) => r.effect === PolicyEffect.requireApproval && ruleApplies(r, ctx)) : undefined;
     if (gate) {
       return this.#sign(
         input,
@@ -198,7 +211,11 @@ export function verifyDecision(
   opts: { skipSignature?: boolean } = {},
 ): void {
   const key = keys.get(decision.authority);
-  if (!key) throw new DecisionVerificationError('unknown_authority', `decision ${decision.id} is signed by unknown authority ${decision.authority}`);
+  if (!key)
+    throw new DecisionVerificationError(
+      'unknown_authority',
+      `decision ${decision.id} is signed by unknown authority ${decision.authority}`,
+    );
   if (opts.skipSignature !== true && !key.verify(decision)) {
     throw new DecisionVerificationError('bad_signature', `decision ${decision.id} has an invalid signature`);
   }

@@ -12,7 +12,13 @@ import {
 } from '../protocol/index.js';
 import type { ActorDefinition, ActorRegistry } from '../host/definition.js';
 
-export type ValidatedIntent = { ok: true; intent: Intent; digest: string; def: ActorDefinition; event: { type: string } & Record<string, unknown> };
+export type ValidatedIntent = {
+  ok: true;
+  intent: Intent;
+  digest: string;
+  def: ActorDefinition;
+  event: { type: string } & Record<string, unknown>;
+};
 export type InvalidIntent = { ok: false; issues: IssueDetail[]; intentId?: string; target?: string };
 
 /** Zod issues → our issue details (dotted path, what was expected). */
@@ -20,11 +26,23 @@ export function zodIssues(err: ZodError, prefix = ''): IssueDetail[] {
   return err.issues.map((i) => {
     const path = [prefix, ...i.path.map(String)].filter((p) => p !== '').join('.');
     const detail: IssueDetail = { path, code: i.code, message: i.message };
-    const x = i as { expected?: string; minimum?: number | bigint; maximum?: number | bigint; inclusive?: boolean; format?: string; values?: unknown[]; keys?: string[] };
+    const x = i as {
+      expected?: string;
+      minimum?: number | bigint;
+      maximum?: number | bigint;
+      inclusive?: boolean;
+      format?: string;
+      values?: unknown[];
+      keys?: string[];
+    };
     if (x.expected !== undefined) detail.expected = String(x.expected);
     else if (i.code === 'too_small') detail.expected = `${x.inclusive === false ? '>' : '>='} ${String(x.minimum)}`;
     else if (i.code === 'too_big') detail.expected = `${x.inclusive === false ? '<' : '<='} ${String(x.maximum)}`;
-    else if (i.code === 'invalid_format') detail.expected = x.format === 'regex' && (x as { pattern?: string }).pattern ? `to match ${(x as { pattern?: string }).pattern}` : `format ${x.format ?? 'string'}`;
+    else if (i.code === 'invalid_format')
+      detail.expected =
+        x.format === 'regex' && (x as { pattern?: string }).pattern
+          ? `to match ${(x as { pattern?: string }).pattern}`
+          : `format ${x.format ?? 'string'}`;
     else if (i.code === 'invalid_value' && x.values) detail.expected = `one of ${x.values.map((v) => JSON.stringify(v)).join(', ')}`;
     else if (i.code === 'unrecognized_keys') detail.expected = `no keys ${(x.keys ?? []).join(', ')}`;
     return detail;
@@ -64,7 +82,17 @@ export function validateIntent(raw: unknown, registry: ActorRegistry, limits: Js
   if (!def) {
     return {
       ok: false,
-      issues: [{ path: 'target', code: 'unknown_kind', message: `no actor kind "${kind}"`, expected: `one of: ${registry.list().map((d) => d.kind).join(', ')}` }],
+      issues: [
+        {
+          path: 'target',
+          code: 'unknown_kind',
+          message: `no actor kind "${kind}"`,
+          expected: `one of: ${registry
+            .list()
+            .map((d) => d.kind)
+            .join(', ')}`,
+        },
+      ],
       ...hint,
     };
   }
@@ -88,7 +116,11 @@ export function validateIntent(raw: unknown, registry: ActorRegistry, limits: Js
   if (!params.success) return { ok: false, issues: zodIssues(params.error, 'params'), ...hint };
   const p = params.data as Record<string, unknown>;
   if (typeof p !== 'object' || p === null || Array.isArray(p) || 'type' in p) {
-    return { ok: false, issues: [{ path: 'params', code: 'invalid_params', message: 'params must be an object without a "type" key', expected: 'object' }], ...hint };
+    return {
+      ok: false,
+      issues: [{ path: 'params', code: 'invalid_params', message: 'params must be an object without a "type" key', expected: 'object' }],
+      ...hint,
+    };
   }
   return { ok: true, intent, digest: intentDigest(intent), def, event: { ...p, type: intent.action } };
 }

@@ -36,18 +36,27 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
   }
   out(c.cyan('▸ operator issues grants'));
   const gRun = await rt.grants.issue({ subject: bot, scope: `${run}:*`, note: 'the bot drives its own run' });
-  const gDep = await rt.grants.issue({ subject: bot, scope: `${dep}:*`, runId, maxUses: 10, ttlMs: 3_600_000, note: 'only inside its run' });
+  const gDep = await rt.grants.issue({
+    subject: bot,
+    scope: `${dep}:*`,
+    runId,
+    maxUses: 10,
+    ttlMs: 3_600_000,
+    note: 'only inside its run',
+  });
   const gAlice = await rt.grants.issue({ subject: 'human:alice', scope: 'deployment/*:APPROVE' });
   for (const g of [gRun, gDep, gAlice]) {
     out(`  ${g.id}  ${g.subject} → ${g.scope}${g.runId ? c.dim(` (run ${g.runId}, ${g.maxUses} uses, 1h)`) : ''}`);
   }
   out('');
 
-  const propose = async (label: string, intent: Omit<IntentInput, 'id'> & { id?: string } | Record<string, unknown>) => {
+  const propose = async (label: string, intent: (Omit<IntentInput, 'id'> & { id?: string }) | Record<string, unknown>) => {
     const id = (intent as { id?: string }).id ?? `demo-${tag}-${++n}`;
     const full = { id, ...intent } as Record<string, unknown>;
     const params = full.params === undefined ? '' : JSON.stringify(full.params);
-    out(`${c.cyan(`[${String(n).padStart(2)}]`)} ${String(full.proposer)} → ${String(full.target)} ${c.bold(String(full.action))} ${c.dim(params)}  ${c.dim(`— ${label}`)}`);
+    out(
+      `${c.cyan(`[${String(n).padStart(2)}]`)} ${String(full.proposer)} → ${String(full.target)} ${c.bold(String(full.action))} ${c.dim(params)}  ${c.dim(`— ${label}`)}`,
+    );
     const o = await rt.propose(full);
     counts[o.status]++;
     out(`     ${formatOutcome(o)}`);
@@ -56,17 +65,58 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
     return { id, outcome: o };
   };
 
-  await propose('provision the run', { proposer: bot, target: run, action: 'PROVISION', params: { resources: ['k8s:staging', 'k8s:production'] } });
-  await propose('too early: its run is not EXECUTING yet', { proposer: bot, target: dep, runId, action: 'CONFIGURE', params: { version: '2.4.1', replicas: 3 } });
+  await propose('provision the run', {
+    proposer: bot,
+    target: run,
+    action: 'PROVISION',
+    params: { resources: ['k8s:staging', 'k8s:production'] },
+  });
+  await propose('too early: its run is not EXECUTING yet', {
+    proposer: bot,
+    target: dep,
+    runId,
+    action: 'CONFIGURE',
+    params: { version: '2.4.1', replicas: 3 },
+  });
   await propose('load context', { proposer: bot, target: run, action: 'LOAD_CONTEXT', params: { sources: ['git:checkout@2.4.1'] } });
   await propose('start executing', { proposer: bot, target: run, action: 'EXECUTE' });
-  await propose('configure inside the run', { proposer: bot, target: dep, runId, action: 'CONFIGURE', params: { version: '2.4.1', replicas: 3 } });
-  await propose('bad params from a confused model', { proposer: bot, target: dep, runId, action: 'CONFIGURE', params: { version: 'latest', replicas: 0 } });
-  await propose('wrong state: not approved yet', { proposer: bot, target: dep, runId, action: 'DEPLOY', params: { environment: 'staging' } });
+  await propose('configure inside the run', {
+    proposer: bot,
+    target: dep,
+    runId,
+    action: 'CONFIGURE',
+    params: { version: '2.4.1', replicas: 3 },
+  });
+  await propose('bad params from a confused model', {
+    proposer: bot,
+    target: dep,
+    runId,
+    action: 'CONFIGURE',
+    params: { version: 'latest', replicas: 0 },
+  });
+  await propose('wrong state: not approved yet', {
+    proposer: bot,
+    target: dep,
+    runId,
+    action: 'DEPLOY',
+    params: { environment: 'staging' },
+  });
   await propose('submit for review', { proposer: bot, target: dep, runId, action: 'SUBMIT', params: { author: bot } });
-  await propose('self-approval: the machine guard refuses', { proposer: bot, target: dep, runId, action: 'APPROVE', params: { reviewer: bot } });
+  await propose('self-approval: the machine guard refuses', {
+    proposer: bot,
+    target: dep,
+    runId,
+    action: 'APPROVE',
+    params: { reviewer: bot },
+  });
   await propose('a human reviewer approves', { proposer: 'human:alice', target: dep, action: 'APPROVE', params: { reviewer: 'alice' } });
-  const deploy = await propose('production needs a human', { proposer: bot, target: dep, runId, action: 'DEPLOY', params: { environment: 'production' } });
+  const deploy = await propose('production needs a human', {
+    proposer: bot,
+    target: dep,
+    runId,
+    action: 'DEPLOY',
+    params: { environment: 'production' },
+  });
   if (deploy.outcome.status === 'pending') {
     out(c.cyan(`▸ human:bob approves intent ${deploy.id}`));
     const o = await rt.approvals.approve(deploy.id, 'human:bob', 'change window open');
@@ -74,15 +124,35 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
     heldForApproval++;
     counts[o.status]++;
     out(`     ${formatOutcome(o)}`);
-    out(c.dim(`     facts: ${rt.journal.factsOfIntent(deploy.id).map((f) => `#${f.seq} ${f.type}`).join(' → ')}`));
+    out(
+      c.dim(
+        `     facts: ${rt.journal
+          .factsOfIntent(deploy.id)
+          .map((f) => `#${f.seq} ${f.type}`)
+          .join(' → ')}`,
+      ),
+    );
   }
   const healthy = await propose('report health', { proposer: bot, target: dep, runId, action: 'MARK_HEALTHY' });
   out(c.cyan(`▸ the bot retries intent ${healthy.id} (a network blip)`));
   const again = await rt.propose({ id: healthy.id, proposer: bot, target: dep, runId, action: 'MARK_HEALTHY' });
-  out(`     ${formatOutcome(again)}  ${c.dim(again.status === healthy.outcome.status && again.seq === (healthy.outcome as { seq?: number }).seq ? '(same outcome, not executed twice)' : '(DIFFERENT outcome!)')}`);
-  await propose('prototype pollution attempt', JSON.parse(`{"proposer":"${bot}","target":"${dep}","action":"SCALE","params":{"__proto__":{"admin":true},"replicas":5}}`) as Record<string, unknown>);
+  out(
+    `     ${formatOutcome(again)}  ${c.dim(again.status === healthy.outcome.status && again.seq === (healthy.outcome as { seq?: number }).seq ? '(same outcome, not executed twice)' : '(DIFFERENT outcome!)')}`,
+  );
+  await propose(
+    'prototype pollution attempt',
+    JSON.parse(`{"proposer":"${bot}","target":"${dep}","action":"SCALE","params":{"__proto__":{"admin":true},"replicas":5}}`) as Record<
+      string,
+      unknown
+    >,
+  );
   await propose('a runtime-only event', { proposer: bot, target: run, action: 'RUNTIME_ABORT', params: { reason: 'x' } });
-  await propose('finish the work', { proposer: bot, target: run, action: 'SUBMIT', params: { summary: 'checkout 2.4.1 live on production' } });
+  await propose('finish the work', {
+    proposer: bot,
+    target: run,
+    action: 'SUBMIT',
+    params: { summary: 'checkout 2.4.1 live on production' },
+  });
   await propose('commit the run', { proposer: bot, target: run, action: 'COMMIT' });
   out(c.cyan(`▸ operator revokes ${gDep.id}`));
   await rt.grants.revoke(gDep.id, 'operator', 'run is over');
@@ -98,7 +168,9 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
   const v = rt.journal.verify();
   out('');
   out(
-    `${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(' · ')}${heldForApproval ? ` (${heldForApproval} held for a human first)` : ''}\n` +
+    `${Object.entries(counts)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(' · ')}${heldForApproval ? ` (${heldForApproval} held for a human first)` : ''}\n` +
       (v.ok
         ? c.green(`journal verified: ${v.count} facts, chain intact, head #${v.headSeq} ${v.headHash.slice(0, 16)}…`)
         : c.red(`journal BROKEN at #${v.brokenAt}: ${v.reason}`)),

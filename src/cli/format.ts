@@ -21,9 +21,15 @@ export function formatOutcome(o: Outcome): string {
     case 'executed':
       return `${c.green('✔ executed')}  ${o.from} → ${c.bold(o.to)}  ${c.dim(`decision ${o.decisionId}${o.grantId ? ` · grant ${o.grantId}` : ''} · transition #${o.seq}`)}`;
     case 'denied':
-      return `${c.red('✘ denied')}    ${o.reasons.filter((r) => !POSITIVE.has(r.code)).map((r) => `${r.code}: ${r.message}`).join('; ')}  ${c.dim(`decision ${o.decisionId} · #${o.seq}`)}`;
+      return `${c.red('✘ denied')}    ${o.reasons
+        .filter((r) => !POSITIVE.has(r.code))
+        .map((r) => `${r.code}: ${r.message}`)
+        .join('; ')}  ${c.dim(`decision ${o.decisionId} · #${o.seq}`)}`;
     case 'pending':
-      return `${c.yellow('⧗ pending')}   ${o.reasons.filter((r) => r.code === 'approval_required').map((r) => r.message).join('; ')}  ${c.dim(`intent ${o.intentId} awaits approval · #${o.seq}`)}`;
+      return `${c.yellow('⧗ pending')}   ${o.reasons
+        .filter((r) => r.code === 'approval_required')
+        .map((r) => r.message)
+        .join('; ')}  ${c.dim(`intent ${o.intentId} awaits approval · #${o.seq}`)}`;
     case 'rejected':
       return `${c.magenta('⊘ rejected')}  ${o.issues.map((i) => `${i.path || '(intent)'}: ${i.message}${i.expected ? ` (expected ${i.expected})` : ''}`).join('; ')}`;
     case 'failed':
@@ -75,7 +81,11 @@ export function formatGrants(grants: Grant[]): string {
   if (grants.length === 0) return c.dim('(no grants)');
   return grants
     .map((g) => {
-      const status = g.revokedAt ? c.red('revoked') : g.expiresAt && Date.parse(g.expiresAt) <= Date.now() ? c.yellow('expired') : c.green('active');
+      const status = g.revokedAt
+        ? c.red('revoked')
+        : g.expiresAt && Date.parse(g.expiresAt) <= Date.now()
+          ? c.yellow('expired')
+          : c.green('active');
       const limits = [
         g.runId ? `run ${g.runId}` : '',
         g.expiresAt ? `until ${g.expiresAt}` : '',

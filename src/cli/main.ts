@@ -82,7 +82,12 @@ async function proposeOverNats(servers: string, intent: unknown, timeoutMs: numb
 }
 
 function readStore(o: Common): SqliteStore {
-  if (!existsSync(join(o.data, 'ice.db'))) throw new IceError('E_NOT_FOUND', `no ICE store in ${resolve(o.data)} (run \`ice demo\` or \`ice dev\` first, or pass --data)`, 'reject');
+  if (!existsSync(join(o.data, 'ice.db')))
+    throw new IceError(
+      'E_NOT_FOUND',
+      `no ICE store in ${resolve(o.data)} (run \`ice demo\` or \`ice dev\` first, or pass --data)`,
+      'reject',
+    );
   return new SqliteStore(o.data, { readonly: true });
 }
 
@@ -91,7 +96,9 @@ function parseJsonOption(name: string, text: string | undefined): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ValidationError(`--${name} is not JSON`, [{ path: name, code: 'invalid_json', message: ensureError(e).message, expected: 'JSON text' }]);
+    throw new ValidationError(`--${name} is not JSON`, [
+      { path: name, code: 'invalid_json', message: ensureError(e).message, expected: 'JSON text' },
+    ]);
   }
 }
 
@@ -168,7 +175,11 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     }
   }
   const service = transport
-    ? await registerNodeService(transport, { node: rt.node.replace(/[^A-Za-z0-9_-]/g, '_'), version: VERSION, status: () => ({ node: rt.node, ...rt.stats() }) })
+    ? await registerNodeService(transport, {
+        node: rt.node.replace(/[^A-Za-z0-9_-]/g, '_'),
+        version: VERSION,
+        status: () => ({ node: rt.node, ...rt.stats() }),
+      })
     : undefined;
   if (o.seed) await runDemo(rt);
   print(`${c.bold(title)} node ${rt.node} serving ${rt.dataDir}`);
@@ -205,7 +216,10 @@ common(program.command('start'))
   .option('--node <name>', 'node name (subject-safe)')
   .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1', (v) => Number(v))
   .option('--inspect <port>', 'serve the inspector on this port (0 = any free port)', (v) => Number(v))
-  .option('--require-principal-subjects', 'accept intents only on ice.as.<principal>.<kind>.<id> (pair with NATS permissions per principal)')
+  .option(
+    '--require-principal-subjects',
+    'accept intents only on ice.as.<principal>.<kind>.<id> (pair with NATS permissions per principal)',
+  )
   .option('--inspect-host <host>', 'inspector bind address (default 127.0.0.1)')
   .action((o: ServeOptions) => serve(o, 'ice start'));
 
@@ -219,21 +233,29 @@ common(program.command('propose <target> <action>'))
   .option('--json', 'print the outcome as JSON')
   .option('--nats <url>', 'propose over NATS to whatever nodes serve there, instead of the local data dir')
   .option('--timeout <duration>', 'how long to wait for the outcome', '30s')
-  .action(async (target: string, action: string, o: Common & { as: string; params: string; id?: string; run?: string; rationale?: string; nats?: string; timeout: string }) => {
-    const intent = {
-      id: o.id ?? `cli-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
-      proposer: o.as,
-      target,
-      action,
-      params: parseJsonOption('params', o.params),
-      ...(o.run ? { runId: o.run } : {}),
-      ...(o.rationale ? { rationale: o.rationale } : {}),
-    };
-    const outcome = o.nats ? await proposeOverNats(o.nats, intent, parseDuration(o.timeout)) : ((await change(o, 'propose', { intent })) as Outcome);
-    if (o.json) printJson(outcome);
-    else print(`${intent.id}  ${formatOutcome(outcome)}`);
-    process.exitCode = PROPOSE_EXIT[outcome.status];
-  });
+  .action(
+    async (
+      target: string,
+      action: string,
+      o: Common & { as: string; params: string; id?: string; run?: string; rationale?: string; nats?: string; timeout: string },
+    ) => {
+      const intent = {
+        id: o.id ?? `cli-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+        proposer: o.as,
+        target,
+        action,
+        params: parseJsonOption('params', o.params),
+        ...(o.run ? { runId: o.run } : {}),
+        ...(o.rationale ? { rationale: o.rationale } : {}),
+      };
+      const outcome = o.nats
+        ? await proposeOverNats(o.nats, intent, parseDuration(o.timeout))
+        : ((await change(o, 'propose', { intent })) as Outcome);
+      if (o.json) printJson(outcome);
+      else print(`${intent.id}  ${formatOutcome(outcome)}`);
+      process.exitCode = PROPOSE_EXIT[outcome.status];
+    },
+  );
 
 async function spawnAction(address: string, o: Common & { input?: string }): Promise<void> {
   const a = (await change(o, 'spawn', { address, input: parseJsonOption('input', o.input) })) as { address: string; state: string };
@@ -257,20 +279,24 @@ common(grant.command('issue'))
   .option('--by <who>', 'who issues it', process.env.USER ? `operator:${process.env.USER}` : 'operator')
   .option('--note <text>', 'why')
   .option('--json', 'print the grant as JSON')
-  .action(async (o: Common & { to: string; scope: string; run?: string; ttl?: string; expires?: string; maxUses?: number; by: string; note?: string }) => {
-    const g = (await change(o, 'grant.issue', {
-      subject: o.to,
-      scope: o.scope,
-      by: o.by,
-      ...(o.run ? { runId: o.run } : {}),
-      ...(o.ttl ? { ttlMs: parseDuration(o.ttl) } : {}),
-      ...(o.expires ? { expiresAt: o.expires } : {}),
-      ...(o.maxUses !== undefined ? { maxUses: o.maxUses } : {}),
-      ...(o.note ? { note: o.note } : {}),
-    })) as Grant;
-    if (o.json) printJson(g);
-    else print(`issued ${formatGrants([g])}`);
-  });
+  .action(
+    async (
+      o: Common & { to: string; scope: string; run?: string; ttl?: string; expires?: string; maxUses?: number; by: string; note?: string },
+    ) => {
+      const g = (await change(o, 'grant.issue', {
+        subject: o.to,
+        scope: o.scope,
+        by: o.by,
+        ...(o.run ? { runId: o.run } : {}),
+        ...(o.ttl ? { ttlMs: parseDuration(o.ttl) } : {}),
+        ...(o.expires ? { expiresAt: o.expires } : {}),
+        ...(o.maxUses !== undefined ? { maxUses: o.maxUses } : {}),
+        ...(o.note ? { note: o.note } : {}),
+      })) as Grant;
+      if (o.json) printJson(g);
+      else print(`issued ${formatGrants([g])}`);
+    },
+  );
 common(grant.command('ls'))
   .description('list grants')
   .option('--json', 'JSON output')
@@ -421,17 +447,24 @@ common(journal.command('verify'))
       const key = AuthorityKey.loadPublic(resolve(o.data));
       const r = verifyRows(
         store.iterateFactRows(),
-        key ? { checkpoints: store.checkpoints(), checkSignature: (cp) => cp.keyId === key.keyId && key.verifyHead(cp.seq, cp.hash, cp.sig) } : {},
+        key
+          ? { checkpoints: store.checkpoints(), checkSignature: (cp) => cp.keyId === key.keyId && key.verifyHead(cp.seq, cp.hash, cp.sig) }
+          : {},
       );
       const ms = performance.now() - t0;
       if (o.json) printJson({ ...r, ms: Math.round(ms) });
       else if (r.ok) {
         print(c.green(`ok: ${r.count} facts verified in ${ms.toFixed(0)} ms, head #${r.headSeq} ${r.headHash}`));
         if (!key) print(c.yellow('   no authority key in the data dir: checkpoint signatures not checked'));
-        else if ((r.attestedSeq ?? 0) === r.headSeq) print(`   attested by authority ${key.keyId}: signed checkpoint at the head (${r.checkpoints} checkpoints match the chain)`);
-        else print(c.yellow(`   attested by authority ${key.keyId} up to #${r.attestedSeq ?? 0}; facts after it are not covered by a signed checkpoint`));
-      }
-      else print(c.red(`BROKEN at fact #${r.brokenAt}: ${r.reason} (${r.count} facts before it verify)`));
+        else if ((r.attestedSeq ?? 0) === r.headSeq)
+          print(`   attested by authority ${key.keyId}: signed checkpoint at the head (${r.checkpoints} checkpoints match the chain)`);
+        else
+          print(
+            c.yellow(
+              `   attested by authority ${key.keyId} up to #${r.attestedSeq ?? 0}; facts after it are not covered by a signed checkpoint`,
+            ),
+          );
+      } else print(c.red(`BROKEN at fact #${r.brokenAt}: ${r.reason} (${r.count} facts before it verify)`));
       process.exitCode = r.ok ? 0 : 1;
     } finally {
       void store.close();
@@ -488,7 +521,8 @@ try {
   const err = ensureError(e);
   process.stderr.write(`${c.red('error')} ${err.message}\n`);
   if (err instanceof ValidationError) {
-    for (const i of err.issues) process.stderr.write(`  ${i.path || '(value)'}: ${i.message}${i.expected ? ` (expected ${i.expected})` : ''}\n`);
+    for (const i of err.issues)
+      process.stderr.write(`  ${i.path || '(value)'}: ${i.message}${i.expected ? ` (expected ${i.expected})` : ''}\n`);
   }
   process.exitCode = 1;
 }

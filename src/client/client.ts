@@ -181,7 +181,12 @@ export class IceClient {
     const raw: unknown = isPlainObject(input) && (input as { id?: unknown }).id === undefined ? { ...input, id: newIntentId() } : input;
     const checked = checkIntent(raw, this.#limits);
     if (!checked.ok) {
-      const outcome = { v: 1 as const, status: 'rejected' as const, ...(checked.intentId ? { intentId: checked.intentId } : {}), issues: checked.issues };
+      const outcome = {
+        v: 1 as const,
+        status: 'rejected' as const,
+        ...(checked.intentId ? { intentId: checked.intentId } : {}),
+        issues: checked.issues,
+      };
       if (opts.throwOnRejected) throw new IntentRejectedError(outcome, true);
       return outcome;
     }
@@ -261,7 +266,12 @@ export class IceClient {
     const outcome = parsed.data;
     if (outcome.intentId !== undefined && outcome.intentId !== intent.id) {
       throw new ProtocolError('outcome', subject, data, [
-        { path: 'intentId', code: 'intent_mismatch', message: `outcome is for intent ${outcome.intentId}, not ${intent.id}`, expected: intent.id },
+        {
+          path: 'intentId',
+          code: 'intent_mismatch',
+          message: `outcome is for intent ${outcome.intentId}, not ${intent.id}`,
+          expected: intent.id,
+        },
       ]);
     }
     return outcome;
@@ -296,7 +306,12 @@ function factSubject(address: string): string {
     return `ice.fact.${address.slice(0, slash)}.*`;
   }
   throw new ValidationError(`cannot watch ${JSON.stringify(address)}`, [
-    { path: 'address', code: 'invalid_address', message: `not an actor address: ${JSON.stringify(address)}`, expected: '"kind/id", "kind/*" or "*"' },
+    {
+      path: 'address',
+      code: 'invalid_address',
+      message: `not an actor address: ${JSON.stringify(address)}`,
+      expected: '"kind/id", "kind/*" or "*"',
+    },
   ]);
 }
 

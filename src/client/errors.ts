@@ -19,7 +19,11 @@ export class IntentRejectedError extends IceError {
   readonly local: boolean;
   constructor(outcome: RejectedOutcome, local: boolean) {
     const summary = outcome.issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ');
-    super('E_INTENT_REJECTED', `intent${outcome.intentId ? ` ${outcome.intentId}` : ''} rejected${local ? ' locally' : ''}: ${summary}`, ErrorAction.reject);
+    super(
+      'E_INTENT_REJECTED',
+      `intent${outcome.intentId ? ` ${outcome.intentId}` : ''} rejected${local ? ' locally' : ''}: ${summary}`,
+      ErrorAction.reject,
+    );
     this.issues = outcome.issues;
     this.intentId = outcome.intentId;
     this.outcome = outcome;

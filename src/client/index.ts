@@ -8,15 +8,7 @@
  *   params: { version: '1.2.0', replicas: 2 } }, { timeoutMs: 5000, retries: 2 });
  */
 export { IceClient, connect, checkIntent, newIntentId } from './client.js';
-export type {
-  ClientOptions,
-  ConnectOptions,
-  ProposeOptions,
-  ProposeInput,
-  FactWatch,
-  FactHandler,
-  CheckedIntent,
-} from './client.js';
+export type { ClientOptions, ConnectOptions, ProposeOptions, ProposeInput, FactWatch, FactHandler, CheckedIntent } from './client.js';
 export { IntentRejectedError, ProtocolError } from './errors.js';
 export { IceError, ErrorAction, ValidationError, TimeoutError, NoRespondersError, ClosedError } from '../errors.js';
 export type { IssueDetail } from '../errors.js';

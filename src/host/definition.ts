@@ -85,8 +85,7 @@ export class ActorRegistry {
 
 /** Accepts a module's exports: `actors` array, `default` (array or one definition), or named definitions. */
 export function definitionsFromModule(mod: Record<string, unknown>): ActorDefinition[] {
-  const isDef = (v: unknown): v is ActorDefinition =>
-    typeof v === 'object' && v !== null && 'kind' in v && 'machine' in v && 'events' in v;
+  const isDef = (v: unknown): v is ActorDefinition => typeof v === 'object' && v !== null && 'kind' in v && 'machine' in v && 'events' in v;
   const candidates: unknown[] = [];
   if (Array.isArray(mod.actors)) candidates.push(...(mod.actors as unknown[]));
   else if (Array.isArray(mod.default)) candidates.push(...(mod.default as unknown[]));

@@ -139,7 +139,15 @@ export class Host {
   list(): ActorInfo[] {
     const out: ActorInfo[] = [];
     for (const [address, i] of this.#index) {
-      out.push({ address, kind: i.kind, state: i.state, status: i.status, seq: i.seq, owner: this.node, active: this.#entries.has(address) });
+      out.push({
+        address,
+        kind: i.kind,
+        state: i.state,
+        status: i.status,
+        seq: i.seq,
+        owner: this.node,
+        active: this.#entries.has(address),
+      });
     }
     return out.sort((a, b) => a.address.localeCompare(b.address));
   }
@@ -199,7 +207,13 @@ export class Host {
     const addr = parseAddress(address);
     const { kind } = splitAddress(addr);
     const def = this.#registry.get(kind);
-    if (!def) throw new NotFoundError(`actor kind ${kind} (registered: ${this.#registry.list().map((d) => d.kind).join(', ')})`);
+    if (!def)
+      throw new NotFoundError(
+        `actor kind ${kind} (registered: ${this.#registry
+          .list()
+          .map((d) => d.kind)
+          .join(', ')})`,
+      );
     return this.withActor(addr, async () => {
       if (this.#index.has(addr)) throw new ConflictError(`actor ${addr} already exists`);
       let parsedInput = input;
@@ -217,7 +231,12 @@ export class Host {
       const state = stateToString(snap.value);
       const persisted = actor.getPersistedSnapshot();
       const tx = this.#journal.begin();
-      const f = tx.fact({ type: FactType.actorStarted, origin, actor: addr, data: { kind, input: parsedInput ?? null, state, node: this.node } });
+      const f = tx.fact({
+        type: FactType.actorStarted,
+        origin,
+        actor: addr,
+        data: { kind, input: parsedInput ?? null, state, node: this.node },
+      });
       const status = snap.status === 'done' ? 'done' : 'active';
       tx.snapshot(this.#record(addr, kind, f.seq, status, state, persisted));
       const entry: Entry = { address: addr, def, actor, status, state, seq: f.seq, persisted, lastUsed: this.#clock.now() };
@@ -261,7 +280,11 @@ export class Host {
       log.warn({ reason: err.reason }, 'decision refused');
       const tx = this.#journal.begin();
       const f1 = this.#proposed(tx, intent, digest, opts);
-      const f2 = this.#intentFact(tx, intent, FactType.decisionRefused, Origin.runtime, f1, { decisionId: decision.id, reason: err.reason, message: err.message });
+      const f2 = this.#intentFact(tx, intent, FactType.decisionRefused, Origin.runtime, f1, {
+        decisionId: decision.id,
+        reason: err.reason,
+        message: err.message,
+      });
       // No stored outcome: a forged decision must not block the genuine one.
       return { outcome: this.#failed(intent, err.code, err.message, f2.seq), committed: tx.commit() };
     }
@@ -371,7 +394,10 @@ export class Host {
       const e = this.#activate(address);
       if (!e) throw new NotFoundError(`actor ${address}`);
       const schema = e.def.runtimeEvents[event.type];
-      if (!schema) throw new ValidationError(`${e.def.kind} has no runtime event ${event.type}`, [{ path: 'type', code: 'unknown_event', message: event.type, expected: Object.keys(e.def.runtimeEvents).join(', ') }]);
+      if (!schema)
+        throw new ValidationError(`${e.def.kind} has no runtime event ${event.type}`, [
+          { path: 'type', code: 'unknown_event', message: event.type, expected: Object.keys(e.def.runtimeEvents).join(', ') },
+        ]);
       const { type, ...params } = event;
       const parsed = schema.safeParse(params);
       if (!parsed.success) throw new ValidationError(`invalid ${type}`, zodIssues(parsed.error, 'event'));
@@ -457,11 +483,24 @@ export class Host {
         data: { approved: true, by: opts.approval.by, ...(opts.approval.note ? { note: opts.approval.note } : {}), digest },
       });
     }
-    return tx.fact({ type: FactType.intentProposed, origin: Origin.proposer, actor: intent.target, intentId: intent.id, data: { intent, digest } });
+    return tx.fact({
+      type: FactType.intentProposed,
+      origin: Origin.proposer,
+      actor: intent.target,
+      intentId: intent.id,
+      data: { intent, digest },
+    });
   }
 
   /** A fact about one intent: on its target actor, caused by `cause`. */
-  #intentFact(tx: JournalTx, intent: Intent, type: FactDraft['type'], origin: FactDraft['origin'], cause: Fact, data: Record<string, unknown>): Fact {
+  #intentFact(
+    tx: JournalTx,
+    intent: Intent,
+    type: FactDraft['type'],
+    origin: FactDraft['origin'],
+    cause: Fact,
+    data: Record<string, unknown>,
+  ): Fact {
     return tx.fact({ type, origin, actor: intent.target, intentId: intent.id, causes: [cause.seq], data });
   }
 
@@ -525,7 +564,12 @@ export class Host {
       this.#log.error({ actor: address, err }, 'actor failed to restore');
       this.#index.set(address, { ...idx, status: 'failed' });
       const tx = this.#journal.begin();
-      tx.fact({ type: FactType.actorFailed, origin: Origin.runtime, actor: address, data: { message: ensureError(err).message, node: this.node } });
+      tx.fact({
+        type: FactType.actorFailed,
+        origin: Origin.runtime,
+        actor: address,
+        data: { message: ensureError(err).message, node: this.node },
+      });
       void tx.commit().catch(() => {});
       return undefined;
     }
@@ -543,7 +587,12 @@ export class Host {
     if (this.#restored.has(address) && replayed === 0) return entry;
     this.#restored.add(address);
     const tx = this.#journal.begin();
-    tx.fact({ type: FactType.actorRestored, origin: Origin.runtime, actor: address, data: { fromSeq: rec.seq, replayed, state, node: this.node } });
+    tx.fact({
+      type: FactType.actorRestored,
+      origin: Origin.runtime,
+      actor: address,
+      data: { fromSeq: rec.seq, replayed, state, node: this.node },
+    });
     void tx.commit().catch(() => {});
     return entry;
   }

@@ -1,5 +1,14 @@
 import { ensureError, IceError, type IssueDetail } from '../errors.js';
-import { FactType, Origin, Subjects, principalFromSubject, type Decision, type Intent, type JsonLimits, type Outcome } from '../protocol/index.js';
+import {
+  FactType,
+  Origin,
+  Subjects,
+  principalFromSubject,
+  type Decision,
+  type Intent,
+  type JsonLimits,
+  type Outcome,
+} from '../protocol/index.js';
 import { validateIntent, type LocalTrust, type ValidatedIntent } from '../authority/index.js';
 import type { Journal } from '../journal/index.js';
 import type { SqliteStore } from '../store/index.js';
@@ -80,14 +89,28 @@ export class Intake {
       const expected = principal !== undefined ? Subjects.intentAs(principal, intent.target) : Subjects.intent(intent.target);
       if (subject !== expected) {
         return this.#reject(
-          [{ path: 'target', code: 'subject_mismatch', message: `intent for ${intent.target} arrived on ${subject}`, expected: `subject ${expected}` }],
+          [
+            {
+              path: 'target',
+              code: 'subject_mismatch',
+              message: `intent for ${intent.target} arrived on ${subject}`,
+              expected: `subject ${expected}`,
+            },
+          ],
           intent.id,
           intent.target,
         );
       }
       if (principal !== undefined && principal !== intent.proposer) {
         return this.#reject(
-          [{ path: 'proposer', code: 'proposer_mismatch', message: `proposer ${intent.proposer} sent on the subject of ${principal}`, expected: principal }],
+          [
+            {
+              path: 'proposer',
+              code: 'proposer_mismatch',
+              message: `proposer ${intent.proposer} sent on the subject of ${principal}`,
+              expected: principal,
+            },
+          ],
           intent.id,
           intent.target,
         );
@@ -172,7 +195,14 @@ export class Intake {
 
   #conflict(intent: Intent): Promise<Outcome> {
     return this.#reject(
-      [{ path: 'id', code: 'idempotency_conflict', message: `intent id ${intent.id} was already used for a different intent`, expected: 'a new id for a new intent' }],
+      [
+        {
+          path: 'id',
+          code: 'idempotency_conflict',
+          message: `intent id ${intent.id} was already used for a different intent`,
+          expected: 'a new id for a new intent',
+        },
+      ],
       intent.id,
       intent.target,
     );

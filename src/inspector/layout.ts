@@ -63,8 +63,7 @@ export interface LayoutOptions {
 
 // elkjs is CommonJS: depending on the loader the constructor is the module or its `default`.
 type ElkConstructor = new (args?: ELKConstructorArguments) => ElkApi;
-const ELK: ElkConstructor = ((elkModule as unknown as { default?: ElkConstructor }).default ??
-  elkModule) as unknown as ElkConstructor;
+const ELK: ElkConstructor = ((elkModule as unknown as { default?: ElkConstructor }).default ?? elkModule) as unknown as ElkConstructor;
 
 /** Approximate glyph metrics of the monospace font the SVG uses. */
 export const METRICS = {
@@ -186,7 +185,12 @@ export async function layoutGraph(graph: MachineGraph, options: LayoutOptions = 
     const labels: ElkLabel[] = [];
     if (info.labelLines.length > 0) {
       const width = Math.max(...info.labelLines.map((l) => textWidth(l, METRICS.labelCharWidth))) + 8;
-      labels.push({ id: `${id}::label`, text: info.labelLines.join('\n'), width, height: info.labelLines.length * METRICS.labelLineHeight + 4 });
+      labels.push({
+        id: `${id}::label`,
+        text: info.labelLines.join('\n'),
+        width,
+        height: info.labelLines.length * METRICS.labelLineHeight + 4,
+      });
     }
     const edge: ElkExtendedEdge = { id, sources: [info.source], targets: [info.target], labels };
     let container = lca(info.source, info.target);

@@ -216,9 +216,7 @@ function convertNode(machineId: string, node: XStateNode): StateNodeInfo {
   if (entry.length > 0) info.entry = entry;
   const exit = (node.exit ?? []).map(actionName);
   if (exit.length > 0) info.exit = exit;
-  const invoke = (node.invoke ?? []).map((inv) =>
-    typeof inv.src === 'string' ? inv.src : (inv.id ?? 'inline'),
-  );
+  const invoke = (node.invoke ?? []).map((inv) => (typeof inv.src === 'string' ? inv.src : (inv.id ?? 'inline')));
   if (invoke.length > 0) info.invoke = invoke;
   return info;
 }

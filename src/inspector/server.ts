@@ -419,7 +419,9 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
       // Like @statelyai/inspect's own server: relay events other senders push to every viewer.
       let parsed: unknown;
       try {
-        parsed = JSON.parse(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8'));
+        parsed = JSON.parse(
+          Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8'),
+        );
       } catch {
         return;
       }

@@ -11,12 +11,7 @@ export interface SvgOptions extends LayoutOptions {
 }
 
 export function escapeXml(s: string): string {
-  return s
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
 const n2 = (v: number): string => {
@@ -110,7 +105,8 @@ function renderNode(n: LayoutNode, active: Set<string>, rootId: string): string 
     const cx = n.x + n.width / 2;
     const nameY = tagText ? n.y + METRICS.stateHeight / 2 + 3 : n.y + n.height / 2 + 4.5;
     s += `<text class="name" x="${n2(cx)}" y="${n2(nameY)}" text-anchor="middle">${escapeXml(n.label)}</text>`;
-    if (tagText) s += `<text class="tags" x="${n2(cx)}" y="${n2(nameY + METRICS.tagLineHeight)}" text-anchor="middle">${escapeXml(tagText)}</text>`;
+    if (tagText)
+      s += `<text class="tags" x="${n2(cx)}" y="${n2(nameY + METRICS.tagLineHeight)}" text-anchor="middle">${escapeXml(tagText)}</text>`;
   }
   return s + '</g>';
 }
@@ -119,18 +115,12 @@ function renderEdge(e: LayoutEdge, markerId: string): string {
   const classes = ['edge'];
   if (e.kind === 'initial') classes.push('initial-edge');
   if (e.internal) classes.push('internal');
-  const data = [
-    `data-edge-id="${escapeXml(e.id)}"`,
-    `data-source="${escapeXml(e.source)}"`,
-    `data-target="${escapeXml(e.target)}"`,
-  ];
+  const data = [`data-edge-id="${escapeXml(e.id)}"`, `data-source="${escapeXml(e.source)}"`, `data-target="${escapeXml(e.target)}"`];
   if (e.event !== undefined) data.push(`data-event="${escapeXml(e.event)}"`);
   if (e.guard !== undefined) data.push(`data-guard="${escapeXml(e.guard)}"`);
   let s = `<g class="${classes.join(' ')}" ${data.join(' ')}>`;
   if (e.kind === 'transition') {
-    const tip = [e.labelLines.join(' '), e.actions?.length ? `actions: ${e.actions.join(', ')}` : '']
-      .filter(Boolean)
-      .join('\n');
+    const tip = [e.labelLines.join(' '), e.actions?.length ? `actions: ${e.actions.join(', ')}` : ''].filter(Boolean).join('\n');
     s += `<title>${escapeXml(tip)}</title>`;
   }
   for (const sec of e.sections) {
@@ -151,7 +141,10 @@ function renderEdge(e: LayoutEdge, markerId: string): string {
 }
 
 /** Draws a laid-out graph as a standalone SVG document string. */
-export function renderSvg(layout: GraphLayout, options: { highlight?: readonly string[]; style?: boolean; graph?: MachineGraph } = {}): string {
+export function renderSvg(
+  layout: GraphLayout,
+  options: { highlight?: readonly string[]; style?: boolean; graph?: MachineGraph } = {},
+): string {
   const ids = new Set(layout.nodes.map((n) => n.id));
   const active = new Set<string>();
   for (const h of options.highlight ?? []) {

@@ -324,14 +324,35 @@ export function verifyRows(
   let lastCp: Checkpoint | undefined;
   for (const row of rows) {
     if (row.seq !== expectedSeq) {
-      return { ok: false, count, headSeq: expectedSeq - 1, headHash: prev, brokenAt: expectedSeq, reason: `fact ${expectedSeq} is missing` };
+      return {
+        ok: false,
+        count,
+        headSeq: expectedSeq - 1,
+        headHash: prev,
+        brokenAt: expectedSeq,
+        reason: `fact ${expectedSeq} is missing`,
+      };
     }
     const hash = createHash('sha256').update(prev).update(row.body).digest('hex');
     if (hash !== row.hash) {
-      return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'hash does not match the fact body and the previous hash' };
+      return {
+        ok: false,
+        count,
+        headSeq: row.seq - 1,
+        headHash: prev,
+        brokenAt: row.seq,
+        reason: 'hash does not match the fact body and the previous hash',
+      };
     }
     if (row.prev !== prev) {
-      return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'stored prev does not match the previous hash' };
+      return {
+        ok: false,
+        count,
+        headSeq: row.seq - 1,
+        headHash: prev,
+        brokenAt: row.seq,
+        reason: 'stored prev does not match the previous hash',
+      };
     }
     const mismatch = indexMismatch(row);
     if (mismatch) {
@@ -340,7 +361,14 @@ export function verifyRows(
     const cp = cps.get(row.seq);
     if (cp) {
       if (cp.hash !== hash) {
-        return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: 'a signed checkpoint names another hash here (history was rewritten)' };
+        return {
+          ok: false,
+          count,
+          headSeq: row.seq - 1,
+          headHash: prev,
+          brokenAt: row.seq,
+          reason: 'a signed checkpoint names another hash here (history was rewritten)',
+        };
       }
       lastCp = cp;
       cpCount++;
@@ -352,7 +380,14 @@ export function verifyRows(
   // The chain links every fact to the newest checkpoint, so that one signature attests all
   // history up to it; older signatures would add nothing (and cost ~80 µs each).
   if (opts.checkSignature && lastCp && !opts.checkSignature(lastCp)) {
-    return { ok: false, count, headSeq: expectedSeq - 1, headHash: prev, brokenAt: lastCp.seq, reason: 'the newest checkpoint signature does not verify' };
+    return {
+      ok: false,
+      count,
+      headSeq: expectedSeq - 1,
+      headHash: prev,
+      brokenAt: lastCp.seq,
+      reason: 'the newest checkpoint signature does not verify',
+    };
   }
   return {
     ok: true,
@@ -375,9 +410,7 @@ function indexMismatch(row: StoredFactRow): string | undefined {
   if (!row.body.startsWith(head)) return 'seq, time or type columns disagree with the fact body';
   const originEnd = row.body.indexOf('"', head.length);
   const rest =
-    (row.actor != null ? `,"actor":${q(row.actor)}` : '') +
-    (row.intent_id != null ? `,"intentId":${q(row.intent_id)}` : '') +
-    ',"causes":';
+    (row.actor != null ? `,"actor":${q(row.actor)}` : '') + (row.intent_id != null ? `,"intentId":${q(row.intent_id)}` : '') + ',"causes":';
   if (originEnd < 0 || !row.body.startsWith(rest, originEnd + 1)) return 'actor or intent columns disagree with the fact body';
   return undefined;
 }

@@ -9,10 +9,7 @@ import { IdSchema, PROTOCOL_VERSION } from './intent.js';
  */
 export const ScopeSchema = z
   .string()
-  .regex(
-    /^(\*|[a-z0-9*-]+\/[A-Za-z0-9_*-]+:[A-Za-z0-9_*]+)$/,
-    'expected a scope "kind/id:ACTION" (wildcards: *), or "*"',
-  );
+  .regex(/^(\*|[a-z0-9*-]+\/[A-Za-z0-9_*-]+:[A-Za-z0-9_*]+)$/, 'expected a scope "kind/id:ACTION" (wildcards: *), or "*"');
 
 /** Who a grant is for: an exact principal or a pattern like `agent:*`. */
 export const SubjectPatternSchema = z

@@ -15,9 +15,7 @@ export const PrincipalSchema = z
   .regex(/^[a-z][a-z0-9-]*:[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/, 'expected "type:name", e.g. "agent:planner"');
 
 /** Event names an actor accepts; the same spelling is the XState event `type`. */
-export const ActionSchema = z
-  .string()
-  .regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, 'expected an action name of A-Za-z0-9_ (max 64)');
+export const ActionSchema = z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, 'expected an action name of A-Za-z0-9_ (max 64)');
 
 export const ParamsSchema = z.record(z.string(), z.unknown());
 

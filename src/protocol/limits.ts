@@ -24,7 +24,12 @@ export function checkJsonShape(value: unknown, limits: JsonLimits): IssueDetail 
       // In-process callers can hand over values JSON has no spelling for; refuse them as
       // input errors here instead of letting JSON.stringify / canonicalJson throw later on.
       const what = typeof v === 'number' ? String(v) : `a ${typeof v}`;
-      return { path, code: 'not_json', message: `${what} is not a JSON value`, expected: 'JSON values only (finite numbers, no bigint, symbol or function)' };
+      return {
+        path,
+        code: 'not_json',
+        message: `${what} is not a JSON value`,
+        expected: 'JSON values only (finite numbers, no bigint, symbol or function)',
+      };
     }
     if (v === null || typeof v !== 'object') continue;
     if (depth >= limits.maxDepth) {
@@ -58,10 +63,7 @@ export function checkJsonShape(value: unknown, limits: JsonLimits): IssueDetail 
  * Parses JSON text from outside under the limits. `JSON.parse` turns `"__proto__"` into an
  * own property (it does not pollute), and the shape check then refuses it.
  */
-export function parseJsonBounded(
-  text: string,
-  limits: JsonLimits,
-): { ok: true; value: unknown } | { ok: false; issue: IssueDetail } {
+export function parseJsonBounded(text: string, limits: JsonLimits): { ok: true; value: unknown } | { ok: false; issue: IssueDetail } {
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > limits.maxBytes) {
     return {

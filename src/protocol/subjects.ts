@@ -14,7 +14,9 @@ export const Subjects = {
    * runtime checks that the intent's `proposer` is the principal in the subject.
    */
   intentAs: (principal: string, target: string) =>
-    isAddress(target) ? `ice.as.${principalToken(principal)}.${target.replace('/', '.')}` : `ice.as.${principalToken(principal)}._invalid._`,
+    isAddress(target)
+      ? `ice.as.${principalToken(principal)}.${target.replace('/', '.')}`
+      : `ice.as.${principalToken(principal)}._invalid._`,
   intentAsAll: 'ice.as.*.*.*',
   /** Request/reply: the authority decides one validated intent. */
   decide: 'ice.authority.decide',
@@ -26,7 +28,10 @@ export const Subjects = {
 
 /** A principal as one subject token: `%` → `%25`, `.` → `%2E` (the other characters are allowed). */
 export function principalToken(principal: string): string {
-  return principal.replaceAll('%', '%25').replaceAll('.', '%2E').replace(/[\s*>]/g, '_');
+  return principal
+    .replaceAll('%', '%25')
+    .replaceAll('.', '%2E')
+    .replace(/[\s*>]/g, '_');
 }
 
 /** The principal a `ice.as.<token>.<kind>.<id>` subject names, or undefined. */
@@ -40,7 +45,7 @@ export function addressFromIntentSubject(subject: string): ActorAddress | undefi
   const parts = subject.split('.');
   if (parts.length !== 4) return undefined;
   const a = `${parts[2]}/${parts[3]}`;
-  return isAddress(a) ? (a) : undefined;
+  return isAddress(a) ? a : undefined;
 }
 
 export { splitAddress };

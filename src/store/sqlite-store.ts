@@ -149,9 +149,7 @@ export class SqliteStore {
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma('synchronous = FULL');
       this.#db.exec(SCHEMA);
-      const v = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as
-        | { value: string }
-        | undefined;
+      const v = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
       if (!v) this.#db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
       else if (Number(v.value) !== SCHEMA_VERSION) {
         throw new JournalError(`store schema version ${v.value} is not supported (expected ${SCHEMA_VERSION})`);
@@ -195,9 +193,7 @@ export class SqliteStore {
       head: db.prepare('SELECT seq, hash FROM facts ORDER BY seq DESC LIMIT 1'),
       factRange: db.prepare('SELECT seq, body, prev, hash, type, actor, intent_id, at FROM facts WHERE seq >= ? ORDER BY seq ASC LIMIT ?'),
       factTail: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
-      factTailActor: db.prepare(
-        'SELECT seq, body, prev, hash FROM facts WHERE actor = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
-      ),
+      factTailActor: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE actor = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
       factsOfActorAfter: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE actor = ? AND seq > ? ORDER BY seq ASC'),
       factsOfIntent: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE intent_id = ? ORDER BY seq ASC'),
       factBySeq: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE seq = ?'),
@@ -222,13 +218,29 @@ export class SqliteStore {
     if (this.#writerError) return Promise.reject(this.#writerError);
     this.#worker ??= this.#startWriter();
     const rows = {
-      facts: batch.facts.map(({ fact, body }) => [fact.seq, fact.type, fact.actor ?? null, fact.intentId ?? null, fact.at, body, fact.prev, fact.hash]),
+      facts: batch.facts.map(({ fact, body }) => [
+        fact.seq,
+        fact.type,
+        fact.actor ?? null,
+        fact.intentId ?? null,
+        fact.at,
+        body,
+        fact.prev,
+        fact.hash,
+      ]),
       snapshots: batch.snapshots.map((snap) => [snap.actor, snap.kind, snap.seq, snap.status, snap.state, JSON.stringify(snap)]),
       outcomes: batch.outcomes.map((o) => [o.intentId, o.digest, JSON.stringify(o.outcome)]),
       grants: batch.grants.map((g) => [g.id, JSON.stringify(g)]),
-      pendingPut: batch.pendingPut.map((p) => [p.intentId, p.actor, JSON.stringify({ intent: p.intent, decision: p.decision }), p.createdAt]),
+      pendingPut: batch.pendingPut.map((p) => [
+        p.intentId,
+        p.actor,
+        JSON.stringify({ intent: p.intent, decision: p.decision }),
+        p.createdAt,
+      ]),
       pendingDelete: batch.pendingDelete,
-      checkpoint: batch.checkpoint ? [batch.checkpoint.seq, batch.checkpoint.hash, batch.checkpoint.keyId, batch.checkpoint.sig, batch.checkpoint.at] : null,
+      checkpoint: batch.checkpoint
+        ? [batch.checkpoint.seq, batch.checkpoint.hash, batch.checkpoint.keyId, batch.checkpoint.sig, batch.checkpoint.at]
+        : null,
     };
     const id = this.#nextCommit++;
     return new Promise<void>((resolve, reject) => {
@@ -260,9 +272,7 @@ export class SqliteStore {
   /** Newest first, seq < beforeSeq. */
   tailRows(limit: number, beforeSeq = Number.MAX_SAFE_INTEGER, actor?: string): StoredFactRow[] {
     return (
-      actor === undefined
-        ? this.#stmts.factTail.all(beforeSeq, limit)
-        : this.#stmts.factTailActor.all(actor, beforeSeq, limit)
+      actor === undefined ? this.#stmts.factTail.all(beforeSeq, limit) : this.#stmts.factTailActor.all(actor, beforeSeq, limit)
     ) as StoredFactRow[];
   }
 
@@ -301,9 +311,12 @@ export class SqliteStore {
   }
 
   pending(intentId?: string): PendingRecord[] {
-    const rows = (
-      intentId === undefined ? this.#stmts.pending.all() : [this.#stmts.pendingOne.get(intentId)].filter(Boolean)
-    ) as Array<{ intent_id: string; actor: string; body: string; created_at: string }>;
+    const rows = (intentId === undefined ? this.#stmts.pending.all() : [this.#stmts.pendingOne.get(intentId)].filter(Boolean)) as Array<{
+      intent_id: string;
+      actor: string;
+      body: string;
+      created_at: string;
+    }>;
     return rows.map((r) => {
       const b = JSON.parse(r.body) as { intent: unknown; decision: unknown };
       return { intentId: r.intent_id, actor: r.actor, intent: b.intent, decision: b.decision, createdAt: r.created_at };

@@ -52,7 +52,14 @@ process.on('exit', () => {
  * await node.kill('SIGKILL');
  */
 export async function startIceProcess(dataDir: string, opts: StartIceOptions = {}): Promise<IceProcess> {
-  const args = [ICE_BIN, opts.command ?? 'dev', '--data', dataDir, ...((opts.command ?? 'dev') === 'dev' ? ['--inspect', '0'] : []), ...(opts.args ?? [])];
+  const args = [
+    ICE_BIN,
+    opts.command ?? 'dev',
+    '--data',
+    dataDir,
+    ...((opts.command ?? 'dev') === 'dev' ? ['--inspect', '0'] : []),
+    ...(opts.args ?? []),
+  ];
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ICE_LOG_LEVEL: process.env.ICE_LOG_LEVEL ?? 'warn', NO_COLOR: '1', ...opts.env },

@@ -47,7 +47,8 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
     for (const f of facts) {
       if (f.type === 'transition' && f.intentId) transitions.set(f.intentId, [...(transitions.get(f.intentId) ?? []), f.seq]);
     }
-    for (const [id, seqs] of transitions) if (seqs.length > 1) violations.push(`intent ${id} transitioned ${seqs.length} times (#${seqs.join(', #')})`);
+    for (const [id, seqs] of transitions)
+      if (seqs.length > 1) violations.push(`intent ${id} transitioned ${seqs.length} times (#${seqs.join(', #')})`);
     for (const [id, o] of opts.acknowledged ?? []) {
       const seqs = transitions.get(id) ?? [];
       if (o.status === 'executed') {
@@ -70,12 +71,19 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
       const replay = replayActor(def, own);
       const detail = rt.actor(a.address)!;
       if (replay.state !== detail.state) violations.push(`${a.address}: snapshot state ${detail.state}, replay ${replay.state}`);
-      if (JSON.stringify(replay.context) !== JSON.stringify(detail.context)) violations.push(`${a.address}: snapshot context differs from replay`);
+      if (JSON.stringify(replay.context) !== JSON.stringify(detail.context))
+        violations.push(`${a.address}: snapshot context differs from replay`);
       const last = own.filter((f) => f.type === 'transition').at(-1);
       if (last && detail.seq < last.seq) violations.push(`${a.address}: snapshot at #${detail.seq} is behind transition #${last.seq}`);
       replay.actor.stop();
     }
-    return { ok: violations.length === 0, violations, facts: facts.length, actors: rt.listActors().length, acknowledged: opts.acknowledged?.size ?? 0 };
+    return {
+      ok: violations.length === 0,
+      violations,
+      facts: facts.length,
+      actors: rt.listActors().length,
+      acknowledged: opts.acknowledged?.size ?? 0,
+    };
   } finally {
     await rt.stop();
   }

@@ -240,12 +240,7 @@ class NatsServerProcess implements NatsServer {
 
   #config(): string {
     const s = this.#spec;
-    const lines = [
-      `server_name: ${q(s.serverName)}`,
-      `host: ${q(HOST)}`,
-      `port: ${s.port}`,
-      `http: ${q(`${HOST}:${s.httpPort}`)}`,
-    ];
+    const lines = [`server_name: ${q(s.serverName)}`, `host: ${q(HOST)}`, `port: ${s.port}`, `http: ${q(`${HOST}:${s.httpPort}`)}`];
     if (s.jetstream) {
       lines.push('jetstream {', `  store_dir: ${q(this.storeDir)}`, '  max_memory_store: 268435456', '  max_file_store: 1073741824', '}');
     }

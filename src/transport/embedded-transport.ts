@@ -226,8 +226,8 @@ export class EmbeddedTransport implements Transport {
         if (sub.closed) continue;
         try {
           const r = sub.handler(msg);
-          if (r && typeof (r).catch === 'function') {
-            (r).catch((e: unknown) => this.#onHandlerError(ensureError(e), subject));
+          if (r && typeof r.catch === 'function') {
+            r.catch((e: unknown) => this.#onHandlerError(ensureError(e), subject));
           }
         } catch (e) {
           this.#onHandlerError(ensureError(e), subject);

@@ -302,12 +302,7 @@ export class NatsTransport implements Transport {
   }
 
   #mapClosed(e: unknown): Error {
-    if (
-      e instanceof NatsClosedConnectionError ||
-      e instanceof NatsDrainingConnectionError ||
-      this.#closed ||
-      this.#nc.isClosed()
-    ) {
+    if (e instanceof NatsClosedConnectionError || e instanceof NatsDrainingConnectionError || this.#closed || this.#nc.isClosed()) {
       return new ClosedError('transport');
     }
     return ensureError(e);
@@ -357,8 +352,8 @@ export class NatsTransport implements Transport {
     }
     try {
       const r = handler(msg);
-      if (r && typeof (r).catch === 'function') {
-        (r).catch((e: unknown) => this.#onHandlerError(ensureError(e), msg.subject));
+      if (r && typeof r.catch === 'function') {
+        r.catch((e: unknown) => this.#onHandlerError(ensureError(e), msg.subject));
       }
     } catch (e) {
       this.#onHandlerError(ensureError(e), msg.subject);

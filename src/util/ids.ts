@@ -11,7 +11,10 @@ export interface IdGen {
  * `<prefix>_<ms base36><8 random base36 chars per process><counter base36>`.
  */
 export function createRandomIds(): IdGen {
-  const salt = BigInt('0x' + randomBytes(6).toString('hex')).toString(36).padStart(8, '0').slice(-8);
+  const salt = BigInt('0x' + randomBytes(6).toString('hex'))
+    .toString(36)
+    .padStart(8, '0')
+    .slice(-8);
   let counter = 0;
   return {
     next(prefix: string): string {

@@ -221,7 +221,9 @@ describe('inspector page', () => {
   it('follows a runtime-only transition of a run (no intent behind it)', async () => {
     await page.click(row('run/r1'));
     await page.waitForSelector(activeState('run.CREATED'));
-    await page.waitForSelector('[data-testid="machine-view"] svg[data-machine="run"] g.edge[data-event="RUNTIME_ABORT"][data-source="run.CREATED"]');
+    await page.waitForSelector(
+      '[data-testid="machine-view"] svg[data-machine="run"] g.edge[data-event="RUNTIME_ABORT"][data-source="run.CREATED"]',
+    );
     await rt.signal('run/r1', { type: 'RUNTIME_ABORT', reason: 'budget exhausted' }, 'operator abort');
     await page.waitForSelector(activeState('run.TERMINATED_BY_RUNTIME'));
     await page.waitForSelector(`${row('run/r1')}[data-status="done"]`);

@@ -71,7 +71,13 @@ describe('SIGKILL mid-stream, restart, nothing acknowledged is lost', () => {
       const s = sent.get(id)!;
       const i = Number(id.split('-')[1]);
       const o = (await second.admin('propose', {
-        intent: { id, proposer: 'agent:load', target: s.target, action: 'CONFIGURE', params: { version: `1.0.${i}`, replicas: s.replicas } },
+        intent: {
+          id,
+          proposer: 'agent:load',
+          target: s.target,
+          action: 'CONFIGURE',
+          params: { version: `1.0.${i}`, replicas: s.replicas },
+        },
       })) as Outcome;
       expect(o.status).toBe('executed');
     }
@@ -81,7 +87,13 @@ describe('SIGKILL mid-stream, restart, nothing acknowledged is lost', () => {
       const s = sent.get(id)!;
       const i = Number(id.split('-')[1]);
       const o = (await second.admin('propose', {
-        intent: { id, proposer: 'agent:load', target: s.target, action: 'CONFIGURE', params: { version: `1.0.${i}`, replicas: s.replicas } },
+        intent: {
+          id,
+          proposer: 'agent:load',
+          target: s.target,
+          action: 'CONFIGURE',
+          params: { version: `1.0.${i}`, replicas: s.replicas },
+        },
       })) as Outcome;
       expect(o).toEqual(acked.get(id));
     }

@@ -96,7 +96,11 @@ const codes = (o: Outcome): string[] => ('reasons' in o ? o.reasons.map((r) => r
  */
 async function expectDenied(ctx: Ctx, intent: Omit<IntentInput, 'id'> & { id?: string }, code: string): Promise<Outcome> {
   const { rt, dir } = ctx;
-  const before = { detail: rt.actor(intent.target), disk: await diskSnapshot(dir, intent.target), transitions: transitionsOf(rt, intent.target).length };
+  const before = {
+    detail: rt.actor(intent.target),
+    disk: await diskSnapshot(dir, intent.target),
+    transitions: transitionsOf(rt, intent.target).length,
+  };
   const o = await propose(rt, intent);
   expect(o.status, JSON.stringify(o)).toBe('denied');
   expect(codes(o)).toContain(code);
@@ -275,7 +279,12 @@ describe('max uses', () => {
     const g = await rt.grants.issue({ subject: BOT, scope: 'deployment/web:CONFIGURE', maxUses: 3 });
     const results: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const o = await propose(rt, { proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: { version: `1.0.${i}`, replicas: 1 } });
+      const o = await propose(rt, {
+        proposer: BOT,
+        target: 'deployment/web',
+        action: 'CONFIGURE',
+        params: { version: `1.0.${i}`, replicas: 1 },
+      });
       results.push(o.status === 'denied' ? `denied:${codes(o).join('+')}` : o.status);
     }
     expect(results.filter((r) => r === 'executed')).toHaveLength(3);
@@ -303,14 +312,30 @@ describe('max uses', () => {
 
   it('denied and pending decisions do not spend a use', async () => {
     const ctx = await setup({
-      policies: [{ id: 'big-needs-human', effect: 'require_approval', scope: 'deployment/*:CONFIGURE', when: ({ intent }) => (intent.params.replicas as number) > 50 }],
+      policies: [
+        {
+          id: 'big-needs-human',
+          effect: 'require_approval',
+          scope: 'deployment/*:CONFIGURE',
+          when: ({ intent }) => (intent.params.replicas as number) > 50,
+        },
+      ],
     });
     const { rt } = ctx;
     await rt.spawn('deployment/web');
     const g = await rt.grants.issue({ subject: BOT, scope: 'deployment/web:*', maxUses: 1 });
     // wrong state (with the grant found) and pending: no use spent
-    await expectDenied(ctx, { proposer: BOT, target: 'deployment/web', action: 'DEPLOY', params: { environment: 'staging' } }, 'wrong_state');
-    const p = await propose(rt, { proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 99 } });
+    await expectDenied(
+      ctx,
+      { proposer: BOT, target: 'deployment/web', action: 'DEPLOY', params: { environment: 'staging' } },
+      'wrong_state',
+    );
+    const p = await propose(rt, {
+      proposer: BOT,
+      target: 'deployment/web',
+      action: 'CONFIGURE',
+      params: { version: '1.0.0', replicas: 99 },
+    });
     expect(p.status).toBe('pending');
     expect(rt.grants.list().find((x) => x.id === g.id)!.uses).toBe(0);
     await expectExecuted(rt, { proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: CONFIG });
@@ -355,7 +380,11 @@ describe('run binding', () => {
     await toExecuting(ctx.rt, 'run/r2');
     const none = await expectDenied(ctx, { proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: CONFIG }, 'no_grant');
     expect(codes(none)).toContain('grant_run_mismatch');
-    const other = await expectDenied(ctx, { proposer: BOT, target: 'deployment/web', runId: 'r2', action: 'CONFIGURE', params: CONFIG }, 'no_grant');
+    const other = await expectDenied(
+      ctx,
+      { proposer: BOT, target: 'deployment/web', runId: 'r2', action: 'CONFIGURE', params: CONFIG },
+      'no_grant',
+    );
     expect(codes(other)).toContain('grant_run_mismatch');
   });
 
@@ -384,14 +413,22 @@ describe('run binding', () => {
     const f = await rt.signal('run/r1', { type: 'RUNTIME_ABORT', reason: 'kill switch' }, 'operator pressed stop');
     expect(f.type).toBe('transition');
     expect(rt.actor('run/r1')!.state).toBe('TERMINATED_BY_RUNTIME');
-    await expectDenied(ctx, { proposer: BOT, target: 'deployment/web', runId: 'r1', action: 'CONFIGURE', params: CONFIG }, 'run_not_executing');
+    await expectDenied(
+      ctx,
+      { proposer: BOT, target: 'deployment/web', runId: 'r1', action: 'CONFIGURE', params: CONFIG },
+      'run_not_executing',
+    );
   });
 
   it('run_not_found when the bound run does not exist', async () => {
     const ctx = await setup();
     await ctx.rt.spawn('deployment/web');
     await ctx.rt.grants.issue({ subject: BOT, scope: 'deployment/web:*', runId: 'ghost' });
-    await expectDenied(ctx, { proposer: BOT, target: 'deployment/web', runId: 'ghost', action: 'CONFIGURE', params: CONFIG }, 'run_not_found');
+    await expectDenied(
+      ctx,
+      { proposer: BOT, target: 'deployment/web', runId: 'ghost', action: 'CONFIGURE', params: CONFIG },
+      'run_not_found',
+    );
   });
 });
 
@@ -402,7 +439,11 @@ describe('state preconditions', () => {
     await rt.spawn('deployment/web', { service: 'web' });
     await rt.grants.issue({ subject: BOT, scope: 'deployment/web:*' });
     // not reachable from draft at all
-    await expectDenied(ctx, { proposer: BOT, target: 'deployment/web', action: 'DEPLOY', params: { environment: 'staging' } }, 'wrong_state');
+    await expectDenied(
+      ctx,
+      { proposer: BOT, target: 'deployment/web', action: 'DEPLOY', params: { environment: 'staging' } },
+      'wrong_state',
+    );
     // reachable, but the guard refuses (not configured)
     await expectDenied(ctx, { proposer: BOT, target: 'deployment/web', action: 'SUBMIT', params: { author: 'bot' } }, 'wrong_state');
     await expectExecuted(rt, { proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: CONFIG });
@@ -464,14 +505,26 @@ describe('state preconditions', () => {
 describe('policies', () => {
   it('a deny rule beats a grant', async () => {
     const policies: PolicyRule[] = [
-      { id: 'no-huge', effect: 'deny', scope: 'deployment/*:CONFIGURE', when: ({ intent }) => (intent.params.replicas as number) > 10, reason: 'too many replicas' },
+      {
+        id: 'no-huge',
+        effect: 'deny',
+        scope: 'deployment/*:CONFIGURE',
+        when: ({ intent }) => (intent.params.replicas as number) > 10,
+        reason: 'too many replicas',
+      },
     ];
     const ctx = await setup({ policies });
     const { rt } = ctx;
     await rt.spawn('deployment/web');
     await rt.grants.issue({ subject: BOT, scope: '*' });
-    const o = await expectDenied(ctx, { proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 11 } }, 'policy_deny');
-    const d = rt.journal.factsOfIntent((o as { intentId: string }).intentId).find((f) => f.type === 'decision')!.data.decision as { policyRule?: string };
+    const o = await expectDenied(
+      ctx,
+      { proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 11 } },
+      'policy_deny',
+    );
+    const d = rt.journal.factsOfIntent((o as { intentId: string }).intentId).find((f) => f.type === 'decision')!.data.decision as {
+      policyRule?: string;
+    };
     expect(d.policyRule).toBe('no-huge');
     expect(o.status === 'denied' && o.reasons[0]!.message).toBe('too many replicas');
     await expectExecuted(rt, { proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 10 } });
@@ -503,11 +556,27 @@ describe('policies', () => {
     await rt.grants.issue({ subject: BOT, scope: 'deployment/web:SUBMIT' });
     await expectExecuted(rt, { proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: CONFIG });
     await expectExecuted(rt, { proposer: BOT, target: 'deployment/web', action: 'SUBMIT', params: { author: 'bot' } });
-    await expectDenied(ctx, { proposer: 'agent:sneaky', target: 'deployment/web', action: 'APPROVE', params: { reviewer: 'x' } }, 'no_grant');
-    await expectDenied(ctx, { proposer: 'human:alice', target: 'deployment/web', action: 'REJECT', params: { reviewer: 'alice', reason: 'r' } }, 'no_grant');
-    const o = await expectExecuted(rt, { proposer: 'human:alice', target: 'deployment/web', action: 'APPROVE', params: { reviewer: 'alice' } });
+    await expectDenied(
+      ctx,
+      { proposer: 'agent:sneaky', target: 'deployment/web', action: 'APPROVE', params: { reviewer: 'x' } },
+      'no_grant',
+    );
+    await expectDenied(
+      ctx,
+      { proposer: 'human:alice', target: 'deployment/web', action: 'REJECT', params: { reviewer: 'alice', reason: 'r' } },
+      'no_grant',
+    );
+    const o = await expectExecuted(rt, {
+      proposer: 'human:alice',
+      target: 'deployment/web',
+      action: 'APPROVE',
+      params: { reviewer: 'alice' },
+    });
     expect(o.status === 'executed' && o.grantId).toBeUndefined();
-    const d = rt.journal.factsOfIntent(o.id).find((f) => f.type === 'decision')!.data.decision as { policyRule?: string; reasons: Array<{ code: string }> };
+    const d = rt.journal.factsOfIntent(o.id).find((f) => f.type === 'decision')!.data.decision as {
+      policyRule?: string;
+      reasons: Array<{ code: string }>;
+    };
     expect(d.policyRule).toBe('humans-review');
     expect(d.reasons.map((r) => r.code)).toContain('policy_allow');
   });
@@ -516,13 +585,23 @@ describe('policies', () => {
 describe('approvals', () => {
   async function pendingSetup() {
     const policies: PolicyRule[] = [
-      { id: 'big-needs-human', effect: 'require_approval', scope: 'deployment/*:CONFIGURE', when: ({ intent }) => (intent.params.replicas as number) > 50 },
+      {
+        id: 'big-needs-human',
+        effect: 'require_approval',
+        scope: 'deployment/*:CONFIGURE',
+        when: ({ intent }) => (intent.params.replicas as number) > 50,
+      },
     ];
     const ctx = await setup({ policies });
     await ctx.rt.spawn('deployment/web');
     await ctx.rt.grants.issue({ subject: BOT, scope: 'deployment/web:*' });
     const before = { detail: ctx.rt.actor('deployment/web'), disk: await diskSnapshot(ctx.dir, 'deployment/web') };
-    const p = await propose(ctx.rt, { proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: { version: '3.0.0', replicas: 80 } });
+    const p = await propose(ctx.rt, {
+      proposer: BOT,
+      target: 'deployment/web',
+      action: 'CONFIGURE',
+      params: { version: '3.0.0', replicas: 80 },
+    });
     expect(p.status).toBe('pending');
     expect(codes(p)).toContain('approval_required');
     // pending changes nothing yet
@@ -531,7 +610,13 @@ describe('approvals', () => {
     expect(await diskSnapshot(ctx.dir, 'deployment/web')).toEqual(before.disk);
     expect(ctx.rt.approvals.list().map((a) => a.intentId)).toEqual([p.id]);
     // a repeat of the same intent answers pending again, no second decision
-    const again = await ctx.rt.propose({ id: p.id, proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: { version: '3.0.0', replicas: 80 } });
+    const again = await ctx.rt.propose({
+      id: p.id,
+      proposer: BOT,
+      target: 'deployment/web',
+      action: 'CONFIGURE',
+      params: { version: '3.0.0', replicas: 80 },
+    });
     const { id: _id, ...first } = p;
     expect(again).toEqual(first);
     return { ctx, p };
@@ -548,11 +633,20 @@ describe('approvals', () => {
     expect(types).toEqual(['intent.proposed', 'decision', 'approval', 'decision', 'transition']);
     const approval = rt.journal.factsOfIntent(p.id).find((f) => f.type === 'approval')!;
     expect(approval.data).toMatchObject({ approved: true, by: 'human:alice', note: 'looks fine' });
-    const d2 = rt.journal.factsOfIntent(p.id).filter((f) => f.type === 'decision')[1]!.data.decision as { verdict: string; approvedBy?: string };
+    const d2 = rt.journal.factsOfIntent(p.id).filter((f) => f.type === 'decision')[1]!.data.decision as {
+      verdict: string;
+      approvedBy?: string;
+    };
     expect(d2).toMatchObject({ verdict: 'granted', approvedBy: 'human:alice' });
     expect(rt.approvals.list()).toEqual([]);
     // the stored outcome now answers repeats
-    const again = await rt.propose({ id: p.id, proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: { version: '3.0.0', replicas: 80 } });
+    const again = await rt.propose({
+      id: p.id,
+      proposer: BOT,
+      target: 'deployment/web',
+      action: 'CONFIGURE',
+      params: { version: '3.0.0', replicas: 80 },
+    });
     expect(again).toEqual(o);
     await expect(rt.approvals.approve(p.id, 'human:bob')).rejects.toBeInstanceOf(NotFoundError);
     expect(transitionsOf(rt, 'deployment/web')).toHaveLength(1);
@@ -567,12 +661,22 @@ describe('approvals', () => {
     expect(o.status).toBe('denied');
     expect(codes(o)).toEqual(['approval_refused']);
     expect(rt.journal.factsOfIntent(p.id).map((f) => f.type)).toEqual(['intent.proposed', 'decision', 'approval']);
-    expect(rt.journal.factsOfIntent(p.id)[2]!.data).toMatchObject({ approved: false, by: 'human:alice', reason: 'not in the change window' });
+    expect(rt.journal.factsOfIntent(p.id)[2]!.data).toMatchObject({
+      approved: false,
+      by: 'human:alice',
+      reason: 'not in the change window',
+    });
     expect(transitionsOf(rt, 'deployment/web')).toHaveLength(0);
     expect(rt.actor('deployment/web')!.snapshot).toEqual(before.detail!.snapshot);
     expect(await diskSnapshot(ctx.dir, 'deployment/web')).toEqual(before.disk);
     expect(rt.approvals.list()).toEqual([]);
-    const again = await rt.propose({ id: p.id, proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: { version: '3.0.0', replicas: 80 } });
+    const again = await rt.propose({
+      id: p.id,
+      proposer: BOT,
+      target: 'deployment/web',
+      action: 'CONFIGURE',
+      params: { version: '3.0.0', replicas: 80 },
+    });
     expect(again).toEqual(o);
     await expect(rt.approvals.approve(p.id, 'human:bob')).rejects.toBeInstanceOf(NotFoundError);
   });
@@ -625,7 +729,11 @@ describe('Authority directly', () => {
       const key = AuthorityKey.generate();
       const authority = new Authority({ key, grants, journal, clock, ids, decisionTtlMs: 5000 });
       const registry = new ActorRegistry(exampleActors);
-      const v = validateIntent({ id: 'x1', proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: CONFIG }, registry, DEFAULT_LIMITS);
+      const v = validateIntent(
+        { id: 'x1', proposer: BOT, target: 'deployment/web', action: 'CONFIGURE', params: CONFIG },
+        registry,
+        DEFAULT_LIMITS,
+      );
       if (!v.ok) throw new Error('invalid');
       const view = (can: boolean): ActorView => ({ exists: true, status: 'active', state: 'draft', context: {}, can: () => can });
       const denied = authority.decide({ intent: v.intent, digest: v.digest, event: v.event, actor: view(true) });
@@ -633,7 +741,13 @@ describe('Authority directly', () => {
       expect(key.verify(denied)).toBe(true);
       await grants.issue({ subject: BOT, scope: 'deployment/*:CONFIGURE' });
       const granted = authority.decide({ intent: v.intent, digest: v.digest, event: v.event, actor: view(true) });
-      expect(granted).toMatchObject({ verdict: 'granted', intentId: 'x1', intentDigest: intentDigest(v.intent), authority: key.keyId, actorState: 'draft' });
+      expect(granted).toMatchObject({
+        verdict: 'granted',
+        intentId: 'x1',
+        intentDigest: intentDigest(v.intent),
+        authority: key.keyId,
+        actorState: 'draft',
+      });
       expect(Date.parse(granted.expiresAt) - Date.parse(granted.issuedAt)).toBe(5000);
       expect(key.verify(granted)).toBe(true);
       expect(key.verify({ ...granted, intentDigest: 'f'.repeat(64) })).toBe(false);
@@ -663,7 +777,11 @@ describe('Authority directly', () => {
       clock.advance(1);
       await book.issue({ subject: BOT, scope: '*', runId: 'r9' });
       clock.advance(1);
-      const v = validateIntent({ id: 'y', proposer: BOT, target: 'run/r', action: 'EXECUTE' }, new ActorRegistry(exampleActors), DEFAULT_LIMITS);
+      const v = validateIntent(
+        { id: 'y', proposer: BOT, target: 'run/r', action: 'EXECUTE' },
+        new ActorRegistry(exampleActors),
+        DEFAULT_LIMITS,
+      );
       if (!v.ok) throw new Error('invalid');
       clock.advance(10);
       const miss = book.find(v.intent, clock.now());

@@ -33,21 +33,64 @@ describe('ice CLI against a running ice dev (changes go through its admin endpoi
   });
 
   it('spawns, grants, proposes with meaningful exit codes, and reads', async () => {
-    expect((await ice(['spawn', 'deployment/web', '--input', '{"service":"web"}', ...data])).stdout).toContain('deployment/web started in draft');
-    const g = await ice(['grant', 'issue', '--to', 'agent:cli', '--scope', 'deployment/web:*', '--max-uses', '5', '--ttl', '1h', '--json', ...data]);
+    expect((await ice(['spawn', 'deployment/web', '--input', '{"service":"web"}', ...data])).stdout).toContain(
+      'deployment/web started in draft',
+    );
+    const g = await ice([
+      'grant',
+      'issue',
+      '--to',
+      'agent:cli',
+      '--scope',
+      'deployment/web:*',
+      '--max-uses',
+      '5',
+      '--ttl',
+      '1h',
+      '--json',
+      ...data,
+    ]);
     expect(g.code).toBe(0);
     const grant = JSON.parse(g.stdout) as { id: string; maxUses: number };
     expect(grant.maxUses).toBe(5);
 
-    const ok = await ice(['propose', 'deployment/web', 'CONFIGURE', '--as', 'agent:cli', '--params', '{"version":"1.2.3","replicas":2}', '--json', ...data]);
+    const ok = await ice([
+      'propose',
+      'deployment/web',
+      'CONFIGURE',
+      '--as',
+      'agent:cli',
+      '--params',
+      '{"version":"1.2.3","replicas":2}',
+      '--json',
+      ...data,
+    ]);
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ status: 'executed', from: 'draft', to: 'draft' });
 
-    const denied = await ice(['propose', 'deployment/web', 'DEPLOY', '--as', 'agent:cli', '--params', '{"environment":"staging"}', ...data]);
+    const denied = await ice([
+      'propose',
+      'deployment/web',
+      'DEPLOY',
+      '--as',
+      'agent:cli',
+      '--params',
+      '{"environment":"staging"}',
+      ...data,
+    ]);
     expect(denied.code).toBe(11);
     expect(denied.stdout).toContain('wrong_state');
 
-    const rejected = await ice(['propose', 'deployment/web', 'CONFIGURE', '--as', 'agent:cli', '--params', '{"version":"x","replicas":2}', ...data]);
+    const rejected = await ice([
+      'propose',
+      'deployment/web',
+      'CONFIGURE',
+      '--as',
+      'agent:cli',
+      '--params',
+      '{"version":"x","replicas":2}',
+      ...data,
+    ]);
     expect(rejected.code).toBe(12);
     expect(rejected.stdout).toContain('params.version');
 
@@ -58,7 +101,10 @@ describe('ice CLI against a running ice dev (changes go through its admin endpoi
     const ls = JSON.parse((await ice(['actors', 'ls', '--json', ...data])).stdout) as Array<{ address: string; state: string }>;
     expect(ls).toEqual([expect.objectContaining({ address: 'deployment/web', state: 'draft' })]);
 
-    const tail = (await ice(['journal', 'tail', '-n', '3', '--json', ...data])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    const tail = (await ice(['journal', 'tail', '-n', '3', '--json', ...data])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string });
     // oldest first: the denied DEPLOY (intent + decision), then the rejected CONFIGURE
     expect(tail.map((f) => f.type)).toEqual(['intent.proposed', 'decision', 'intent.rejected']);
 
@@ -124,8 +170,12 @@ export const actors = [defineActor({ kind: 'ticket', machine: ticketMachine, eve
       expect(demo.stdout).toContain('⊘ rejected');
 
       const db = new Database(join(t.dir, 'ice.db'));
-      db.prepare("UPDATE facts SET body = replace(body, 'CONFIGURE', 'DEPLOY') WHERE seq = (SELECT min(seq) FROM facts WHERE type = 'intent.proposed' AND body LIKE '%CONFIGURE%')").run();
-      const tampered = (db.prepare("SELECT min(seq) AS s FROM facts WHERE type = 'intent.proposed' AND body LIKE '%DEPLOY%'").get() as { s: number }).s;
+      db.prepare(
+        "UPDATE facts SET body = replace(body, 'CONFIGURE', 'DEPLOY') WHERE seq = (SELECT min(seq) FROM facts WHERE type = 'intent.proposed' AND body LIKE '%CONFIGURE%')",
+      ).run();
+      const tampered = (
+        db.prepare("SELECT min(seq) AS s FROM facts WHERE type = 'intent.proposed' AND body LIKE '%DEPLOY%'").get() as { s: number }
+      ).s;
       db.close();
       const verify = await ice(['journal', 'verify', '--data', t.dir]);
       expect(verify.code).toBe(1);

@@ -87,7 +87,12 @@ describe('IceClient against a runtime over a real nats-server', () => {
     expect([w1.subject, w2.subject]).toEqual(['ice.fact.deployment.*', 'ice.fact.>']);
     const g = await rt.grants.issue({ subject: 'agent:watcher', scope: 'deployment/web:SCALE' });
     const out = await ice.propose({ proposer: 'agent:bot', target: 'deployment/web', ...CONFIGURE('1.0.1') });
-    await waitUntil('facts on both watches', () => kindFacts.some((f) => f.intentId === out.intentId && f.type === 'transition') && all.some((f) => f.type === 'grant.issued' && f.data['grant'] !== undefined));
+    await waitUntil(
+      'facts on both watches',
+      () =>
+        kindFacts.some((f) => f.intentId === out.intentId && f.type === 'transition') &&
+        all.some((f) => f.type === 'grant.issued' && f.data['grant'] !== undefined),
+    );
     expect(all.some((f) => f.type === 'grant.issued' && JSON.stringify(f.data).includes(g.id))).toBe(true);
     expect(kindFacts.every((f) => f.actor?.startsWith('deployment/'))).toBe(true);
     w1.unsubscribe();
@@ -139,9 +144,16 @@ describe('IceClient against a runtime over a real nats-server', () => {
     expect(err).toBeInstanceOf(IntentRejectedError);
     expect((err as IntentRejectedError).local).toBe(true);
     // limits: size and forbidden keys
-    const big = await ice.propose({ proposer: 'agent:bot', target: 'deployment/web', action: 'CONFIGURE', params: { blob: 'x'.repeat(70_000) } });
+    const big = await ice.propose({
+      proposer: 'agent:bot',
+      target: 'deployment/web',
+      action: 'CONFIGURE',
+      params: { blob: 'x'.repeat(70_000) },
+    });
     expect(big).toMatchObject({ status: 'rejected', issues: [{ path: '', code: 'too_large' }] });
-    const proto = JSON.parse('{"proposer":"agent:bot","target":"deployment/web","action":"CONFIGURE","params":{"__proto__":{"x":1}}}') as never;
+    const proto = JSON.parse(
+      '{"proposer":"agent:bot","target":"deployment/web","action":"CONFIGURE","params":{"__proto__":{"x":1}}}',
+    ) as never;
     expect(await ice.propose(proto)).toMatchObject({ status: 'rejected', issues: [{ path: 'params.__proto__', code: 'forbidden_key' }] });
     const bigint = await ice.propose({ proposer: 'agent:bot', target: 'deployment/web', action: 'SCALE', params: { replicas: 2n } });
     expect(bigint.status).toBe('rejected'); // not JSON: refused as input, not thrown
@@ -194,7 +206,8 @@ describe('IceClient against a runtime over a real nats-server', () => {
       const sub = nc.subscribe('ice.fact.deployment.raw', { callback: (_err, m) => factTexts.push(m.string()) });
       await nc.flush();
       // no "v", no library: exactly what docs/protocol.md shows
-      const body = '{"id":"py-0001","proposer":"svc:billing","target":"deployment/raw","action":"CONFIGURE","params":{"version":"1.2.3","replicas":3}}';
+      const body =
+        '{"id":"py-0001","proposer":"svc:billing","target":"deployment/raw","action":"CONFIGURE","params":{"version":"1.2.3","replicas":3}}';
       await rt.grants.issue({ subject: 'svc:billing', scope: 'deployment/raw:CONFIGURE' });
       const m = await nc.request('ice.intent.deployment.raw', body, { timeout: 5000 });
       const out = OutcomeSchema.parse(JSON.parse(m.string()));
@@ -203,7 +216,9 @@ describe('IceClient against a runtime over a real nats-server', () => {
       const again = await nc.request('ice.intent.deployment.raw', body, { timeout: 5000 });
       expect(JSON.parse(again.string())).toEqual(out);
       // garbage gets a rejected outcome, not silence
-      const junk = OutcomeSchema.parse(JSON.parse((await nc.request('ice.intent.deployment.raw', 'not json {', { timeout: 5000 })).string()));
+      const junk = OutcomeSchema.parse(
+        JSON.parse((await nc.request('ice.intent.deployment.raw', 'not json {', { timeout: 5000 })).string()),
+      );
       expect(junk.status).toBe('rejected');
       const empty = OutcomeSchema.parse(JSON.parse((await nc.request('ice.intent.deployment.raw', '', { timeout: 5000 })).string()));
       expect(empty.status).toBe('rejected');
@@ -249,7 +264,10 @@ describe('IceClient against a runtime over a real nats-server', () => {
       });
       await fake.flush();
       try {
-        const out = await ice.propose({ proposer: 'agent:bot', target: 'deployment/web', ...CONFIGURE() }, { timeoutMs: 200, retries: 2, retryDelayMs: 10 });
+        const out = await ice.propose(
+          { proposer: 'agent:bot', target: 'deployment/web', ...CONFIGURE() },
+          { timeoutMs: 200, retries: 2, retryDelayMs: 10 },
+        );
         expect(out.status).toBe('executed');
         expect(seen).toHaveLength(3);
         expect(seen[1]).toEqual(seen[0]);
@@ -257,7 +275,9 @@ describe('IceClient against a runtime over a real nats-server', () => {
         expect((seen[0] as { id: string }).id).toBe(out.intentId);
 
         seen.length = 0;
-        const err = await ice.propose({ proposer: 'agent:bot', target: 'deployment/web', ...CONFIGURE() }, { timeout: 150, retries: 1, retryDelayMs: 0 }).catch((e: unknown) => e);
+        const err = await ice
+          .propose({ proposer: 'agent:bot', target: 'deployment/web', ...CONFIGURE() }, { timeout: 150, retries: 1, retryDelayMs: 0 })
+          .catch((e: unknown) => e);
         expect(err).toBeInstanceOf(TimeoutError);
         expect((err as TimeoutError).timeoutMs).toBe(150);
         expect(seen).toHaveLength(2);
@@ -271,13 +291,18 @@ describe('IceClient against a runtime over a real nats-server', () => {
       const sub = fake.subscribe('ice.as.>', (m: Msg) => {
         const i = m.data as { id: string; target: string; params: { replicas: number } };
         if (i.params.replicas === 1) m.respond({ hello: 'world' });
-        else m.respond({ v: 1, status: 'executed', intentId: 'someone-else', actor: i.target, from: 'a', to: 'b', decisionId: 'd', seq: 1 });
+        else
+          m.respond({ v: 1, status: 'executed', intentId: 'someone-else', actor: i.target, from: 'a', to: 'b', decisionId: 'd', seq: 1 });
       });
       await fake.flush();
       try {
-        const e1 = await ice.propose({ proposer: 'agent:bot', target: 'deployment/web', ...CONFIGURE('1.0.0', 1) }).catch((e: unknown) => e);
+        const e1 = await ice
+          .propose({ proposer: 'agent:bot', target: 'deployment/web', ...CONFIGURE('1.0.0', 1) })
+          .catch((e: unknown) => e);
         expect(e1).toBeInstanceOf(ProtocolError);
-        const e2 = await ice.propose({ proposer: 'agent:bot', target: 'deployment/web', ...CONFIGURE('1.0.0', 2) }).catch((e: unknown) => e);
+        const e2 = await ice
+          .propose({ proposer: 'agent:bot', target: 'deployment/web', ...CONFIGURE('1.0.0', 2) })
+          .catch((e: unknown) => e);
         expect(e2).toBeInstanceOf(ProtocolError);
         expect((e2 as ProtocolError).issues[0]?.code).toBe('intent_mismatch');
       } finally {
@@ -337,18 +362,35 @@ authorization {
 
   it('a proposer is bound to the principal its NATS user may publish as', async () => {
     const errors: Error[] = [];
-    const planner = await connect({ servers: server.url, user: 'planner', pass: 'planner-secret', inboxPrefix: '_INBOX_planner', onError: (e) => errors.push(e) });
+    const planner = await connect({
+      servers: server.url,
+      user: 'planner',
+      pass: 'planner-secret',
+      inboxPrefix: '_INBOX_planner',
+      onError: (e) => errors.push(e),
+    });
     const ops = await connect({ servers: server.url, user: 'ops', pass: 'ops-secret' });
     try {
       // claiming another principal: NATS refuses the publish, nothing reaches the runtime
       const head = rt.journal.headSeq;
-      const forged = await planner.propose({ proposer: 'agent:admin', target: 'deployment/web', ...CONFIGURE() }, { timeoutMs: 500 }).catch((e: unknown) => e);
+      const forged = await planner
+        .propose({ proposer: 'agent:admin', target: 'deployment/web', ...CONFIGURE() }, { timeoutMs: 500 })
+        .catch((e: unknown) => e);
       expect(String(forged)).toMatch(/Permissions Violation for Publish to "ice\.as\.agent:admin\.deployment\.web"/);
       expect(rt.journal.headSeq).toBe(head);
       // a user who may publish anywhere still cannot speak for someone else, nor skip the principal
-      const body = { id: 'ops-1', proposer: 'agent:planner', target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 1 } };
+      const body = {
+        id: 'ops-1',
+        proposer: 'agent:planner',
+        target: 'deployment/web',
+        action: 'CONFIGURE',
+        params: { version: '1.0.0', replicas: 1 },
+      };
       const asOther = (await ops.transport.request('ice.as.agent:ops.deployment.web', body, { timeoutMs: 5000 })).data;
-      expect(asOther).toMatchObject({ status: 'rejected', issues: [expect.objectContaining({ path: 'proposer', code: 'proposer_mismatch' })] });
+      expect(asOther).toMatchObject({
+        status: 'rejected',
+        issues: [expect.objectContaining({ path: 'proposer', code: 'proposer_mismatch' })],
+      });
       const plain = (await ops.transport.request('ice.intent.deployment.web', { ...body, id: 'ops-2' }, { timeoutMs: 5000 })).data;
       expect(plain).toMatchObject({ status: 'rejected', issues: [expect.objectContaining({ code: 'unauthenticated_subject' })] });
     } finally {
@@ -359,7 +401,13 @@ authorization {
 
   it('an agent allowed only its own principal subject and inbox can propose; an observer can watch; neither can do more', async () => {
     const errors: Error[] = [];
-    const planner = await connect({ servers: server.url, user: 'planner', pass: 'planner-secret', inboxPrefix: '_INBOX_planner', onError: (e) => errors.push(e) });
+    const planner = await connect({
+      servers: server.url,
+      user: 'planner',
+      pass: 'planner-secret',
+      inboxPrefix: '_INBOX_planner',
+      onError: (e) => errors.push(e),
+    });
     const observer = await connect({ servers: server.url, user: 'observer', pass: 'observer-secret' });
     try {
       const facts: Fact[] = [];

@@ -122,7 +122,14 @@ describe.each([
   let c: Core;
   let n = 0;
   const intent = (over: Record<string, unknown> = {}) =>
-    validated(c, { id: `i-${++n}`, proposer: 'agent:bot', target: TARGET, action: 'CONFIGURE', params: { version: '1.0.0', replicas: 2 }, ...over });
+    validated(c, {
+      id: `i-${++n}`,
+      proposer: 'agent:bot',
+      target: TARGET,
+      action: 'CONFIGURE',
+      params: { version: '1.0.0', replicas: 2 },
+      ...over,
+    });
 
   beforeEach(async () => {
     c = await core(local);
@@ -318,7 +325,13 @@ describe('signDecisions: each', () => {
     try {
       await rt.spawn('deployment/signed', { service: 's' });
       await rt.grants.issue({ subject: 'agent:s', scope: 'deployment/signed:CONFIGURE' });
-      const o = await rt.propose({ id: iid(), proposer: 'agent:s', target: 'deployment/signed', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 1 } });
+      const o = await rt.propose({
+        id: iid(),
+        proposer: 'agent:s',
+        target: 'deployment/signed',
+        action: 'CONFIGURE',
+        params: { version: '1.0.0', replicas: 1 },
+      });
       expect(o.status).toBe('executed');
       const decision = rt.journal.factsOfIntent(o.intentId!).find((f) => f.type === 'decision')!.data.decision as Decision;
       expect(decision.sig).not.toBe('');

@@ -13,10 +13,22 @@ async function history(dir: string): Promise<Map<string, Outcome>> {
     await rt.grants.issue({ subject: 'agent:x', scope: 'deployment/a:CONFIGURE' });
     for (let i = 1; i <= 5; i++) {
       const id = iid();
-      acked.set(id, await rt.propose({ id, proposer: 'agent:x', target: 'deployment/a', action: 'CONFIGURE', params: { version: `1.0.${i}`, replicas: i } }));
+      acked.set(
+        id,
+        await rt.propose({
+          id,
+          proposer: 'agent:x',
+          target: 'deployment/a',
+          action: 'CONFIGURE',
+          params: { version: `1.0.${i}`, replicas: i },
+        }),
+      );
     }
     const denied = iid();
-    acked.set(denied, await rt.propose({ id: denied, proposer: 'agent:x', target: 'deployment/a', action: 'SUBMIT', params: { author: 'x' } }));
+    acked.set(
+      denied,
+      await rt.propose({ id: denied, proposer: 'agent:x', target: 'deployment/a', action: 'SUBMIT', params: { author: 'x' } }),
+    );
   } finally {
     await rt.stop();
   }
@@ -54,7 +66,16 @@ describe('checkInvariants (testing kit)', () => {
     const t = tempDir();
     try {
       const acked = await history(t.dir);
-      acked.set('never-executed', { v: 1, status: 'executed', intentId: 'never-executed', actor: 'deployment/a', from: 'draft', to: 'draft', decisionId: 'd', seq: 3 });
+      acked.set('never-executed', {
+        v: 1,
+        status: 'executed',
+        intentId: 'never-executed',
+        actor: 'deployment/a',
+        from: 'draft',
+        to: 'draft',
+        decisionId: 'd',
+        seq: 3,
+      });
       const r = await checkInvariants({ dataDir: t.dir, acknowledged: acked });
       expect(r.violations).toContain('acknowledged never-executed has 0 transitions');
     } finally {

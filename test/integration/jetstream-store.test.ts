@@ -5,11 +5,31 @@ import { NatsTransport } from '../../src/transport/index.js';
 import { startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from '../../src/testing/index.js';
 
 function fact(actor: string, seq: number, type: Fact['type'] = 'transition'): Fact {
-  return { v: 1, seq, at: new Date(0).toISOString(), type, origin: 'runtime', actor, causes: [], data: { n: seq }, prev: '', hash: `h${seq}` };
+  return {
+    v: 1,
+    seq,
+    at: new Date(0).toISOString(),
+    type,
+    origin: 'runtime',
+    actor,
+    causes: [],
+    data: { n: seq },
+    prev: '',
+    hash: `h${seq}`,
+  };
 }
 
 function snap(actor: string, seq: number, state: string): SnapshotRecord {
-  return { v: 1, actor, kind: 'deployment', seq, status: 'active', state, snapshot: { value: state }, updatedAt: new Date(0).toISOString() };
+  return {
+    v: 1,
+    actor,
+    kind: 'deployment',
+    seq,
+    status: 'active',
+    state,
+    snapshot: { value: state },
+    updatedAt: new Date(0).toISOString(),
+  };
 }
 
 describe('JetStream actor log and leases (one nats-server)', () => {
@@ -31,7 +51,9 @@ describe('JetStream actor log and leases (one nats-server)', () => {
     const r1 = await log.append(a, [fact(a, 1), fact(a, 2)], 0);
     const r2 = await log.append(a, [fact(a, 3)], r1.subjectSeq);
     // a second writer that read the journal at r1 appends with a stale expectation
-    await expect(log.append(a, [{ ...fact(a, 3, 'intent.failed'), hash: 'another-commit' }], r1.subjectSeq)).rejects.toBeInstanceOf(ConflictError);
+    await expect(log.append(a, [{ ...fact(a, 3, 'intent.failed'), hash: 'another-commit' }], r1.subjectSeq)).rejects.toBeInstanceOf(
+      ConflictError,
+    );
     // the same commit published again (a retry after a lost ack) is a duplicate, not a new entry
     const again = await log.append(a, [fact(a, 3)], r1.subjectSeq);
     expect(again.duplicate).toBe(true);

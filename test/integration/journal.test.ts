@@ -111,7 +111,14 @@ describe('idempotency', () => {
     expect(transitionsOf(rt, 'deployment/web', intent.id)).toHaveLength(1);
     expect(rt.journal.factsOfIntent(intent.id).filter((f) => f.type === 'intent.proposed')).toHaveLength(1);
     // omitted v/params and a different key order are the same intent
-    const o3 = await rt.propose({ params: { replicas: 2, version: '1.0.0' }, action: 'CONFIGURE', target: 'deployment/web', proposer: BOT, id: intent.id, v: 1 });
+    const o3 = await rt.propose({
+      params: { replicas: 2, version: '1.0.0' },
+      action: 'CONFIGURE',
+      target: 'deployment/web',
+      proposer: BOT,
+      id: intent.id,
+      v: 1,
+    });
     expect(o3).toEqual(o1);
   });
 
@@ -209,7 +216,9 @@ describe('group commit', () => {
       const snap = ro.snapshot(f.actor!)!;
       const at = ro.factRow(snap.seq);
       const own = at ? (JSON.parse(at.body) as Fact) : undefined;
-      seen.push(own && own.actor === f.actor && own.type === 'transition' && snap.seq <= ro.head().seq && snap.seq >= f.seq ? 'ok' : `bad ${f.seq}`);
+      seen.push(
+        own && own.actor === f.actor && own.type === 'transition' && snap.seq <= ro.head().seq && snap.seq >= f.seq ? 'ok' : `bad ${f.seq}`,
+      );
     });
     const intents = actors.flatMap((a) => Array.from({ length: PER }, (_, k) => configure(a, k + 1)));
     const outs = await Promise.all(intents.map((i) => rt.propose(i)));
@@ -343,7 +352,11 @@ describe('hash chain tamper detection', () => {
     const { dir, facts } = await history();
     const k = pick(facts);
     const firstCp = tamper(dir, (db) => {
-      const rows = db.prepare('SELECT seq, body, prev FROM facts WHERE seq >= ? ORDER BY seq').all(k.seq) as Array<{ seq: number; body: string; prev: string }>;
+      const rows = db.prepare('SELECT seq, body, prev FROM facts WHERE seq >= ? ORDER BY seq').all(k.seq) as Array<{
+        seq: number;
+        body: string;
+        prev: string;
+      }>;
       let prev = rows[0]!.prev;
       for (const r of rows) {
         const body = r.seq === k.seq ? r.body.replace(`"to":"${k.data.to as string}"`, '"to":"TAMPERED"') : r.body;
@@ -425,7 +438,7 @@ describe('causes, snapshots, restore and replay', () => {
     for (const d of denied) expect(rt.journal.factsOfIntent(d.intentId!).map((f) => f.type)).toEqual(['intent.proposed', 'decision']);
   });
 
-  it('the stored snapshot is never ahead of the journal: its seq is the actor\'s last transition', async () => {
+  it("the stored snapshot is never ahead of the journal: its seq is the actor's last transition", async () => {
     const ro = new SqliteStore(dir, { readonly: true });
     try {
       for (const a of rt.listActors()) {
@@ -442,7 +455,7 @@ describe('causes, snapshots, restore and replay', () => {
     }
   });
 
-  it('replayActor over an actor\'s facts equals its snapshot', () => {
+  it("replayActor over an actor's facts equals its snapshot", () => {
     for (const a of rt.listActors()) {
       const facts = rt.journal.tail({ actor: a.address, limit: 100_000 }).reverse();
       const def = defs[a.kind as keyof typeof defs];
@@ -500,16 +513,31 @@ describe('restart', () => {
     await stop(rt);
     // Put the older snapshot back, as if the last snapshots had not been written.
     const db = new Database(join(dir, 'ice.db'));
-    db.prepare('UPDATE snapshots SET seq = ?, state = ?, body = ? WHERE actor = ?').run(old.seq, old.state, JSON.stringify(old), 'deployment/web');
+    db.prepare('UPDATE snapshots SET seq = ?, state = ?, body = ? WHERE actor = ?').run(
+      old.seq,
+      old.state,
+      JSON.stringify(old),
+      'deployment/web',
+    );
     db.close();
 
     const { rt: rt2 } = await open(dir);
-    const o = await rt2.propose({ id: iid(), proposer: BOT, target: 'deployment/web', action: 'DEPLOY', params: { environment: 'staging' } });
+    const o = await rt2.propose({
+      id: iid(),
+      proposer: BOT,
+      target: 'deployment/web',
+      action: 'DEPLOY',
+      params: { environment: 'staging' },
+    });
     expect(o.status === 'executed' && [o.from, o.to]).toEqual(['approved', 'rolling_out']);
     const restored = allFacts(rt2).find((f) => f.type === 'actor.restored' && f.actor === 'deployment/web')!;
     expect(restored.data).toMatchObject({ fromSeq: old.seq, replayed: 2, state: 'approved' });
     expect((rt2.actor('deployment/web')!.context as { reviewers: string[] }).reviewers).toEqual(['x']);
-    expect({ ...(rt2.actor('deployment/web')!.context as object), attempts: 0, environment: undefined }).toEqual({ ...(want.context as object), attempts: 0, environment: undefined });
+    expect({ ...(rt2.actor('deployment/web')!.context as object), attempts: 0, environment: undefined }).toEqual({
+      ...(want.context as object),
+      attempts: 0,
+      environment: undefined,
+    });
   });
 });
 
@@ -592,10 +620,28 @@ describe('bad input through rt.propose', () => {
     ['over-size JSON', () => ({ ...good(), rationale: 'x'.repeat(MAX) }), '', 'too_large'],
     ['too deep', () => ({ ...good(), params: { version: '1.0.0', replicas: 1, extra: deep(30) } }), /^params\.extra(\.x)+$/, 'too_deep'],
     ['a cycle', () => ({ ...good(), params: cyclic() }), /^params(\.self)+$/, 'too_deep'],
-    ['a __proto__ key', () => JSON.parse(`{"id":"${iid('p')}","proposer":"${BOT}","target":"deployment/web","action":"CONFIGURE","params":{"__proto__":{"admin":true},"version":"1.0.0","replicas":1}}`), 'params.__proto__', 'forbidden_key'],
-    ['a constructor key in an array', () => ({ ...good(), params: { version: '1.0.0', replicas: 1, list: [{ ok: 1 }, JSON.parse('{"constructor":{"prototype":{}}}')] } }), 'params.list.1.constructor', 'forbidden_key'],
+    [
+      'a __proto__ key',
+      () =>
+        JSON.parse(
+          `{"id":"${iid('p')}","proposer":"${BOT}","target":"deployment/web","action":"CONFIGURE","params":{"__proto__":{"admin":true},"version":"1.0.0","replicas":1}}`,
+        ),
+      'params.__proto__',
+      'forbidden_key',
+    ],
+    [
+      'a constructor key in an array',
+      () => ({ ...good(), params: { version: '1.0.0', replicas: 1, list: [{ ok: 1 }, JSON.parse('{"constructor":{"prototype":{}}}')] } }),
+      'params.list.1.constructor',
+      'forbidden_key',
+    ],
     ['a top-level prototype key', () => ({ ...good(), prototype: {} }), 'prototype', 'forbidden_key'],
-    ['a runtime-only action', () => ({ id: iid(), proposer: BOT, target: 'run/r1', action: 'RUNTIME_ABORT', params: { reason: 'x' } }), 'action', 'runtime_only_action'],
+    [
+      'a runtime-only action',
+      () => ({ id: iid(), proposer: BOT, target: 'run/r1', action: 'RUNTIME_ABORT', params: { reason: 'x' } }),
+      'action',
+      'runtime_only_action',
+    ],
     ['a bigint param', () => ({ ...good(), params: { version: '1.0.0', replicas: 2n } }), 'params.replicas', 'not_json'],
     ['a NaN param', () => ({ ...good(), params: { version: '1.0.0', replicas: NaN } }), 'params.replicas', 'not_json'],
     ['a string', () => 'CONFIGURE deployment/web', ''],

@@ -9,12 +9,24 @@ describe('passivation', () => {
     try {
       for (let i = 0; i < 10; i++) await rt.spawn(`deployment/p${i}`, { service: `p${i}` });
       await rt.grants.issue({ subject: 'agent:p', scope: 'deployment/*:CONFIGURE' });
-      const r = await rt.propose({ id: iid(), proposer: 'agent:p', target: 'deployment/p3', action: 'CONFIGURE', params: { version: '3.0.0', replicas: 7 } });
+      const r = await rt.propose({
+        id: iid(),
+        proposer: 'agent:p',
+        target: 'deployment/p3',
+        action: 'CONFIGURE',
+        params: { version: '3.0.0', replicas: 7 },
+      });
       expect(r.status).toBe('executed');
       expect(rt.stats().active).toBe(10);
 
       clock.advance(1000);
-      await rt.propose({ id: iid(), proposer: 'agent:p', target: 'deployment/p5', action: 'CONFIGURE', params: { version: '5.0.0', replicas: 5 } });
+      await rt.propose({
+        id: iid(),
+        proposer: 'agent:p',
+        target: 'deployment/p5',
+        action: 'CONFIGURE',
+        params: { version: '5.0.0', replicas: 5 },
+      });
       // p5 was used after the cutoff; the other nine were idle for 1000 ms.
       expect(rt.passivateIdle(500)).toBe(9);
       expect(rt.stats().active).toBe(1);
@@ -24,7 +36,13 @@ describe('passivation', () => {
       expect(detail.active).toBe(false);
       expect((detail.context as { version: string; replicas: number }).replicas).toBe(7);
 
-      const again = await rt.propose({ id: iid(), proposer: 'agent:p', target: 'deployment/p3', action: 'CONFIGURE', params: { version: '3.0.1', replicas: 8 } });
+      const again = await rt.propose({
+        id: iid(),
+        proposer: 'agent:p',
+        target: 'deployment/p3',
+        action: 'CONFIGURE',
+        params: { version: '3.0.1', replicas: 8 },
+      });
       expect(again.status).toBe('executed');
       expect(rt.actor('deployment/p3')!.active).toBe(true);
       expect((rt.actor('deployment/p3')!.context as { replicas: number }).replicas).toBe(8);
@@ -41,7 +59,13 @@ describe('passivation', () => {
     try {
       await rt.spawn('deployment/busy', { service: 'b' });
       await rt.grants.issue({ subject: 'agent:p', scope: 'deployment/*:CONFIGURE' });
-      const p = rt.propose({ id: iid(), proposer: 'agent:p', target: 'deployment/busy', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 2 } });
+      const p = rt.propose({
+        id: iid(),
+        proposer: 'agent:p',
+        target: 'deployment/busy',
+        action: 'CONFIGURE',
+        params: { version: '1.0.0', replicas: 2 },
+      });
       // Let the intent reach the host but not its commit.
       let passivatedWhilePending = false;
       for (let i = 0; i < 50 && !passivatedWhilePending; i++) {

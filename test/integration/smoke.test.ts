@@ -13,15 +13,39 @@ describe('smoke', () => {
   it('executes a granted intent and denies an ungranted one', async () => {
     await rt.spawn('deployment/web', { service: 'web' });
     await rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/web:CONFIGURE' });
-    const ok = await rt.propose({ id: iid(), proposer: 'agent:bot', target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 2 } });
+    const ok = await rt.propose({
+      id: iid(),
+      proposer: 'agent:bot',
+      target: 'deployment/web',
+      action: 'CONFIGURE',
+      params: { version: '1.0.0', replicas: 2 },
+    });
     expect(ok.status).toBe('executed');
     const no = await rt.propose({ id: iid(), proposer: 'agent:bot', target: 'deployment/web', action: 'SUBMIT', params: { author: 'x' } });
     expect(no.status).toBe('denied');
-    const bad = await rt.propose({ id: iid(), proposer: 'agent:bot', target: 'deployment/web', action: 'CONFIGURE', params: { version: 'x', replicas: 0 } });
+    const bad = await rt.propose({
+      id: iid(),
+      proposer: 'agent:bot',
+      target: 'deployment/web',
+      action: 'CONFIGURE',
+      params: { version: 'x', replicas: 0 },
+    });
     expect(bad.status).toBe('rejected');
     expect(rt.journal.verify().ok).toBe(true);
-    const types = rt.journal.tail({ limit: 20 }).map((f) => f.type).reverse();
-    expect(types).toEqual(['actor.started', 'grant.issued', 'intent.proposed', 'decision', 'transition', 'intent.proposed', 'decision', 'intent.rejected']);
+    const types = rt.journal
+      .tail({ limit: 20 })
+      .map((f) => f.type)
+      .reverse();
+    expect(types).toEqual([
+      'actor.started',
+      'grant.issued',
+      'intent.proposed',
+      'decision',
+      'transition',
+      'intent.proposed',
+      'decision',
+      'intent.rejected',
+    ]);
   });
 });
 
@@ -31,7 +55,13 @@ describe('principal-bound subjects on the embedded bus', () => {
     try {
       await rt.spawn('deployment/web', { service: 'web' });
       await rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/web:CONFIGURE' });
-      const ok = await rt.propose({ id: iid(), proposer: 'agent:bot', target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 1 } });
+      const ok = await rt.propose({
+        id: iid(),
+        proposer: 'agent:bot',
+        target: 'deployment/web',
+        action: 'CONFIGURE',
+        params: { version: '1.0.0', replicas: 1 },
+      });
       expect(ok.status).toBe('executed');
       const bare = await rt.transport.request(
         'ice.intent.deployment.web',

@@ -14,7 +14,6 @@ const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const RUNNER = join(ROOT, 'bench/run.mjs');
 const BENCHMARKS = ['embedded-throughput', 'actors-scale', 'failover', 'journal-verify', 'nats-throughput'] as const;
 
-
 function runTiny(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [RUNNER, name, '--size', 'tiny'], {

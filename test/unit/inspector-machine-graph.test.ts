@@ -117,7 +117,11 @@ describe('machineToGraph: deployment', () => {
     expect(retry).toEqual([
       expect.objectContaining({ source: 'deployment.failed', targets: ['deployment.rolling_out'], guard: 'canRetry' }),
     ]);
-    expect(edgesOf(graph, 'RETIRE').map((t) => t.source).sort()).toEqual(['deployment.failed', 'deployment.live']);
+    expect(
+      edgesOf(graph, 'RETIRE')
+        .map((t) => t.source)
+        .sort(),
+    ).toEqual(['deployment.failed', 'deployment.live']);
     const configure = edgesOf(graph, 'CONFIGURE')[0];
     expect(configure).toMatchObject({ internal: true, targets: [], actions: ['xstate.assign'] });
     expect(configure?.guard).toBeUndefined();
@@ -182,10 +186,14 @@ describe('machineToGraph: run', () => {
       .sort();
     expect(ours).toEqual(xstateTransitionKeys(runMachine));
     expect(graph.root.transitions).toEqual([]);
-    expect(edgesOf(graph, 'RUNTIME_ABORT').map((t) => t.source).sort()).toEqual(
-      ['run.CONTEXT_READY', 'run.CREATED', 'run.EXECUTING', 'run.PROVISIONED', 'run.VALIDATING'],
-    );
-    expect(edgesOf(graph, 'RUNTIME_ABORT').every((t) => t.targets[0] === 'run.TERMINATED_BY_RUNTIME' && t.actions?.includes('recordAbort'))).toBe(true);
+    expect(
+      edgesOf(graph, 'RUNTIME_ABORT')
+        .map((t) => t.source)
+        .sort(),
+    ).toEqual(['run.CONTEXT_READY', 'run.CREATED', 'run.EXECUTING', 'run.PROVISIONED', 'run.VALIDATING']);
+    expect(
+      edgesOf(graph, 'RUNTIME_ABORT').every((t) => t.targets[0] === 'run.TERMINATED_BY_RUNTIME' && t.actions?.includes('recordAbort')),
+    ).toBe(true);
     expect(edgesOf(graph, 'ABORT')).toHaveLength(5);
     expect(edgesOf(graph, 'ABORT').every((t) => t.actions?.includes('recordAbort'))).toBe(true);
   });
@@ -240,7 +248,11 @@ describe('layout and SVG', () => {
       expect(layout.width).toBeGreaterThan(0);
       expect(layout.height).toBeGreaterThan(0);
       const stateNodes = layout.nodes.filter((n) => n.kind === 'state');
-      expect(stateNodes.map((n) => n.id).sort()).toEqual(allNodes(graph).map((n) => n.id).sort());
+      expect(stateNodes.map((n) => n.id).sort()).toEqual(
+        allNodes(graph)
+          .map((n) => n.id)
+          .sort(),
+      );
       const byId = new Map(layout.nodes.map((n) => [n.id, n]));
       for (const n of layout.nodes) {
         for (const v of [n.x, n.y, n.width, n.height]) expect(Number.isFinite(v)).toBe(true);

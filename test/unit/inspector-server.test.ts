@@ -36,7 +36,17 @@ describe('page assets', () => {
   it('the page references only its own assets and has the test ids', () => {
     expect(INDEX_HTML).not.toMatch(/https?:\/\//);
     expect(APP_CSS).not.toMatch(/@import|url\(http/);
-    for (const id of ['actors-list', 'actor-filter', 'machine-view', 'timeline', 'fact-detail', 'actor-context', 'actor-snapshot', 'actor-history', 'journal-status']) {
+    for (const id of [
+      'actors-list',
+      'actor-filter',
+      'machine-view',
+      'timeline',
+      'fact-detail',
+      'actor-context',
+      'actor-snapshot',
+      'actor-history',
+      'journal-status',
+    ]) {
       expect(INDEX_HTML).toContain(`data-testid="${id}"`);
     }
   });
@@ -74,7 +84,11 @@ describe('inspector HTTP API and live socket', () => {
   let ins: Inspector;
   const get = async (path: string) => {
     const r = await fetch(ins.url + path);
-    return { status: r.status, type: r.headers.get('content-type') ?? '', body: r.headers.get('content-type')?.includes('json') ? ((await r.json()) as Record<string, unknown>) : await r.text() };
+    return {
+      status: r.status,
+      type: r.headers.get('content-type') ?? '',
+      body: r.headers.get('content-type')?.includes('json') ? ((await r.json()) as Record<string, unknown>) : await r.text(),
+    };
   };
 
   beforeAll(async () => {
@@ -101,14 +115,34 @@ describe('inspector HTTP API and live socket', () => {
   });
 
   it('serves actors, details, machines, facts, chains, history and verification', async () => {
-    const out = await rt.propose({ id: iid(), proposer: 'agent:bot', target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 2 } });
+    const out = await rt.propose({
+      id: iid(),
+      proposer: 'agent:bot',
+      target: 'deployment/web',
+      action: 'CONFIGURE',
+      params: { version: '1.0.0', replicas: 2 },
+    });
     expect(out.status).toBe('executed');
-    const sub = await rt.propose({ id: iid(), proposer: 'agent:bot', target: 'deployment/web', action: 'SUBMIT', params: { author: 'bot' } });
+    const sub = await rt.propose({
+      id: iid(),
+      proposer: 'agent:bot',
+      target: 'deployment/web',
+      action: 'SUBMIT',
+      params: { author: 'bot' },
+    });
     expect(sub.status).toBe('executed');
 
     const actors = (await get('/api/actors')).body as { actors: Array<Record<string, unknown>> };
     expect(actors.actors).toEqual([
-      expect.objectContaining({ address: 'deployment/web', kind: 'deployment', id: 'web', state: 'in_review', status: 'active', owner: rt.node, stateIds: ['deployment', 'deployment.in_review'] }),
+      expect.objectContaining({
+        address: 'deployment/web',
+        kind: 'deployment',
+        id: 'web',
+        state: 'in_review',
+        status: 'active',
+        owner: rt.node,
+        stateIds: ['deployment', 'deployment.in_review'],
+      }),
     ]);
 
     const detail = (await get('/api/actors/deployment/web')).body as Record<string, unknown>;
@@ -155,10 +189,19 @@ describe('inspector HTTP API and live socket', () => {
     expect(hello.actors).toEqual([expect.objectContaining({ address: 'deployment/web', state: 'in_review' })]);
     expect(hello.verify).toMatchObject({ ok: true });
 
-    const denied = await rt.propose({ id: iid(), proposer: 'agent:eve', target: 'deployment/web', action: 'APPROVE', params: { reviewer: 'eve' } });
+    const denied = await rt.propose({
+      id: iid(),
+      proposer: 'agent:eve',
+      target: 'deployment/web',
+      action: 'APPROVE',
+      params: { reviewer: 'eve' },
+    });
     expect(denied.status).toBe('denied');
     await rt.spawn('run/r1', { goal: 'g' });
-    await until(() => messages.some((m) => m.type === 'actor' && (m.actor as { address: string }).address === 'run/r1'), 'run actor update');
+    await until(
+      () => messages.some((m) => m.type === 'actor' && (m.actor as { address: string }).address === 'run/r1'),
+      'run actor update',
+    );
     await until(() => messages.some((m) => m.type === 'verify'), 'verify push');
     const decision = messages.find((m) => m.type === 'fact' && (m.fact as Fact).type === 'decision')!.fact as Fact;
     expect((decision.data as { decision: { verdict: string } }).decision.verdict).toBe('denied');

@@ -128,9 +128,7 @@ describe('the /stately WebSocket speaks @statelyai/inspect', () => {
 
     const snap = ours('@xstate.snapshot').at(-1)!;
     expect(snap.snapshot).toMatchObject({ status: 'active', value: 'draft', context: { service: 'web', version: '1.0.0', replicas: 2 } });
-    expect(Object.keys(snap.snapshot as object).sort()).toEqual(
-      Object.keys(theirs('@xstate.snapshot').at(-1)!.snapshot as object).sort(),
-    );
+    expect(Object.keys(snap.snapshot as object).sort()).toEqual(Object.keys(theirs('@xstate.snapshot').at(-1)!.snapshot as object).sort());
   });
 
   it('registers existing actors for viewers that connect late', async () => {

@@ -237,7 +237,12 @@ describe('run machine', () => {
 });
 
 describe('deployment machine', () => {
-  const inputs = [undefined, { service: 'web', requiredApprovals: 1 }, { service: 'web', requiredApprovals: 2 }, { service: 'web', requiredApprovals: 3 }];
+  const inputs = [
+    undefined,
+    { service: 'web', requiredApprovals: 1 },
+    { service: 'web', requiredApprovals: 2 },
+    { service: 'web', requiredApprovals: 3 },
+  ];
   const graph = explore(deploymentMachine, inputs, deploymentSamples);
 
   it('has a sample for every event and every sample is valid', () => {

@@ -89,7 +89,14 @@ describe('canonical JSON', () => {
 describe('intentDigest', () => {
   it('is stable: same intent, any key order, same digest', () => {
     const a = intent();
-    const b = IntentSchema.parse({ params: { replicas: 2, version: '1.0.0' }, action: 'CONFIGURE', target: 'deployment/web', proposer: 'agent:bot', id: 'i-1', v: 1 });
+    const b = IntentSchema.parse({
+      params: { replicas: 2, version: '1.0.0' },
+      action: 'CONFIGURE',
+      target: 'deployment/web',
+      proposer: 'agent:bot',
+      id: 'i-1',
+      v: 1,
+    });
     expect(intentDigest(a)).toBe(intentDigest(b));
     expect(intentDigest(a)).toBe(intentDigest(structuredClone(a)));
     expect(intentDigest(a)).toMatch(/^[0-9a-f]{64}$/);
@@ -307,7 +314,17 @@ describe('zod schemas', () => {
     for (const ok of ['*', 'deployment/web:DEPLOY', 'deployment/*:DEPLOY', 'run/r-*:*', '*/*:*', 'deployment/web:MARK_*']) {
       expect(ScopeSchema.safeParse(ok).success, ok).toBe(true);
     }
-    for (const bad of ['', 'deployment', 'deployment/web', '*:*', 'Deployment/web:X', 'deployment/web:X:Y', 'deployment/we b:X', '**', 'deployment/web:DE-PLOY']) {
+    for (const bad of [
+      '',
+      'deployment',
+      'deployment/web',
+      '*:*',
+      'Deployment/web:X',
+      'deployment/web:X:Y',
+      'deployment/we b:X',
+      '**',
+      'deployment/web:DE-PLOY',
+    ]) {
       expect(ScopeSchema.safeParse(bad).success, bad).toBe(false);
     }
   });
@@ -329,7 +346,9 @@ describe('zod schemas', () => {
     expect(GrantRequestSchema.safeParse({ subject: 'agent:a', scope: '*', maxUses: 0 }).success).toBe(false);
     expect(GrantRequestSchema.safeParse({ subject: 'agent:a', scope: '*', expiresAt: 'tomorrow' }).success).toBe(false);
     expect(GrantRequestSchema.safeParse({ subject: 'agent:a', scope: '*', uses: 0 }).success).toBe(false);
-    expect(GrantRequestSchema.safeParse({ subject: 'agent:a', scope: '*', runId: 'r-1', maxUses: 3, ttlMs: 1000, note: 'n' }).success).toBe(true);
+    expect(GrantRequestSchema.safeParse({ subject: 'agent:a', scope: '*', runId: 'r-1', maxUses: 3, ttlMs: 1000, note: 'n' }).success).toBe(
+      true,
+    );
   });
 
   it('GrantSchema requires uses and a valid issuedAt', () => {
@@ -360,7 +379,17 @@ describe('zod schemas', () => {
   });
 
   it('FactSchema', () => {
-    const f = { v: 1, seq: 1, at: '2026-01-01T00:00:00.000Z', type: 'transition', origin: 'runtime', causes: [], data: {}, prev: '', hash: 'h' };
+    const f = {
+      v: 1,
+      seq: 1,
+      at: '2026-01-01T00:00:00.000Z',
+      type: 'transition',
+      origin: 'runtime',
+      causes: [],
+      data: {},
+      prev: '',
+      hash: 'h',
+    };
     expect(FactSchema.safeParse(f).success).toBe(true);
     expect(FactSchema.safeParse({ ...f, type: 'made.up' }).success).toBe(false);
     expect(FactSchema.safeParse({ ...f, seq: 0 }).success).toBe(false);
@@ -369,16 +398,35 @@ describe('zod schemas', () => {
   });
 
   it('OutcomeSchema discriminates on status', () => {
-    expect(OutcomeSchema.safeParse({ v: 1, status: 'executed', intentId: 'i', actor: 'run/r', from: 'A', to: 'B', decisionId: 'd', seq: 3 }).success).toBe(true);
-    expect(OutcomeSchema.safeParse({ v: 1, status: 'executed', intentId: 'i', actor: 'run/r', decisionId: 'd', seq: 3 }).success).toBe(false);
+    expect(
+      OutcomeSchema.safeParse({ v: 1, status: 'executed', intentId: 'i', actor: 'run/r', from: 'A', to: 'B', decisionId: 'd', seq: 3 })
+        .success,
+    ).toBe(true);
+    expect(OutcomeSchema.safeParse({ v: 1, status: 'executed', intentId: 'i', actor: 'run/r', decisionId: 'd', seq: 3 }).success).toBe(
+      false,
+    );
     expect(OutcomeSchema.safeParse({ v: 1, status: 'rejected', issues: [{ path: '', code: 'x', message: 'm' }] }).success).toBe(true);
-    expect(OutcomeSchema.safeParse({ v: 1, status: 'failed', intentId: 'i', actor: 'a', error: { code: 'E', message: 'm' } }).success).toBe(true);
-    expect(OutcomeSchema.safeParse({ v: 1, status: 'denied', intentId: 'i', actor: 'a', decisionId: 'd', reasons: [], seq: 1, extra: 1 }).success).toBe(false);
+    expect(OutcomeSchema.safeParse({ v: 1, status: 'failed', intentId: 'i', actor: 'a', error: { code: 'E', message: 'm' } }).success).toBe(
+      true,
+    );
+    expect(
+      OutcomeSchema.safeParse({ v: 1, status: 'denied', intentId: 'i', actor: 'a', decisionId: 'd', reasons: [], seq: 1, extra: 1 })
+        .success,
+    ).toBe(false);
     expect(OutcomeSchema.safeParse({ v: 1, status: 'done' }).success).toBe(false);
   });
 
   it('SnapshotRecordSchema', () => {
-    const s = { v: 1, actor: 'run/r', kind: 'run', seq: 0, status: 'active', state: 'CREATED', snapshot: {}, updatedAt: '2026-01-01T00:00:00.000Z' };
+    const s = {
+      v: 1,
+      actor: 'run/r',
+      kind: 'run',
+      seq: 0,
+      status: 'active',
+      state: 'CREATED',
+      snapshot: {},
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    };
     expect(SnapshotRecordSchema.safeParse(s).success).toBe(true);
     expect(SnapshotRecordSchema.safeParse({ ...s, status: 'zombie' }).success).toBe(false);
     expect(SnapshotRecordSchema.safeParse({ ...s, seq: -1 }).success).toBe(false);

@@ -94,7 +94,8 @@ function check(s: JsonSchema, v: unknown, path = ''): string[] {
         }
         break;
       case 'propertyNames':
-        if (typeOf(v) === 'object') for (const pk of Object.keys(v as object)) errs.push(...check(rule as JsonSchema, pk, `${path}[key ${pk}]`));
+        if (typeOf(v) === 'object')
+          for (const pk of Object.keys(v as object)) errs.push(...check(rule as JsonSchema, pk, `${path}[key ${pk}]`));
         break;
       case 'items':
         if (Array.isArray(v)) v.forEach((item, i) => errs.push(...check(rule as JsonSchema, item, `${path}.${i}`)));
@@ -176,10 +177,46 @@ describe('schemas/*.schema.json', () => {
 
     const outcomeSchema = schemaFile('outcome.schema.json');
     const outcomes: Array<[string, unknown, boolean]> = [
-      ['executed', { v: 1, status: 'executed', intentId: 'i-1', actor: 'deployment/web', from: 'draft', to: 'draft', decisionId: 'd_1', grantId: 'g_1', seq: 5 }, true],
-      ['denied', { v: 1, status: 'denied', intentId: 'i-1', actor: 'deployment/web', decisionId: 'd_1', reasons: [{ code: 'no_grant', message: 'no' }], seq: 5 }, true],
+      [
+        'executed',
+        {
+          v: 1,
+          status: 'executed',
+          intentId: 'i-1',
+          actor: 'deployment/web',
+          from: 'draft',
+          to: 'draft',
+          decisionId: 'd_1',
+          grantId: 'g_1',
+          seq: 5,
+        },
+        true,
+      ],
+      [
+        'denied',
+        {
+          v: 1,
+          status: 'denied',
+          intentId: 'i-1',
+          actor: 'deployment/web',
+          decisionId: 'd_1',
+          reasons: [{ code: 'no_grant', message: 'no' }],
+          seq: 5,
+        },
+        true,
+      ],
       ['pending', { v: 1, status: 'pending', intentId: 'i-1', actor: 'deployment/web', decisionId: 'd_1', reasons: [], seq: 5 }, true],
-      ['rejected (server, journaled)', { v: 1, status: 'rejected', intentId: 'i-1', issues: [{ path: 'params.version', code: 'invalid_format', message: 'bad', expected: 'x' }], seq: 3 }, true],
+      [
+        'rejected (server, journaled)',
+        {
+          v: 1,
+          status: 'rejected',
+          intentId: 'i-1',
+          issues: [{ path: 'params.version', code: 'invalid_format', message: 'bad', expected: 'x' }],
+          seq: 3,
+        },
+        true,
+      ],
       ['rejected (no id, no seq)', { v: 1, status: 'rejected', issues: [{ path: '', code: 'invalid_type', message: 'bad' }] }, true],
       ['failed', { v: 1, status: 'failed', intentId: 'i-1', actor: 'deployment/web', error: { code: 'E_TIMEOUT', message: 'slow' } }, true],
       ['executed without from', { v: 1, status: 'executed', intentId: 'i-1', actor: 'a/b', to: 'x', decisionId: 'd', seq: 1 }, false],
@@ -195,7 +232,16 @@ describe('schemas/*.schema.json', () => {
 
     it('snapshot record: valid and invalid samples', () => {
       const s = schemaFile('snapshot-record.schema.json');
-      const ok = { v: 1, actor: 'deployment/web', kind: 'deployment', seq: 0, status: 'active', state: 'draft', snapshot: { any: ['thing'] }, updatedAt: '2025-01-01T00:00:00.000Z' };
+      const ok = {
+        v: 1,
+        actor: 'deployment/web',
+        kind: 'deployment',
+        seq: 0,
+        status: 'active',
+        state: 'draft',
+        snapshot: { any: ['thing'] },
+        updatedAt: '2025-01-01T00:00:00.000Z',
+      };
       const bad = { ...ok, seq: -1, status: 'sleeping' };
       expect(check(s, ok)).toEqual([]);
       expect(protocol.SnapshotRecordSchema.safeParse(ok).success).toBe(true);
@@ -214,7 +260,9 @@ describe('schemas/*.schema.json', () => {
       await rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/web:*', maxUses: 10, ttlMs: 60_000, note: 'test' });
       const base = { proposer: 'agent:bot', target: 'deployment/web' };
       outs.push(await rt.propose({ id: iid(), ...base, action: 'CONFIGURE', params: { version: '1.0.0', replicas: 2 } }));
-      outs.push(await rt.propose({ id: iid(), proposer: 'agent:other', target: 'deployment/web', action: 'SUBMIT', params: { author: 'a' } }));
+      outs.push(
+        await rt.propose({ id: iid(), proposer: 'agent:other', target: 'deployment/web', action: 'SUBMIT', params: { author: 'a' } }),
+      );
       outs.push(await rt.propose({ id: iid(), ...base, action: 'CONFIGURE', params: { version: 'x', replicas: 0 } }));
       outs.push(await rt.propose({ nonsense: true }));
     });

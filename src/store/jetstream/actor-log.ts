@@ -52,7 +52,13 @@ export class ActorLog {
     try {
       await jsm.streams.info(stream);
     } catch {
-      await jsm.streams.add({ name: stream, subjects: ['ice.journal.>'], num_replicas: opts.replicas ?? 1, allow_direct: true, duplicate_window: 120_000_000_000 });
+      await jsm.streams.add({
+        name: stream,
+        subjects: ['ice.journal.>'],
+        num_replicas: opts.replicas ?? 1,
+        allow_direct: true,
+        duplicate_window: 120_000_000_000,
+      });
     }
     const kv = await new Kvm(nc).create(opts.bucket ?? 'ICE_SNAPSHOTS', { history: 1, replicas: opts.replicas ?? 1 });
     return new ActorLog(jetstream(nc), jsm, kv, stream);
@@ -77,7 +83,9 @@ export class ActorLog {
     } catch (e) {
       const err = ensureError(e);
       if (/wrong last sequence/i.test(err.message)) {
-        throw new ConflictError(`journal of ${actor} moved past subject seq ${expectedSubjectSeq}: another writer appended (${err.message})`);
+        throw new ConflictError(
+          `journal of ${actor} moved past subject seq ${expectedSubjectSeq}: another writer appended (${err.message})`,
+        );
       }
       throw err;
     }
@@ -122,9 +130,13 @@ export class ActorLog {
   async putSnapshot(record: SnapshotRecord, expectedRevision: number): Promise<number> {
     const data = JSON.stringify(record);
     try {
-      return expectedRevision === 0 ? await this.#kv.create(keyOf(record.actor), data) : await this.#kv.update(keyOf(record.actor), data, expectedRevision);
+      return expectedRevision === 0
+        ? await this.#kv.create(keyOf(record.actor), data)
+        : await this.#kv.update(keyOf(record.actor), data, expectedRevision);
     } catch (e) {
-      throw new ConflictError(`snapshot of ${record.actor} is newer than revision ${expectedRevision}: stale writer (${ensureError(e).message})`);
+      throw new ConflictError(
+        `snapshot of ${record.actor} is newer than revision ${expectedRevision}: stale writer (${ensureError(e).message})`,
+      );
     }
   }
 }

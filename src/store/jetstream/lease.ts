@@ -82,7 +82,8 @@ export class LeaseManager {
    * it afterwards; false when another node holds an unexpired lease.
    */
   async acquire(key: string): Promise<boolean> {
-    const record = (): Uint8Array => new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt: this.#clock.now() + this.ttlMs }));
+    const record = (): Uint8Array =>
+      new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt: this.#clock.now() + this.ttlMs }));
     let entry: KvEntry | null;
     try {
       entry = await this.#kv.get(key);
@@ -110,7 +111,11 @@ export class LeaseManager {
   async renewAll(): Promise<void> {
     for (const [key, rev] of [...this.#held]) {
       try {
-        const next = await this.#kv.update(key, new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt: this.#clock.now() + this.ttlMs })), rev);
+        const next = await this.#kv.update(
+          key,
+          new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt: this.#clock.now() + this.ttlMs })),
+          rev,
+        );
         this.#held.set(key, next);
       } catch {
         this.#held.delete(key);
