@@ -27,26 +27,9 @@ export class GrantBook {
   }
 
   async issue(req: GrantRequest): Promise<Grant> {
-    const parsed = GrantRequestSchema.safeParse(req);
-    if (!parsed.success) throw new ValidationError('invalid grant request', zodIssues(parsed.error));
-    const r = parsed.data;
-    const id = r.id ?? this.#ids.next('g');
+    const grant = buildGrant(req, this.#ids, this.#clock);
+    const id = grant.id;
     if (this.#grants.has(id)) throw new ConflictError(`grant ${id} already exists`);
-    const now = this.#clock.now();
-    const expiresAt = r.expiresAt ?? (r.ttlMs !== undefined ? new Date(now + r.ttlMs).toISOString() : undefined);
-    const grant: Grant = {
-      v: 1,
-      id,
-      subject: r.subject,
-      scope: r.scope,
-      ...(r.runId !== undefined ? { runId: r.runId } : {}),
-      issuedAt: new Date(now).toISOString(),
-      issuedBy: r.by,
-      ...(expiresAt !== undefined ? { expiresAt } : {}),
-      ...(r.maxUses !== undefined ? { maxUses: r.maxUses } : {}),
-      uses: 0,
-      ...(r.note !== undefined ? { note: r.note } : {}),
-    };
     this.#set(grant);
     const tx = this.#journal.begin();
     tx.fact({ type: FactType.grantIssued, origin: Origin.operator, data: { grant } });
@@ -130,4 +113,29 @@ export class GrantBook {
     this.#set(used);
     return used;
   }
+}
+
+/**
+ * A new grant from an operator's request (validated; `ttlMs` turned into `expiresAt`).
+ * @throws ValidationError naming the offending field.
+ */
+export function buildGrant(req: GrantRequest, ids: IdGen, clock: Clock): Grant {
+  const parsed = GrantRequestSchema.safeParse(req);
+  if (!parsed.success) throw new ValidationError('invalid grant request', zodIssues(parsed.error));
+  const r = parsed.data;
+  const now = clock.now();
+  const expiresAt = r.expiresAt ?? (r.ttlMs !== undefined ? new Date(now + r.ttlMs).toISOString() : undefined);
+  return {
+    v: 1,
+    id: r.id ?? ids.next('g'),
+    subject: r.subject,
+    scope: r.scope,
+    ...(r.runId !== undefined ? { runId: r.runId } : {}),
+    issuedAt: new Date(now).toISOString(),
+    issuedBy: r.by,
+    ...(expiresAt !== undefined ? { expiresAt } : {}),
+    ...(r.maxUses !== undefined ? { maxUses: r.maxUses } : {}),
+    uses: 0,
+    ...(r.note !== undefined ? { note: r.note } : {}),
+  };
 }

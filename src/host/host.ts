@@ -20,6 +20,7 @@ import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { ActorDefinition, ActorRegistry } from './definition.js';
 import { stateToString } from './state-value.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
 
 /**
  * Hosts actors: creates, restores, stops them, and executes intents as transitions.
@@ -105,7 +106,7 @@ export class Host {
   readonly #trust: LocalTrust | undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #index = new Map<string, IndexEntry>();
-  readonly #locks = new Map<string, Promise<void>>();
+  readonly #turns = new KeyedMutex();
   readonly #inspectListeners = new Set<(r: InspectRecord) => void>();
   /** Actors already restored in this process: re-activation after passivation is not a new fact. */
   readonly #restored = new Set<string>();
@@ -167,19 +168,8 @@ export class Host {
   }
 
   /** Runs `fn` when no other turn of this actor is running; turns run in arrival order. */
-  async withActor<T>(address: string, fn: () => T | Promise<T>): Promise<T> {
-    const prev = this.#locks.get(address);
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const tail = prev ? prev.then(() => mine) : mine;
-    this.#locks.set(address, tail);
-    if (prev) await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.#locks.get(address) === tail) this.#locks.delete(address);
-    }
+  withActor<T>(address: string, fn: () => T | Promise<T>): Promise<T> {
+    return this.#turns.run(address, fn);
   }
 
   /** What the authority may see of an actor. Activates it if needed. */
@@ -444,7 +434,7 @@ export class Host {
   /** Frees an idle actor's memory; its snapshot stays, and the next use re-activates it. */
   passivate(address: string): boolean {
     const e = this.#entries.get(address);
-    if (!e || this.#locks.has(address) || this.#journal.hasPending(address)) return false;
+    if (!e || this.#turns.busy(address) || this.#journal.hasPending(address)) return false;
     this.#drop(address);
     return true;
   }

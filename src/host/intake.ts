@@ -209,7 +209,8 @@ export class Intake {
   }
 }
 
-function failedOutcome(raw: unknown, e: unknown): Outcome {
+/** The outcome for an intent whose handling threw: `failed`, with the error's stable code. */
+export function failedOutcome(raw: unknown, e: unknown): Outcome {
   const err = ensureError(e);
   const r = (typeof raw === 'object' && raw !== null ? raw : {}) as { id?: unknown; target?: unknown };
   return {

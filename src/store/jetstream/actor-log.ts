@@ -60,7 +60,9 @@ export class ActorLog {
         duplicate_window: 120_000_000_000,
       });
     }
-    const kv = await new Kvm(nc).create(opts.bucket ?? 'ICE_SNAPSHOTS', { history: 1, replicas: opts.replicas ?? 1 });
+    // No direct gets: a lagging replica must not answer a snapshot read (the write would then be
+    // refused by revision and surface as a spurious E_NOT_OWNER).
+    const kv = await new Kvm(nc).create(opts.bucket ?? 'ICE_SNAPSHOTS', { history: 1, replicas: opts.replicas ?? 1, allow_direct: false });
     return new ActorLog(jetstream(nc), jsm, kv, stream);
   }
 

@@ -2,3 +2,5 @@ export { LeaseManager } from './lease.js';
 export type { LeaseRecord, LeaseOptions } from './lease.js';
 export { ActorLog } from './actor-log.js';
 export type { AppendResult, ActorLogOptions } from './actor-log.js';
+export { OutcomeStore, WatchedBucket } from './kv-stores.js';
+export type { WatchedEntry } from './kv-stores.js';

@@ -56,7 +56,7 @@ export class LeaseManager {
   }
 
   static async open(nc: NatsConnection, opts: LeaseOptions): Promise<LeaseManager> {
-    const kv = await new Kvm(nc).create(opts.bucket ?? 'ICE_LEASES', { history: 1, replicas: opts.replicas ?? 1 });
+    const kv = await new Kvm(nc).create(opts.bucket ?? 'ICE_LEASES', { history: 1, replicas: opts.replicas ?? 1, allow_direct: false });
     return new LeaseManager(kv, opts);
   }
 
