@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { exampleActors } from '../../actors/index.js';
 import { callAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
 import { AuthorityKey } from '../authority/index.js';
-import { DataDirLockedError, IceError, ValidationError, ensureError } from '../errors.js';
+import { DataDirLockedError, IceError, ValidationError, ensureError, type IssueDetail } from '../errors.js';
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
 import { verifyRows, rowToFact } from '../journal/index.js';
 import { Subjects, type Fact, type Grant, type Outcome } from '../protocol/index.js';
@@ -15,6 +15,7 @@ import { createRuntime, type Runtime } from '../runtime.js';
 import { DataDirLock, SqliteStore } from '../store/index.js';
 import { createLogger } from '../util/logger.js';
 import { runDemo } from './demo.js';
+import { startClusterNode } from '../cluster/index.js';
 import { graphToMermaid, graphToSvg, layoutGraph, machineToGraph, startInspector, type Inspector } from '../inspector/index.js';
 import { c, formatActors, formatFact, formatGrants, formatOutcome, parseDuration } from './format.js';
 
@@ -55,7 +56,8 @@ async function open(o: Common, level = 'warn'): Promise<Runtime> {
 }
 
 /** Runs a change here if no one owns the dir, or through the owner's admin endpoint. */
-async function change(o: Common, op: string, args: unknown): Promise<unknown> {
+async function change(o: Common & { nats?: string }, op: string, args: unknown): Promise<unknown> {
+  if (o.nats) return adminOverNats(o.nats, op, args);
   let rt: Runtime;
   try {
     rt = await open(o);
@@ -67,6 +69,22 @@ async function change(o: Common, op: string, args: unknown): Promise<unknown> {
     return await runAdminOp(rt, op, args);
   } finally {
     await rt.stop();
+  }
+}
+
+/** An operator change sent to the cluster nodes serving `ice.admin.<op>` on NATS. */
+async function adminOverNats(servers: string, op: string, args: unknown): Promise<unknown> {
+  const t = await NatsTransport.connect({ servers: servers.split(','), name: 'ice-cli' });
+  try {
+    const reply = (await t.request(Subjects.admin(op), args, { timeoutMs: 15_000 })).data as {
+      result?: unknown;
+      error?: { code: string; message: string; issues?: IssueDetail[] };
+    };
+    if (reply.error?.issues) throw new ValidationError(reply.error.message, reply.error.issues);
+    if (reply.error) throw new IceError(reply.error.code, reply.error.message.replace(/^E_[A-Z_]+: /, ''), 'reject');
+    return reply.result;
+  } finally {
+    await t.close();
   }
 }
 
@@ -221,7 +239,32 @@ common(program.command('start'))
     'accept intents only on ice.as.<principal>.<kind>.<id> (pair with NATS permissions per principal)',
   )
   .option('--inspect-host <host>', 'inspector bind address (default 127.0.0.1)')
-  .action((o: ServeOptions) => serve(o, 'ice start'));
+  .option('--cluster', 'share actors with the other cluster nodes through JetStream (journal, snapshots, leases)')
+  .option('--replicas <n>', 'JetStream replicas for --cluster (1 for one server, 3 for a cluster)', (v) => Number(v), 1)
+  .option('--lease-ttl <duration>', 'actor lease length for --cluster', '5s')
+  .action((o: ServeOptions & { cluster?: boolean; replicas: number; leaseTtl: string }) =>
+    o.cluster ? serveCluster(o) : serve(o, 'ice start'),
+  );
+
+/** `ice start --cluster`: a cluster node (docs/distributed.md), serving until SIGINT/SIGTERM. */
+async function serveCluster(o: ServeOptions & { replicas: number; leaseTtl: string }): Promise<void> {
+  const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
+  const node = await startClusterNode({
+    servers: o.nats!.split(','),
+    node: o.node ?? `node-${process.pid}`,
+    actors: await loadActors(o.actors),
+    replicas: o.replicas,
+    leaseTtlMs: parseDuration(o.leaseTtl),
+    logger,
+  });
+  print(`${c.bold('ice start --cluster')} node ${node.node} on ${o.nats} (JetStream replicas ${o.replicas}, lease ${o.leaseTtl})`);
+  print('ready');
+  await new Promise<void>((resolveStop) => {
+    process.once('SIGINT', () => resolveStop());
+    process.once('SIGTERM', () => resolveStop());
+  });
+  await node.stop({ release: true });
+}
 
 common(program.command('propose <target> <action>'))
   .description('propose an intent and print its outcome (exit 0 executed, 10 pending, 11 denied, 12 rejected, 13 failed)')
@@ -265,6 +308,7 @@ async function spawnAction(address: string, o: Common & { input?: string }): Pro
 common(program.command('spawn <address>'))
   .description('create an actor, e.g. `ice spawn deployment/web --input \'{"service":"web"}\'`')
   .option('--input <json>', 'input for the machine, as JSON')
+  .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
   .action(spawnAction);
 
 const grant = program.command('grant').description('issue, list and revoke capability grants');
@@ -279,6 +323,7 @@ common(grant.command('issue'))
   .option('--by <who>', 'who issues it', process.env.USER ? `operator:${process.env.USER}` : 'operator')
   .option('--note <text>', 'why')
   .option('--json', 'print the grant as JSON')
+  .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
   .action(
     async (
       o: Common & { to: string; scope: string; run?: string; ttl?: string; expires?: string; maxUses?: number; by: string; note?: string },
@@ -314,6 +359,7 @@ common(grant.command('revoke <id>'))
   .description('revoke a grant; it stops counting at once')
   .option('--by <who>', 'who revokes it', 'operator')
   .option('--reason <text>', 'why')
+  .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
   .action(async (id: string, o: Common & { by: string; reason?: string }) => {
     const g = (await change(o, 'grant.revoke', { id, by: o.by, ...(o.reason ? { reason: o.reason } : {}) })) as Grant;
     print(`revoked ${g.id} at ${g.revokedAt}`);

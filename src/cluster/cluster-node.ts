@@ -274,6 +274,37 @@ class Node implements ClusterNode {
         msg.respond(outcome);
       }),
     );
+    // Operator changes over NATS (`ice spawn|grant … --nats`); restrict `ice.admin.>` to
+    // operators with NATS permissions.
+    for (const op of ['spawn', 'grant.issue', 'grant.revoke'] as const) {
+      this.#subs.push(
+        t.subscribe(
+          Subjects.admin(op),
+          async (msg) => {
+            try {
+              const a = (msg.data ?? {}) as Record<string, unknown>;
+              const result =
+                op === 'spawn'
+                  ? await this.spawn(String(a.address), a.input)
+                  : op === 'grant.issue'
+                    ? await this.#d.grants.issue(a as unknown as GrantRequest)
+                    : await this.#d.grants.revoke(String(a.id), typeof a.by === 'string' ? a.by : undefined);
+              msg.respond({ result });
+            } catch (e) {
+              const err = ensureError(e);
+              msg.respond({
+                error: {
+                  code: err instanceof IceError ? err.code : 'E_INTERNAL',
+                  message: err.message,
+                  ...(err instanceof ValidationError ? { issues: err.issues } : {}),
+                },
+              });
+            }
+          },
+          { queue: 'ice.admin' },
+        ),
+      );
+    }
   }
 
   onLeaseLost(key: string, holder: string | undefined): void {

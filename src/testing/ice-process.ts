@@ -87,7 +87,11 @@ export async function startIceProcess(dataDir: string, opts: StartIceOptions = {
       reject(new Error(`ice exited with ${code} before it was ready:\n${out}`));
     });
   });
-  const owner = JSON.parse(readFileSync(join(dataDir, 'owner.json'), 'utf8')) as { adminUrl: string; adminToken: string };
+  // `ice dev` and `ice start` write owner.json with their admin endpoint; `ice start --cluster` has none.
+  const ownerFile = join(dataDir, 'owner.json');
+  const owner = existsSync(ownerFile)
+    ? (JSON.parse(readFileSync(ownerFile, 'utf8')) as { adminUrl: string; adminToken: string })
+    : { adminUrl: '', adminToken: '' };
   return {
     child,
     pid: child.pid!,
@@ -95,6 +99,7 @@ export async function startIceProcess(dataDir: string, opts: StartIceOptions = {
     adminToken: owner.adminToken,
     output: () => out,
     async admin(op, body) {
+      if (!owner.adminUrl) throw new Error('this process has no admin endpoint');
       const res = await fetch(`${owner.adminUrl}/admin/${op}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${owner.adminToken}`, 'content-type': 'application/json' },
