@@ -40,7 +40,9 @@ describe('docker-compose.yml', () => {
 
   it('runs runtime nodes with commands and options this package has', () => {
     const nodes = Object.entries(services).filter(([, s]) => s.build !== undefined);
-    expect(nodes.length).toBeGreaterThanOrEqual(1);
+    // two runtime nodes sharing actors through JetStream
+    expect(nodes.length).toBeGreaterThanOrEqual(2);
+    for (const [, s] of nodes) expect(s.command).toContain('--cluster');
     expect(existsSync(resolve(root, 'Dockerfile'))).toBe(true);
     for (const [, s] of nodes) {
       const [cmd, ...args] = s.command!;
