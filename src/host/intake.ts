@@ -209,6 +209,11 @@ export class Intake {
   }
 }
 
+/** A timeout of the messaging or storage layer (nats.js names its errors `TimeoutError`). */
+function isTimeout(err: Error): boolean {
+  return err.name === 'TimeoutError' || /^timeout$/i.test(err.message);
+}
+
 /** The outcome for an intent whose handling threw: `failed`, with the error's stable code. */
 export function failedOutcome(raw: unknown, e: unknown): Outcome {
   const err = ensureError(e);
@@ -218,6 +223,6 @@ export function failedOutcome(raw: unknown, e: unknown): Outcome {
     status: 'failed',
     intentId: typeof r.id === 'string' ? r.id : '',
     actor: typeof r.target === 'string' ? r.target : '',
-    error: { code: err instanceof IceError ? err.code : 'E_INTERNAL', message: err.message },
+    error: { code: err instanceof IceError ? err.code : isTimeout(err) ? 'E_TIMEOUT' : 'E_INTERNAL', message: err.message },
   };
 }
