@@ -257,13 +257,25 @@ async function serveCluster(o: ServeOptions & { replicas: number; leaseTtl: stri
     leaseTtlMs: parseDuration(o.leaseTtl),
     logger,
   });
+  // A second connection for what every node does: the server version check and the NATS
+  // micro service registration (`nats micro ls` lists the nodes).
+  const side = await NatsTransport.connect({ servers: o.nats!.split(','), name: `ice-${node.node}-service`, maxReconnectAttempts: -1 });
+  const warning = jetStreamVersionWarning(side.serverVersion);
+  if (warning) logger.warn({ server: side.serverVersion }, warning);
+  const service = await registerNodeService(side, {
+    node: node.node,
+    version: VERSION,
+    status: () => ({ node: node.node, mode: 'cluster', leases: node.leases.held().length }),
+  });
   print(`${c.bold('ice start --cluster')} node ${node.node} on ${o.nats} (JetStream replicas ${o.replicas}, lease ${o.leaseTtl})`);
   print('ready');
   await new Promise<void>((resolveStop) => {
     process.once('SIGINT', () => resolveStop());
     process.once('SIGTERM', () => resolveStop());
   });
+  await service.stop();
   await node.stop({ release: true });
+  await side.close();
 }
 
 common(program.command('propose <target> <action>'))

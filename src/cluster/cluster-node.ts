@@ -78,6 +78,11 @@ export interface ClusterNodeOptions {
   policies?: PolicyRule[];
   /** Timeout of a forward to the owner node (default 5000 ms). */
   forwardTimeoutMs?: number;
+  /**
+   * Idle actors are passivated after this long: dropped from memory and their lease released,
+   * so any node may activate them next. Default 10 minutes; 0 turns it off.
+   */
+  passivateAfterMs?: number;
 }
 
 export interface ClusterActorView {
@@ -106,6 +111,8 @@ export interface ClusterNode {
   spawn(address: string, input?: unknown): Promise<ClusterActorView>;
   /** This node's in-memory view of an actor, if it has it active (it believes it owns it). */
   actor(address: string): ClusterActorView | undefined;
+  /** Passivates every actor idle for `idleMs` or more; returns how many. */
+  passivateIdle(idleMs: number): Promise<number>;
   /**
    * Stops the node. `release: false` simulates death: leases are neither renewed nor
    * released, the connection is closed.
@@ -187,6 +194,7 @@ export async function startClusterNode(opts: ClusterNodeOptions): Promise<Cluste
     });
     holder.node = node;
     node.listen();
+    node.startPassivation(opts.passivateAfterMs ?? 600_000);
     return node;
   } catch (e) {
     await transport.close().catch(() => {});
@@ -220,6 +228,8 @@ class Node implements ClusterNode {
   readonly #d: NodeDeps;
   readonly #entries = new Map<string, Entry>();
   readonly #turns = new KeyedMutex();
+  readonly #lastUsed = new Map<string, number>();
+  #passivation: NodeJS.Timeout | undefined;
   readonly #inflight = new Map<string, { digest: string; promise: Promise<Outcome> }>();
   readonly #trust = new LocalTrust();
   readonly #authority: AuthorityService;
@@ -803,7 +813,31 @@ class Node implements ClusterNode {
   }
 
   #withActor<T>(address: string, fn: () => Promise<T>): Promise<T> {
+    this.#lastUsed.set(address, this.#d.clock.now());
     return this.#turns.run(address, fn);
+  }
+
+  startPassivation(idleMs: number): void {
+    if (idleMs <= 0) return;
+    this.#passivation = setInterval(() => void this.passivateIdle(idleMs), Math.max(1000, Math.min(idleMs / 2, 60_000)));
+    this.#passivation.unref();
+  }
+
+  async passivateIdle(idleMs: number): Promise<number> {
+    const cutoff = this.#d.clock.now() - idleMs;
+    let n = 0;
+    for (const address of [...this.#entries.keys()]) {
+      if ((this.#lastUsed.get(address) ?? 0) > cutoff || this.#turns.busy(address)) continue;
+      // Inside the actor's turn, so no intent is executing while it goes.
+      await this.#turns.run(address, async () => {
+        if (!this.#entries.has(address)) return;
+        this.#drop(address);
+        this.#lastUsed.delete(address);
+        await this.#d.leases.release(address.replace('/', '.'));
+        n++;
+      });
+    }
+    return n;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -821,6 +855,7 @@ class Node implements ClusterNode {
   async stop(opts: { release?: boolean } = {}): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    if (this.#passivation) clearInterval(this.#passivation);
     for (const s of this.#subs) s.unsubscribe();
     this.#subs = [];
     await this.#d.leases.close({ release: opts.release ?? true }).catch(() => {});

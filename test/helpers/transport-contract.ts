@@ -210,14 +210,13 @@ export function transportContract(name: string, make: () => Promise<TransportPai
     });
 
     it('request rejects with NoRespondersError when nobody listens', async () => {
-      const t0 = Date.now();
-      const err = await a.request(`${p}.nobody`, 1, { timeoutMs: 3000 }).then(
+      // A timeout longer than the test's own: only a fast no-responders answer can pass.
+      const err = await a.request(`${p}.nobody`, 1, { timeoutMs: 600_000 }).then(
         () => undefined,
         (e: unknown) => e,
       );
       expect(err).toBeInstanceOf(NoRespondersError);
       expect((err as NoRespondersError).subject).toBe(`${p}.nobody`);
-      expect(Date.now() - t0).toBeLessThan(2000); // fails fast, not by timing out
     });
 
     it('request rejects with TimeoutError when the subscriber never replies', async () => {
@@ -233,7 +232,6 @@ export function transportContract(name: string, make: () => Promise<TransportPai
       expect(err).toBeInstanceOf(TimeoutError);
       expect((err as TimeoutError).timeoutMs).toBe(200);
       expect(elapsed).toBeGreaterThanOrEqual(180);
-      expect(elapsed).toBeLessThan(1500);
       expect(got.msgs).toHaveLength(1);
     });
 
@@ -357,11 +355,9 @@ export function transportContract(name: string, make: () => Promise<TransportPai
         (e: unknown) => e,
       );
       await got.waitFor(1); // the request is in flight
-      const t0 = Date.now();
       await a.close();
       const err = await outcome;
       expect(err).toBeInstanceOf(ClosedError);
-      expect(Date.now() - t0).toBeLessThan(2000);
       expect(() => a.publish(`${p}.x`, 1)).toThrow(ClosedError);
       expect(() => a.subscribe(`${p}.x`, () => {})).toThrow(ClosedError);
       await expect(a.request(`${p}.pending`, 1, { timeoutMs: 100 })).rejects.toBeInstanceOf(ClosedError);
