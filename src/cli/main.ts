@@ -16,7 +16,15 @@ import { DataDirLock, SqliteStore } from '../store/index.js';
 import { createLogger } from '../util/logger.js';
 import { runDemo } from './demo.js';
 import { startClusterNode } from '../cluster/index.js';
-import { graphToMermaid, graphToSvg, layoutGraph, machineToGraph, startInspector, type Inspector } from '../inspector/index.js';
+import {
+  clusterInspectorSource,
+  graphToMermaid,
+  graphToSvg,
+  layoutGraph,
+  machineToGraph,
+  startInspector,
+  type Inspector,
+} from '../inspector/index.js';
 import { c, formatActors, formatFact, formatGrants, formatOutcome, parseDuration } from './format.js';
 
 interface Common {
@@ -277,6 +285,26 @@ async function serveCluster(o: ServeOptions & { replicas: number; leaseTtl: stri
   await node.stop({ release: true });
   await side.close();
 }
+
+common(program.command('inspect'))
+  .description('serve the inspector for a cluster: journal, snapshots and owners read from JetStream')
+  .requiredOption('--nats <url>', 'NATS server URL(s) of the cluster, comma-separated')
+  .option('--inspect <port>', 'inspector port (0 = any free port)', (v) => Number(v), 4848)
+  .option('--inspect-host <host>', 'bind address (default 127.0.0.1: it shows contexts and the journal)')
+  .action(async (o: Common & { nats: string; inspect: number; inspectHost?: string }) => {
+    const t = await NatsTransport.connect({ servers: o.nats.split(','), name: 'ice-inspect', maxReconnectAttempts: -1 });
+    const source = await clusterInspectorSource(t, await loadActors(o.actors));
+    const inspector = await startInspector({ runtime: source, port: o.inspect, host: o.inspectHost ?? '127.0.0.1' });
+    print(`${c.bold('ice inspect')} ${o.nats} → ${c.bold(inspector.url)}`);
+    print('ready');
+    await new Promise<void>((resolveStop) => {
+      process.once('SIGINT', () => resolveStop());
+      process.once('SIGTERM', () => resolveStop());
+    });
+    await inspector.close();
+    await source.close();
+    await t.close();
+  });
 
 common(program.command('propose <target> <action>'))
   .description('propose an intent and print its outcome (exit 0 executed, 10 pending, 11 denied, 12 rejected, 13 failed)')

@@ -29,3 +29,5 @@ export { startInspector, stateStringToIds } from './server.js';
 export type { Inspector, InspectorOptions, InspectorRuntime, ActorView } from './server.js';
 export { toStatelyMessage, statelyActorRegistration, STATELY_INSPECT_VERSION } from './stately.js';
 export type { StatelyMessage, StatelyActorMessage, StatelyEventMessage, StatelySnapshotMessage } from './stately.js';
+export { clusterInspectorSource } from './cluster-source.js';
+export type { ClusterInspectorSource } from './cluster-source.js';

@@ -40,9 +40,12 @@ describe('docker-compose.yml', () => {
 
   it('runs runtime nodes with commands and options this package has', () => {
     const nodes = Object.entries(services).filter(([, s]) => s.build !== undefined);
-    // two runtime nodes sharing actors through JetStream
-    expect(nodes.length).toBeGreaterThanOrEqual(2);
-    for (const [, s] of nodes) expect(s.command).toContain('--cluster');
+    // two runtime nodes sharing actors through JetStream, and the inspector of the cluster
+    const runtimes = nodes.filter(([, s]) => s.command![0] === 'start');
+    expect(runtimes.length).toBeGreaterThanOrEqual(2);
+    for (const [, s] of runtimes) expect(s.command).toContain('--cluster');
+    const inspector = nodes.find(([, s]) => s.command![0] === 'inspect');
+    expect(inspector?.[1].ports).toContain('4848:4848');
     expect(existsSync(resolve(root, 'Dockerfile'))).toBe(true);
     for (const [, s] of nodes) {
       const [cmd, ...args] = s.command!;

@@ -108,6 +108,29 @@ export class ActorLog {
     return out;
   }
 
+  /**
+   * Delivers every commit of every actor, oldest first, then new ones as they land (for
+   * observers). Returns a function that stops it.
+   */
+  async follow(onCommit: (actor: string, streamSeq: number, facts: Fact[]) => void): Promise<() => Promise<void>> {
+    const consumer = await this.#js.consumers.get(this.stream, { filter_subjects: 'ice.journal.>' });
+    const messages = await consumer.consume();
+    const pump = (async () => {
+      for await (const m of messages) {
+        const [, , kind, id] = m.subject.split('.');
+        try {
+          onCommit(`${kind}/${id}`, m.seq, m.json<Fact[]>());
+        } catch {
+          // an observer's failure is its own
+        }
+      }
+    })();
+    return async () => {
+      await messages.close().catch(() => {});
+      await pump.catch(() => {});
+    };
+  }
+
   /** Stream sequence of the actor's last message, 0 when it has none. */
   async lastSeq(actor: string): Promise<number> {
     try {

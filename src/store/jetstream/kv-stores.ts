@@ -65,6 +65,11 @@ export class WatchedBucket {
     return new WatchedBucket(await new Kvm(nc).create(bucket, { history: opts.history ?? 5, replicas: opts.replicas ?? 1 }));
   }
 
+  /** Opens a bucket some node created (for observers such as `ice inspect --nats`). */
+  static async openExisting(nc: NatsConnection, bucket: string): Promise<WatchedBucket> {
+    return new WatchedBucket(await new Kvm(nc).open(bucket));
+  }
+
   /**
    * Calls `onEntry` for the current value of every key, then for every change. Resolves once
    * the current values were delivered (the watch reached the bucket's last message at start).
