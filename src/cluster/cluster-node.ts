@@ -452,7 +452,13 @@ class Node implements ClusterNode {
     const cursor = { seq: e.seq, hash: e.hash };
     const at = new Date(this.#d.clock.now()).toISOString();
     const fact = (draft: FactDraft) => chainFact(cursor, draft, at);
+    // The lease may have been lost (and the actor dropped) while this turn awaited: then
+    // nothing is decided or written here; the caller retries with the same id.
+    if (this.#entries.get(intent.target) !== e) {
+      return failed(intent, 'E_NOT_OWNER', `${this.node} lost ${intent.target} before executing; retry with the same id`);
+    }
     this.#trust.vouchIntent(v);
+    // From here to the commit nothing awaits, so the entry cannot be dropped under us.
     const res = this.#authority.decideLocal(intent);
     if (!res.decision) throw new IceError(res.error?.code ?? 'E_AUTHORITY', res.error?.message ?? 'authority gave no decision', 'retry');
     const decision: Decision = res.decision;

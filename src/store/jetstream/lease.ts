@@ -109,17 +109,27 @@ export class LeaseManager {
 
   /** Renews every held lease; leases found taken over are dropped and reported. */
   async renewAll(): Promise<void> {
-    for (const [key, rev] of [...this.#held]) {
+    for (const key of [...this.#held.keys()]) {
+      // Read the revision now, not at the start of the sweep: an acquire or release of the
+      // same key may have run while earlier keys were being renewed.
+      const rev = this.#held.get(key);
+      if (rev === undefined) continue;
       try {
         const next = await this.#kv.update(
           key,
           new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt: this.#clock.now() + this.ttlMs })),
           rev,
         );
-        this.#held.set(key, next);
+        if (this.#held.get(key) === rev) this.#held.set(key, next);
       } catch {
-        this.#held.delete(key);
         const h = await this.holder(key).catch(() => undefined);
+        if (h?.node === this.node) {
+          // Our own newer write (a concurrent acquire): still ours.
+          if (this.#held.has(key)) this.#held.set(key, Math.max(this.#held.get(key) ?? 0, h.revision));
+          continue;
+        }
+        if (!this.#held.has(key)) continue; // released meanwhile
+        this.#held.delete(key);
         this.#onLost(key, h?.node);
       }
     }
