@@ -31,7 +31,18 @@ describe('SIGKILL mid-stream, restart, nothing acknowledged is lost', () => {
     await first.admin('grant.issue', { subject: 'agent:load', scope: 'deployment/*:CONFIGURE' });
 
     const acked = new Map<string, Outcome>();
-    const sent = new Map<string, { target: string; replicas: number }>();
+    const sent = new Map<string, number>();
+    /** Intent number i, always the same intent for the same i (so a retry is the same intent). */
+    const propose = async (proc: IceProcess, i: number) =>
+      (await proc.admin('propose', {
+        intent: {
+          id: `load-${i}`,
+          proposer: 'agent:load',
+          target: actors[i % ACTORS]!,
+          action: 'CONFIGURE',
+          params: { version: `1.0.${i}`, replicas: 1 + (i % 90) },
+        },
+      })) as Outcome;
     let n = 0;
     let killed = false;
     const KILL_AFTER = 150 + Math.floor(Math.random() * 100);
@@ -39,14 +50,9 @@ describe('SIGKILL mid-stream, restart, nothing acknowledged is lost', () => {
       while (!killed) {
         const i = ++n;
         const id = `load-${i}`;
-        const target = actors[i % ACTORS]!;
-        const replicas = 1 + (i % 90);
-        sent.set(id, { target, replicas });
+        sent.set(id, i);
         try {
-          const o = (await first.admin('propose', {
-            intent: { id, proposer: 'agent:load', target, action: 'CONFIGURE', params: { version: `1.0.${i}`, replicas } },
-          })) as Outcome;
-          acked.set(id, o);
+          acked.set(id, await propose(first, i));
           if (acked.size === KILL_AFTER && !killed) {
             killed = true;
             await first.kill('SIGKILL');
@@ -67,36 +73,10 @@ describe('SIGKILL mid-stream, restart, nothing acknowledged is lost', () => {
     procs.push(second);
     // Retry everything that was sent but not acknowledged, with the same ids.
     const unacked = [...sent.keys()].filter((id) => !acked.has(id));
-    for (const id of unacked) {
-      const s = sent.get(id)!;
-      const i = Number(id.split('-')[1]);
-      const o = (await second.admin('propose', {
-        intent: {
-          id,
-          proposer: 'agent:load',
-          target: s.target,
-          action: 'CONFIGURE',
-          params: { version: `1.0.${i}`, replicas: s.replicas },
-        },
-      })) as Outcome;
-      expect(o.status).toBe('executed');
-    }
+    for (const id of unacked) expect((await propose(second, sent.get(id)!)).status).toBe('executed');
     // Acknowledged ones, retried, answer with their first outcome and do not execute again.
     const sample = [...acked.keys()].slice(0, 20);
-    for (const id of sample) {
-      const s = sent.get(id)!;
-      const i = Number(id.split('-')[1]);
-      const o = (await second.admin('propose', {
-        intent: {
-          id,
-          proposer: 'agent:load',
-          target: s.target,
-          action: 'CONFIGURE',
-          params: { version: `1.0.${i}`, replicas: s.replicas },
-        },
-      })) as Outcome;
-      expect(o).toEqual(acked.get(id));
-    }
+    for (const id of sample) expect(await propose(second, sent.get(id)!)).toEqual(acked.get(id));
     await second.kill('SIGTERM');
 
     const report = await checkInvariants({ dataDir: t.dir, acknowledged: acked, retried: unacked });
