@@ -548,6 +548,7 @@ class Node implements ClusterNode {
     // Commit, in this order, before any reply: journal, snapshot, outcome.
     try {
       const app = await this.#d.log.append(e.address, facts, e.streamSeq);
+      this.#publishFacts(e.address, facts);
       const record: ClusterSnapshotRecord = {
         v: 1,
         actor: e.address,
@@ -629,6 +630,7 @@ class Node implements ClusterNode {
       );
       try {
         const app = await this.#d.log.append(addr, [f], 0);
+        this.#publishFacts(addr, [f]);
         const record: ClusterSnapshotRecord = {
           v: 1,
           actor: addr,
@@ -815,6 +817,17 @@ class Node implements ClusterNode {
       e.actor.stop();
     } catch {
       // already stopped
+    }
+  }
+
+  /** Journaled facts go to watchers on `ice.fact.<kind>.<id>` too (at most once, as on one node). */
+  #publishFacts(address: string, facts: Fact[]): void {
+    for (const f of facts) {
+      try {
+        this.#d.transport.publish(Subjects.fact(address), f);
+      } catch {
+        // closing; the journal has them
+      }
     }
   }
 

@@ -76,10 +76,16 @@ describe('inspector over a cluster', () => {
     expect(facts.find((f) => f.seq === decision.causes[0])).toMatchObject({ type: 'intent.proposed', intentId: 'ins-1' });
     expect(await get('/api/verify')).toMatchObject({ ok: true, count: 6 });
 
-    // live: a new commit reaches the view
+    // live: a new commit reaches the view, and watchers on ice.fact.<kind>.<id>
+    const watched: string[] = [];
+    const sub = t.subscribe('ice.fact.deployment.web', (m) => void watched.push((m.data as { type: string }).type));
+    await t.flush();
     expect(
       await a.accept({ id: 'ins-3', proposer: 'agent:bot', target: 'deployment/web', action: 'SUBMIT', params: { author: 'bot' } }),
     ).toMatchObject({ status: 'executed' });
     await until('the live transition', async () => ((await get('/api/actors/deployment/web')) as { state?: string }).state === 'in_review');
+    await until('the watcher', () => Promise.resolve(watched.includes('transition')));
+    expect(watched).toEqual(['intent.proposed', 'decision', 'transition']);
+    sub.unsubscribe();
   });
 });
