@@ -17,10 +17,28 @@ import {
   type JsonLimits,
   type Outcome,
 } from './protocol/index.js';
-import { Authority, AuthorityKey, AuthorityService, GrantBook, LocalTrust, validateIntent, type PolicyRule } from './authority/index.js';
-import { ActorRegistry, Host, Intake, type ActorDefinition, type ActorDetail, type ActorInfo, type InspectRecord } from './host/index.js';
+import {
+  Authority,
+  AuthorityKey,
+  AuthorityService,
+  GrantBook,
+  LocalTrust,
+  validateIntent,
+  type PolicyRule,
+  type ValidatedIntent,
+} from './authority/index.js';
+import {
+  ActorRegistry,
+  Host,
+  Intake,
+  type ActorDefinition,
+  type ActorDetail,
+  type ActorInfo,
+  type Applied,
+  type InspectRecord,
+} from './host/index.js';
 import { Journal, type VerifyResult } from './journal/index.js';
-import { DataDirLock, SqliteStore, type PendingRecord } from './store/index.js';
+import { DataDirLock, SqliteStore } from './store/index.js';
 import { EmbeddedTransport, type Transport } from './transport/index.js';
 import { systemClock, type Clock } from './util/clock.js';
 import { randomIds, type IdGen } from './util/ids.js';
@@ -124,6 +142,8 @@ export interface Runtime {
   };
   onFact(listener: (f: Fact) => void): () => void;
   onInspect(listener: (r: InspectRecord) => void): () => void;
+  /** Tells other processes (the CLI) where this owner's admin endpoint listens (`owner.json`, 0600). */
+  advertiseAdmin(adminUrl: string, adminToken: string): void;
   /** Journal group-commit statistics. */
   stats(): { actors: number; active: number; headSeq: number; flushes: number; maxBatch: number };
   stop(): Promise<void>;
@@ -220,13 +240,25 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
           )
         : undefined;
     sweeper?.unref();
-    lock.writeOwner({ pid: process.pid, node, startedAt: new Date(clock.now()).toISOString() });
+    const owner = { pid: process.pid, node, startedAt: new Date(clock.now()).toISOString() };
+    lock.writeOwner(owner);
     logger.info({ dataDir, actors: host.size, headSeq: journal.headSeq, transport: transport.kind }, 'runtime started');
 
-    const pendingOf = (intentId: string): PendingApproval => {
-      const rec: PendingRecord | undefined = st.pending(intentId)[0];
-      if (!rec) throw new NotFoundError(`pending intent ${intentId}`);
-      return rec as PendingApproval;
+    /** Runs a human's decision on a pending intent inside its actor's turn; resolves once durable. */
+    const settlePending = async (
+      intentId: string,
+      settle: (v: ValidatedIntent, p: PendingApproval) => Applied | Promise<Applied>,
+    ): Promise<Outcome> => {
+      const p = st.pending(intentId)[0] as PendingApproval | undefined;
+      if (!p) throw new NotFoundError(`pending intent ${intentId}`);
+      const v = validateIntent(p.intent, registry, limits);
+      if (!v.ok) throw new ValidationError(`pending intent ${intentId} no longer validates`, v.issues);
+      const applied = await host.withActor(v.intent.target, () => {
+        if (st.pending(intentId).length === 0) throw new ConflictError(`intent ${intentId} is no longer pending`);
+        return settle(v, p);
+      });
+      await applied.committed;
+      return applied.outcome;
     };
 
     let stopped = false;
@@ -262,29 +294,13 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       approvals: {
         list: () => st.pending() as PendingApproval[],
         async approve(intentId, by, note) {
-          const p = pendingOf(intentId);
-          const v = validateIntent(p.intent, registry, limits);
-          if (!v.ok) throw new ValidationError(`pending intent ${intentId} no longer validates`, v.issues);
-          const applied = await host.withActor(v.intent.target, async () => {
-            if (st.pending(intentId).length === 0) throw new ConflictError(`intent ${intentId} is no longer pending`);
-            const reply = await transport.request(Subjects.decide, { intent: v.intent, approvedBy: by }, { timeoutMs: proposeTimeoutMs });
-            const data = reply.data as { decision?: Decision; error?: { message: string } };
-            if (!data.decision) throw new ConflictError(data.error?.message ?? 'authority gave no decision');
-            return host.apply(v.intent, v.digest, data.decision, { approval: { by, ...(note ? { note } : {}) } });
+          return settlePending(intentId, async (v) => {
+            const decision = await intake.decide(v.intent, v.digest, by);
+            return host.apply(v.intent, v.digest, decision, { approval: { by, ...(note ? { note } : {}) } });
           });
-          await applied.committed;
-          return applied.outcome;
         },
-        async deny(intentId, by, reason) {
-          const p = pendingOf(intentId);
-          const v = validateIntent(p.intent, registry, limits);
-          if (!v.ok) throw new ValidationError(`pending intent ${intentId} no longer validates`, v.issues);
-          const applied = await host.withActor(v.intent.target, () => {
-            if (st.pending(intentId).length === 0) throw new ConflictError(`intent ${intentId} is no longer pending`);
-            return host.refusePending(v.intent, v.digest, p.decision, by, reason);
-          });
-          await applied.committed;
-          return applied.outcome;
+        deny(intentId, by, reason) {
+          return settlePending(intentId, (v, p) => host.refusePending(v.intent, v.digest, p.decision, by, reason));
         },
       },
       journal: {
@@ -297,6 +313,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
           return journal.headSeq;
         },
       },
+      advertiseAdmin: (adminUrl, adminToken) => lock.writeOwner({ ...owner, adminUrl, adminToken }),
       onFact: (l) => journal.onFact(l),
       onInspect: (l) => host.onInspect(l),
       stats: () => ({

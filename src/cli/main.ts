@@ -12,7 +12,7 @@ import { verifyRows, rowToFact } from '../journal/index.js';
 import { Subjects, type Fact, type Grant, type Outcome } from '../protocol/index.js';
 import { NatsTransport, jetStreamVersionWarning, registerNodeService } from '../transport/index.js';
 import { createRuntime, type Runtime } from '../runtime.js';
-import { DataDirLock, SqliteStore } from '../store/index.js';
+import { SqliteStore } from '../store/index.js';
 import { createLogger } from '../util/logger.js';
 import { runDemo } from './demo.js';
 import { startClusterNode } from '../cluster/index.js';
@@ -183,12 +183,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     ...(o.requirePrincipalSubjects ? { requirePrincipalSubject: true } : {}),
   });
   const admin = await startAdminServer(rt, o.adminPort !== undefined ? { port: o.adminPort } : {});
-  const owner = DataDirLock.readOwner(rt.dataDir);
-  writeFileSync(
-    join(rt.dataDir, 'owner.json'),
-    JSON.stringify({ ...owner, pid: process.pid, node: rt.node, adminUrl: admin.url, adminToken: admin.token }, null, 2) + '\n',
-    { mode: 0o600 },
-  );
+  rt.advertiseAdmin(admin.url, admin.token);
   let inspector: Inspector | undefined;
   if (o.inspect !== undefined && o.inspect !== false) {
     const host = o.inspectHost ?? '127.0.0.1';

@@ -38,7 +38,9 @@ export interface IntakeOptions {
    * authenticates proposers.
    */
   requirePrincipalSubject?: boolean;
-  localAuthority?: { decideLocal(intent: unknown): { decision?: Decision; error?: { code: string; message: string } } };
+  localAuthority?: {
+    decideLocal(intent: unknown, approvedBy?: string): { decision?: Decision; error?: { code: string; message: string } };
+  };
 }
 
 /**
@@ -154,7 +156,7 @@ export class Intake {
     const applied = await host.withActor(intent.target, async () => {
       if (!host.has(intent.target)) return undefined;
       this.#o.trust?.vouchIntent(v);
-      const decision = await this.#decide(intent, digest);
+      const decision = await this.decide(intent, digest);
       return host.apply(intent, digest, decision, { event: v.event });
     });
     if (!applied) {
@@ -168,13 +170,20 @@ export class Intake {
     return applied.outcome;
   }
 
-  async #decide(intent: Intent, digest: string): Promise<Decision> {
+  /**
+   * Asks the authority: the co-located one directly, else over the transport. `approvedBy`
+   * (a human approving a pending intent) satisfies the approval rules.
+   */
+  async decide(intent: Intent, digest: string, approvedBy?: string): Promise<Decision> {
     const data = this.#o.localAuthority
-      ? this.#o.localAuthority.decideLocal(intent)
-      : ((await this.#o.transport.request(Subjects.decide, { intent, digest }, { timeoutMs: this.#o.decideTimeoutMs })).data as {
-          decision?: Decision;
-          error?: { code: string; message: string };
-        });
+      ? this.#o.localAuthority.decideLocal(intent, approvedBy)
+      : ((
+          await this.#o.transport.request(
+            Subjects.decide,
+            { intent, digest, ...(approvedBy !== undefined ? { approvedBy } : {}) },
+            { timeoutMs: this.#o.decideTimeoutMs },
+          )
+        ).data as { decision?: Decision; error?: { code: string; message: string } });
     if (!data.decision) throw new IceError(data.error?.code ?? 'E_AUTHORITY', data.error?.message ?? 'authority gave no decision', 'retry');
     return data.decision;
   }

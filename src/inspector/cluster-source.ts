@@ -1,3 +1,4 @@
+import { verifyActorChain } from '../cluster/index.js';
 import type { ActorDefinition, ActorDetail, ActorInfo } from '../host/index.js';
 import type { VerifyResult } from '../journal/index.js';
 import type { Fact, SnapshotRecord } from '../protocol/index.js';
@@ -86,20 +87,17 @@ export async function clusterInspectorSource(transport: NatsTransport, defs: Act
   };
   const verify = (): VerifyResult => {
     for (const [actor, own] of original) {
-      let prev = '';
-      for (let i = 0; i < own.length; i++) {
-        const f = own[i]!;
-        if (f.seq !== i + 1 || f.prev !== prev) {
-          return {
-            ok: false,
-            count: facts.length,
-            headSeq: facts.length,
-            headHash: '',
-            brokenAt: displaySeq.get(actor)?.get(f.seq) ?? 0,
-            reason: `chain of ${actor} breaks at its fact ${f.seq}`,
-          };
-        }
-        prev = f.hash;
+      const r = verifyActorChain(own);
+      if (!r.ok) {
+        const at = displaySeq.get(actor)?.get(r.brokenAt ?? 0) ?? 0;
+        return {
+          ok: false,
+          count: facts.length,
+          headSeq: facts.length,
+          headHash: '',
+          brokenAt: at,
+          reason: `chain of ${actor} breaks at its fact ${r.brokenAt}`,
+        };
       }
     }
     return { ok: true, count: facts.length, headSeq: facts.length, headHash: facts.at(-1)?.hash ?? '' };

@@ -322,53 +322,33 @@ export function verifyRows(
   const cps = new Map((opts.checkpoints ?? []).map((cp) => [cp.seq, cp]));
   let cpCount = 0;
   let lastCp: Checkpoint | undefined;
+  const broken = (brokenAt: number, reason: string): VerifyResult => ({
+    ok: false,
+    count,
+    headSeq: brokenAt - 1,
+    headHash: prev,
+    brokenAt,
+    reason,
+  });
   for (const row of rows) {
     if (row.seq !== expectedSeq) {
-      return {
-        ok: false,
-        count,
-        headSeq: expectedSeq - 1,
-        headHash: prev,
-        brokenAt: expectedSeq,
-        reason: `fact ${expectedSeq} is missing`,
-      };
+      return broken(expectedSeq, `fact ${expectedSeq} is missing`);
     }
     const hash = createHash('sha256').update(prev).update(row.body).digest('hex');
     if (hash !== row.hash) {
-      return {
-        ok: false,
-        count,
-        headSeq: row.seq - 1,
-        headHash: prev,
-        brokenAt: row.seq,
-        reason: 'hash does not match the fact body and the previous hash',
-      };
+      return broken(row.seq, 'hash does not match the fact body and the previous hash');
     }
     if (row.prev !== prev) {
-      return {
-        ok: false,
-        count,
-        headSeq: row.seq - 1,
-        headHash: prev,
-        brokenAt: row.seq,
-        reason: 'stored prev does not match the previous hash',
-      };
+      return broken(row.seq, 'stored prev does not match the previous hash');
     }
     const mismatch = indexMismatch(row);
     if (mismatch) {
-      return { ok: false, count, headSeq: row.seq - 1, headHash: prev, brokenAt: row.seq, reason: mismatch };
+      return broken(row.seq, mismatch);
     }
     const cp = cps.get(row.seq);
     if (cp) {
       if (cp.hash !== hash) {
-        return {
-          ok: false,
-          count,
-          headSeq: row.seq - 1,
-          headHash: prev,
-          brokenAt: row.seq,
-          reason: 'a signed checkpoint names another hash here (history was rewritten)',
-        };
+        return broken(row.seq, 'a signed checkpoint names another hash here (history was rewritten)');
       }
       lastCp = cp;
       cpCount++;
