@@ -37,6 +37,12 @@ interface Common {
 export const PROPOSE_EXIT: Record<Outcome['status'], number> = { executed: 0, pending: 10, denied: 11, rejected: 12, failed: 13 };
 
 const VERSION = '0.1.0';
+/** Resolves on Ctrl-C or SIGTERM: how every serving command ends. */
+const untilStopped = () =>
+  new Promise<void>((resolveStop) => {
+    process.once('SIGINT', () => resolveStop());
+    process.once('SIGTERM', () => resolveStop());
+  });
 const print = (s: string) => process.stdout.write(s + '\n');
 const printJson = (v: unknown) => process.stdout.write(JSON.stringify(v, null, 2) + '\n');
 
@@ -209,10 +215,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
   if (inspector) print(`  inspector ${c.bold(inspector.url)}`);
   print(`  actors ${rt.listActors().length} · journal head #${rt.journal.headSeq} · Ctrl-C to stop`);
   print('ready');
-  await new Promise<void>((resolveStop) => {
-    process.once('SIGINT', () => resolveStop());
-    process.once('SIGTERM', () => resolveStop());
-  });
+  await untilStopped();
   await service?.stop();
   await inspector?.close();
   await admin.close();
@@ -272,10 +275,7 @@ async function serveCluster(o: ServeOptions & { replicas: number; leaseTtl: stri
   });
   print(`${c.bold('ice start --cluster')} node ${node.node} on ${o.nats} (JetStream replicas ${o.replicas}, lease ${o.leaseTtl})`);
   print('ready');
-  await new Promise<void>((resolveStop) => {
-    process.once('SIGINT', () => resolveStop());
-    process.once('SIGTERM', () => resolveStop());
-  });
+  await untilStopped();
   await service.stop();
   await node.stop({ release: true });
   await side.close();
@@ -292,10 +292,7 @@ common(program.command('inspect'))
     const inspector = await startInspector({ runtime: source, port: o.inspect, host: o.inspectHost ?? '127.0.0.1' });
     print(`${c.bold('ice inspect')} ${o.nats} → ${c.bold(inspector.url)}`);
     print('ready');
-    await new Promise<void>((resolveStop) => {
-      process.once('SIGINT', () => resolveStop());
-      process.once('SIGTERM', () => resolveStop());
-    });
+    await untilStopped();
     await inspector.close();
     await source.close();
     await t.close();
