@@ -110,6 +110,27 @@ export class JournalError extends IceError {
   }
 }
 
+/**
+ * A chain that does not link: a fork (two facts claim one position) or a gap (a position is
+ * missing). The actor is stopped loudly, never silently skipped; see docs/distributed.md,
+ * "Repairing a broken chain".
+ */
+export class JournalBrokenError extends IceError {
+  override name = 'JournalBrokenError';
+  readonly chain: string;
+  readonly seq: number;
+  readonly problem: 'fork' | 'gap' | 'hash';
+  /** Store positions involved (JetStream stream sequences, SQLite row positions). */
+  readonly positions: number[];
+  constructor(chain: string, seq: number, problem: 'fork' | 'gap' | 'hash', detail: string, positions: number[] = []) {
+    super('E_JOURNAL_BROKEN', `chain ${chain} breaks at seq ${seq} (${problem}): ${detail}`, ErrorAction.terminal);
+    this.chain = chain;
+    this.seq = seq;
+    this.problem = problem;
+    this.positions = positions;
+  }
+}
+
 export class ConfigError extends IceError {
   override name = 'ConfigError';
   constructor(message: string, options?: { cause?: unknown }) {

@@ -1,0 +1,131 @@
+import type { Fact, Grant, Outcome, SnapshotRecord } from '../protocol/index.js';
+
+/**
+ * The two seams between the one Host and a deployment (docs/design.md, "Ports"):
+ *
+ * - the **store port**: commit one turn of one chain (its facts, the actor's new snapshot,
+ *   the outcome, pending and grant records) atomically and fenced against a second writer;
+ *   read a chain back; look up an outcome by intent id; list actors, pending intents, grants.
+ *   Implementations: SQLite (`src/store/sqlite/`, group commit) and JetStream
+ *   (`src/store/jetstream/`, one message per turn, pipelined across chains).
+ * - the **ownership port**: may this process execute for an actor now? Implementations: the
+ *   data-dir lock (embedded: this process owns every actor) and KV leases with fencing
+ *   (cluster, `src/cluster/`).
+ *
+ * The fact model is the same behind both: every fact belongs to one **chain** — an actor's
+ * address (`deployment/web`), or a runtime chain (`_runtime/<name>`) for facts with no
+ * actor (grant changes, rejected intents without a valid target). `seq` is the position in
+ * that chain (1, 2, …), `prev` the hash of the chain's previous fact ("" before the first),
+ * `causes` name seqs of the same chain.
+ */
+
+/** Where a chain ends: the next fact gets `seq + 1` and `prev = hash`. */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+export const EMPTY_HEAD: ChainHead = Object.freeze({ seq: 0, hash: '' });
+
+/** The runtime chain of a process (actorless facts): `_runtime/<name>`. */
+export const RUNTIME_KIND = '_runtime';
+export const runtimeChain = (name: string): string => `${RUNTIME_KIND}/${name}`;
+export const isRuntimeChain = (chain: string): boolean => chain.startsWith(`${RUNTIME_KIND}/`);
+
+export interface StoredOutcome {
+  intentId: string;
+  digest: string;
+  outcome: Outcome;
+}
+
+export interface PendingRecord {
+  intentId: string;
+  actor: string;
+  intent: unknown;
+  decision: unknown;
+  createdAt: string;
+}
+
+/**
+ * One turn of one chain: what a single intent (or spawn, stop, signal, grant change, …)
+ * leaves behind. Committed all or nothing.
+ */
+export interface Turn {
+  chain: string;
+  /** The head the facts were chained onto: the fence. A store whose head differs refuses. */
+  after: ChainHead;
+  /** Chained onto `after`: facts[0].seq = after.seq + 1, facts[0].prev = after.hash, … */
+  facts: Fact[];
+  /** The actor's snapshot after this turn (actor chains only). */
+  snapshot?: SnapshotRecord;
+  outcome?: StoredOutcome;
+  pendingPut?: PendingRecord;
+  pendingDelete?: string;
+  /** Grant records that change with this turn (issue, revoke, a use). */
+  grants?: Grant[];
+}
+
+export interface LoadedChain {
+  /** The stored snapshot (a cache in the cluster; may be behind the head). */
+  snapshot?: SnapshotRecord;
+  /** Every fact after `snapshot.seq` (all of them without a snapshot), checked to link. */
+  facts: Fact[];
+  head: ChainHead;
+}
+
+export interface ActorIndexRow {
+  actor: string;
+  kind: string;
+  seq: number;
+  status: SnapshotRecord['status'];
+  state: string;
+}
+
+export interface StorePort {
+  readonly kind: 'sqlite' | 'jetstream';
+  /**
+   * Commits a turn; resolves once it is durable (acknowledge only then). Turns of one chain
+   * are applied in call order; when one fails, every later turn of that chain fails too
+   * (they were chained onto it), and the caller drops its in-memory state of the chain.
+   * @throws ConflictError (`E_CONFLICT`) when the chain's stored head is not `turn.after`:
+   *   another writer appended.
+   * @throws JournalError when the store could not make it durable.
+   */
+  commit(turn: Turn): Promise<void>;
+  /**
+   * Reads a chain back: the stored snapshot and every fact after it, checked to link.
+   * @throws JournalBrokenError naming the chain and seq where it forks or has a gap.
+   */
+  load(chain: string): Promise<LoadedChain>;
+  /** The newest committed snapshot of an actor (wherever it is hosted), or undefined. */
+  latestSnapshot(actor: string): Promise<SnapshotRecord | undefined>;
+  /** The stored outcome of an intent id. Complete for every turn committed before the call. */
+  outcome(intentId: string): Promise<StoredOutcome | undefined>;
+  pending(intentId?: string): Promise<PendingRecord[]>;
+  actors(): Promise<ActorIndexRow[]>;
+  grants(): Promise<Grant[]>;
+  /** Facts of one chain from `fromSeq`, oldest first. */
+  chainFacts(chain: string, fromSeq: number, limit: number): Promise<Fact[]>;
+  /** Resolves when every commit handed over so far is settled. */
+  drain(): Promise<void>;
+}
+
+/** Who may execute for an actor. */
+export type Ownership = { kind: 'mine' } | { kind: 'elsewhere'; owner: string } | { kind: 'unknown'; reason: string };
+
+export interface OwnershipPort {
+  /** This process's name as an owner (the node name). */
+  readonly node: string;
+  /**
+   * Claims an actor for this process if nobody else holds it. `mine`: this process may
+   * execute for it until `onLost` says otherwise; `elsewhere`: forward to `owner`.
+   */
+  claim(actor: string): Promise<Ownership>;
+  /** True while this process is sure it holds the actor (checked right before each commit). */
+  holds(actor: string): boolean;
+  /** Gives an actor up (passivation). */
+  release(actor: string): Promise<void>;
+  /** Called when a held actor turns out to be someone else's: drop it, do not commit. */
+  onLost(listener: (actor: string, owner: string | undefined) => void): () => void;
+  close(opts?: { release?: boolean }): Promise<void>;
+}
