@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { exampleActors } from '../actors/index.js';
-import { ConflictError, NotFoundError, ValidationError } from './errors.js';
+import { ConfigError, IceError, NoRespondersError, TimeoutError, ValidationError, ensureError } from './errors.js';
 import {
   DEFAULT_LIMITS,
   PrincipalSchema,
@@ -25,7 +25,6 @@ import {
   LocalTrust,
   validateIntent,
   type PolicyRule,
-  type ValidatedIntent,
 } from './authority/index.js';
 import {
   ActorRegistry,
@@ -37,21 +36,30 @@ import {
   type Applied,
   type InspectRecord,
 } from './host/index.js';
-import { Journal, type VerifyResult } from './journal/index.js';
-import { DataDirLock, SqliteStore } from './store/index.js';
+import { failedOutcome } from './host/intake.js';
+import { runtimeChain, type PendingRecord, type StorePort } from './host/ports.js';
+import { DataDirLock, SqliteJournal, SqliteStore } from './store/index.js';
+import { LocalOwnership } from './ownership/index.js';
 import { EmbeddedTransport, type Transport } from './transport/index.js';
 import { systemClock, type Clock } from './util/clock.js';
 import { randomIds, type IdGen } from './util/ids.js';
 import { createLogger, type Logger } from './util/logger.js';
+import { SqliteJournalReader, type JournalReader } from './journal/reader.js';
+import { startCluster, type ClusterOptions } from './cluster/cluster.js';
 
 export interface RuntimeOptions {
   /** Where the store, the authority key and the owner lock live. Default `./.ice`. */
   dataDir?: string;
+  /**
+   * Run as a node of a cluster instead of on a data dir: actors, journals and grants live in
+   * JetStream, ownership is a lease per actor, any node accepts any intent.
+   */
+  cluster?: ClusterOptions;
   /** Actor kinds to host. Default: the examples (`run`, `deployment`). */
   actors?: ActorDefinition[];
   /** Runtime-wide policy rules (kinds bring their own too). */
   policies?: PolicyRule[];
-  /** Message bus; default an embedded one. */
+  /** Message bus; default an embedded one (a NATS one in cluster mode). */
   transport?: Transport;
   /** Node name in facts and logs. Default `<hostname>-<pid>`. */
   node?: string;
@@ -64,8 +72,8 @@ export interface RuntimeOptions {
   /** How long a proposal waits for its outcome. Default 30 s. */
   proposeTimeoutMs?: number;
   /**
-   * Idle actors are passivated after this long (snapshot kept, memory freed; the next use
-   * re-activates them). Default 10 minutes; 0 turns it off.
+   * Idle actors are passivated after this long (snapshot kept, memory and ownership freed;
+   * the next use re-activates them). Default 10 minutes; 0 turns it off.
    */
   passivateAfterMs?: number;
   /**
@@ -74,10 +82,9 @@ export interface RuntimeOptions {
    */
   requirePrincipalSubject?: boolean;
   /**
-   * How in-process decisions are signed: `batch` (default) — the journal's checkpoint
-   * signature over each group commit attests them; `each` — every decision also carries its
-   * own ed25519 signature (~30 µs per intent). Decisions that cross a transport are always
-   * signed and verified.
+   * How in-process decisions are signed: `batch` (default) — the store's signed checkpoints
+   * attest them; `each` — every decision also carries its own ed25519 signature (~30 µs per
+   * intent). Decisions that cross a transport are always signed and verified.
    */
   signDecisions?: 'batch' | 'each';
 }
@@ -95,8 +102,9 @@ export interface PendingApproval {
 }
 
 /**
- * An ICE runtime in this process: an authority, a host, a journal in `<dataDir>/ice.db`,
- * and the transport they talk over. See README for the tour.
+ * An ICE runtime in this process — on a data dir (`<dataDir>/ice.db`), or as one node of a
+ * cluster (`cluster: { servers }`). The same host, intake and authority in both; only the
+ * store and the ownership differ. See README for the tour.
  * @example
  * const rt = await createRuntime({ dataDir: './.ice' });
  * await rt.spawn('deployment/web', { service: 'web' });
@@ -107,111 +115,164 @@ export interface PendingApproval {
  */
 export interface Runtime {
   readonly node: string;
+  readonly mode: 'embedded' | 'cluster';
+  /** The data dir (embedded), or '' in a cluster. */
   readonly dataDir: string;
   readonly transport: Transport;
   readonly authorityKeyId: string;
   readonly logger: Logger;
+  /** The chain this process writes facts without an actor to (`_runtime/…`). */
+  readonly runtimeChain: string;
   /** Accepts anything: malformed input comes back as a `rejected` outcome. */
   propose(intent: IntentInput | Record<string, unknown>, opts?: ProposeOptions): Promise<Outcome>;
   spawn(address: string, input?: unknown): Promise<ActorInfo>;
-  actor(address: string): ActorDetail | undefined;
-  listActors(): ActorInfo[];
+  actor(address: string): Promise<ActorDetail | undefined>;
+  listActors(): Promise<ActorInfo[]>;
   definitions(): ActorDefinition[];
   signal(address: string, event: { type: string } & Record<string, unknown>, reason: string): Promise<Fact>;
   stopActor(address: string, reason: string): Promise<void>;
-  passivate(address: string): boolean;
+  passivate(address: string): Promise<boolean>;
   /** Passivates every actor idle for `idleMs` or more (by the runtime's clock); returns how many. */
-  passivateIdle(idleMs: number): number;
+  passivateIdle(idleMs: number): Promise<number>;
   readonly grants: {
     issue(req: GrantRequest): Promise<Grant>;
     revoke(id: string, by?: string, reason?: string): Promise<Grant>;
     list(): Grant[];
   };
   readonly approvals: {
-    list(): PendingApproval[];
+    list(): Promise<PendingApproval[]>;
     approve(intentId: string, by: string, note?: string): Promise<Outcome>;
     deny(intentId: string, by: string, reason: string): Promise<Outcome>;
   };
-  readonly journal: {
-    verify(): VerifyResult;
-    tail(opts?: { limit?: number; actor?: string; beforeSeq?: number }): Fact[];
-    read(fromSeq?: number, limit?: number): Fact[];
-    factsOfIntent(intentId: string): Fact[];
-    fact(seq: number): Fact | undefined;
-    readonly headSeq: number;
-  };
+  /** Reads and verifies the journal (every chain), the same in both modes. */
+  readonly journal: JournalReader;
+  /** Facts committed by this process, after they are durable. */
   onFact(listener: (f: Fact) => void): () => void;
   onInspect(listener: (r: InspectRecord) => void): () => void;
   /** Tells other processes (the CLI) where this owner's admin endpoint listens (`owner.json`, 0600). */
   advertiseAdmin(adminUrl: string, adminToken: string): void;
-  /** Journal group-commit statistics. */
-  stats(): { actors: number; active: number; headSeq: number; flushes: number; maxBatch: number };
-  stop(): Promise<void>;
+  stats(): { active: number; flushes: number; maxBatch: number };
+  /** The store port this runtime commits to (tests and tooling). */
+  readonly store: StorePort;
+  stop(opts?: { release?: boolean }): Promise<void>;
 }
 
 export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
-  const dataDir = resolve(opts.dataDir ?? './.ice');
   const node = opts.node ?? `${hostname()}-${process.pid}`;
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(node)) {
+    throw new ConfigError(`node name ${JSON.stringify(node)}: expected 1-64 of A-Z a-z 0-9 _ - (it names a NATS subject token)`);
+  }
   const logger = (opts.logger ?? createLogger()).child({ node });
   const clock = opts.clock ?? systemClock;
   const ids = opts.ids ?? randomIds;
   const limits: JsonLimits = { ...DEFAULT_LIMITS, ...opts.limits };
   const registry = new ActorRegistry(opts.actors ?? exampleActors);
   const proposeTimeoutMs = opts.proposeTimeoutMs ?? 30_000;
+  const trust = new LocalTrust();
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
+  };
 
-  const lock = DataDirLock.acquire(dataDir);
-  let store: SqliteStore | undefined;
   try {
-    store = new SqliteStore(dataDir);
-  } catch (e) {
-    lock.release();
-    throw e;
-  }
-  let ready = false;
-  try {
-    const st = store;
-    // Assigned below; the journal's failure callback needs it first.
+    let key: AuthorityKey;
+    let store: StorePort;
+    let transport: Transport;
+    let ownership;
+    let grantBook: GrantBook;
+    let reader: JournalReader;
+    let chainName: string;
+    let lock: DataDirLock | undefined;
+    let sqlite: SqliteJournal | undefined;
+    let clusterParts: Awaited<ReturnType<typeof startCluster>> | undefined;
+    // Assigned below; callbacks given to the stores need it first.
     // eslint-disable-next-line prefer-const
     let host!: Host;
-    const key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
-    const journal = new Journal(st, {
-      clock,
-      attest: (seq, hash) => ({ keyId: key.keyId, sig: key.signHead(seq, hash) }),
-      onFlushFailed: (actors, err) => {
-        logger.error({ err, actors: [...actors] }, 'group commit failed; reloading affected actors from disk');
-        host.evict(actors);
-      },
-    });
-    const grantBook = new GrantBook(st.grants(), journal, clock, ids);
+    const factListeners = new Set<(f: Fact) => void>();
+    let releaseOnStop = true;
+
+    if (opts.cluster) {
+      if (opts.dataDir !== undefined && opts.cluster.keyFile === undefined) {
+        throw new ConfigError('dataDir has no effect in cluster mode (actors live in JetStream); give cluster.keyFile for the node key');
+      }
+      clusterParts = await startCluster(opts.cluster, { node, clock, ids, logger, ...(opts.transport ? { transport: opts.transport } : {}) });
+      cleanups.push(() => clusterParts!.close({ release: releaseOnStop }));
+      ({ key, store, transport, ownership, grants: grantBook, reader } = clusterParts);
+      chainName = runtimeChain(node);
+    } else {
+      const dataDir = resolve(opts.dataDir ?? './.ice');
+      lock = DataDirLock.acquire(dataDir);
+      cleanups.push(() => lock!.release());
+      const st = new SqliteStore(dataDir);
+      cleanups.push(() => st.close());
+      key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
+      const k = key;
+      sqlite = new SqliteJournal(st, {
+        now: () => clock.now(),
+        attest: (hash) => ({ keyId: k.keyId, sig: k.signCheckpoint(hash) }),
+        onFlushFailed: (chains, err) => {
+          logger.error({ err, chains: [...chains] }, 'group commit failed; reloading affected actors from the store');
+          host.evict(chains);
+        },
+      });
+      store = sqlite;
+      ownership = new LocalOwnership(node);
+      grantBook = new GrantBook(st.grants(), () => Promise.reject(new Error('grant recorder not ready')), clock, ids);
+      transport =
+        opts.transport ?? new EmbeddedTransport({ onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed') });
+      if (!opts.transport) cleanups.push(() => transport.close());
+      reader = new SqliteJournalReader(sqlite, k);
+      chainName = runtimeChain('_');
+    }
+
     const authority = new Authority({
       key,
       grants: grantBook,
-      journal,
       clock,
       ids,
       ...(opts.policies ? { policies: opts.policies } : {}),
       ...(opts.decisionTtlMs !== undefined ? { decisionTtlMs: opts.decisionTtlMs } : {}),
     });
-    const trust = new LocalTrust();
-    host = new Host({ node, registry, store: st, journal, clock, logger, authorityKeys: new Map([[key.keyId, key]]), trust });
-    const transport =
-      opts.transport ?? new EmbeddedTransport({ onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed') });
-    const authorityService = new AuthorityService(
-      authority,
+    const publish = (facts: readonly Fact[]) => {
+      for (const f of facts) {
+        try {
+          transport.publish(Subjects.fact(f.actor), f);
+        } catch {
+          // transport closing; the fact is durable regardless
+        }
+        for (const l of factListeners) {
+          try {
+            l(f);
+          } catch {
+            // a listener's failure is its own
+          }
+        }
+      }
+    };
+    host = new Host({
+      node,
       registry,
-      host,
-      transport,
-      limits,
+      store,
+      ownership,
+      grants: grantBook,
+      runtimeChain: chainName,
+      clock,
       logger,
+      authorityKeys: new Map([[key.keyId, key]]),
       trust,
-      opts.signDecisions === 'each',
-    );
+      onCommitted: publish,
+    });
+    cleanups.push(() => host.stopAll());
+    grantBook.setRecorder(async (draft, grant) => {
+      await host.record([draft], { grants: [grant] });
+    });
+    const authorityService = new AuthorityService(authority, registry, host, transport, limits, logger, trust, opts.signDecisions === 'each');
     authorityService.listen();
+    cleanups.push(() => authorityService.close());
+    const forwardTimeoutMs = opts.cluster?.forwardTimeoutMs ?? 5000;
     const intake = new Intake({
       registry,
       host,
-      journal,
-      store: st,
       transport,
       logger,
       limits,
@@ -219,55 +280,80 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       trust,
       ...(opts.requirePrincipalSubject ? { requirePrincipalSubject: true } : {}),
       ...(transport.kind === 'embedded' ? {} : { localAuthority: authorityService }),
+      ...(clusterParts
+        ? {
+            forward: async (owner: string, raw: unknown): Promise<Outcome> => {
+              try {
+                return (await transport.request(nodeSubject(owner, 'intent'), raw, { timeoutMs: forwardTimeoutMs })).data as Outcome;
+              } catch (e) {
+                if (e instanceof NoRespondersError || e instanceof TimeoutError) {
+                  const t = (raw as { target?: unknown }).target;
+                  return failedOutcome(
+                    raw,
+                    new IceError('E_OWNER_UNREACHABLE', `owner ${owner} of ${String(t)} did not answer; retry with the same id (its lease will expire)`, 'retry'),
+                  );
+                }
+                throw e;
+              }
+            },
+          }
+        : {}),
     });
     intake.listen();
-    const unpublish = journal.onFact((f) => {
-      try {
-        transport.publish(Subjects.fact(f.actor), f);
-      } catch {
-        // transport closing; the fact is durable regardless
-      }
-    });
+    cleanups.push(() => intake.close());
+    if (clusterParts) {
+      const sub = transport.subscribe(nodeSubject(node, 'intent'), async (msg) => {
+        const outcome = await intake.handle(msg.data, undefined, { forwarded: true }).catch((e: unknown) => failedOutcome(msg.data, e));
+        msg.respond(outcome);
+      });
+      cleanups.push(() => sub.unsubscribe());
+    }
+
     const passivateAfterMs = opts.passivateAfterMs ?? 600_000;
     const sweeper =
       passivateAfterMs > 0
         ? setInterval(
             () => {
-              const n = host.passivateIdle(passivateAfterMs);
-              if (n > 0) logger.debug({ passivated: n }, 'idle actors passivated');
+              void host.passivateIdle(passivateAfterMs).then((n) => {
+                if (n > 0) logger.debug({ passivated: n }, 'idle actors passivated');
+              });
             },
             Math.max(1000, Math.min(passivateAfterMs / 2, 60_000)),
           )
         : undefined;
     sweeper?.unref();
+    cleanups.push(() => sweeper && clearInterval(sweeper));
     const owner = { pid: process.pid, node, startedAt: new Date(clock.now()).toISOString() };
-    lock.writeOwner(owner);
-    logger.info({ dataDir, actors: host.size, headSeq: journal.headSeq, transport: transport.kind }, 'runtime started');
+    lock?.writeOwner(owner);
+    logger.info({ mode: clusterParts ? 'cluster' : 'embedded', dataDir: lock?.dataDir, transport: transport.kind }, 'runtime started');
 
-    /** Runs a human's decision on a pending intent inside its actor's turn; resolves once durable. */
-    const settlePending = async (
+    const validate = (raw: unknown) => {
+      const v = validateIntent(raw, registry, limits);
+      if (!v.ok) throw new ValidationError('the pending intent no longer validates', v.issues);
+      return v;
+    };
+    const decide = (i: Intent, d: string, by?: string) => intake.decide(i, d, by);
+    /** Runs an operation where the actor lives: here, or forwarded to its owner node. */
+    const settle = async (
       intentId: string,
-      settle: (v: ValidatedIntent, p: PendingApproval) => Applied | Promise<Applied>,
+      how: { approve: { by: string; note?: string } } | { deny: { by: string; reason: string } },
     ): Promise<Outcome> => {
-      const p = st.pending(intentId)[0] as PendingApproval | undefined;
-      if (!p) throw new NotFoundError(`pending intent ${intentId}`);
-      const v = validateIntent(p.intent, registry, limits);
-      if (!v.ok) throw new ValidationError(`pending intent ${intentId} no longer validates`, v.issues);
-      const applied = await host.withActor(v.intent.target, () => {
-        if (st.pending(intentId).length === 0) throw new ConflictError(`intent ${intentId} is no longer pending`);
-        return settle(v, p);
-      });
-      await applied.committed;
-      return applied.outcome;
+      const r = await host.settle(intentId, how, validate, decide);
+      if ('forward' in r) return forwardAdmin<Outcome>(transport, r.forward, 'approve' in how ? 'approve' : 'deny', { intentId, ...('approve' in how ? how.approve : how.deny) });
+      await r.committed;
+      return r.outcome;
     };
 
     let stopped = false;
     const runtime: Runtime = {
       node,
-      dataDir,
+      mode: clusterParts ? 'cluster' : 'embedded',
+      dataDir: lock?.dataDir ?? '',
       transport,
       authorityKeyId: key.keyId,
       logger,
+      runtimeChain: chainName,
+      store,
       async propose(raw, popts = {}) {
         // The embedding application speaks for its proposers: send on the principal-bound
         // subject, so nodes that require one accept in-process proposals too.
@@ -282,8 +368,14 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       actor: (address) => host.detail(address),
       listActors: () => host.list(),
       definitions: () => registry.list(),
-      signal: (address, event, reason) => host.signal(address, event, reason),
-      stopActor: (address, reason) => host.stopActor(address, reason),
+      async signal(address, event, reason) {
+        const r = await host.signal(address, event, reason);
+        return 'forward' in r ? forwardAdmin<Fact>(transport, r.forward, 'signal', { address, event, reason }) : r;
+      },
+      async stopActor(address, reason) {
+        const r = await host.stopActor(address, reason);
+        if (r && 'forward' in r) await forwardAdmin(transport, r.forward, 'actor.stop', { address, reason });
+      },
       passivate: (address) => host.passivate(address),
       passivateIdle: (idleMs) => host.passivateIdle(idleMs),
       grants: {
@@ -292,61 +384,50 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         list: () => [...grantBook.list()],
       },
       approvals: {
-        list: () => st.pending() as PendingApproval[],
-        async approve(intentId, by, note) {
-          return settlePending(intentId, async (v) => {
-            const decision = await intake.decide(v.intent, v.digest, by);
-            return host.apply(v.intent, v.digest, decision, { approval: { by, ...(note ? { note } : {}) } });
-          });
-        },
-        deny(intentId, by, reason) {
-          return settlePending(intentId, (v, p) => host.refusePending(v.intent, v.digest, p.decision, by, reason));
-        },
+        list: async () => (await store.pending()) as unknown as PendingApproval[],
+        approve: (intentId, by, note) => settle(intentId, { approve: { by, ...(note ? { note } : {}) } }),
+        deny: (intentId, by, reason) => settle(intentId, { deny: { by, reason } }),
       },
-      journal: {
-        verify: () => journal.verify((cp) => cp.keyId === key.keyId && key.verifyHead(cp.seq, cp.hash, cp.sig)),
-        tail: (o) => journal.tail(o),
-        read: (from, limit) => journal.read(from, limit),
-        factsOfIntent: (id) => journal.factsOfIntent(id),
-        fact: (seq) => journal.fact(seq),
-        get headSeq() {
-          return journal.headSeq;
-        },
+      journal: reader,
+      advertiseAdmin: (adminUrl, adminToken) => lock?.writeOwner({ ...owner, adminUrl, adminToken }),
+      onFact: (l) => {
+        factListeners.add(l);
+        return () => factListeners.delete(l);
       },
-      advertiseAdmin: (adminUrl, adminToken) => lock.writeOwner({ ...owner, adminUrl, adminToken }),
-      onFact: (l) => journal.onFact(l),
       onInspect: (l) => host.onInspect(l),
-      stats: () => ({
-        actors: host.size,
-        active: host.activeCount,
-        headSeq: journal.headSeq,
-        flushes: journal.flushes,
-        maxBatch: journal.maxBatch,
-      }),
-      async stop() {
+      stats: () => ({ active: host.activeCount, flushes: sqlite?.flushes ?? 0, maxBatch: sqlite?.maxBatch ?? 0 }),
+      async stop(sopts = {}) {
         if (stopped) return;
         stopped = true;
-        if (sweeper) clearInterval(sweeper);
         intake.close();
         authorityService.close();
-        await journal.drain();
-        unpublish();
-        host.stopAll();
-        if (!opts.transport) await transport.close();
-        await st.close();
-        lock.release();
+        await store.drain().catch(() => {});
+        // `release: false` simulates death (tests): leases are neither renewed nor released.
+        releaseOnStop = sopts.release ?? true;
+        await cleanup();
         logger.info('runtime stopped');
       },
     };
-    ready = true;
+    if (clusterParts) await clusterParts.serve(runtime);
     return runtime;
-  } finally {
-    if (!ready) {
-      // Anything that failed after the lock was taken must not leave the dir locked.
-      await store.close().catch(() => {});
-      lock.release();
-    }
+  } catch (e) {
+    await cleanup();
+    throw e;
   }
 }
 
-export { isAddress, splitAddress };
+/** A node's own subjects (closed to clients by NATS permissions): `ice.node.<node>.<what>`. */
+export const nodeSubject = (node: string, what: string): string => `ice.node.${node}.${what}`;
+
+/** Runs an admin operation on the node that owns the actor it concerns. */
+async function forwardAdmin<T>(transport: Transport, owner: string, op: string, args: unknown): Promise<T> {
+  const reply = (await transport.request(nodeSubject(owner, `admin.${op}`), args, { timeoutMs: 10_000 })).data as {
+    result?: T;
+    error?: { code: string; message: string };
+  };
+  if (reply.error) throw new IceError(reply.error.code, reply.error.message.replace(/^E_[A-Z_]+: /, ''), 'retry');
+  return reply.result as T;
+}
+
+export type { PendingRecord, Applied };
+export { isAddress, splitAddress, ensureError };

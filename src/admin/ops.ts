@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError } from '../errors.js';
+import { NotFoundError, ValidationError } from '../errors.js';
 import { GrantRequestSchema } from '../protocol/index.js';
 import { zodIssues } from '../authority/index.js';
 import type { Runtime } from '../runtime.js';
@@ -18,6 +18,14 @@ const S = {
   deny: z.strictObject({ intentId: z.string(), by: z.string().min(1), reason: z.string().min(1) }),
   'actor.stop': z.strictObject({ address: z.string(), reason: z.string().min(1) }),
   signal: z.strictObject({ address: z.string(), event: z.looseObject({ type: z.string() }), reason: z.string().min(1) }),
+  // Reads: the same answers from one node (its SQLite store) and from a cluster (JetStream).
+  'actors.ls': z.strictObject({}),
+  'actor.show': z.strictObject({ address: z.string(), limit: z.int().positive().max(100_000).optional() }),
+  'journal.tail': z.strictObject({ limit: z.int().positive().max(100_000).optional(), chain: z.string().optional() }),
+  'journal.chain': z.strictObject({ chain: z.string(), fromSeq: z.int().positive().optional(), limit: z.int().positive().max(100_000).optional() }),
+  'journal.verify': z.strictObject({}),
+  'grant.ls': z.strictObject({}),
+  approvals: z.strictObject({}),
 } as const;
 
 export type AdminOp = keyof typeof S;
@@ -36,6 +44,17 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
     return { stopped: a.address };
   },
   signal: (rt, a) => rt.signal(a.address, a.event, a.reason),
+  'actors.ls': (rt) => rt.listActors(),
+  'actor.show': async (rt, a) => {
+    const detail = await rt.actor(a.address);
+    if (!detail) throw new NotFoundError(`actor ${a.address}`);
+    return { ...detail, facts: await rt.journal.tail({ chain: a.address, limit: a.limit ?? 20 }) };
+  },
+  'journal.tail': (rt, a) => rt.journal.tail({ ...(a.limit !== undefined ? { limit: a.limit } : {}), ...(a.chain ? { chain: a.chain } : {}) }),
+  'journal.chain': (rt, a) => rt.journal.chain(a.chain, a.fromSeq ?? 1, a.limit ?? 1000),
+  'journal.verify': (rt) => rt.journal.verify(),
+  'grant.ls': (rt) => Promise.resolve(rt.grants.list()),
+  approvals: (rt) => rt.approvals.list(),
 };
 
 export async function runAdminOp(rt: Runtime, op: string, rawArgs: unknown): Promise<unknown> {

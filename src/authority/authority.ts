@@ -1,6 +1,5 @@
 import { DecisionVerificationError } from '../errors.js';
 import type { Decision, Intent, Reason, UnsignedDecision, Verdict } from '../protocol/index.js';
-import type { Journal } from '../journal/index.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
 import type { GrantBook } from './grant-book.js';
@@ -45,7 +44,6 @@ export interface DecideInput {
 export interface AuthorityOptions {
   key: AuthorityKey;
   grants: GrantBook;
-  journal: Journal;
   clock: Clock;
   ids: IdGen;
   policies?: PolicyRule[];
@@ -62,7 +60,6 @@ export interface AuthorityOptions {
 export class Authority {
   readonly key: AuthorityKey;
   readonly #grants: GrantBook;
-  readonly #journal: Journal;
   readonly #clock: Clock;
   readonly #ids: IdGen;
   readonly #policies: PolicyRule[];
@@ -71,7 +68,6 @@ export class Authority {
   constructor(opts: AuthorityOptions) {
     this.key = opts.key;
     this.#grants = opts.grants;
-    this.#journal = opts.journal;
     this.#clock = opts.clock;
     this.#ids = opts.ids;
     this.#policies = opts.policies ?? [];
@@ -162,16 +158,7 @@ export class Authority {
     }
     if (input.approvedBy !== undefined) reasons.push({ code: 'approved', message: `approved by ${input.approvedBy}` });
 
-    if (grantId !== undefined) {
-      const g = this.#grants.get(grantId)!;
-      if (g.maxUses !== undefined) {
-        // Count the use durably no later than the intent's own commit (queued first).
-        const used = this.#grants.consume(grantId);
-        const tx = this.#journal.begin();
-        tx.grant(used);
-        void tx.commit().catch(() => {});
-      }
-    }
+    // A grant with maxUses is charged by the host, in the intent's own turn (GrantBook.spend).
     return this.#sign(input, 'granted', reasons, now, {
       ...(grantId ? { grantId } : {}),
       ...(allowRule ? { policyRule: allowRule } : {}),

@@ -1,6 +1,6 @@
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import { FactType, GrantRequestSchema, Origin, type Grant, type GrantRequest, type Intent } from '../protocol/index.js';
-import type { Journal } from '../journal/index.js';
+import type { FactDraft } from '../protocol/index.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
 import { zodIssues } from './validate.js';
@@ -9,21 +9,33 @@ import { principalMatches, scopeMatches } from './scope.js';
 export type GrantMiss = { code: string; message: string };
 
 /**
+ * Writes grant facts and records durably: the host's runtime chain (fact + grant record in
+ * one turn). Resolves once durable.
+ */
+export type GrantRecorder = (draft: Omit<FactDraft, 'actor'>, grant: Grant) => Promise<void>;
+
+/**
  * Capability grants. The store is the truth; this keeps every grant in memory for lookups.
- * Issuing and revoking are facts; a use is counted when the authority grants with it.
+ * Issuing and revoking are facts on the runtime chain; a use is spent by the host in the
+ * turn of the intent it pays for ({@link GrantBook.spend}).
  */
 export class GrantBook {
   #grants = new Map<string, Grant>();
   #sorted: Grant[] | undefined;
-  readonly #journal: Journal;
+  protected record: GrantRecorder;
   readonly #clock: Clock;
   readonly #ids: IdGen;
 
-  constructor(initial: Grant[], journal: Journal, clock: Clock, ids: IdGen) {
+  constructor(initial: Grant[], record: GrantRecorder, clock: Clock, ids: IdGen) {
     for (const g of initial) this.#set(g);
-    this.#journal = journal;
+    this.record = record;
     this.#clock = clock;
     this.#ids = ids;
+  }
+
+  /** Where grant facts go (set once the host exists). */
+  setRecorder(record: GrantRecorder): void {
+    this.record = record;
   }
 
   async issue(req: GrantRequest): Promise<Grant> {
@@ -31,11 +43,8 @@ export class GrantBook {
     const id = grant.id;
     if (this.#grants.has(id)) throw new ConflictError(`grant ${id} already exists`);
     this.#set(grant);
-    const tx = this.#journal.begin();
-    tx.fact({ type: FactType.grantIssued, origin: Origin.operator, data: { grant } });
-    tx.grant(grant);
     try {
-      await tx.commit();
+      await this.record({ type: FactType.grantIssued, origin: Origin.operator, data: { grant } }, grant);
     } catch (e) {
       this.#grants.delete(id);
       this.#sorted = undefined;
@@ -50,10 +59,7 @@ export class GrantBook {
     if (g.revokedAt) return g;
     const revoked: Grant = { ...g, revokedAt: new Date(this.#clock.now()).toISOString(), revokedBy: by };
     this.#set(revoked);
-    const tx = this.#journal.begin();
-    tx.fact({ type: FactType.grantRevoked, origin: Origin.operator, data: { grantId: id, by, ...(reason ? { reason } : {}) } });
-    tx.grant(revoked);
-    await tx.commit();
+    await this.record({ type: FactType.grantRevoked, origin: Origin.operator, data: { grantId: id, by, ...(reason ? { reason } : {}) } }, revoked);
     return revoked;
   }
 
@@ -89,7 +95,7 @@ export class GrantBook {
         misses.push({ code: 'grant_expired', message: `grant ${g.id} expired at ${g.expiresAt}` });
         continue;
       }
-      if (g.maxUses !== undefined && g.uses >= g.maxUses) {
+      if (g.maxUses !== undefined && g.uses >= g.maxUses && !g.usedBy?.includes(intent.id)) {
         misses.push({ code: 'grant_exhausted', message: `grant ${g.id} has used all ${g.maxUses} uses` });
         continue;
       }
@@ -105,14 +111,35 @@ export class GrantBook {
     return { misses };
   }
 
-  /** Counts one use; returns the updated grant for the caller to persist. */
-  consume(id: string): Grant {
+  /**
+   * Spends one use of a grant with `maxUses` for `intentId` (a retry of an intent that
+   * already spent one is not charged again). Returns the grant record to persist with the
+   * intent's turn, or undefined when no use is left (another intent took the last one).
+   * Here, in one process, the in-memory count is the fence; the cluster's book overrides
+   * this with a compare-and-set on the shared record.
+   */
+  spend(id: string, intentId: string): Promise<Grant | undefined> {
     const g = this.#grants.get(id);
-    if (!g) throw new NotFoundError(`grant ${id}`);
-    const used: Grant = { ...g, uses: g.uses + 1 };
-    this.#set(used);
-    return used;
+    if (!g) return Promise.reject(new NotFoundError(`grant ${id}`));
+    return Promise.resolve(this.#apply(spendUse(g, intentId)));
   }
+
+  #apply(g: Grant | undefined): Grant | undefined {
+    if (g) this.#set(g);
+    return g;
+  }
+
+  /** Takes a record written elsewhere (a watched bucket, a reloaded row). */
+  protected put(g: Grant): void {
+    this.#set(g);
+  }
+}
+
+/** The grant after `intentId` spends a use, the same grant if it already did, or undefined if none is left. */
+export function spendUse(g: Grant, intentId: string): Grant | undefined {
+  if (g.usedBy?.includes(intentId)) return g;
+  if (g.maxUses !== undefined && g.uses >= g.maxUses) return undefined;
+  return { ...g, uses: g.uses + 1, usedBy: [...(g.usedBy ?? []), intentId].slice(-100) };
 }
 
 /**

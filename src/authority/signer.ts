@@ -58,15 +58,15 @@ export class AuthorityKey {
     return { ...d, sig };
   }
 
-  /** Signs a journal chain head (`"<seq>:<hash>"`). */
-  signHead(seq: number, hash: string): string {
+  /** Signs a journal checkpoint hash (the bytes signed are `"ice-checkpoint:<hash>"`). */
+  signCheckpoint(hash: string): string {
     if (!this.#private) throw new Error('this authority key can only verify');
-    return sign(null, Buffer.from(`${seq}:${hash}`), this.#private).toString('base64');
+    return sign(null, Buffer.from(`ice-checkpoint:${hash}`), this.#private).toString('base64');
   }
 
-  verifyHead(seq: number, hash: string, sig: string): boolean {
+  verifyCheckpoint(hash: string, sig: string): boolean {
     try {
-      return verify(null, Buffer.from(`${seq}:${hash}`), this.#public, Buffer.from(sig, 'base64'));
+      return verify(null, Buffer.from(`ice-checkpoint:${hash}`), this.#public, Buffer.from(sig, 'base64'));
     } catch {
       return false;
     }

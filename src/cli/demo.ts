@@ -60,7 +60,7 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
     const o = await rt.propose(full);
     counts[o.status]++;
     out(`     ${formatOutcome(o)}`);
-    const chain = rt.journal.factsOfIntent(id).map((f) => `#${f.seq} ${f.type}`);
+    const chain = (await rt.journal.factsOfIntent(id)).map((f) => `#${f.seq} ${f.type}`);
     if (chain.length) out(c.dim(`     facts: ${chain.join(' → ')}`));
     return { id, outcome: o };
   };
@@ -126,10 +126,7 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
     out(`     ${formatOutcome(o)}`);
     out(
       c.dim(
-        `     facts: ${rt.journal
-          .factsOfIntent(deploy.id)
-          .map((f) => `#${f.seq} ${f.type}`)
-          .join(' → ')}`,
+        `     facts: ${(await rt.journal.factsOfIntent(deploy.id)).map((f) => `#${f.seq} ${f.type}`).join(' → ')}`,
       ),
     );
   }
@@ -162,18 +159,18 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
   out('');
   out(c.cyan('▸ final states'));
   for (const a of [run, dep]) {
-    const d = rt.actor(a)!;
+    const d = (await rt.actor(a))!;
     out(`  ${a.padEnd(28)} ${c.bold(d.state)} ${c.dim(`(${d.status}, seq ${d.seq})`)}`);
   }
-  const v = rt.journal.verify();
+  const v = await rt.journal.verify();
   out('');
   out(
     `${Object.entries(counts)
       .map(([k, v]) => `${k} ${v}`)
       .join(' · ')}${heldForApproval ? ` (${heldForApproval} held for a human first)` : ''}\n` +
       (v.ok
-        ? c.green(`journal verified: ${v.count} facts, chain intact, head #${v.headSeq} ${v.headHash.slice(0, 16)}…`)
-        : c.red(`journal BROKEN at #${v.brokenAt}: ${v.reason}`)),
+        ? c.green(`journal verified: ${v.count} facts in ${v.chains} chains, every chain intact`)
+        : c.red(`journal BROKEN at ${v.brokenChain ?? ''} #${v.brokenAt ?? '?'}: ${v.reason}`)),
   );
   return { counts, facts: v.count, verified: v.ok };
 }

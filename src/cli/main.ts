@@ -8,14 +8,13 @@ import { callAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
 import { AuthorityKey } from '../authority/index.js';
 import { DataDirLockedError, IceError, ValidationError, ensureError, type IssueDetail } from '../errors.js';
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
-import { verifyRows, rowToFact } from '../journal/index.js';
+import { SqliteJournal, rowToFact, verifyStore } from '../journal/index.js';
 import { Subjects, type Fact, type Grant, type Outcome } from '../protocol/index.js';
 import { NatsTransport, jetStreamVersionWarning, registerNodeService } from '../transport/index.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { SqliteStore } from '../store/index.js';
 import { createLogger } from '../util/logger.js';
 import { runDemo } from './demo.js';
-import { startClusterNode } from '../cluster/index.js';
 import {
   clusterInspectorSource,
   graphToMermaid,
@@ -26,6 +25,9 @@ import {
   type Inspector,
 } from '../inspector/index.js';
 import { c, formatActors, formatFact, formatGrants, formatOutcome, parseDuration } from './format.js';
+import type { ActorDetail, ActorInfo } from '../host/index.js';
+import type { PendingRecord } from '../host/ports.js';
+import type { VerifyResult } from '../journal/reader.js';
 
 interface Common {
   data: string;
@@ -123,6 +125,60 @@ function readStore(o: Common): SqliteStore {
   return new SqliteStore(o.data, { readonly: true });
 }
 
+/**
+ * A read command's answer: from the cluster nodes over NATS (`--nats`, admin read requests,
+ * answered from JetStream), or from the data dir opened read-only (no lock needed). Both
+ * give the same shapes, so the printing below is shared.
+ */
+async function read<T>(o: Common & { nats?: string }, op: string, args: Record<string, unknown> = {}): Promise<T> {
+  if (o.nats) return (await adminOverNats(o.nats, op, args)) as T;
+  const store = readStore(o);
+  try {
+    return (await localRead(store, o, op, args)) as T;
+  } finally {
+    await store.close();
+  }
+}
+
+async function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, unknown>): Promise<unknown> {
+  const journal = new SqliteJournal(store);
+  switch (op) {
+    case 'actors.ls':
+      return store
+        .actorIndex()
+        .map((r): ActorInfo => ({ address: r.actor, kind: r.kind, state: r.state, status: r.status, seq: r.seq, owner: '', active: false }));
+    case 'actor.show': {
+      const address = String(a.address);
+      const snap = store.snapshot(address);
+      if (!snap) throw new IceError('E_NOT_FOUND', `no actor ${address}`, 'reject');
+      const detail: ActorDetail = {
+        address,
+        kind: snap.kind,
+        state: snap.state,
+        status: snap.status,
+        seq: snap.seq,
+        owner: '',
+        active: false,
+        context: (snap.snapshot as { context?: unknown }).context,
+        snapshot: snap.snapshot,
+      };
+      return { ...detail, updatedAt: snap.updatedAt, facts: journal.tail({ chain: address, limit: Number(a.limit ?? 10) }) };
+    }
+    case 'journal.tail':
+      return journal.tail({ limit: Number(a.limit ?? 20), ...(typeof a.chain === 'string' ? { chain: a.chain } : {}) });
+    case 'journal.verify': {
+      const key = AuthorityKey.loadPublic(resolve(o.data));
+      return { ...verifyStore(store, key ? (cp) => cp.keyId === key.keyId && key.verifyCheckpoint(cp.hash, cp.sig) : undefined), keyChecked: !!key };
+    }
+    case 'grant.ls':
+      return store.grants();
+    case 'approvals':
+      return store.pending();
+    default:
+      throw new IceError('E_INTERNAL', `no local read ${op}`, 'terminal');
+  }
+}
+
 function parseJsonOption(name: string, text: string | undefined): unknown {
   if (text === undefined) return undefined;
   try {
@@ -160,12 +216,31 @@ interface ServeOptions extends Common {
   seed?: boolean;
   nats?: string;
   node?: string;
+  cluster?: boolean;
+  replicas?: number;
+  leaseTtl?: string;
+  publishInspection?: boolean;
 }
 
-/** `ice dev` and `ice start`: a node serving until SIGINT/SIGTERM. */
+/** `ice dev` and `ice start` (one node on a data dir, or a cluster node): serves until SIGINT/SIGTERM. */
 async function serve(o: ServeOptions, title: string): Promise<void> {
   if (o.node !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(o.node)) {
     throw new ValidationError('bad --node', [{ path: 'node', code: 'invalid', message: o.node, expected: '1-64 chars of A-Za-z0-9_-' }]);
+  }
+  if (o.cluster && o.adminPort !== undefined) {
+    throw new ValidationError('--admin-port has no effect with --cluster', [
+      {
+        path: 'admin-port',
+        code: 'no_effect',
+        message: 'a cluster node has no local admin endpoint',
+        expected: 'operator commands with --nats <url> (they reach every node over NATS)',
+      },
+    ]);
+  }
+  if (!o.cluster && (o.replicas !== undefined || o.leaseTtl !== undefined)) {
+    throw new ValidationError('--replicas and --lease-ttl need --cluster', [
+      { path: o.replicas !== undefined ? 'replicas' : 'lease-ttl', code: 'no_effect', message: 'only cluster nodes use JetStream and leases', expected: '--cluster' },
+    ]);
   }
   const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
   let transport: NatsTransport | undefined;
@@ -180,16 +255,27 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     const warning = jetStreamVersionWarning(transport.serverVersion);
     if (warning) logger.warn({ server: transport.serverVersion }, warning);
   }
+  const node = o.node ?? (o.cluster ? `node-${process.pid}` : undefined);
   const rt = await createRuntime({
-    dataDir: o.data,
+    ...(o.cluster
+      ? {
+          cluster: {
+            servers: o.nats!.split(','),
+            ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+            ...(o.leaseTtl !== undefined ? { leaseTtlMs: parseDuration(o.leaseTtl) } : {}),
+            keyFile: join(resolve(o.data), `node-${node!}.key`),
+          },
+        }
+      : { dataDir: o.data }),
     actors: await loadActors(o.actors),
     logger,
-    ...(o.node ? { node: o.node } : {}),
+    ...(node ? { node } : {}),
     ...(transport ? { transport } : {}),
     ...(o.requirePrincipalSubjects ? { requirePrincipalSubject: true } : {}),
+    ...(o.publishInspection ? { publishInspection: true } : {}),
   });
-  const admin = await startAdminServer(rt, o.adminPort !== undefined ? { port: o.adminPort } : {});
-  rt.advertiseAdmin(admin.url, admin.token);
+  const admin = o.cluster ? undefined : await startAdminServer(rt, o.adminPort !== undefined ? { port: o.adminPort } : {});
+  if (admin) rt.advertiseAdmin(admin.url, admin.token);
   let inspector: Inspector | undefined;
   if (o.inspect !== undefined && o.inspect !== false) {
     const host = o.inspectHost ?? '127.0.0.1';
@@ -205,20 +291,21 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     ? await registerNodeService(transport, {
         node: rt.node.replace(/[^A-Za-z0-9_-]/g, '_'),
         version: VERSION,
-        status: () => ({ node: rt.node, ...rt.stats() }),
+        status: () => ({ node: rt.node, mode: rt.mode, ...rt.stats() }),
       })
     : undefined;
   if (o.seed) await runDemo(rt);
-  print(`${c.bold(title)} node ${rt.node} serving ${rt.dataDir}`);
+  print(`${c.bold(title)} node ${rt.node} ${rt.mode === 'cluster' ? `in a cluster on ${o.nats ?? ''}` : `serving ${rt.dataDir}`}`);
   print(`  transport ${rt.transport.kind}${o.nats ? ` ${o.nats} (nats-server ${transport!.serverVersion ?? '?'})` : ' (in process)'}`);
-  print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
+  if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
+  else print('  operator commands: ice … --nats <url> (ice.admin.* on NATS)');
   if (inspector) print(`  inspector ${c.bold(inspector.url)}`);
-  print(`  actors ${rt.listActors().length} · journal head #${rt.journal.headSeq} · Ctrl-C to stop`);
+  print(`  actors ${(await rt.listActors()).length} · Ctrl-C to stop`);
   print('ready');
   await untilStopped();
   await service?.stop();
   await inspector?.close();
-  await admin.close();
+  await admin?.close();
   await rt.stop();
   await transport?.close();
 }
@@ -238,7 +325,7 @@ common(program.command('start'))
   .description('run a node that serves intents over NATS (any language can propose on ice.intent.<kind>.<id>)')
   .requiredOption('--nats <url>', 'NATS server URL(s), comma-separated')
   .option('--node <name>', 'node name (subject-safe)')
-  .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1', (v) => Number(v))
+  .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1 (not with --cluster: use --nats)', (v) => Number(v))
   .option('--inspect <port>', 'serve the inspector on this port (0 = any free port)', (v) => Number(v))
   .option(
     '--require-principal-subjects',
@@ -246,40 +333,10 @@ common(program.command('start'))
   )
   .option('--inspect-host <host>', 'inspector bind address (default 127.0.0.1)')
   .option('--cluster', 'share actors with the other cluster nodes through JetStream (journal, snapshots, leases)')
-  .option('--replicas <n>', 'JetStream replicas for --cluster (1 for one server, 3 for a cluster)', (v) => Number(v), 1)
-  .option('--lease-ttl <duration>', 'actor lease length for --cluster', '5s')
-  .action((o: ServeOptions & { cluster?: boolean; replicas: number; leaseTtl: string }) =>
-    o.cluster ? serveCluster(o) : serve(o, 'ice start'),
-  );
-
-/** `ice start --cluster`: a cluster node (docs/distributed.md), serving until SIGINT/SIGTERM. */
-async function serveCluster(o: ServeOptions & { replicas: number; leaseTtl: string }): Promise<void> {
-  const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
-  const node = await startClusterNode({
-    servers: o.nats!.split(','),
-    node: o.node ?? `node-${process.pid}`,
-    actors: await loadActors(o.actors),
-    replicas: o.replicas,
-    leaseTtlMs: parseDuration(o.leaseTtl),
-    logger,
-  });
-  // A second connection for what every node does: the server version check and the NATS
-  // micro service registration (`nats micro ls` lists the nodes).
-  const side = await NatsTransport.connect({ servers: o.nats!.split(','), name: `ice-${node.node}-service`, maxReconnectAttempts: -1 });
-  const warning = jetStreamVersionWarning(side.serverVersion);
-  if (warning) logger.warn({ server: side.serverVersion }, warning);
-  const service = await registerNodeService(side, {
-    node: node.node,
-    version: VERSION,
-    status: () => ({ node: node.node, mode: 'cluster', leases: node.leases.held().length }),
-  });
-  print(`${c.bold('ice start --cluster')} node ${node.node} on ${o.nats} (JetStream replicas ${o.replicas}, lease ${o.leaseTtl})`);
-  print('ready');
-  await untilStopped();
-  await service.stop();
-  await node.stop({ release: true });
-  await side.close();
-}
+  .option('--replicas <n>', 'JetStream replicas for --cluster (1 for one server, 3 for a cluster; default 1)', (v) => Number(v))
+  .option('--lease-ttl <duration>', 'actor lease length for --cluster (default 5s)')
+  .option('--publish-inspection', "publish this node's XState inspection events on ice.inspect.> (for ice inspect --nats)")
+  .action((o: ServeOptions) => serve(o, o.cluster ? 'ice start --cluster' : 'ice start'));
 
 common(program.command('inspect'))
   .description('serve the inspector for a cluster: journal, snapshots and owners read from JetStream')
@@ -377,15 +434,11 @@ common(grant.command('issue'))
 common(grant.command('ls'))
   .description('list grants')
   .option('--json', 'JSON output')
-  .action((o: Common) => {
-    const store = readStore(o);
-    try {
-      const gs = store.grants().sort((a, b) => a.issuedAt.localeCompare(b.issuedAt));
-      if (o.json) printJson(gs);
-      else print(formatGrants(gs));
-    } finally {
-      void store.close();
-    }
+  .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
+  .action(async (o: Common & { nats?: string }) => {
+    const gs = (await read<Grant[]>(o, 'grant.ls')).sort((a, b) => a.issuedAt.localeCompare(b.issuedAt));
+    if (o.json) printJson(gs);
+    else print(formatGrants(gs));
   });
 common(grant.command('revoke <id>'))
   .description('revoke a grant; it stops counting at once')
@@ -400,25 +453,22 @@ common(grant.command('revoke <id>'))
 common(program.command('approvals'))
   .description('list intents waiting for a human approval')
   .option('--json', 'JSON output')
-  .action((o: Common) => {
-    const store = readStore(o);
-    try {
-      const ps = store.pending();
-      if (o.json) printJson(ps);
-      else if (ps.length === 0) print(c.dim('(nothing pending)'));
-      else
-        for (const p of ps) {
-          const i = p.intent as { proposer: string; action: string; params: unknown };
-          print(`${p.intentId}  ${p.actor}  ${i.proposer} ${i.action} ${JSON.stringify(i.params)}  ${c.dim(p.createdAt)}`);
-        }
-    } finally {
-      void store.close();
-    }
+  .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
+  .action(async (o: Common & { nats?: string }) => {
+    const ps = await read<PendingRecord[]>(o, 'approvals');
+    if (o.json) printJson(ps);
+    else if (ps.length === 0) print(c.dim('(nothing pending)'));
+    else
+      for (const p of ps) {
+        const i = p.intent as { proposer: string; action: string; params: unknown };
+        print(`${p.intentId}  ${p.actor}  ${i.proposer} ${i.action} ${JSON.stringify(i.params)}  ${c.dim(p.createdAt)}`);
+      }
   });
 common(program.command('approve <intentId>'))
   .description('approve a pending intent; the authority decides it again with the approval')
   .option('--by <who>', 'the approving human', process.env.USER ? `human:${process.env.USER}` : 'human:operator')
   .option('--note <text>', 'note recorded with the approval')
+  .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
   .action(async (intentId: string, o: Common & { by: string; note?: string }) => {
     const out = (await change(o, 'approve', { intentId, by: o.by, ...(o.note ? { note: o.note } : {}) })) as Outcome;
     print(`${intentId}  ${formatOutcome(out)}`);
@@ -428,6 +478,7 @@ common(program.command('deny <intentId>'))
   .description('refuse a pending intent')
   .requiredOption('--reason <text>', 'why')
   .option('--by <who>', 'the refusing human', process.env.USER ? `human:${process.env.USER}` : 'human:operator')
+  .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
   .action(async (intentId: string, o: Common & { by: string; reason: string }) => {
     const out = (await change(o, 'deny', { intentId, by: o.by, reason: o.reason })) as Outcome;
     print(`${intentId}  ${formatOutcome(out)}`);
@@ -437,18 +488,11 @@ common(program.command('actors').description('actors').command('ls'))
   .description('list actors with their state')
   .option('--kind <kind>', 'only this kind')
   .option('--json', 'JSON output')
-  .action((o: Common & { kind?: string }) => {
-    const store = readStore(o);
-    try {
-      const rows = store
-        .actorIndex()
-        .filter((r) => !o.kind || r.kind === o.kind)
-        .map((r) => ({ address: r.actor, kind: r.kind, state: r.state, status: r.status, seq: r.seq, owner: '', active: false }));
-      if (o.json) printJson(rows.map(({ owner: _o, active: _a, ...r }) => r));
-      else print(formatActors(rows));
-    } finally {
-      void store.close();
-    }
+  .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
+  .action(async (o: Common & { kind?: string; nats?: string }) => {
+    const rows = (await read<ActorInfo[]>(o, 'actors.ls')).filter((r) => !o.kind || r.kind === o.kind);
+    if (o.json) printJson(rows.map(({ owner: _o, active: _a, ...r }) => r));
+    else print(formatActors(rows));
   });
 
 const actor = program.command('actor').description('one actor');
@@ -456,27 +500,22 @@ common(actor.command('show <address>'))
   .description("an actor's state, context and recent journal")
   .option('-n, --limit <n>', 'journal facts to show', (v) => Number(v), 10)
   .option('--json', 'JSON output')
-  .action((address: string, o: Common & { limit: number }) => {
-    const store = readStore(o);
-    try {
-      const snap = store.snapshot(address);
-      if (!snap) throw new IceError('E_NOT_FOUND', `no actor ${address}`, 'reject');
-      const facts = store.tailRows(o.limit, undefined, address).map(rowToFact);
-      if (o.json) {
-        printJson({ ...snap, facts });
-        return;
-      }
-      print(`${c.bold(address)}  ${snap.state}  ${c.dim(`${snap.status} · seq ${snap.seq} · updated ${snap.updatedAt}`)}`);
-      print(`context ${JSON.stringify((snap.snapshot as { context?: unknown }).context, null, 2)}`);
-      print('recent facts:');
-      for (const f of facts.reverse()) print(formatFact(f));
-    } finally {
-      void store.close();
+  .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
+  .action(async (address: string, o: Common & { limit: number; nats?: string }) => {
+    const a = await read<ActorDetail & { updatedAt?: string; facts: Fact[] }>(o, 'actor.show', { address, limit: o.limit });
+    if (o.json) {
+      printJson(a);
+      return;
     }
+    print(`${c.bold(address)}  ${a.state}  ${c.dim(`${a.status} · seq ${a.seq}${a.updatedAt ? ` · updated ${a.updatedAt}` : ''}`)}`);
+    print(`context ${JSON.stringify(a.context, null, 2)}`);
+    print('recent facts:');
+    for (const f of [...a.facts].reverse()) print(formatFact(f));
   });
 common(actor.command('stop <address>'))
   .description('stop an actor for good (it keeps its history)')
   .requiredOption('--reason <text>', 'why')
+  .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
   .action(async (address: string, o: Common & { reason: string }) => {
     await change(o, 'actor.stop', { address, reason: o.reason });
     print(`${address} stopped`);
@@ -490,63 +529,63 @@ const journal = program.command('journal').description('the hash-chained journal
 common(journal.command('tail'))
   .description('the newest facts')
   .option('-n, --limit <n>', 'how many', (v) => Number(v), 20)
-  .option('--actor <address>', 'only facts of this actor')
+  .option('--actor <address>', 'only facts of this actor (its chain)')
   .option('-f, --follow', 'keep printing new facts')
   .option('--json', 'one JSON fact per line')
-  .action(async (o: Common & { limit: number; actor?: string; follow?: boolean }) => {
+  .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
+  .action(async (o: Common & { limit: number; actor?: string; follow?: boolean; nats?: string }) => {
+    const show = (f: Fact): void => {
+      if (o.json) process.stdout.write(JSON.stringify(f) + '\n');
+      else print(formatFact(f));
+    };
+    const facts = (await read<Fact[]>(o, 'journal.tail', { limit: o.limit, ...(o.actor ? { chain: o.actor } : {}) })).reverse();
+    facts.forEach(show);
+    if (!o.follow) return;
+    if (o.nats) {
+      // Every node publishes each committed fact on ice.fact.<chain>.
+      const t = await NatsTransport.connect({ servers: o.nats.split(','), name: 'ice-cli-tail', maxReconnectAttempts: -1 });
+      const sub = t.subscribe(o.actor ? Subjects.fact(o.actor) : Subjects.factAll, (m) => show(m.data as Fact));
+      await untilStopped();
+      sub.unsubscribe();
+      await t.close();
+      return;
+    }
     const store = readStore(o);
-    const show = (f: Fact) => (o.json ? process.stdout.write(JSON.stringify(f) + '\n') : print(formatFact(f)));
     try {
-      const facts = store.tailRows(o.limit, undefined, o.actor).map(rowToFact).reverse();
-      facts.forEach(show);
-      if (!o.follow) return;
-      let last = facts.at(-1)?.seq ?? store.head().seq;
+      let last = store.lastPos();
       let stop = false;
-      process.once('SIGINT', () => (stop = true));
+      process.once('SIGINT', () => {
+        stop = true;
+      });
       while (!stop) {
         await new Promise((r) => setTimeout(r, 300));
         for (const row of store.factRows(last + 1, 1000)) {
-          const f = rowToFact(row);
-          last = f.seq;
-          if (!o.actor || f.actor === o.actor) show(f);
+          last = row.pos;
+          if (!o.actor || row.chain === o.actor) show(rowToFact(row));
         }
       }
     } finally {
-      void store.close();
+      await store.close();
     }
   });
 common(journal.command('verify'))
-  .description('walk the hash chain; exit 1 and name the first broken fact if it was tampered with')
+  .description('walk every hash chain; exit 1 and name the first broken fact if it was tampered with')
   .option('--json', 'JSON output')
-  .action((o: Common) => {
-    const store = readStore(o);
-    try {
-      const t0 = performance.now();
-      const key = AuthorityKey.loadPublic(resolve(o.data));
-      const r = verifyRows(
-        store.iterateFactRows(),
-        key
-          ? { checkpoints: store.checkpoints(), checkSignature: (cp) => cp.keyId === key.keyId && key.verifyHead(cp.seq, cp.hash, cp.sig) }
-          : {},
-      );
-      const ms = performance.now() - t0;
-      if (o.json) printJson({ ...r, ms: Math.round(ms) });
-      else if (r.ok) {
-        print(c.green(`ok: ${r.count} facts verified in ${ms.toFixed(0)} ms, head #${r.headSeq} ${r.headHash}`));
-        if (!key) print(c.yellow('   no authority key in the data dir: checkpoint signatures not checked'));
-        else if ((r.attestedSeq ?? 0) === r.headSeq)
-          print(`   attested by authority ${key.keyId}: signed checkpoint at the head (${r.checkpoints} checkpoints match the chain)`);
-        else
-          print(
-            c.yellow(
-              `   attested by authority ${key.keyId} up to #${r.attestedSeq ?? 0}; facts after it are not covered by a signed checkpoint`,
-            ),
-          );
-      } else print(c.red(`BROKEN at fact #${r.brokenAt}: ${r.reason} (${r.count} facts before it verify)`));
-      process.exitCode = r.ok ? 0 : 1;
-    } finally {
-      void store.close();
-    }
+  .option('--nats <url>', 'verify the cluster journal (JetStream) over NATS instead of the local data dir')
+  .action(async (o: Common & { nats?: string }) => {
+    const t0 = performance.now();
+    const r = await read<VerifyResult & { keyChecked?: boolean }>(o, 'journal.verify');
+    const ms = performance.now() - t0;
+    if (o.json) printJson({ ...r, ms: Math.round(ms) });
+    else if (r.ok) {
+      print(c.green(`ok: ${r.count} facts in ${r.chains} chains verified in ${ms.toFixed(0)} ms`));
+      if (o.nats) print(c.dim('   cluster journal: chains checked link by link (turns are not signed in cluster mode yet)'));
+      else if (!r.keyChecked) print(c.yellow('   no authority key in the data dir: checkpoint signatures not checked'));
+      else if ((r.attestedPos ?? 0) === r.lastPos)
+        print(`   attested: the newest signed checkpoint covers the last fact (${r.checkpoints ?? 0} checkpoints match the chains)`);
+      else print(c.yellow(`   attested up to position ${r.attestedPos ?? 0}; later facts are not covered by a signed checkpoint`));
+    } else print(c.red(`BROKEN at ${r.brokenChain ?? '?'} #${r.brokenAt ?? '?'}: ${r.reason} (${r.count} facts before it verify)`));
+    process.exitCode = r.ok ? 0 : 1;
   });
 
 const machines = program.command('machines').description('the machines of the registered kinds');

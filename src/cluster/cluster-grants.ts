@@ -1,7 +1,6 @@
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
-import type { Grant, GrantRequest } from '../protocol/index.js';
-import { GrantBook, buildGrant } from '../authority/index.js';
-import type { Journal } from '../journal/index.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { FactType, Origin, type Grant, type GrantRequest } from '../protocol/index.js';
+import { GrantBook, buildGrant, spendUse } from '../authority/index.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
 import type { Logger } from '../util/logger.js';
@@ -10,18 +9,16 @@ import { WatchedBucket, type WatchedEntry } from '../store/jetstream/index.js';
 /**
  * Grants shared by every node of a cluster: KV bucket `ICE_GRANTS`, key = grant id. Every
  * node watches the bucket into memory, so `find` (inherited from GrantBook: same matching,
- * same misses) is a synchronous in-memory lookup, as the Authority needs.
+ * same misses) is a synchronous in-memory lookup, as the Authority needs. Issue and revoke
+ * write the bucket and then a fact on the issuing node's runtime chain (the same facts as
+ * on one node).
  *
- * This is a GrantBook so an unchanged `Authority` can decide with it. The SQLite journal
- * GrantBook writes to is not used: issue/revoke go to the KV bucket (create = first writer
- * wins; revoke = CAS on the revision).
- *
- * NOT BUILT in this slice: counting uses (`maxUses`). A use would be a CAS on the grant's
- * `uses` field; until that exists, grants with `maxUses` are refused at issue, so an
- * Authority never reaches `consume()` (which throws if it does).
- *
- * NOT BUILT either: the actorless fact chain on `ice.journal._runtime._` for
- * grant.issued / grant.revoked facts; the KV history is the only record.
+ * Uses (`maxUses`) are spent by compare-and-set on the grant's record, in the turn of the
+ * intent they pay for and before its commit: two nodes racing for the last use cannot both
+ * win. The record lists the intents that spent a use (`usedBy`), so a retry of the same
+ * intent — on any node — is not charged again. A use whose intent then fails to commit
+ * (the node dies between the two) stays spent: never an execution without a use, at most
+ * one use per intent id.
  */
 export class ClusterGrants extends GrantBook {
   readonly #kv: WatchedBucket;
@@ -32,8 +29,7 @@ export class ClusterGrants extends GrantBook {
   #sorted: Grant[] | undefined;
 
   private constructor(kv: WatchedBucket, clock: Clock, ids: IdGen, logger: Logger) {
-    // The parent's journal is never used (issue/revoke/consume are overridden).
-    super([], unusedJournal, clock, ids);
+    super([], () => Promise.reject(new Error('grant recorder not set')), clock, ids);
     this.#kv = kv;
     this.#clock = clock;
     this.#ids = ids;
@@ -62,48 +58,66 @@ export class ClusterGrants extends GrantBook {
     if (e.value === undefined) {
       this.#map.delete(e.key);
     } else {
-      const cur = this.#map.get(e.key);
-      if (cur && cur.revision >= e.revision) return;
-      this.#map.set(e.key, { grant: e.value as Grant, revision: e.revision });
+      this.#remember(e.value as Grant, e.revision);
     }
+    this.#sorted = undefined;
+  }
+
+  #remember(grant: Grant, revision: number): void {
+    const cur = this.#map.get(grant.id);
+    if (cur && cur.revision >= revision) return;
+    this.#map.set(grant.id, { grant, revision });
     this.#sorted = undefined;
   }
 
   override async issue(req: GrantRequest): Promise<Grant> {
     const grant = buildGrant(req, this.#ids, this.#clock);
-    if (grant.maxUses !== undefined) {
-      throw new ValidationError('grants with maxUses are not supported in cluster mode yet', [
-        { path: 'maxUses', code: 'unsupported', message: 'use counting across nodes is not built', expected: 'no maxUses' },
-      ]);
-    }
-    const id = grant.id;
-    const revision = await this.#kv.create(id, grant);
+    const revision = await this.#kv.create(grant.id, grant);
     // Visible on this node at once; the watch brings it to the others.
-    const cur = this.#map.get(id);
-    if (!cur || cur.revision < revision) {
-      this.#map.set(id, { grant, revision });
-      this.#sorted = undefined;
-    }
+    this.#remember(grant, revision);
+    await this.record({ type: FactType.grantIssued, origin: Origin.operator, data: { grant } }, grant);
     return grant;
   }
 
-  override async revoke(id: string, by = 'operator', _reason?: string): Promise<Grant> {
-    for (let attempt = 0; attempt < 5; attempt++) {
+  override async revoke(id: string, by = 'operator', reason?: string): Promise<Grant> {
+    const revoked = await this.#update(id, (g) => (g.revokedAt ? undefined : { ...g, revokedAt: new Date(this.#clock.now()).toISOString(), revokedBy: by }));
+    if (!revoked.changed) return revoked.grant;
+    await this.record(
+      { type: FactType.grantRevoked, origin: Origin.operator, data: { grantId: id, by, ...(reason ? { reason } : {}) } },
+      revoked.grant,
+    );
+    return revoked.grant;
+  }
+
+  override async spend(id: string, intentId: string): Promise<Grant | undefined> {
+    let exhausted = false;
+    const r = await this.#update(id, (g) => {
+      const next = spendUse(g, intentId);
+      exhausted = next === undefined;
+      return next === g ? undefined : next;
+    });
+    return exhausted ? undefined : r.grant;
+  }
+
+  /** Read, change, compare-and-set; again while someone else wrote in between. */
+  async #update(id: string, change: (g: Grant) => Grant | undefined): Promise<{ grant: Grant; changed: boolean }> {
+    for (let attempt = 0; attempt < 20; attempt++) {
       const e = await this.#kv.get(id);
       if (!e) throw new NotFoundError(`grant ${id}`);
       const g = e.value as Grant;
-      if (g.revokedAt) return g;
-      const revoked: Grant = { ...g, revokedAt: new Date(this.#clock.now()).toISOString(), revokedBy: by };
+      this.#remember(g, e.revision);
+      const next = change(g);
+      if (!next) return { grant: g, changed: false };
       try {
-        const revision = await this.#kv.update(id, revoked, e.revision);
-        this.#map.set(id, { grant: revoked, revision });
-        this.#sorted = undefined;
-        return revoked;
-      } catch {
-        // changed under us: read again
+        const revision = await this.#kv.update(id, next, e.revision);
+        this.#remember(next, revision);
+        return { grant: next, changed: true };
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+        // another node wrote in between: read again
       }
     }
-    throw new ConflictError(`grant ${id} kept changing while revoking`);
+    throw new ConflictError(`grant ${id} kept changing under concurrent writers`);
   }
 
   override get(id: string): Grant | undefined {
@@ -115,10 +129,6 @@ export class ClusterGrants extends GrantBook {
       .map((x) => x.grant)
       .sort((a, b) => a.issuedAt.localeCompare(b.issuedAt) || a.id.localeCompare(b.id));
     return this.#sorted;
-  }
-
-  override consume(id: string): Grant {
-    throw new ConflictError(`grant ${id}: counting uses is not supported in cluster mode yet`);
   }
 
   /** Resolves when this node's watch has seen grant `id` (or rejects after `timeoutMs`). */
@@ -136,10 +146,3 @@ export class ClusterGrants extends GrantBook {
     await this.#kv.close();
   }
 }
-
-/** Stands in for the SQLite journal GrantBook/Authority would write use counts to; never reached. */
-export const unusedJournal = {
-  begin(): never {
-    throw new Error('cluster mode: the SQLite journal is not used');
-  },
-} as unknown as Journal;

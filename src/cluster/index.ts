@@ -1,3 +1,3 @@
-export { startClusterNode, verifyActorChain } from './cluster-node.js';
-export type { ClusterNode, ClusterNodeOptions, ClusterActorView, ClusterSnapshotRecord } from './cluster-node.js';
+export { startCluster } from './cluster.js';
+export type { ClusterOptions, ClusterParts } from './cluster.js';
 export { ClusterGrants } from './cluster-grants.js';

@@ -1,41 +1,66 @@
 import { createActor, type AnyActorRef, type AnyStateMachine, type InspectionEvent, type Snapshot } from 'xstate';
-import { ConflictError, DecisionVerificationError, NotFoundError, ValidationError, ensureError } from '../errors.js';
+import {
+  ConflictError,
+  DecisionVerificationError,
+  IceError,
+  JournalBrokenError,
+  NotFoundError,
+  ValidationError,
+  ensureError,
+} from '../errors.js';
 import {
   FactType,
   Origin,
+  chainFact,
   parseAddress,
   splitAddress,
   type ActorAddress,
   type Decision,
   type Fact,
   type FactDraft,
+  type Grant,
   type Intent,
   type Outcome,
   type SnapshotRecord,
 } from '../protocol/index.js';
-import { verifyDecision, zodIssues, type ActorView, type AuthorityKey, type LocalTrust, type RunView } from '../authority/index.js';
-import type { Journal, JournalTx } from '../journal/index.js';
-import type { SqliteStore } from '../store/index.js';
+import {
+  verifyDecision,
+  zodIssues,
+  type ActorView,
+  type AuthorityKey,
+  type GrantBook,
+  type LocalTrust,
+  type RunView,
+} from '../authority/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { ActorDefinition, ActorRegistry } from './definition.js';
 import { stateToString } from './state-value.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
+import { EMPTY_HEAD, type ChainHead, type OwnershipPort, type StorePort, type Turn } from './ports.js';
 
 /**
- * Hosts actors: creates, restores, stops them, and executes intents as transitions.
+ * Hosts actors, in both deployments: creates, restores, stops them, and executes intents as
+ * transitions. What differs between one process and a cluster sits behind the two ports it
+ * is given (ports.ts): where turns are committed, and who may execute for an actor.
  *
  * Invariants enforced here:
  * - nothing transitions without a decision that verifies (signature of a known authority,
  *   bound to this intent's id and digest, not expired) and says `granted`;
- * - the facts of one intent and the actor's new snapshot go into ONE journal tx;
- * - an intent id is executed at most once (the stored outcome answers repeats);
+ * - the facts of one intent, the actor's new snapshot and the outcome are ONE turn, committed
+ *   atomically and fenced (the turn continues the chain head the host read);
+ * - an intent id is executed at most once: inside the actor's turn the store's outcome is
+ *   looked up before deciding (complete for every committed turn, in both stores);
  * - intents to one actor run one at a time (`withActor`), so the state a decision saw is
  *   the state the transition starts from; the commit is awaited outside that turn, which
- *   lets the next intent pipeline into the same group commit;
+ *   lets the next intent pipeline behind it;
+ * - nothing is committed for an actor this process is not sure it owns (`holds`, checked
+ *   right before each commit); a lost actor is dropped from memory at once;
  * - a transition that throws (XState error status) is not kept: the actor goes back to its
  *   last snapshot, and an `intent.failed` fact is written instead of a transition;
- * - if a group commit fails, the actors in it are dropped from memory and reload from disk.
+ * - if a commit fails, the actor is dropped from memory and reloads from the store;
+ * - a grant with `maxUses` is spent in the intent's turn, before its commit: a use is never
+ *   missing for an execution, and a retry of the same intent is not charged twice.
  */
 
 export interface ActorInfo {
@@ -55,111 +80,137 @@ export interface ActorDetail extends ActorInfo {
 
 export interface Applied {
   outcome: Outcome;
-  /** Resolves when the facts are durable; acknowledge only then. */
+  /** Resolves when the turn is durable; acknowledge only then. */
   committed: Promise<void>;
 }
 
 export interface InspectRecord {
   actor: string;
+  node: string;
   event: InspectionEvent;
 }
 
-interface Entry {
+/** What a turn on an actor found: the actor is here, elsewhere, or does not exist. */
+export type Located = { kind: 'here'; entry: Entry } | { kind: 'elsewhere'; owner: string } | { kind: 'missing' };
+
+export interface Entry {
   address: ActorAddress;
   def: ActorDefinition;
   actor: AnyActorRef;
   status: SnapshotRecord['status'];
   state: string;
-  seq: number;
+  head: ChainHead;
   persisted: Snapshot<unknown>;
   /** Clock time of the last activation or use, for idle passivation. */
   lastUsed: number;
-}
-
-interface IndexEntry {
-  kind: string;
-  status: SnapshotRecord['status'];
-  state: string;
-  seq: number;
+  /** Turns handed to the store and not yet settled: the actor stays in memory meanwhile. */
+  pending: number;
 }
 
 export interface HostOptions {
   node: string;
   registry: ActorRegistry;
-  store: SqliteStore;
-  journal: Journal;
+  store: StorePort;
+  ownership: OwnershipPort;
+  grants: GrantBook;
+  /** This process's chain for facts without an actor: `_runtime/<name>`. */
+  runtimeChain: string;
   clock: Clock;
   logger: Logger;
   authorityKeys: ReadonlyMap<string, AuthorityKey>;
   /** Decisions vouched for in this process skip the signature check (not the binding checks). */
   trust?: LocalTrust;
+  /** Called with every committed turn's facts (publishing on `ice.fact.…`, listeners). */
+  onCommitted?: (facts: readonly Fact[]) => void;
 }
+
+export type Decide = (intent: Intent, digest: string, approvedBy?: string) => Promise<Decision>;
 
 export class Host {
   readonly node: string;
+  readonly runtimeChain: string;
+  readonly store: StorePort;
+  readonly ownership: OwnershipPort;
   readonly #registry: ActorRegistry;
-  readonly #store: SqliteStore;
-  readonly #journal: Journal;
+  readonly #grants: GrantBook;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #keys: ReadonlyMap<string, AuthorityKey>;
   readonly #trust: LocalTrust | undefined;
+  readonly #onCommitted: (facts: readonly Fact[]) => void;
   readonly #entries = new Map<string, Entry>();
-  readonly #index = new Map<string, IndexEntry>();
   readonly #turns = new KeyedMutex();
   readonly #inspectListeners = new Set<(r: InspectRecord) => void>();
   /** Actors already restored in this process: re-activation after passivation is not a new fact. */
   readonly #restored = new Set<string>();
+  /** Run views read for the decision being made in the current turn. */
+  readonly #runViews = new Map<string, RunView>();
+  #runtimeHead: ChainHead | undefined;
+  readonly #unsubscribeLost: () => void;
 
   constructor(opts: HostOptions) {
     this.node = opts.node;
+    this.runtimeChain = opts.runtimeChain;
+    this.store = opts.store;
+    this.ownership = opts.ownership;
     this.#registry = opts.registry;
-    this.#store = opts.store;
-    this.#journal = opts.journal;
+    this.#grants = opts.grants;
     this.#clock = opts.clock;
     this.#log = opts.logger;
     this.#keys = opts.authorityKeys;
     this.#trust = opts.trust;
-    for (const row of this.#store.actorIndex()) {
-      this.#index.set(row.actor, { kind: row.kind, status: row.status, state: row.state, seq: row.seq });
-    }
-  }
-
-  get size(): number {
-    return this.#index.size;
+    this.#onCommitted = opts.onCommitted ?? (() => {});
+    this.#unsubscribeLost = this.ownership.onLost((actor, owner) => {
+      if (!this.#entries.has(actor)) return;
+      this.#log.warn({ actor, owner }, 'actor lost to another owner: standing down');
+      this.#drop(actor);
+    });
   }
 
   get activeCount(): number {
     return this.#entries.size;
   }
 
-  has(address: string): boolean {
-    return this.#index.has(address);
+  /** Actors in the store, with the state of those active here (which may be ahead of the store). */
+  async list(): Promise<ActorInfo[]> {
+    const rows = await this.store.actors();
+    return rows
+      .filter((r) => !r.actor.startsWith('_runtime/'))
+      .map((r) => {
+        const e = this.#entries.get(r.actor);
+        return e
+          ? { address: r.actor, kind: r.kind, state: e.state, status: e.status, seq: e.head.seq, owner: this.node, active: true }
+          : { address: r.actor, kind: r.kind, state: r.state, status: r.status, seq: r.seq, owner: '', active: false };
+      })
+      .sort((a, b) => a.address.localeCompare(b.address));
   }
 
-  list(): ActorInfo[] {
-    const out: ActorInfo[] = [];
-    for (const [address, i] of this.#index) {
-      out.push({
-        address,
-        kind: i.kind,
-        state: i.state,
-        status: i.status,
-        seq: i.seq,
-        owner: this.node,
-        active: this.#entries.has(address),
-      });
-    }
-    return out.sort((a, b) => a.address.localeCompare(b.address));
-  }
-
-  detail(address: string): ActorDetail | undefined {
-    const i = this.#index.get(address);
-    if (!i) return undefined;
+  async detail(address: string): Promise<ActorDetail | undefined> {
     const e = this.#entries.get(address);
-    const snapshot = e ? e.persisted : this.#store.snapshot(address)?.snapshot;
-    const context = (snapshot as { context?: unknown } | undefined)?.context;
-    return { address, kind: i.kind, state: i.state, status: i.status, seq: i.seq, owner: this.node, active: !!e, context, snapshot };
+    if (e) {
+      const context = (e.actor.getSnapshot() as { context?: unknown }).context;
+      return { ...this.#info(e), context, snapshot: e.persisted };
+    }
+    const rec = await this.store.latestSnapshot(address);
+    if (!rec) return undefined;
+    const context = (rec.snapshot as { context?: unknown } | undefined)?.context;
+    return {
+      address,
+      kind: rec.kind,
+      state: rec.state,
+      status: rec.status,
+      seq: rec.seq,
+      owner: '',
+      active: false,
+      context,
+      snapshot: rec.snapshot,
+    };
+  }
+
+  /** This process's in-memory entry of an actor (it believes it owns it). */
+  local(address: string): ActorInfo | undefined {
+    const e = this.#entries.get(address);
+    return e ? this.#info(e) : undefined;
   }
 
   onInspect(listener: (r: InspectRecord) => void): () => void {
@@ -172,27 +223,282 @@ export class Host {
     return this.#turns.run(address, fn);
   }
 
-  /** What the authority may see of an actor. Activates it if needed. */
-  view(address: string): ActorView {
-    const e = this.#activate(address);
-    if (!e) {
-      const i = this.#index.get(address);
-      return { exists: !!i, status: i ? i.status : 'missing', state: i?.state ?? '', context: undefined, can: () => false };
+  /**
+   * Finds an actor for a turn: active here, or claimed and loaded now; or owned elsewhere; or
+   * missing. Call inside `withActor(address)`.
+   * @throws JournalBrokenError when its chain forks or has a gap (the actor stays stopped).
+   */
+  async locate(address: string): Promise<Located> {
+    const existing = this.#entries.get(address);
+    if (existing) {
+      if (this.ownership.holds(address)) {
+        existing.lastUsed = this.#clock.now();
+        return { kind: 'here', entry: existing };
+      }
+      this.#drop(address);
     }
+    const own = await this.ownership.claim(address);
+    if (own.kind === 'elsewhere') return { kind: 'elsewhere', owner: own.owner };
+    if (own.kind === 'unknown') throw new IceError('E_OWNERSHIP', own.reason, 'retry');
+    let entry: Entry | undefined;
+    try {
+      entry = await this.#activate(address);
+    } catch (e) {
+      await this.ownership.release(address).catch(() => {});
+      throw e;
+    }
+    if (!entry) {
+      await this.ownership.release(address).catch(() => {});
+      return { kind: 'missing' };
+    }
+    return { kind: 'here', entry };
+  }
+
+  /** What the authority may see of an actor: only the one whose turn this is, active here. */
+  view(address: string): ActorView {
+    const e = this.#entries.get(address);
+    if (!e) return { exists: false, status: 'missing', state: '', context: undefined, can: () => false };
     const snap = e.actor.getSnapshot() as { can(ev: unknown): boolean; context: unknown };
     return { exists: true, status: e.status, state: e.state, context: snap.context, can: (ev) => e.status === 'active' && snap.can(ev) };
   }
 
+  /** The run view read for the current decision (see {@link Host.readRun}). */
   runView(runId: string | undefined): RunView | undefined {
     if (runId === undefined) return undefined;
-    const address = `run/${runId}`;
-    const e = this.#activate(address);
-    if (!e) return { exists: false, state: '', executing: false };
-    const snap = e.actor.getSnapshot() as { hasTag(t: string): boolean };
-    return { exists: true, state: e.state, executing: e.status === 'active' && snap.hasTag('executing') };
+    return this.#runViews.get(runId) ?? { exists: false, state: '', executing: false };
   }
 
-  /** Creates a new actor of a registered kind. Origin `runtime` (or `operator`). */
+  /**
+   * Reads the run an intent is bound to, wherever it lives: the in-memory actor if this
+   * process hosts it, else its newest committed snapshot from the store.
+   */
+  async readRun(runId: string | undefined): Promise<void> {
+    if (runId === undefined) return;
+    const address = `run/${runId}`;
+    const e = this.#entries.get(address);
+    if (e) {
+      const snap = e.actor.getSnapshot() as { hasTag(t: string): boolean };
+      this.#runViews.set(runId, { exists: true, state: e.state, executing: e.status === 'active' && snap.hasTag('executing') });
+      return;
+    }
+    const rec = await this.store.latestSnapshot(address);
+    const def = rec ? this.#registry.get(rec.kind) : undefined;
+    if (!rec || !def) {
+      this.#runViews.set(runId, { exists: false, state: '', executing: false });
+      return;
+    }
+    const probe = createActor(def.machine, { snapshot: rec.snapshot as Snapshot<unknown> });
+    probe.subscribe({ error: () => {} });
+    probe.start();
+    const snap = probe.getSnapshot() as unknown as { hasTag(t: string): boolean };
+    const executing = rec.status === 'active' && snap.hasTag('executing');
+    probe.stop();
+    this.#runViews.set(runId, { exists: true, state: rec.state, executing });
+  }
+
+  /**
+   * One intent, start to finish, inside its actor's turn: locate the actor, answer a repeat
+   * from the stored outcome, read the run, decide, spend the grant's use, apply, commit.
+   * Returns the outcome with its commit, or where the actor lives instead.
+   */
+  async execute(
+    intent: Intent,
+    digest: string,
+    decide: Decide,
+    opts: { event?: { type: string } & Record<string, unknown> } = {},
+  ): Promise<Applied | { forward: string } | { missing: true } | { conflict: true }> {
+    return this.withActor(intent.target, async () => {
+      const where = await this.locate(intent.target);
+      if (where.kind === 'elsewhere') return { forward: where.owner };
+      if (where.kind === 'missing') return { missing: true as const };
+      // A repeat may have been executed by a previous owner, or by this process moments ago.
+      const stored = await this.store.outcome(intent.id);
+      if (stored) {
+        if (stored.digest !== digest) return { conflict: true as const };
+        return { outcome: stored.outcome, committed: Promise.resolve() };
+      }
+      return this.#decideAndApply(where.entry, intent, digest, decide, opts);
+    });
+  }
+
+  /**
+   * Settles a pending intent inside its actor's turn: `approve` re-decides it against the
+   * actor's current state and the current grants and policies, then applies; `deny` records
+   * the refusal. Returns where the actor lives if not here.
+   */
+  async settle(
+    intentId: string,
+    how: { approve: { by: string; note?: string } } | { deny: { by: string; reason: string } },
+    validate: (intent: unknown) => { intent: Intent; digest: string; event: { type: string } & Record<string, unknown> },
+    decide: Decide,
+  ): Promise<Applied | { forward: string }> {
+    const [p] = await this.store.pending(intentId);
+    if (!p) throw new NotFoundError(`pending intent ${intentId}`);
+    const v = validate(p.intent);
+    return this.withActor(v.intent.target, async () => {
+      const where = await this.locate(v.intent.target);
+      if (where.kind === 'elsewhere') return { forward: where.owner };
+      if (where.kind === 'missing') throw new NotFoundError(`actor ${v.intent.target}`);
+      const [still] = await this.store.pending(intentId);
+      if (!still) throw new ConflictError(`intent ${intentId} is no longer pending`);
+      const pendingDecision = p.decision as Decision;
+      if ('deny' in how) return this.#refusePending(where.entry, v.intent, v.digest, pendingDecision, how.deny.by, how.deny.reason);
+      return this.#decideAndApply(where.entry, v.intent, v.digest, decide, { event: v.event, approval: how.approve });
+    });
+  }
+
+  async #decideAndApply(
+    e: Entry,
+    intent: Intent,
+    digest: string,
+    decide: Decide,
+    opts: { event?: { type: string } & Record<string, unknown>; approval?: { by: string; note?: string } },
+  ): Promise<Applied> {
+    await this.readRun(intent.runId);
+    try {
+      let decision = await decide(intent, digest, opts.approval?.by);
+      let spent: Grant | undefined;
+      // A grant with maxUses: spend the use before committing. If another intent took the
+      // last one meanwhile (another node, or a concurrent turn), decide again: the book now
+      // knows the grant is exhausted.
+      for (let attempt = 0; decision.verdict === 'granted' && decision.grantId !== undefined; attempt++) {
+        const g = this.#grants.get(decision.grantId);
+        if (g?.maxUses === undefined) break;
+        spent = await this.#grants.spend(g.id, intent.id);
+        if (spent) break;
+        if (attempt >= 3) throw new ConflictError(`grant ${g.id}: its last uses kept being taken while deciding ${intent.id}`);
+        decision = await decide(intent, digest, opts.approval?.by);
+      }
+      if (this.#entries.get(intent.target) !== e) {
+        throw new IceError('E_NOT_OWNER', `${this.node} lost ${intent.target} while deciding; retry with the same id`, 'retry');
+      }
+      return this.apply(intent, digest, decision, { ...opts, ...(spent ? { grants: [spent] } : {}) });
+    } finally {
+      if (intent.runId !== undefined) this.#runViews.delete(intent.runId);
+    }
+  }
+
+  /**
+   * Applies an authority decision to its intent. Call inside `withActor(intent.target)` with
+   * the actor active here. Writes `intent.proposed` (or `approval`), the decision, and —
+   * only when granted and verified — the transition, all in one turn.
+   */
+  apply(
+    intent: Intent,
+    digest: string,
+    decision: Decision,
+    opts: {
+      approval?: { by: string; note?: string };
+      event?: { type: string } & Record<string, unknown>;
+      grants?: Grant[];
+    } = {},
+  ): Applied {
+    const target = intent.target;
+    const e = this.#entries.get(target);
+    if (!e) throw new IceError('E_NOT_OWNER', `${target} is not active on ${this.node}; retry with the same id`, 'retry');
+    const b = this.#builder(e);
+    const log = (level: 'info' | 'warn' | 'debug', o: object, m: string) => this.#log[level]({ actor: target, intent: intent.id, ...o }, m);
+    const f1 = this.#proposed(b, intent, digest, opts);
+    try {
+      const local = this.#trust?.isLocalDecision(decision) === true;
+      verifyDecision(decision, intent, digest, this.#keys, this.#clock.now(), { skipSignature: local });
+    } catch (err) {
+      const v = err instanceof DecisionVerificationError ? err : new DecisionVerificationError('invalid', ensureError(err).message);
+      log('warn', { reason: v.reason }, 'decision refused');
+      const f2 = b.fact({
+        type: FactType.decisionRefused,
+        origin: Origin.runtime,
+        intentId: intent.id,
+        causes: [f1.seq],
+        data: { decisionId: decision.id, reason: v.reason, message: v.message },
+      });
+      // No stored outcome: a forged decision must not block the genuine one.
+      return { outcome: failed(intent, v.code, v.message, f2.seq), committed: this.#commit(e, b.turn()) };
+    }
+    const f2 = b.fact({ type: FactType.decision, origin: Origin.authority, intentId: intent.id, causes: [f1.seq], data: { decision } });
+    if (opts.approval) b.pendingDelete = intent.id;
+    if (opts.grants) b.grants = opts.grants;
+
+    if (decision.verdict !== 'granted') {
+      const outcome: Outcome = {
+        v: 1,
+        status: decision.verdict,
+        intentId: intent.id,
+        actor: target,
+        decisionId: decision.id,
+        reasons: decision.reasons,
+        seq: f2.seq,
+      };
+      if (decision.verdict === 'pending') {
+        b.pendingPut = { intentId: intent.id, actor: target, intent, decision, createdAt: decision.issuedAt };
+      }
+      b.outcome = { intentId: intent.id, digest, outcome };
+      log('info', { verdict: decision.verdict, reasons: decision.reasons.map((r) => r.code) }, `intent ${decision.verdict}`);
+      return { outcome, committed: this.#commit(e, b.turn()) };
+    }
+
+    const fail = (code: string, message: string): Applied => {
+      const f3 = b.fact({ type: FactType.intentFailed, origin: Origin.runtime, intentId: intent.id, causes: [f2.seq], data: { code, message } });
+      const outcome = failed(intent, code, message, f3.seq);
+      b.outcome = { intentId: intent.id, digest, outcome };
+      log('warn', { code }, `intent failed: ${message}`);
+      return { outcome, committed: this.#commit(e, b.turn()) };
+    };
+    if (e.status !== 'active') return fail('E_ACTOR_NOT_ACTIVE', `${target} is ${e.status}`);
+    const event = opts.event ?? eventOf(intent, e.def);
+    const before = e.actor.getSnapshot() as { can(ev: unknown): boolean };
+    if (!before.can(event)) return fail('E_STATE_CHANGED', `${target} in state ${e.state} can no longer take ${intent.action}`);
+
+    const from = e.state;
+    e.actor.send(event);
+    const after = e.actor.getSnapshot() as { status: string; value: never; error?: unknown };
+    if (after.status === 'error') {
+      this.#revert(e);
+      return fail('E_TRANSITION_THREW', ensureError(after.error).message);
+    }
+    const to = stateToString(after.value);
+    const f3 = b.fact({ type: FactType.transition, origin: Origin.runtime, intentId: intent.id, causes: [f2.seq], data: { from, to, event } });
+    const outcome: Outcome = {
+      v: 1,
+      status: 'executed',
+      intentId: intent.id,
+      actor: target,
+      from,
+      to,
+      decisionId: decision.id,
+      ...(decision.grantId ? { grantId: decision.grantId } : {}),
+      seq: f3.seq,
+    };
+    b.outcome = { intentId: intent.id, digest, outcome };
+    this.#advance(e, b, after.status === 'done' ? 'done' : 'active', to);
+    log('debug', { from, to }, 'intent executed');
+    return { outcome, committed: this.#commit(e, b.turn()) };
+  }
+
+  /** Records a human's refusal of a pending intent. */
+  #refusePending(e: Entry, intent: Intent, digest: string, pendingDecision: Decision, by: string, reason: string): Applied {
+    const b = this.#builder(e);
+    const f1 = b.fact({
+      type: FactType.approval,
+      origin: Origin.operator,
+      intentId: intent.id,
+      data: { approved: false, by, reason, decisionId: pendingDecision.id },
+    });
+    b.pendingDelete = intent.id;
+    const outcome: Outcome = {
+      v: 1,
+      status: 'denied',
+      intentId: intent.id,
+      actor: intent.target,
+      decisionId: pendingDecision.id,
+      reasons: [{ code: 'approval_refused', message: `${by} refused: ${reason}` }],
+      seq: f1.seq,
+    };
+    b.outcome = { intentId: intent.id, digest, outcome };
+    return { outcome, committed: this.#commit(e, b.turn()) };
+  }
+
+  /** Creates a new actor of a registered kind. Origin `operator` (or `runtime`). */
   async spawn(address: string, input?: unknown, origin: 'runtime' | 'operator' = Origin.operator): Promise<ActorInfo> {
     const addr = parseAddress(address);
     const { kind } = splitAddress(addr);
@@ -204,185 +510,55 @@ export class Host {
           .map((d) => d.kind)
           .join(', ')})`,
       );
+    let parsedInput = input;
+    if (def.input) {
+      const r = def.input.safeParse(input);
+      if (!r.success) throw new ValidationError(`invalid input for ${kind}`, zodIssues(r.error, 'input'));
+      parsedInput = r.data;
+    }
     return this.withActor(addr, async () => {
-      if (this.#index.has(addr)) throw new ConflictError(`actor ${addr} already exists`);
-      let parsedInput = input;
-      if (def.input) {
-        const r = def.input.safeParse(input);
-        if (!r.success) throw new ValidationError(`invalid input for ${kind}`, zodIssues(r.error, 'input'));
-        parsedInput = r.data;
-      }
-      const actor = this.#create(addr, def.machine, { input: parsedInput });
-      const snap = actor.getSnapshot() as { status: string; value: never; error?: unknown };
-      if (snap.status === 'error') {
-        actor.stop();
-        throw new ValidationError(`${addr} failed to start: ${ensureError(snap.error).message}`, []);
-      }
-      const state = stateToString(snap.value);
-      const persisted = actor.getPersistedSnapshot();
-      const tx = this.#journal.begin();
-      const f = tx.fact({
-        type: FactType.actorStarted,
-        origin,
-        actor: addr,
-        data: { kind, input: parsedInput ?? null, state, node: this.node },
-      });
-      const status = snap.status === 'done' ? 'done' : 'active';
-      tx.snapshot(this.#record(addr, kind, f.seq, status, state, persisted));
-      const entry: Entry = { address: addr, def, actor, status, state, seq: f.seq, persisted, lastUsed: this.#clock.now() };
-      this.#restored.add(addr);
-      this.#entries.set(addr, entry);
-      this.#index.set(addr, { kind, status, state, seq: f.seq });
+      if (this.#entries.has(addr)) throw new ConflictError(`actor ${addr} already exists`);
+      const own = await this.ownership.claim(addr);
+      if (own.kind === 'elsewhere') throw new ConflictError(`actor ${addr} exists and is owned by ${own.owner}`);
+      if (own.kind === 'unknown') throw new IceError('E_OWNERSHIP', own.reason, 'retry');
+      let committed: Promise<void>;
+      let entry: Entry;
       try {
-        await tx.commit();
-      } catch (e) {
-        this.#drop(addr);
-        this.#index.delete(addr);
-        throw e;
-      }
-      this.#log.info({ actor: addr, state }, 'actor started');
-      return { address: addr, kind, state, status, seq: f.seq, owner: this.node, active: true };
-    });
-  }
-
-  /**
-   * Applies an authority decision to its intent. Call inside `withActor(intent.target)`.
-   * Writes `intent.proposed` (or `approval`), the decision, and — only when granted and
-   * verified — the transition, all in one tx.
-   */
-  apply(
-    intent: Intent,
-    digest: string,
-    decision: Decision,
-    opts: { approval?: { by: string; note?: string }; event?: { type: string } & Record<string, unknown> } = {},
-  ): Applied {
-    const target = intent.target;
-    const log = {
-      info: (o: object, m: string) => this.#log.info({ actor: target, intent: intent.id, ...o }, m),
-      warn: (o: object, m: string) => this.#log.warn({ actor: target, intent: intent.id, ...o }, m),
-      debug: (o: object, m: string) => this.#log.debug({ actor: target, intent: intent.id, ...o }, m),
-    };
-    try {
-      const local = this.#trust?.isLocalDecision(decision) === true;
-      verifyDecision(decision, intent, digest, this.#keys, this.#clock.now(), { skipSignature: local });
-    } catch (e) {
-      const err = e instanceof DecisionVerificationError ? e : new DecisionVerificationError('invalid', ensureError(e).message);
-      log.warn({ reason: err.reason }, 'decision refused');
-      const tx = this.#journal.begin();
-      const f1 = this.#proposed(tx, intent, digest, opts);
-      const f2 = this.#intentFact(tx, intent, FactType.decisionRefused, Origin.runtime, f1, {
-        decisionId: decision.id,
-        reason: err.reason,
-        message: err.message,
-      });
-      // No stored outcome: a forged decision must not block the genuine one.
-      return { outcome: this.#failed(intent, err.code, err.message, f2.seq), committed: tx.commit() };
-    }
-
-    const e = this.#activate(target);
-    const tx = this.#journal.begin();
-    try {
-      const f1 = this.#proposed(tx, intent, digest, opts);
-      const f2 = this.#intentFact(tx, intent, FactType.decision, Origin.authority, f1, { decision });
-      if (opts.approval) tx.pendingDelete(intent.id);
-
-      if (decision.verdict !== 'granted') {
-        const outcome: Outcome = {
-          v: 1,
-          status: decision.verdict,
-          intentId: intent.id,
-          actor: target,
-          decisionId: decision.id,
-          reasons: decision.reasons,
-          seq: f2.seq,
-        };
-        if (decision.verdict === 'pending') {
-          tx.pendingPut({ intentId: intent.id, actor: target, intent, decision, createdAt: decision.issuedAt });
+        const loaded = await this.store.load(addr);
+        if (loaded.head.seq > 0) throw new ConflictError(`actor ${addr} already exists`);
+        const actor = this.#create(addr, def.machine, { input: parsedInput });
+        const snap = actor.getSnapshot() as { status: string; value: never; error?: unknown };
+        if (snap.status === 'error') {
+          actor.stop();
+          throw new ValidationError(`${addr} failed to start: ${ensureError(snap.error).message}`, []);
         }
-        tx.outcome(intent.id, digest, outcome);
-        log.info({ verdict: decision.verdict, reasons: decision.reasons.map((r) => r.code) }, `intent ${decision.verdict}`);
-        return { outcome, committed: tx.commit() };
+        const state = stateToString(snap.value);
+        const status = snap.status === 'done' ? 'done' : 'active';
+        entry = { address: addr, def, actor, status, state, head: { ...EMPTY_HEAD }, persisted: actor.getPersistedSnapshot(), lastUsed: 0, pending: 0 };
+        entry.lastUsed = this.#clock.now();
+        const b = this.#builder(entry);
+        b.fact({ type: FactType.actorStarted, origin, data: { kind, input: parsedInput ?? null, state, node: this.node } });
+        this.#advance(entry, b, status, state);
+        this.#restored.add(addr);
+        this.#entries.set(addr, entry);
+        committed = this.#commit(entry, b.turn());
+      } catch (err) {
+        await this.ownership.release(addr).catch(() => {});
+        throw err;
       }
-
-      const fail = (code: string, message: string): Applied => {
-        const f3 = this.#intentFact(tx, intent, FactType.intentFailed, Origin.runtime, f2, { code, message });
-        const outcome = this.#failed(intent, code, message, f3.seq);
-        tx.outcome(intent.id, digest, outcome);
-        log.warn({ code }, `intent failed: ${message}`);
-        return { outcome, committed: tx.commit() };
-      };
-      if (!e) return fail('E_NOT_FOUND', `actor ${target} is not hosted here`);
-      if (e.status !== 'active') return fail('E_ACTOR_NOT_ACTIVE', `${target} is ${e.status}`);
-      const event = opts.event ?? eventOf(intent, e.def);
-      const before = e.actor.getSnapshot() as { can(ev: unknown): boolean };
-      if (!before.can(event)) return fail('E_STATE_CHANGED', `${target} in state ${e.state} can no longer take ${intent.action}`);
-
-      const from = e.state;
-      e.actor.send(event);
-      const after = e.actor.getSnapshot() as { status: string; value: never; error?: unknown };
-      if (after.status === 'error') {
-        this.#revert(e);
-        return fail('E_TRANSITION_THREW', ensureError(after.error).message);
-      }
-      const to = stateToString(after.value);
-      const persisted = e.actor.getPersistedSnapshot();
-      const f3 = this.#intentFact(tx, intent, FactType.transition, Origin.runtime, f2, { from, to, event });
-      const status = after.status === 'done' ? 'done' : 'active';
-      tx.snapshot(this.#record(target, e.def.kind, f3.seq, status, to, persisted));
-      const outcome: Outcome = {
-        v: 1,
-        status: 'executed',
-        intentId: intent.id,
-        actor: target,
-        from,
-        to,
-        decisionId: decision.id,
-        ...(decision.grantId ? { grantId: decision.grantId } : {}),
-        seq: f3.seq,
-      };
-      tx.outcome(intent.id, digest, outcome);
-      e.state = to;
-      e.seq = f3.seq;
-      e.status = status;
-      e.persisted = persisted;
-      this.#index.set(target, { kind: e.def.kind, status, state: to, seq: f3.seq });
-      log.debug({ from, to }, 'intent executed');
-      return { outcome, committed: tx.commit() };
-    } catch (err) {
-      tx.abort();
-      throw err;
-    }
-  }
-
-  /** Records a human's refusal of a pending intent. Call inside `withActor`. */
-  refusePending(intent: Intent, digest: string, pendingDecision: Decision, by: string, reason: string): Applied {
-    const tx = this.#journal.begin();
-    const f1 = tx.fact({
-      type: FactType.approval,
-      origin: Origin.operator,
-      actor: intent.target,
-      intentId: intent.id,
-      data: { approved: false, by, reason, decisionId: pendingDecision.id },
+      await committed;
+      this.#log.info({ actor: addr, state: entry.state }, 'actor started');
+      return this.#info(entry);
     });
-    tx.pendingDelete(intent.id);
-    const outcome: Outcome = {
-      v: 1,
-      status: 'denied',
-      intentId: intent.id,
-      actor: intent.target,
-      decisionId: pendingDecision.id,
-      reasons: [{ code: 'approval_refused', message: `${by} refused: ${reason}` }],
-      seq: f1.seq,
-    };
-    tx.outcome(intent.id, digest, outcome);
-    return { outcome, committed: tx.commit() };
   }
 
   /** Sends a runtime-only event (e.g. RUNTIME_ABORT). Origin `runtime`; no intent, no grant. */
-  async signal(address: string, event: { type: string } & Record<string, unknown>, reason: string): Promise<Fact> {
-    return this.withActor(address, async () => {
-      const e = this.#activate(address);
-      if (!e) throw new NotFoundError(`actor ${address}`);
+  async signal(address: string, event: { type: string } & Record<string, unknown>, reason: string): Promise<Fact | { forward: string }> {
+    const r = await this.withActor(address, async (): Promise<{ forward: string } | { fact: Fact; committed: Promise<void> }> => {
+      const where = await this.locate(address);
+      if (where.kind === 'elsewhere') return { forward: where.owner };
+      if (where.kind === 'missing') throw new NotFoundError(`actor ${address}`);
+      const e = where.entry;
       const schema = e.def.runtimeEvents[event.type];
       if (!schema)
         throw new ValidationError(`${e.def.kind} has no runtime event ${event.type}`, [
@@ -402,104 +578,172 @@ export class Host {
         throw ensureError(after.error);
       }
       const to = stateToString(after.value);
-      const persisted = e.actor.getPersistedSnapshot();
-      const tx = this.#journal.begin();
-      const f = tx.fact({ type: FactType.transition, origin: Origin.runtime, actor: address, data: { from, to, event: ev, reason } });
-      const status = after.status === 'done' ? 'done' : 'active';
-      tx.snapshot(this.#record(e.address, e.def.kind, f.seq, status, to, persisted));
-      Object.assign(e, { state: to, seq: f.seq, status, persisted });
-      this.#index.set(address, { kind: e.def.kind, status, state: to, seq: f.seq });
-      await tx.commit();
-      return f;
+      const b = this.#builder(e);
+      const f = b.fact({ type: FactType.transition, origin: Origin.runtime, data: { from, to, event: ev, reason } });
+      this.#advance(e, b, after.status === 'done' ? 'done' : 'active', to);
+      return { fact: f, committed: this.#commit(e, b.turn()) };
     });
+    if ('forward' in r) return { forward: r.forward };
+    await r.committed;
+    return r.fact;
   }
 
   /** Stops an actor for good: it keeps its snapshot and journal but takes no more intents. */
-  async stopActor(address: string, reason: string, origin: 'runtime' | 'operator' = Origin.operator): Promise<void> {
-    await this.withActor(address, async () => {
-      const e = this.#activate(address);
-      if (!e) throw new NotFoundError(`actor ${address}`);
-      if (e.status === 'stopped') return;
-      const tx = this.#journal.begin();
-      const f = tx.fact({ type: FactType.actorStopped, origin, actor: address, data: { reason, state: e.state } });
-      tx.snapshot(this.#record(e.address, e.def.kind, f.seq, 'stopped', e.state, e.persisted));
-      e.status = 'stopped';
-      e.seq = f.seq;
-      this.#index.set(address, { kind: e.def.kind, status: 'stopped', state: e.state, seq: f.seq });
-      await tx.commit();
-      e.actor.stop();
+  async stopActor(address: string, reason: string, origin: 'runtime' | 'operator' = Origin.operator): Promise<void | { forward: string }> {
+    const r = await this.withActor(address, async (): Promise<{ forward: string } | { committed: Promise<void> }> => {
+      const where = await this.locate(address);
+      if (where.kind === 'elsewhere') return { forward: where.owner };
+      if (where.kind === 'missing') throw new NotFoundError(`actor ${address}`);
+      const e = where.entry;
+      if (e.status === 'stopped') return { committed: Promise.resolve() };
+      const b = this.#builder(e);
+      b.fact({ type: FactType.actorStopped, origin, data: { reason, state: e.state } });
+      this.#advance(e, b, 'stopped', e.state);
+      return { committed: this.#commit(e, b.turn()) };
+    });
+    if ('forward' in r) return { forward: r.forward };
+    await r.committed;
+    this.#entries.get(address)?.actor.stop();
+  }
+
+  /**
+   * Writes facts with no actor on this process's runtime chain (grant changes, rejected
+   * intents), with the grant records they change. Resolves once durable.
+   */
+  async record(drafts: Array<Omit<FactDraft, 'actor'>>, extra: { grants?: Grant[] } = {}): Promise<Fact[]> {
+    const chain = this.runtimeChain;
+    for (let attempt = 0; ; attempt++) {
+      const r = await this.withActor(chain, async () => {
+        this.#runtimeHead ??= await this.store.head(chain);
+        const after = { ...this.#runtimeHead };
+        const cursor = { ...after };
+        const at = this.#now();
+        const built = drafts.map((d) => chainFact(cursor, { ...d, actor: chain }, at));
+        const turn: Turn = { chain, after, facts: built.map((x) => x.fact), bodies: built.map((x) => x.body), ...extra };
+        this.#runtimeHead = cursor;
+        const committed = this.store.commit(turn).then(
+          () => this.#onCommitted(turn.facts),
+          (err: unknown) => {
+            this.#runtimeHead = undefined;
+            throw err;
+          },
+        );
+        return { facts: turn.facts, committed };
+      });
+      try {
+        await r.committed;
+        return r.facts;
+      } catch (err) {
+        // Another process wrote this runtime chain (a second node with the same name): read
+        // its head again and retry once; anything else is the caller's.
+        if (!(err instanceof ConflictError) || attempt >= 1) throw err;
+      }
+    }
+  }
+
+  /** Frees an idle actor's memory (and its ownership); its snapshot stays, the next use re-activates it. */
+  async passivate(address: string): Promise<boolean> {
+    const idle = (e: Entry | undefined) => e !== undefined && e.pending === 0;
+    if (!idle(this.#entries.get(address)) || this.#turns.busy(address)) return false;
+    return this.withActor(address, async () => {
+      if (!idle(this.#entries.get(address))) return false;
+      this.#drop(address);
+      await this.ownership.release(address).catch(() => {});
+      return true;
     });
   }
 
-  /** Frees an idle actor's memory; its snapshot stays, and the next use re-activates it. */
-  passivate(address: string): boolean {
-    const e = this.#entries.get(address);
-    if (!e || this.#turns.busy(address) || this.#journal.hasPending(address)) return false;
-    this.#drop(address);
-    return true;
-  }
-
   /** Passivates every actor idle for `idleMs` or more; returns how many. */
-  passivateIdle(idleMs: number): number {
+  async passivateIdle(idleMs: number): Promise<number> {
     const cutoff = this.#clock.now() - idleMs;
     let n = 0;
-    for (const [address, e] of this.#entries) {
-      if (e.lastUsed <= cutoff && this.passivate(address)) n++;
+    for (const [address, e] of [...this.#entries]) {
+      if (e.lastUsed <= cutoff && (await this.passivate(address))) n++;
     }
     return n;
   }
 
-  /** After a failed group commit: forget in-memory state that ran ahead of the disk. */
-  evict(actors: Iterable<string>): void {
-    for (const a of actors) {
+  /** After a failed commit: forget in-memory state that ran ahead of the store. */
+  evict(chains: Iterable<string>): void {
+    for (const a of chains) {
+      if (a === this.runtimeChain) this.#runtimeHead = undefined;
       this.#drop(a);
-      const rec = this.#store.snapshot(a);
-      if (rec) this.#index.set(a, { kind: rec.kind, status: rec.status, state: rec.state, seq: rec.seq });
-      else this.#index.delete(a);
     }
   }
 
   stopAll(): void {
+    this.#unsubscribeLost();
     for (const a of [...this.#entries.keys()]) this.#drop(a);
   }
 
-  #proposed(tx: JournalTx, intent: Intent, digest: string, opts: { approval?: { by: string; note?: string } }): Fact {
+  // ------------------------------------------------------------------------------------------
+
+  #now(): string {
+    return new Date(this.#clock.now()).toISOString();
+  }
+
+  #info(e: Entry): ActorInfo {
+    return { address: e.address, kind: e.def.kind, state: e.state, status: e.status, seq: e.head.seq, owner: this.node, active: true };
+  }
+
+  /** Builds one turn of an actor's chain, starting at its current head. */
+  #builder(e: Entry): TurnBuilder {
+    return new TurnBuilder(e.address, e.head, this.#now());
+  }
+
+  /** The entry moves on with the turn being built (the next turn chains onto it). */
+  #advance(e: Entry, b: TurnBuilder, status: SnapshotRecord['status'], state: string): void {
+    e.status = status;
+    e.state = state;
+    e.persisted = e.actor.getPersistedSnapshot();
+    b.snapshotOf(e);
+  }
+
+  /**
+   * Commits a turn of an actor, unless this process is no longer sure it owns the actor.
+   * The entry already reflects the turn; on failure it is dropped and reloads from the store.
+   */
+  #commit(e: Entry, turn: Turn): Promise<void> {
+    if (turn.facts.length === 0) return Promise.resolve();
+    if (!this.ownership.holds(e.address)) {
+      this.#drop(e.address);
+      return Promise.reject(
+        new IceError('E_NOT_OWNER', `${this.node} is not sure it still owns ${e.address}; retry with the same id`, 'retry'),
+      );
+    }
+    const last = turn.facts.at(-1)!;
+    e.head = { seq: last.seq, hash: last.hash };
+    // Every actor turn carries the snapshot after it: the store can serve the newest state
+    // of any actor from its last turn alone.
+    turn.snapshot ??= this.#record(e);
+    e.pending++;
+    return this.store.commit(turn).then(
+      () => {
+        e.pending--;
+        this.#onCommitted(turn.facts);
+      },
+      (err: unknown) => {
+        e.pending--;
+        if (this.#entries.get(e.address) === e) this.#drop(e.address);
+        throw err;
+      },
+    );
+  }
+
+  #record(e: Entry): SnapshotRecord {
+    return { v: 1, actor: e.address, kind: e.def.kind, seq: e.head.seq, status: e.status, state: e.state, snapshot: e.persisted, updatedAt: this.#now() };
+  }
+
+  #proposed(b: TurnBuilder, intent: Intent, digest: string, opts: { approval?: { by: string; note?: string } }): Fact {
     if (opts.approval) {
-      return tx.fact({
+      return b.fact({
         type: FactType.approval,
         origin: Origin.operator,
-        actor: intent.target,
         intentId: intent.id,
         data: { approved: true, by: opts.approval.by, ...(opts.approval.note ? { note: opts.approval.note } : {}), digest },
       });
     }
-    return tx.fact({
-      type: FactType.intentProposed,
-      origin: Origin.proposer,
-      actor: intent.target,
-      intentId: intent.id,
-      data: { intent, digest },
-    });
-  }
-
-  /** A fact about one intent: on its target actor, caused by `cause`. */
-  #intentFact(
-    tx: JournalTx,
-    intent: Intent,
-    type: FactDraft['type'],
-    origin: FactDraft['origin'],
-    cause: Fact,
-    data: Record<string, unknown>,
-  ): Fact {
-    return tx.fact({ type, origin, actor: intent.target, intentId: intent.id, causes: [cause.seq], data });
-  }
-
-  #failed(intent: Intent, code: string, message: string, seq: number): Outcome {
-    return { v: 1, status: 'failed', intentId: intent.id, actor: intent.target, error: { code, message }, seq };
-  }
-
-  #record(address: string, kind: string, seq: number, status: SnapshotRecord['status'], state: string, snapshot: unknown): SnapshotRecord {
-    return { v: 1, actor: address, kind, seq, status, state, snapshot, updatedAt: new Date(this.#clock.now()).toISOString() };
+    return b.fact({ type: FactType.intentProposed, origin: Origin.proposer, intentId: intent.id, data: { intent, digest } });
   }
 
   #create(address: string, machine: AnyStateMachine, opts: { input?: unknown; snapshot?: Snapshot<unknown> }): AnyActorRef {
@@ -508,7 +752,7 @@ export class Host {
       ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : { input: opts.input }),
       inspect: (ev: InspectionEvent) => {
         if (this.#inspectListeners.size === 0) return;
-        for (const l of this.#inspectListeners) l({ actor: address, event: ev });
+        for (const l of this.#inspectListeners) l({ actor: address, node: this.node, event: ev });
       },
     });
     // Without an error observer XState rethrows an action's error asynchronously and
@@ -518,72 +762,64 @@ export class Host {
     return actor;
   }
 
-  /** Loads an actor into memory from its snapshot (+ any later transitions). */
-  #activate(address: string): Entry | undefined {
-    const existing = this.#entries.get(address);
-    if (existing) {
-      existing.lastUsed = this.#clock.now();
-      return existing;
-    }
-    const idx = this.#index.get(address);
-    if (!idx) return undefined;
-    const rec = this.#store.snapshot(address);
-    if (!rec) return undefined;
-    const def = this.#registry.get(rec.kind);
-    if (!def) {
-      this.#log.warn({ actor: address, kind: rec.kind }, 'actor kind is not registered here; not activated');
-      return undefined;
-    }
-    let actor: AnyActorRef;
-    let state = rec.state;
-    let seq = rec.seq;
+  /** Loads an actor from the store: its snapshot, then every transition after it. */
+  async #activate(address: string): Promise<Entry | undefined> {
+    const loaded = await this.store.load(address);
+    if (loaded.head.seq === 0) return undefined;
+    const { kind } = splitAddress(parseAddress(address));
+    const def = this.#registry.get(loaded.snapshot?.kind ?? kind);
+    if (!def) throw new NotFoundError(`actor kind ${loaded.snapshot?.kind ?? kind} is not registered on ${this.node}`);
+    let actor: AnyActorRef | undefined;
+    let status: SnapshotRecord['status'] = loaded.snapshot?.status ?? 'active';
     let replayed = 0;
     try {
-      actor = this.#create(address, def.machine, { snapshot: rec.snapshot as Snapshot<unknown> });
-      for (const row of this.#store.actorFactRowsAfter(address, rec.seq)) {
-        const f = JSON.parse(row.body) as Fact;
-        if (f.type !== FactType.transition) continue;
-        actor.send(f.data.event);
-        seq = f.seq;
-        replayed++;
+      if (loaded.snapshot) actor = this.#create(address, def.machine, { snapshot: loaded.snapshot.snapshot as Snapshot<unknown> });
+      for (const f of loaded.facts) {
+        if (f.type === FactType.actorStarted && !actor) {
+          actor = this.#create(address, def.machine, { input: f.data.input ?? undefined });
+          status = 'active';
+        } else if (f.type === FactType.transition && actor) {
+          actor.send(f.data.event);
+          replayed++;
+        } else if (f.type === FactType.actorStopped) {
+          status = 'stopped';
+        }
       }
-      const snap = actor.getSnapshot() as { status: string; value: never; error?: unknown };
+      if (!actor) throw new JournalBrokenError(address, 1, 'gap', 'no snapshot and no actor.started fact');
+      const snap = actor.getSnapshot() as { status: string; error?: unknown };
       if (snap.status === 'error') throw ensureError(snap.error);
-      state = stateToString(snap.value);
+      if (snap.status === 'done' && status === 'active') status = 'done';
     } catch (err) {
+      actor?.stop();
+      if (err instanceof JournalBrokenError) throw err;
       this.#log.error({ actor: address, err }, 'actor failed to restore');
-      this.#index.set(address, { ...idx, status: 'failed' });
-      const tx = this.#journal.begin();
-      tx.fact({
-        type: FactType.actorFailed,
-        origin: Origin.runtime,
-        actor: address,
-        data: { message: ensureError(err).message, node: this.node },
-      });
-      void tx.commit().catch(() => {});
-      return undefined;
+      await this.record([{ type: FactType.actorFailed, origin: Origin.runtime, data: { actor: address, message: ensureError(err).message, node: this.node } }]).catch(() => {});
+      throw new IceError('E_RESTORE', `${address} failed to restore: ${ensureError(err).message}`, 'terminal');
     }
+    const snap = actor.getSnapshot() as { value: never };
     const entry: Entry = {
       address: address as ActorAddress,
       def,
       actor,
-      status: rec.status,
-      state,
-      seq,
+      status,
+      state: stateToString(snap.value),
+      head: { ...loaded.head },
       persisted: actor.getPersistedSnapshot(),
       lastUsed: this.#clock.now(),
+      pending: 0,
     };
     this.#entries.set(address, entry);
     if (this.#restored.has(address) && replayed === 0) return entry;
     this.#restored.add(address);
-    const tx = this.#journal.begin();
-    tx.fact({
+    const b = this.#builder(entry);
+    b.fact({
       type: FactType.actorRestored,
       origin: Origin.runtime,
-      actor: address,
-      data: { fromSeq: rec.seq, replayed, state, node: this.node },
+      data: { fromSeq: loaded.snapshot?.seq ?? 0, replayed, state: entry.state, node: this.node },
     });
-    void tx.commit().catch(() => {});
+    b.snapshotOf(entry);
+    // Not awaited: the next turn chains behind it; if it fails, the entry is dropped.
+    this.#commit(entry, b.turn()).catch((err: unknown) => this.#log.warn({ actor: address, err }, 'restored fact not committed'));
     return entry;
   }
 
@@ -602,6 +838,67 @@ export class Host {
       // already stopped
     }
   }
+}
+
+/** The facts and records of one turn of one chain, chained as they are added. */
+class TurnBuilder {
+  readonly chain: string;
+  readonly after: ChainHead;
+  readonly #cursor: ChainHead;
+  readonly #at: string;
+  readonly facts: Fact[] = [];
+  readonly bodies: string[] = [];
+  outcome: Turn['outcome'];
+  pendingPut: Turn['pendingPut'];
+  pendingDelete: Turn['pendingDelete'];
+  grants: Turn['grants'];
+  snapshot: SnapshotRecord | undefined;
+
+  constructor(chain: string, head: ChainHead, at: string) {
+    this.chain = chain;
+    this.after = { ...head };
+    this.#cursor = { ...head };
+    this.#at = at;
+  }
+
+  fact(draft: Omit<FactDraft, 'actor'>): Fact {
+    const { fact, body } = chainFact(this.#cursor, { ...draft, actor: this.chain }, this.#at);
+    this.facts.push(fact);
+    this.bodies.push(body);
+    return fact;
+  }
+
+  /** The actor's snapshot after this turn, at the turn's last seq. */
+  snapshotOf(e: Entry): void {
+    this.snapshot = {
+      v: 1,
+      actor: e.address,
+      kind: e.def.kind,
+      seq: this.#cursor.seq,
+      status: e.status,
+      state: e.state,
+      snapshot: e.persisted,
+      updatedAt: this.#at,
+    };
+  }
+
+  turn(): Turn {
+    return {
+      chain: this.chain,
+      after: this.after,
+      facts: this.facts,
+      bodies: this.bodies,
+      ...(this.snapshot ? { snapshot: this.snapshot } : {}),
+      ...(this.outcome ? { outcome: this.outcome } : {}),
+      ...(this.pendingPut ? { pendingPut: this.pendingPut } : {}),
+      ...(this.pendingDelete ? { pendingDelete: this.pendingDelete } : {}),
+      ...(this.grants ? { grants: this.grants } : {}),
+    };
+  }
+}
+
+function failed(intent: Intent, code: string, message: string, seq?: number): Outcome {
+  return { v: 1, status: 'failed', intentId: intent.id, actor: intent.target, error: { code, message }, ...(seq !== undefined ? { seq } : {}) };
 }
 
 export function eventOf(intent: Intent, def: ActorDefinition): { type: string } & Record<string, unknown> {

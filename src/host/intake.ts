@@ -10,8 +10,6 @@ import {
   type Outcome,
 } from '../protocol/index.js';
 import { validateIntent, type LocalTrust, type ValidatedIntent } from '../authority/index.js';
-import type { Journal } from '../journal/index.js';
-import type { SqliteStore } from '../store/index.js';
 import type { Transport, Subscription } from '../transport/index.js';
 import type { Logger } from '../util/logger.js';
 import type { ActorRegistry } from './definition.js';
@@ -20,34 +18,37 @@ import type { Host } from './host.js';
 export interface IntakeOptions {
   registry: ActorRegistry;
   host: Host;
-  journal: Journal;
-  store: SqliteStore;
   transport: Transport;
   logger: Logger;
   limits: JsonLimits;
   decideTimeoutMs: number;
   trust?: LocalTrust;
   /**
-   * A co-located authority to ask directly instead of over the transport (used when the
-   * transport is NATS: a round trip to this same process would only add latency and an
-   * ed25519 sign + verify).
-   */
-  /**
    * Accept intents only on principal-bound subjects (`ice.as.<principal>.<kind>.<id>`), whose
    * principal must be the intent's proposer. With NATS permissions per principal this
    * authenticates proposers.
    */
   requirePrincipalSubject?: boolean;
+  /**
+   * A co-located authority to ask directly instead of over the transport (a round trip to
+   * this same process would only add latency and an ed25519 sign + verify).
+   */
   localAuthority?: {
     decideLocal(intent: unknown, approvedBy?: string): { decision?: Decision; error?: { code: string; message: string } };
   };
+  /**
+   * Hands an intent to the process that owns its actor (a cluster's node-to-node forward).
+   * Without it every actor is this process's.
+   */
+  forward?: (owner: string, raw: unknown) => Promise<Outcome>;
 }
 
 /**
- * The door intents come in by: `ice.intent.<kind>.<id>` (queue group `ice.intake`).
- * Validates, answers repeats from the outcome table, asks the authority (over the
- * transport, `ice.authority.decide`), has the host apply the decision inside the actor's
- * turn, and replies with the outcome only after its commit is durable.
+ * The door intents come in by, in both deployments: `ice.intent.<kind>.<id>` and
+ * `ice.as.<principal>.<kind>.<id>` (queue group `ice.intake`). Validates and checks the
+ * subject (a rejection is an `intent.rejected` fact on this process's runtime chain),
+ * answers repeats from the store's outcomes, has the host execute the intent in its actor's
+ * turn (or forwards it to the actor's owner), and replies only once the turn is durable.
  */
 export class Intake {
   readonly #o: IntakeOptions;
@@ -81,56 +82,16 @@ export class Intake {
   /**
    * @param subject the subject the intent arrived on; it must name the intent's target, so
    *   NATS permissions on `ice.intent.<kind>.>` really limit what a client can reach.
+   *   Undefined for a forward from another node's intake, which checked it.
+   * @param opts.forwarded set for a forward: this process executes or says it is not the owner.
    */
-  async handle(raw: unknown, subject?: string): Promise<Outcome> {
+  async handle(raw: unknown, subject?: string, opts: { forwarded?: boolean } = {}): Promise<Outcome> {
     const v = validateIntent(raw, this.#o.registry, this.#o.limits);
     if (!v.ok) return this.#reject(v.issues, v.intentId, v.target);
     const { intent, digest } = v;
     if (subject !== undefined) {
-      const principal = principalFromSubject(subject);
-      const expected = principal !== undefined ? Subjects.intentAs(principal, intent.target) : Subjects.intent(intent.target);
-      if (subject !== expected) {
-        return this.#reject(
-          [
-            {
-              path: 'target',
-              code: 'subject_mismatch',
-              message: `intent for ${intent.target} arrived on ${subject}`,
-              expected: `subject ${expected}`,
-            },
-          ],
-          intent.id,
-          intent.target,
-        );
-      }
-      if (principal !== undefined && principal !== intent.proposer) {
-        return this.#reject(
-          [
-            {
-              path: 'proposer',
-              code: 'proposer_mismatch',
-              message: `proposer ${intent.proposer} sent on the subject of ${principal}`,
-              expected: principal,
-            },
-          ],
-          intent.id,
-          intent.target,
-        );
-      }
-      if (principal === undefined && this.#o.requirePrincipalSubject) {
-        return this.#reject(
-          [
-            {
-              path: 'proposer',
-              code: 'unauthenticated_subject',
-              message: 'this node accepts intents only on principal-bound subjects',
-              expected: `subject ${Subjects.intentAs(intent.proposer, intent.target)}`,
-            },
-          ],
-          intent.id,
-          intent.target,
-        );
-      }
+      const issue = this.#subjectIssue(intent, subject);
+      if (issue) return this.#reject([issue], intent.id, intent.target);
     }
 
     const inflight = this.#inflight.get(intent.id);
@@ -138,10 +99,10 @@ export class Intake {
       if (inflight.digest !== digest) return this.#conflict(intent);
       return inflight.promise;
     }
-    const stored = this.#o.store.outcome(intent.id);
+    const stored = await this.#o.host.store.outcome(intent.id);
     if (stored) return stored.digest === digest ? stored.outcome : this.#conflict(intent);
 
-    const promise = this.#run(v);
+    const promise = this.#run(v, raw, opts.forwarded === true);
     this.#inflight.set(intent.id, { digest, promise });
     try {
       return await promise;
@@ -150,24 +111,52 @@ export class Intake {
     }
   }
 
-  async #run(v: ValidatedIntent): Promise<Outcome> {
+  #subjectIssue(intent: Intent, subject: string): IssueDetail | undefined {
+    const principal = principalFromSubject(subject);
+    const expected = principal !== undefined ? Subjects.intentAs(principal, intent.target) : Subjects.intent(intent.target);
+    if (subject !== expected) {
+      return { path: 'target', code: 'subject_mismatch', message: `intent for ${intent.target} arrived on ${subject}`, expected: `subject ${expected}` };
+    }
+    if (principal !== undefined && principal !== intent.proposer) {
+      return {
+        path: 'proposer',
+        code: 'proposer_mismatch',
+        message: `proposer ${intent.proposer} sent on the subject of ${principal}`,
+        expected: principal,
+      };
+    }
+    if (principal === undefined && this.#o.requirePrincipalSubject) {
+      return {
+        path: 'proposer',
+        code: 'unauthenticated_subject',
+        message: 'this node accepts intents only on principal-bound subjects',
+        expected: `subject ${Subjects.intentAs(intent.proposer, intent.target)}`,
+      };
+    }
+    return undefined;
+  }
+
+  async #run(v: ValidatedIntent, raw: unknown, forwarded: boolean): Promise<Outcome> {
     const { intent, digest } = v;
     const host = this.#o.host;
-    const applied = await host.withActor(intent.target, async () => {
-      if (!host.has(intent.target)) return undefined;
-      this.#o.trust?.vouchIntent(v);
-      const decision = await this.decide(intent, digest);
-      return host.apply(intent, digest, decision, { event: v.event });
-    });
-    if (!applied) {
+    this.#o.trust?.vouchIntent(v);
+    const r = await host.execute(intent, digest, (i, d, by) => this.decide(i, d, by), { event: v.event });
+    if ('missing' in r) {
       return this.#reject(
         [{ path: 'target', code: 'unknown_actor', message: `no actor ${intent.target}`, expected: 'an existing actor (spawn it first)' }],
         intent.id,
         intent.target,
       );
     }
-    await applied.committed;
-    return applied.outcome;
+    if ('conflict' in r) return this.#conflict(intent);
+    if ('forward' in r) {
+      if (forwarded || !this.#o.forward) {
+        return failedOutcome(intent, new IceError('E_NOT_OWNER', `${host.node} does not own ${intent.target} (${r.forward} does); retry`, 'retry'));
+      }
+      return this.#o.forward(r.forward, raw);
+    }
+    await r.committed;
+    return r.outcome;
   }
 
   /**
@@ -189,17 +178,16 @@ export class Intake {
   }
 
   async #reject(issues: IssueDetail[], intentId?: string, target?: string): Promise<Outcome> {
-    const tx = this.#o.journal.begin();
-    const f = tx.fact({
-      type: FactType.intentRejected,
-      origin: Origin.proposer,
-      ...(target ? { actor: target } : {}),
-      ...(intentId ? { intentId } : {}),
-      data: { issues },
-    });
-    await tx.commit();
+    const [f] = await this.#o.host.record([
+      {
+        type: FactType.intentRejected,
+        origin: Origin.proposer,
+        ...(intentId ? { intentId } : {}),
+        data: { issues, ...(target ? { target } : {}) },
+      },
+    ]);
     this.#o.logger.info({ intent: intentId, actor: target, issues: issues.map((i) => `${i.path}: ${i.code}`) }, 'intent rejected');
-    return { v: 1, status: 'rejected', ...(intentId ? { intentId } : {}), issues, seq: f.seq };
+    return { v: 1, status: 'rejected', ...(intentId ? { intentId } : {}), issues, chain: this.#o.host.runtimeChain, seq: f!.seq };
   }
 
   #conflict(intent: Intent): Promise<Outcome> {

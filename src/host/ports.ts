@@ -56,6 +56,8 @@ export interface Turn {
   after: ChainHead;
   /** Chained onto `after`: facts[0].seq = after.seq + 1, facts[0].prev = after.hash, … */
   facts: Fact[];
+  /** The hashed text of each fact, when the caller has it (saves a serialization). */
+  bodies?: string[];
   /** The actor's snapshot after this turn (actor chains only). */
   snapshot?: SnapshotRecord;
   outcome?: StoredOutcome;
@@ -97,6 +99,8 @@ export interface StorePort {
    * @throws JournalBrokenError naming the chain and seq where it forks or has a gap.
    */
   load(chain: string): Promise<LoadedChain>;
+  /** Where a chain ends (counting turns handed to this store that are not yet durable). */
+  head(chain: string): Promise<ChainHead>;
   /** The newest committed snapshot of an actor (wherever it is hosted), or undefined. */
   latestSnapshot(actor: string): Promise<SnapshotRecord | undefined>;
   /** The stored outcome of an intent id. Complete for every turn committed before the call. */

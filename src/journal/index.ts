@@ -1,2 +1,2 @@
-export { Journal, JournalTx, verifyRows, rowToFact } from './journal.js';
-export type { VerifyResult, JournalOptions } from './journal.js';
+export { SqliteJournal, verifyRows, verifyStore, rowToFact, checkpointHash } from '../store/sqlite/sqlite-journal.js';
+export type { VerifyResult, SqliteJournalOptions } from '../store/sqlite/sqlite-journal.js';

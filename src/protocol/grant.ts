@@ -27,6 +27,11 @@ export const GrantSchema = z.strictObject({
   expiresAt: z.iso.datetime().optional(),
   maxUses: z.int().positive().optional(),
   uses: z.int().nonnegative(),
+  /**
+   * Intents that spent a use (grants with maxUses only, newest last, at most 100): a retry
+   * of one of them is not charged again.
+   */
+  usedBy: z.array(IdSchema).max(100).optional(),
   revokedAt: z.iso.datetime().optional(),
   revokedBy: z.string().max(200).optional(),
   note: z.string().max(1000).optional(),

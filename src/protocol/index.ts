@@ -16,3 +16,5 @@ export type { SnapshotRecord } from './snapshot.js';
 export { OutcomeSchema, IssueSchema } from './outcome.js';
 export type { Outcome, OutcomeStatus, Issue } from './outcome.js';
 export { Subjects, addressFromIntentSubject, principalToken, principalFromSubject } from './subjects.js';
+export { chainFact, checkChain, factBodyText } from './chain.js';
+export type { ChainCursor } from './chain.js';

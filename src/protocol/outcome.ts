@@ -47,6 +47,8 @@ export const OutcomeSchema = z.discriminatedUnion('status', [
     ...base,
     status: z.literal('rejected'),
     issues: z.array(IssueSchema),
+    /** The chain holding the `intent.rejected` fact: the receiving node's runtime chain. */
+    chain: z.string().optional(),
     seq: z.int().optional(),
   }),
   z.strictObject({

@@ -20,11 +20,21 @@ export const Subjects = {
   intentAsAll: 'ice.as.*.*.*',
   /** Request/reply: the authority decides one validated intent. */
   decide: 'ice.authority.decide',
-  /** Every committed fact; actorless facts (grants) go to `ice.fact._runtime._`. */
-  fact: (actor?: string) => (actor && isAddress(actor) ? `ice.fact.${actor.replace('/', '.')}` : 'ice.fact._runtime._'),
+  /**
+   * Every committed fact, on its chain's subject: `ice.fact.<kind>.<id>` for an actor,
+   * `ice.fact._runtime.<name>` for a runtime chain (grant changes, rejected intents).
+   */
+  fact: (chain?: string) =>
+    chain && isAddress(chain)
+      ? `ice.fact.${chain.replace('/', '.')}`
+      : chain && RUNTIME_CHAIN_RE.test(chain)
+        ? `ice.fact.${chain.replace('/', '.')}`
+        : 'ice.fact._runtime._',
   factAll: 'ice.fact.>',
   admin: (verb: string) => `ice.admin.${verb}`,
 } as const;
+
+const RUNTIME_CHAIN_RE = /^_runtime\/[A-Za-z0-9_-]{1,64}$/;
 
 /** A principal as one subject token: `%` → `%25`, `.` → `%2E` (the other characters are allowed). */
 export function principalToken(principal: string): string {

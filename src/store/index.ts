@@ -1,4 +1,6 @@
-export { SqliteStore, SCHEMA_VERSION } from './sqlite-store.js';
-export type { Checkpoint, CommitBatch, ActorIndexRow, StoredFactRow, PendingRecord, SqliteStoreOptions } from './sqlite-store.js';
+export { SqliteStore, SCHEMA_VERSION } from './sqlite/sqlite-store.js';
+export type { Checkpoint, CommitBatch, StoredFactRow, SqliteStoreOptions } from './sqlite/sqlite-store.js';
+export { SqliteJournal } from './sqlite/sqlite-journal.js';
 export { DataDirLock } from './data-dir-lock.js';
 export type { OwnerInfo } from './data-dir-lock.js';
+export type { ActorIndexRow, PendingRecord } from '../host/ports.js';

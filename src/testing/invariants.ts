@@ -1,20 +1,34 @@
-import { createRuntime } from '../runtime.js';
-import { createLogger } from '../util/logger.js';
 import { replayActor, type ActorDefinition } from '../host/index.js';
-import type { Outcome } from '../protocol/index.js';
+import { exampleActors } from '../../actors/index.js';
+import type { Fact, Grant, Outcome } from '../protocol/index.js';
+import type { StorePort } from '../host/ports.js';
+import type { JournalReader } from '../journal/reader.js';
+import { SqliteJournalReader } from '../journal/reader.js';
+import { SqliteJournal, SqliteStore } from '../store/index.js';
+import { AuthorityKey } from '../authority/index.js';
+import { JetStreamStore } from '../store/jetstream/jetstream-store.js';
+import { JetStreamJournalReader } from '../store/jetstream/journal-reader.js';
+import { WatchedBucket } from '../store/jetstream/kv-stores.js';
+import { NatsTransport } from '../transport/nats-transport.js';
 
 export interface InvariantReport {
   ok: boolean;
   /** Every broken invariant, readable. */
   violations: string[];
   facts: number;
+  chains: number;
   actors: number;
   acknowledged: number;
+  /** Executed intents found in the journal. */
+  executed: number;
 }
 
 export interface CheckInvariantsOptions {
-  dataDir: string;
-  /** The actor kinds of that data dir (default: the examples). */
+  /** A stopped data dir (embedded), opened read-only… */
+  dataDir?: string;
+  /** …or a cluster's NATS servers (its JetStream store is read; nodes may still run). */
+  servers?: string | string[];
+  /** The actor kinds (default: the examples). */
   actors?: ActorDefinition[];
   /** Outcomes the proposers saw, by intent id. */
   acknowledged?: ReadonlyMap<string, Outcome>;
@@ -23,68 +37,146 @@ export interface CheckInvariantsOptions {
 }
 
 /**
- * Opens a stopped data dir and checks what a crash must never break:
- * - the hash chain and the signed checkpoints verify;
- * - every acknowledged `executed` outcome has exactly one transition fact, at the seq it named;
- * - every acknowledged denial or rejection has no transition;
- * - no intent ever has two transitions;
- * - every actor's snapshot equals a replay of its journal (state and context) and is not
- *   ahead of it.
+ * Checks, from the journal alone, what no crash, pause or partition may break — the same
+ * checks on both stores:
+ * - every chain verifies: consecutive seqs, each prev the hash before, no fork, no gap (a
+ *   linear chain is the proof that never two owners executed for one actor: a second writer
+ *   would have forked it), and on SQLite the signed checkpoints;
+ * - every acknowledged `executed` outcome has exactly one transition fact, at the chain and
+ *   seq it named; no intent has two transitions; acknowledged denials and rejections have none;
+ * - every transition caused by an intent follows a `decision` fact that granted that same
+ *   intent, on the same chain, and the decision follows the intent's `intent.proposed` or
+ *   `approval` fact;
+ * - every actor's newest stored snapshot equals a replay of its chain (state and context);
+ * - every grant use is accounted for: executions paid by a grant with maxUses are at most
+ *   maxUses, and each is listed in the grant's `usedBy`.
  */
 export async function checkInvariants(opts: CheckInvariantsOptions): Promise<InvariantReport> {
-  const rt = await createRuntime({
-    dataDir: opts.dataDir,
-    ...(opts.actors ? { actors: opts.actors } : {}),
-    passivateAfterMs: 0,
-    logger: createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'warn' }),
-  });
+  const view = await openJournal(opts);
   const violations: string[] = [];
   try {
-    const v = rt.journal.verify();
-    if (!v.ok) violations.push(`journal broken at #${v.brokenAt}: ${v.reason}`);
-    const facts = rt.journal.read(1, Number.MAX_SAFE_INTEGER);
-    const transitions = new Map<string, number[]>();
-    for (const f of facts) {
-      if (f.type === 'transition' && f.intentId) transitions.set(f.intentId, [...(transitions.get(f.intentId) ?? []), f.seq]);
+    const v = await view.reader.verify();
+    if (!v.ok) violations.push(`journal broken at ${v.brokenChain ?? '?'} #${v.brokenAt ?? '?'}: ${v.reason ?? ''}`);
+    const defs = new Map((opts.actors ?? (exampleActors as ActorDefinition[])).map((d) => [d.kind, d]));
+    const rows = await view.store.actors();
+    const transitions = new Map<string, Array<{ chain: string; seq: number }>>();
+    const paidBy = new Map<string, string[]>();
+    let facts = 0;
+    let executed = 0;
+    for (const row of rows) {
+      const chain = await view.reader.chain(row.actor, 1, Number.MAX_SAFE_INTEGER);
+      facts += chain.length;
+      const bySeq = new Map(chain.map((f) => [f.seq, f]));
+      for (const f of chain) {
+        if (f.type !== 'transition' || !f.intentId) continue;
+        executed++;
+        transitions.set(f.intentId, [...(transitions.get(f.intentId) ?? []), { chain: row.actor, seq: f.seq }]);
+        const decisionFact = bySeq.get(f.causes[0] ?? 0);
+        const decision = decisionFact?.data.decision as { verdict?: string; intentId?: string; grantId?: string } | undefined;
+        if (decisionFact?.type !== 'decision' || decision?.verdict !== 'granted' || decision.intentId !== f.intentId) {
+          violations.push(`${row.actor} #${f.seq}: transition of ${f.intentId} without a granted decision for it`);
+        } else {
+          const origin = bySeq.get(decisionFact.causes[0] ?? 0);
+          if (!origin || origin.intentId !== f.intentId || (origin.type !== 'intent.proposed' && origin.type !== 'approval')) {
+            violations.push(`${row.actor} #${decisionFact.seq}: decision for ${f.intentId} without its intent`);
+          }
+          if (decision.grantId) paidBy.set(decision.grantId, [...(paidBy.get(decision.grantId) ?? []), f.intentId]);
+        }
+      }
+      const def = defs.get(row.kind);
+      if (!def || !chain.some((f) => f.type === 'actor.started')) continue;
+      const replay = replayActor(def, chain);
+      const snap = await view.store.latestSnapshot(row.actor);
+      const context = (snap?.snapshot as { context?: unknown } | undefined)?.context;
+      if (!snap) violations.push(`${row.actor}: no stored snapshot`);
+      else {
+        if (replay.state !== snap.state) violations.push(`${row.actor}: stored state ${snap.state}, replay ${replay.state}`);
+        if (JSON.stringify(replay.context) !== JSON.stringify(context)) violations.push(`${row.actor}: stored context differs from replay`);
+        const last = chain.at(-1);
+        if (last && snap.seq > last.seq) violations.push(`${row.actor}: snapshot at #${snap.seq} is ahead of the chain (#${last.seq})`);
+      }
+      replay.actor.stop();
     }
-    for (const [id, seqs] of transitions)
-      if (seqs.length > 1) violations.push(`intent ${id} transitioned ${seqs.length} times (#${seqs.join(', #')})`);
+    for (const [id, at] of transitions)
+      if (at.length > 1) violations.push(`intent ${id} transitioned ${at.length} times (${at.map((a) => `${a.chain}#${a.seq}`).join(', ')})`);
     for (const [id, o] of opts.acknowledged ?? []) {
-      const seqs = transitions.get(id) ?? [];
+      const at = transitions.get(id) ?? [];
       if (o.status === 'executed') {
-        if (seqs.length !== 1) violations.push(`acknowledged ${id} has ${seqs.length} transitions`);
-        else if (seqs[0] !== o.seq) violations.push(`acknowledged ${id} named transition #${o.seq}, the journal has #${seqs[0]}`);
-      } else if (o.status !== 'pending' && seqs.length > 0 && o.status !== 'failed') {
+        if (at.length !== 1) violations.push(`acknowledged ${id} has ${at.length} transitions`);
+        else if (at[0]!.seq !== o.seq || at[0]!.chain !== o.actor)
+          violations.push(`acknowledged ${id} named ${o.actor}#${o.seq}, the journal has ${at[0]!.chain}#${at[0]!.seq}`);
+      } else if ((o.status === 'denied' || o.status === 'rejected') && at.length > 0) {
         violations.push(`${id} was acknowledged ${o.status} but has a transition`);
       }
     }
     for (const id of opts.retried ?? []) {
       if ((transitions.get(id) ?? []).length > 1) violations.push(`retried ${id} executed more than once`);
     }
-    const defs = new Map(rt.definitions().map((d) => [d.kind, d]));
-    const byActor = new Map<string, typeof facts>();
-    for (const f of facts) if (f.actor) byActor.set(f.actor, [...(byActor.get(f.actor) ?? []), f]);
-    for (const a of rt.listActors()) {
-      const def = defs.get(a.kind);
-      const own = byActor.get(a.address) ?? [];
-      if (!def || !own.some((f) => f.type === 'actor.started')) continue;
-      const replay = replayActor(def, own);
-      const detail = rt.actor(a.address)!;
-      if (replay.state !== detail.state) violations.push(`${a.address}: snapshot state ${detail.state}, replay ${replay.state}`);
-      if (JSON.stringify(replay.context) !== JSON.stringify(detail.context))
-        violations.push(`${a.address}: snapshot context differs from replay`);
-      const last = own.filter((f) => f.type === 'transition').at(-1);
-      if (last && detail.seq < last.seq) violations.push(`${a.address}: snapshot at #${detail.seq} is behind transition #${last.seq}`);
-      replay.actor.stop();
+    for (const g of await view.grants()) {
+      if (g.maxUses === undefined) continue;
+      const paid = paidBy.get(g.id) ?? [];
+      if (paid.length > g.maxUses) violations.push(`grant ${g.id} paid for ${paid.length} executions, maxUses ${g.maxUses}`);
+      if (paid.length > g.uses) violations.push(`grant ${g.id} paid for ${paid.length} executions but counts ${g.uses} uses`);
+      const listed = new Set(g.usedBy ?? []);
+      if (g.uses <= 100) for (const id of paid) if (!listed.has(id)) violations.push(`grant ${g.id}: ${id} executed with it but is not in usedBy`);
     }
     return {
       ok: violations.length === 0,
       violations,
-      facts: facts.length,
-      actors: rt.listActors().length,
+      facts: v.count,
+      chains: v.chains,
+      actors: rows.length,
       acknowledged: opts.acknowledged?.size ?? 0,
+      executed,
     };
   } finally {
-    await rt.stop();
+    await view.close();
   }
 }
+
+interface JournalView {
+  store: StorePort;
+  reader: JournalReader;
+  grants(): Promise<Grant[]>;
+  close(): Promise<void>;
+}
+
+async function openJournal(opts: CheckInvariantsOptions): Promise<JournalView> {
+  if (opts.dataDir !== undefined) {
+    const st = new SqliteStore(opts.dataDir, { readonly: true });
+    const journal = new SqliteJournal(st);
+    return {
+      store: journal,
+      reader: new SqliteJournalReader(journal, AuthorityKey.loadPublic(opts.dataDir)),
+      grants: () => journal.grants(),
+      close: () => st.close(),
+    };
+  }
+  if (opts.servers === undefined) throw new Error('checkInvariants needs dataDir or servers');
+  const t = await NatsTransport.connect({ servers: opts.servers, name: 'ice-invariants' });
+  const store = await JetStreamStore.open(t.connection, {});
+  const grantsBucket = await WatchedBucket.openExisting(t.connection, 'ICE_GRANTS').catch(() => undefined);
+  return {
+    store,
+    reader: new JetStreamJournalReader(t.connection, store),
+    async grants() {
+      if (!grantsBucket) return [];
+      const out: Grant[] = [];
+      await grantsBucket.watch(
+        (e) => {
+          if (e.value !== undefined) out.push(e.value as Grant);
+        },
+        () => {},
+      );
+      await grantsBucket.close();
+      // A watch replays every revision; keep the newest of each grant.
+      return [...new Map(out.map((g) => [g.id, g])).values()];
+    },
+    async close() {
+      await store.close();
+      await t.close();
+    },
+  };
+}
+
+export type { Fact };

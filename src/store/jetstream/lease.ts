@@ -42,6 +42,8 @@ export class LeaseManager {
   #kv: KV;
   #clock: Clock;
   #held = new Map<string, number>();
+  /** Expiry this node last wrote for each held key. */
+  #expires = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #onLost: (key: string, holder: string | undefined) => void;
 
@@ -69,6 +71,11 @@ export class LeaseManager {
     return this.#held.has(key);
   }
 
+  /** The expiry this node last wrote for a held key (0 when not held). */
+  expiresAt(key: string): number {
+    return this.#held.has(key) ? (this.#expires.get(key) ?? 0) : 0;
+  }
+
   /** The current record of a key, or undefined. */
   async holder(key: string): Promise<(LeaseRecord & { revision: number; expired: boolean }) | undefined> {
     const e = await this.#kv.get(key);
@@ -82,8 +89,11 @@ export class LeaseManager {
    * it afterwards; false when another node holds an unexpired lease.
    */
   async acquire(key: string): Promise<boolean> {
-    const record = (): Uint8Array =>
-      new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt: this.#clock.now() + this.ttlMs }));
+    let expiresAt = 0;
+    const record = (): Uint8Array => {
+      expiresAt = this.#clock.now() + this.ttlMs;
+      return new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt }));
+    };
     let entry: KvEntry | null;
     try {
       entry = await this.#kv.get(key);
@@ -94,12 +104,14 @@ export class LeaseManager {
       if (!entry || entry.operation !== 'PUT') {
         const rev = entry ? await this.#kv.update(key, record(), entry.revision) : await this.#kv.create(key, record());
         this.#held.set(key, rev);
+        this.#expires.set(key, expiresAt);
         return true;
       }
       const cur = entry.json<LeaseRecord>();
       if (cur.node !== this.node && cur.expiresAt > this.#clock.now()) return false;
       const rev = await this.#kv.update(key, record(), entry.revision);
       this.#held.set(key, rev);
+      this.#expires.set(key, expiresAt);
       return true;
     } catch {
       // Someone else wrote between our read and our CAS: they won this round.
@@ -115,12 +127,12 @@ export class LeaseManager {
       const rev = this.#held.get(key);
       if (rev === undefined) continue;
       try {
-        const next = await this.#kv.update(
-          key,
-          new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt: this.#clock.now() + this.ttlMs })),
-          rev,
-        );
-        if (this.#held.get(key) === rev) this.#held.set(key, next);
+        const expiresAt = this.#clock.now() + this.ttlMs;
+        const next = await this.#kv.update(key, new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt })), rev);
+        if (this.#held.get(key) === rev) {
+          this.#held.set(key, next);
+          this.#expires.set(key, expiresAt);
+        }
       } catch {
         const h = await this.holder(key).catch(() => undefined);
         if (h?.node === this.node) {
@@ -130,6 +142,7 @@ export class LeaseManager {
         }
         if (!this.#held.has(key)) continue; // released meanwhile
         this.#held.delete(key);
+        this.#expires.delete(key);
         this.#onLost(key, h?.node);
       }
     }
@@ -139,6 +152,7 @@ export class LeaseManager {
   async release(key: string): Promise<void> {
     const rev = this.#held.get(key);
     this.#held.delete(key);
+    this.#expires.delete(key);
     if (rev === undefined) return;
     await this.#kv.delete(key, { previousSeq: rev }).catch(() => {});
   }

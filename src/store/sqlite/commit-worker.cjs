@@ -11,7 +11,7 @@ db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 
 const s = {
-  fact: db.prepare('INSERT INTO facts(seq, type, actor, intent_id, at, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+  fact: db.prepare('INSERT INTO facts(chain, seq, type, actor, intent_id, at, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
   snapshot: db.prepare(
     'INSERT INTO snapshots(actor, kind, seq, status, state, body) VALUES (?, ?, ?, ?, ?, ?) ' +
       'ON CONFLICT(actor) DO UPDATE SET seq = excluded.seq, status = excluded.status, state = excluded.state, body = excluded.body',
@@ -20,7 +20,8 @@ const s = {
   grant: db.prepare('INSERT OR REPLACE INTO grants(id, body) VALUES (?, ?)'),
   pendingPut: db.prepare('INSERT OR REPLACE INTO pending(intent_id, actor, body, created_at) VALUES (?, ?, ?, ?)'),
   pendingDelete: db.prepare('DELETE FROM pending WHERE intent_id = ?'),
-  checkpoint: db.prepare('INSERT OR REPLACE INTO checkpoints(seq, hash, key_id, sig, at) VALUES (?, ?, ?, ?, ?)'),
+  checkpoint: db.prepare('INSERT OR REPLACE INTO checkpoints(pos, heads, prev, hash, key_id, sig, at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+  lastPos: db.prepare('SELECT max(pos) AS pos FROM facts'),
 };
 
 /** Rows arrive as arrays in column order (cheap to clone across threads). */
@@ -31,7 +32,12 @@ const write = db.transaction((b) => {
   for (const r of b.grants) s.grant.run(r);
   for (const r of b.pendingPut) s.pendingPut.run(r);
   for (const id of b.pendingDelete) s.pendingDelete.run(id);
-  if (b.checkpoint) s.checkpoint.run(b.checkpoint);
+  if (b.checkpoint) {
+    // The checkpoint covers the facts just inserted: its position is theirs.
+    const cp = b.checkpoint.slice();
+    cp[0] = s.lastPos.get().pos;
+    s.checkpoint.run(cp);
+  }
 });
 
 parentPort.on('message', (m) => {

@@ -3,8 +3,9 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { JournalError } from '../errors.js';
-import type { Fact, Grant, Outcome, SnapshotRecord } from '../protocol/index.js';
+import { JournalError } from '../../errors.js';
+import type { Fact, Grant, Outcome, SnapshotRecord } from '../../protocol/index.js';
+import type { ActorIndexRow, ChainHead, PendingRecord } from '../../host/ports.js';
 
 /**
  * The embedded store: one SQLite file in WAL mode holding the journal, snapshots, grants,
@@ -21,30 +22,31 @@ import type { Fact, Grant, Outcome, SnapshotRecord } from '../protocol/index.js'
  *   one at a time, in the order they were handed over; the fsync never blocks the event
  *   loop. The main thread's connection only reads (WAL readers see every committed batch).
  * - facts are append-only: nothing here updates or deletes a fact row.
+ * - facts are chained per chain (an actor, or a runtime chain): `(chain, seq)` is unique,
+ *   `pos` is the global write order.
  * - the WAL is checkpointed automatically (SQLite's default 1000 pages) — checkpoints
  *   copy already-durable pages into the main file and never change what is durable.
  */
 
-export interface PendingRecord {
-  intentId: string;
-  actor: string;
-  intent: unknown;
-  decision: unknown;
-  createdAt: string;
-}
-
 export interface Checkpoint {
-  seq: number;
+  /** Position of the last fact this checkpoint covers. */
+  pos: number;
+  /** The chain heads this commit left: [chain, seq, hash] for each chain it touched. */
+  heads: Array<[string, number, string]>;
+  /** Hash of the previous checkpoint ("" before the first). */
+  prev: string;
+  /** sha256(prev + JSON.stringify(heads)): the checkpoints form a chain of their own. */
   hash: string;
   keyId: string;
+  /** The authority's ed25519 signature over `hash`. */
   sig: string;
   at: string;
 }
 
 export interface CommitBatch {
-  /** The authority's signature over the chain head this batch ends at. */
+  /** The authority's signature over the heads this batch leaves. */
   checkpoint?: Checkpoint;
-  facts: Array<{ fact: Fact; body: string }>;
+  facts: Array<{ fact: Fact; body: string; chain: string }>;
   snapshots: SnapshotRecord[];
   outcomes: Array<{ intentId: string; digest: string; outcome: Outcome }>;
   grants: Grant[];
@@ -52,15 +54,10 @@ export interface CommitBatch {
   pendingDelete: string[];
 }
 
-export interface ActorIndexRow {
-  actor: string;
-  kind: string;
-  seq: number;
-  status: SnapshotRecord['status'];
-  state: string;
-}
-
 export interface StoredFactRow {
+  /** Global write order (not part of a fact; tails and exports follow it). */
+  pos: number;
+  chain: string;
   seq: number;
   body: string;
   prev: string;
@@ -75,7 +72,9 @@ export interface StoredFactRow {
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS facts (
-  seq INTEGER PRIMARY KEY,
+  pos INTEGER PRIMARY KEY,
+  chain TEXT NOT NULL,
+  seq INTEGER NOT NULL,
   type TEXT NOT NULL,
   actor TEXT,
   intent_id TEXT,
@@ -84,7 +83,7 @@ CREATE TABLE IF NOT EXISTS facts (
   prev TEXT NOT NULL,
   hash TEXT NOT NULL
 ) STRICT;
-CREATE INDEX IF NOT EXISTS facts_actor ON facts(actor, seq) WHERE actor IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS facts_chain ON facts(chain, seq);
 CREATE INDEX IF NOT EXISTS facts_intent ON facts(intent_id) WHERE intent_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS snapshots (
   actor TEXT PRIMARY KEY,
@@ -104,7 +103,9 @@ CREATE TABLE IF NOT EXISTS grants (
   body TEXT NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS checkpoints (
-  seq INTEGER PRIMARY KEY,
+  pos INTEGER PRIMARY KEY,
+  heads TEXT NOT NULL,
+  prev TEXT NOT NULL,
   hash TEXT NOT NULL,
   key_id TEXT NOT NULL,
   sig TEXT NOT NULL,
@@ -118,7 +119,7 @@ CREATE TABLE IF NOT EXISTS pending (
 ) STRICT;
 `;
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export interface SqliteStoreOptions {
   /** Open for reading only (CLI read commands while a node owns the dir). */
@@ -152,7 +153,10 @@ export class SqliteStore {
       const v = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
       if (!v) this.#db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
       else if (Number(v.value) !== SCHEMA_VERSION) {
-        throw new JournalError(`store schema version ${v.value} is not supported (expected ${SCHEMA_VERSION})`);
+        throw new JournalError(
+          `store ${this.path} has schema version ${v.value}; this version of ice-runtime reads version ${SCHEMA_VERSION} ` +
+            `(per-actor chains). Keep the old data dir with the version that wrote it, or move it aside to start fresh.`,
+        );
       }
     }
     this.#stmts = this.prepare();
@@ -188,15 +192,19 @@ export class SqliteStore {
   private prepare() {
     const db = this.#db;
     const ro = this.readonly;
+    const cols = 'pos, chain, seq, body, prev, hash, type, actor, intent_id, at';
     return {
-      checkpoints: db.prepare('SELECT seq, hash, key_id AS keyId, sig, at FROM checkpoints ORDER BY seq'),
-      head: db.prepare('SELECT seq, hash FROM facts ORDER BY seq DESC LIMIT 1'),
-      factRange: db.prepare('SELECT seq, body, prev, hash, type, actor, intent_id, at FROM facts WHERE seq >= ? ORDER BY seq ASC LIMIT ?'),
-      factTail: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
-      factTailActor: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE actor = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
-      factsOfActorAfter: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE actor = ? AND seq > ? ORDER BY seq ASC'),
-      factsOfIntent: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE intent_id = ? ORDER BY seq ASC'),
-      factBySeq: db.prepare('SELECT seq, body, prev, hash FROM facts WHERE seq = ?'),
+      checkpoints: db.prepare('SELECT pos, heads, prev, hash, key_id AS keyId, sig, at FROM checkpoints ORDER BY pos'),
+      lastCheckpoint: db.prepare('SELECT pos, heads, prev, hash, key_id AS keyId, sig, at FROM checkpoints ORDER BY pos DESC LIMIT 1'),
+      chainHead: db.prepare('SELECT seq, hash FROM facts WHERE chain = ? ORDER BY seq DESC LIMIT 1'),
+      lastPos: db.prepare('SELECT max(pos) AS pos FROM facts'),
+      factCount: db.prepare('SELECT count(*) AS n FROM facts'),
+      factRange: db.prepare(`SELECT ${cols} FROM facts WHERE pos >= ? ORDER BY pos ASC LIMIT ?`),
+      factTail: db.prepare(`SELECT ${cols} FROM facts WHERE pos < ? ORDER BY pos DESC LIMIT ?`),
+      factTailChain: db.prepare(`SELECT ${cols} FROM facts WHERE chain = ? AND pos < ? ORDER BY pos DESC LIMIT ?`),
+      chainFrom: db.prepare(`SELECT ${cols} FROM facts WHERE chain = ? AND seq >= ? ORDER BY seq ASC LIMIT ?`),
+      factsOfIntent: db.prepare(`SELECT ${cols} FROM facts WHERE intent_id = ? ORDER BY pos ASC`),
+      factAt: db.prepare(`SELECT ${cols} FROM facts WHERE chain = ? AND seq = ?`),
       snapshot: db.prepare('SELECT body FROM snapshots WHERE actor = ?'),
       actorIndex: db.prepare('SELECT actor, kind, seq, status, state FROM snapshots ORDER BY actor'),
       actorCount: db.prepare('SELECT count(*) AS n FROM snapshots'),
@@ -218,7 +226,8 @@ export class SqliteStore {
     if (this.#writerError) return Promise.reject(this.#writerError);
     this.#worker ??= this.#startWriter();
     const rows = {
-      facts: batch.facts.map(({ fact, body }) => [
+      facts: batch.facts.map(({ fact, body, chain }) => [
+        chain,
         fact.seq,
         fact.type,
         fact.actor ?? null,
@@ -239,7 +248,15 @@ export class SqliteStore {
       ]),
       pendingDelete: batch.pendingDelete,
       checkpoint: batch.checkpoint
-        ? [batch.checkpoint.seq, batch.checkpoint.hash, batch.checkpoint.keyId, batch.checkpoint.sig, batch.checkpoint.at]
+        ? [
+            batch.checkpoint.pos,
+            JSON.stringify(batch.checkpoint.heads),
+            batch.checkpoint.prev,
+            batch.checkpoint.hash,
+            batch.checkpoint.keyId,
+            batch.checkpoint.sig,
+            batch.checkpoint.at,
+          ]
         : null,
     };
     const id = this.#nextCommit++;
@@ -251,41 +268,57 @@ export class SqliteStore {
   }
 
   checkpoints(): Checkpoint[] {
-    return this.#stmts.checkpoints.all() as Checkpoint[];
+    return (this.#stmts.checkpoints.all() as Array<Omit<Checkpoint, 'heads'> & { heads: string }>).map(parseCheckpoint);
   }
 
-  head(): { seq: number; hash: string } {
-    const row = this.#stmts.head.get() as { seq: number; hash: string } | undefined;
+  lastCheckpoint(): Checkpoint | undefined {
+    const row = this.#stmts.lastCheckpoint.get() as (Omit<Checkpoint, 'heads'> & { heads: string }) | undefined;
+    return row ? parseCheckpoint(row) : undefined;
+  }
+
+  /** Where a chain ends on disk. */
+  chainHead(chain: string): ChainHead {
+    const row = this.#stmts.chainHead.get(chain) as ChainHead | undefined;
     return row ?? { seq: 0, hash: '' };
   }
 
-  /** Facts with seq ≥ `fromSeq`, ascending. */
-  factRows(fromSeq: number, limit: number): StoredFactRow[] {
-    return this.#stmts.factRange.all(fromSeq, limit) as StoredFactRow[];
+  /** Position of the newest fact (0 when empty). */
+  lastPos(): number {
+    return (this.#stmts.lastPos.get() as { pos: number | null }).pos ?? 0;
   }
 
-  /** Iterates every fact row ascending, without loading the journal into memory. */
-  *iterateFactRows(fromSeq = 1): Generator<StoredFactRow> {
-    yield* this.#stmts.factRange.iterate(fromSeq, Number.MAX_SAFE_INTEGER) as IterableIterator<StoredFactRow>;
+  factCount(): number {
+    return (this.#stmts.factCount.get() as { n: number }).n;
   }
 
-  /** Newest first, seq < beforeSeq. */
-  tailRows(limit: number, beforeSeq = Number.MAX_SAFE_INTEGER, actor?: string): StoredFactRow[] {
+  /** Facts with pos ≥ `fromPos`, in write order. */
+  factRows(fromPos: number, limit: number): StoredFactRow[] {
+    return this.#stmts.factRange.all(fromPos, limit) as StoredFactRow[];
+  }
+
+  /** Iterates every fact row in write order, without loading the journal into memory. */
+  *iterateFactRows(fromPos = 1): Generator<StoredFactRow> {
+    yield* this.#stmts.factRange.iterate(fromPos, Number.MAX_SAFE_INTEGER) as IterableIterator<StoredFactRow>;
+  }
+
+  /** Newest first, pos < beforePos, optionally of one chain. */
+  tailRows(limit: number, beforePos = Number.MAX_SAFE_INTEGER, chain?: string): StoredFactRow[] {
     return (
-      actor === undefined ? this.#stmts.factTail.all(beforeSeq, limit) : this.#stmts.factTailActor.all(actor, beforeSeq, limit)
+      chain === undefined ? this.#stmts.factTail.all(beforePos, limit) : this.#stmts.factTailChain.all(chain, beforePos, limit)
     ) as StoredFactRow[];
   }
 
-  actorFactRowsAfter(actor: string, afterSeq: number): StoredFactRow[] {
-    return this.#stmts.factsOfActorAfter.all(actor, afterSeq) as StoredFactRow[];
+  /** Facts of one chain with seq ≥ `fromSeq`, oldest first. */
+  chainRows(chain: string, fromSeq: number, limit = Number.MAX_SAFE_INTEGER): StoredFactRow[] {
+    return this.#stmts.chainFrom.all(chain, fromSeq, limit) as StoredFactRow[];
   }
 
   intentFactRows(intentId: string): StoredFactRow[] {
     return this.#stmts.factsOfIntent.all(intentId) as StoredFactRow[];
   }
 
-  factRow(seq: number): StoredFactRow | undefined {
-    return this.#stmts.factBySeq.get(seq) as StoredFactRow | undefined;
+  factRow(chain: string, seq: number): StoredFactRow | undefined {
+    return this.#stmts.factAt.get(chain, seq) as StoredFactRow | undefined;
   }
 
   snapshot(actor: string): SnapshotRecord | undefined {
@@ -352,4 +385,8 @@ export class SqliteStore {
     }
     if (this.#db.open) this.#db.close();
   }
+}
+
+function parseCheckpoint(row: Omit<Checkpoint, 'heads'> & { heads: string }): Checkpoint {
+  return { ...row, heads: JSON.parse(row.heads) as Checkpoint['heads'] };
 }

@@ -1,0 +1,142 @@
+import { ConfigError, IceError, ValidationError, ensureError } from '../errors.js';
+import { AuthorityKey, type GrantBook } from '../authority/index.js';
+import { LeaseManager } from '../store/jetstream/lease.js';
+import { JetStreamStore } from '../store/jetstream/jetstream-store.js';
+import { JetStreamJournalReader } from '../store/jetstream/journal-reader.js';
+import { LeaseOwnership } from '../ownership/lease-ownership.js';
+import { NatsTransport } from '../transport/nats-transport.js';
+import type { Transport, Subscription } from '../transport/transport.js';
+import { runAdminOp, ADMIN_OPS } from '../admin/ops.js';
+import type { JournalReader } from '../journal/reader.js';
+import type { OwnershipPort, StorePort } from '../host/ports.js';
+import type { Clock } from '../util/clock.js';
+import type { IdGen } from '../util/ids.js';
+import type { Logger } from '../util/logger.js';
+import type { Runtime } from '../runtime.js';
+import { ClusterGrants } from './cluster-grants.js';
+
+/**
+ * What is really cluster-specific, and nothing else: connecting to NATS, the JetStream store
+ * and the lease ownership the one Host runs on, the grants every node watches, and the
+ * subjects a node serves besides the intake (operator requests on `ice.admin.<op>`, and on
+ * `ice.node.<node>.…` the forwards of other nodes). Validation, authority, execution and
+ * recording are the Host's and the Intake's, the same as on one node.
+ */
+export interface ClusterOptions {
+  /** NATS server URL(s). */
+  servers: string | string[];
+  /** JetStream replicas of the stream and buckets this node creates (default 1). */
+  replicas?: number;
+  /** Lease length (default 5000 ms). */
+  leaseTtlMs?: number;
+  /** Lease renewal period (default ttl/3). Tests set it huge to simulate a paused node. */
+  leaseRenewEveryMs?: number;
+  /** Timeout of a forward to the owner node (default 5000 ms). */
+  forwardTimeoutMs?: number;
+  /** The node's authority key file (created if missing); default a key generated for this process. */
+  keyFile?: string;
+}
+
+export interface ClusterParts {
+  key: AuthorityKey;
+  store: StorePort;
+  transport: Transport;
+  ownership: OwnershipPort;
+  grants: GrantBook;
+  reader: JournalReader;
+  /** Serves the admin subjects for this runtime. */
+  serve(rt: Runtime): Promise<void>;
+  close(opts: { release: boolean }): Promise<void>;
+}
+
+export async function startCluster(
+  opts: ClusterOptions,
+  ctx: { node: string; clock: Clock; ids: IdGen; logger: Logger; transport?: Transport },
+): Promise<ClusterParts> {
+  if (ctx.transport && !(ctx.transport instanceof NatsTransport)) {
+    throw new ConfigError('cluster mode needs a NATS transport (or none: it connects to cluster.servers itself)');
+  }
+  const replicas = opts.replicas ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) {
+    throw new ConfigError(`replicas ${String(opts.replicas)}: expected an integer from 1 to 5`);
+  }
+  const transport =
+    ctx.transport ??
+    (await NatsTransport.connect({
+      servers: opts.servers,
+      name: `ice-node-${ctx.node}`,
+      onHandlerError: (err, subject) => ctx.logger.error({ err, subject }, 'handler failed'),
+    }));
+  const closers: Array<() => Promise<void>> = [];
+  if (!ctx.transport) closers.push(() => transport.close());
+  const closeAll = async () => {
+    for (const c of closers.reverse()) await c().catch(() => {});
+  };
+  try {
+    const nc = transport.connection;
+    const store = await JetStreamStore.open(nc, { replicas, logger: ctx.logger });
+    closers.push(() => store.close());
+    const holder: { ownership?: LeaseOwnership } = {};
+    const leases = await LeaseManager.open(nc, {
+      node: ctx.node,
+      clock: ctx.clock,
+      replicas,
+      ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}),
+      ...(opts.leaseRenewEveryMs !== undefined ? { renewEveryMs: opts.leaseRenewEveryMs } : {}),
+      onLost: (key, h) => holder.ownership?.lost(key, h),
+    });
+    const ownership = new LeaseOwnership(leases, ctx.clock);
+    holder.ownership = ownership;
+    let release = true;
+    closers.push(() => ownership.close({ release }));
+    const grants = await ClusterGrants.open(nc, { clock: ctx.clock, ids: ctx.ids, logger: ctx.logger, replicas });
+    closers.push(() => grants.close());
+    const key = opts.keyFile ? AuthorityKey.loadOrCreate(opts.keyFile) : AuthorityKey.generate();
+    const reader = new JetStreamJournalReader(nc, store);
+    const subs: Subscription[] = [];
+    closers.push(() => {
+      for (const s of subs) s.unsubscribe();
+      return Promise.resolve();
+    });
+    return {
+      key,
+      store,
+      transport,
+      ownership,
+      grants,
+      reader,
+      serve(rt: Runtime) {
+        // Operator requests: any node answers (queue group); an operation on an actor owned
+        // elsewhere is forwarded by the runtime to `ice.node.<owner>.admin.<op>`.
+        for (const op of ADMIN_OPS) {
+          const handler = async (msg: { data: unknown; respond(d: unknown): void }) => {
+            try {
+              msg.respond({ result: await runAdminOp(rt, op, msg.data) });
+            } catch (e) {
+              msg.respond({ error: errorBody(e) });
+            }
+          };
+          subs.push(transport.subscribe(`ice.admin.${op}`, handler, { queue: 'ice.admin' }));
+          subs.push(transport.subscribe(`ice.node.${ctx.node}.admin.${op}`, handler));
+        }
+        return Promise.resolve();
+      },
+      async close(o) {
+        release = o.release;
+        await closeAll();
+      },
+    };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
+
+function errorBody(e: unknown): { code: string; message: string; issues?: unknown } {
+  const err = ensureError(e);
+  return {
+    code: err instanceof IceError ? err.code : 'E_INTERNAL',
+    message: err.message,
+    ...(err instanceof ValidationError ? { issues: err.issues } : {}),
+  };
+}

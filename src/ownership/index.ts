@@ -1,0 +1,2 @@
+export { LocalOwnership } from './local-ownership.js';
+export { LeaseOwnership } from './lease-ownership.js';

@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import type { Fact, FactBody, FactDraft } from './fact.js';
+
+/**
+ * Chains facts: each fact belongs to one chain (an actor, or a runtime chain for facts with
+ * no actor) and sits at `seq` = the position in that chain, with `prev` = the hash of the
+ * chain's previous fact ("" before the first) and
+ * `hash = sha256(prev + JSON.stringify(body))`, body = every field but prev and hash, in the
+ * key order written below. The same code chains facts in both deployments.
+ */
+export interface ChainCursor {
+  seq: number;
+  hash: string;
+}
+
+/** Appends one fact to the chain at `cursor` (advances it). */
+export function chainFact(cursor: ChainCursor, draft: FactDraft, at: string): { fact: Fact; body: string } {
+  const body: FactBody = {
+    v: 1,
+    seq: cursor.seq + 1,
+    at,
+    type: draft.type,
+    origin: draft.origin,
+    ...(draft.actor !== undefined ? { actor: draft.actor } : {}),
+    ...(draft.intentId !== undefined ? { intentId: draft.intentId } : {}),
+    causes: draft.causes ?? [],
+    data: draft.data,
+  };
+  const text = JSON.stringify(body);
+  const prev = cursor.hash;
+  const hash = createHash('sha256').update(prev).update(text).digest('hex');
+  cursor.seq = body.seq;
+  cursor.hash = hash;
+  return { fact: { ...body, prev, hash }, body: text };
+}
+
+/** The text a fact's hash covers. */
+export function factBodyText(f: Fact): string {
+  const { prev: _p, hash: _h, ...body } = f;
+  return JSON.stringify(body);
+}
+
+/**
+ * Checks that `facts` continue the chain at `from`: consecutive seqs, each prev the hash
+ * before it, each hash recomputed. Returns the first broken seq, or the new head.
+ */
+export function checkChain(
+  facts: readonly Fact[],
+  from: ChainCursor = { seq: 0, hash: '' },
+): { ok: true; head: ChainCursor } | { ok: false; brokenAt: number; reason: string } {
+  let seq = from.seq;
+  let prev = from.hash;
+  for (const f of facts) {
+    if (f.seq !== seq + 1) return { ok: false, brokenAt: seq + 1, reason: f.seq <= seq ? `fact ${f.seq} repeats a position` : `fact ${seq + 1} is missing` };
+    if (f.prev !== prev) return { ok: false, brokenAt: f.seq, reason: 'prev does not match the previous hash' };
+    const hash = createHash('sha256').update(prev).update(factBodyText(f)).digest('hex');
+    if (hash !== f.hash) return { ok: false, brokenAt: f.seq, reason: 'hash does not match the fact body and the previous hash' };
+    seq = f.seq;
+    prev = f.hash;
+  }
+  return { ok: true, head: { seq, hash: prev } };
+}

@@ -1,0 +1,116 @@
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { checkChain, type Fact } from '../../protocol/index.js';
+import type { ChainHead } from '../../host/ports.js';
+import type { JournalReader, VerifyResult } from '../../journal/reader.js';
+import type { JetStreamStore } from './jetstream-store.js';
+
+interface TurnMessage {
+  chain: string;
+  facts: Fact[];
+}
+
+/**
+ * The journal of a cluster, read for people and verifiers (CLI `--nats`, the inspector,
+ * admin requests): every chain in stream `ICE_JOURNAL`, one message per turn.
+ */
+export class JetStreamJournalReader implements JournalReader {
+  readonly #nc: NatsConnection;
+  readonly #store: JetStreamStore;
+  readonly #stream: string;
+  #jsm: JetStreamManager | undefined;
+
+  constructor(nc: NatsConnection, store: JetStreamStore, stream = 'ICE_JOURNAL') {
+    this.#nc = nc;
+    this.#store = store;
+    this.#stream = stream;
+  }
+
+  async #manager(): Promise<JetStreamManager> {
+    this.#jsm ??= await jetstreamManager(this.#nc);
+    return this.#jsm;
+  }
+
+  async tail(opts: { limit?: number; chain?: string } = {}): Promise<Fact[]> {
+    const limit = opts.limit ?? 50;
+    if (opts.chain !== undefined) {
+      const head = await this.#store.head(opts.chain);
+      const from = Math.max(1, head.seq - limit + 1);
+      return (await this.#store.chainFacts(opts.chain, from, limit)).reverse();
+    }
+    const jsm = await this.#manager();
+    const info = await jsm.streams.info(this.#stream);
+    const out: Fact[] = [];
+    for (let seq = info.state.last_seq; seq >= info.state.first_seq && seq > 0 && out.length < limit; seq--) {
+      const m = await jsm.streams.getMessage(this.#stream, { seq }).catch(() => null);
+      if (!m) continue;
+      const body = m.json<TurnMessage>();
+      for (const f of [...body.facts].reverse()) {
+        if (out.length < limit) out.push(f);
+      }
+    }
+    return out;
+  }
+
+  chain(chain: string, fromSeq = 1, limit = 10_000): Promise<Fact[]> {
+    return this.#store.chainFacts(chain, fromSeq, limit);
+  }
+
+  async fact(chain: string, seq: number): Promise<Fact | undefined> {
+    return (await this.#store.chainFacts(chain, seq, 1)).find((f) => f.seq === seq);
+  }
+
+  async factsOfIntent(intentId: string): Promise<Fact[]> {
+    const o = await this.#store.outcome(intentId);
+    const chain = o ? ('actor' in o.outcome ? o.outcome.actor : o.outcome.chain) : undefined;
+    if (!chain) return [];
+    return (await this.#store.chainFacts(chain, 1, Number.MAX_SAFE_INTEGER)).filter((f) => f.intentId === intentId);
+  }
+
+  /**
+   * Reads the whole stream once, in order, and checks every chain: each message continues its
+   * chain (seq and prev), each hash recomputes. A message at a position already taken is a
+   * fork, one past the next position a gap.
+   */
+  async verify(): Promise<VerifyResult> {
+    const jsm = await this.#manager();
+    const info = await jsm.streams.info(this.#stream);
+    const last = info.state.last_seq;
+    const heads = new Map<string, ChainHead>();
+    let count = 0;
+    let lastPos = 0;
+    const result = (extra: Partial<VerifyResult> = {}): VerifyResult => ({ ok: true, count, chains: heads.size, lastPos, ...extra });
+    if (last === 0 || info.state.messages === 0) return result();
+    const consumer = await jetstream(this.#nc).consumers.get(this.#stream, {
+      filter_subjects: ['ice.journal.>'],
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: info.state.first_seq,
+    });
+    const messages = await consumer.consume();
+    try {
+      for await (const m of messages) {
+        const body = m.json<TurnMessage>();
+        const head = heads.get(body.chain) ?? { seq: 0, hash: '' };
+        const r = checkChain(body.facts, head);
+        if (!r.ok) {
+          const first = body.facts[0];
+          const fork = first !== undefined && first.seq <= head.seq;
+          return result({
+            ok: false,
+            brokenChain: body.chain,
+            brokenAt: fork ? first.seq : r.brokenAt,
+            brokenPos: m.seq,
+            reason: fork ? `fork: stream message ${m.seq} claims position ${first.seq}, already taken` : r.reason,
+          });
+        }
+        heads.set(body.chain, r.head);
+        count += body.facts.length;
+        lastPos = m.seq;
+        if (m.seq >= last) break;
+      }
+    } finally {
+      await messages.close().catch(() => {});
+    }
+    return result();
+  }
+}
