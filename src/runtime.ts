@@ -59,6 +59,11 @@ export interface RuntimeOptions {
   actors?: ActorDefinition[];
   /** Runtime-wide policy rules (kinds bring their own too). */
   policies?: PolicyRule[];
+  /**
+   * Publish this node's XState inspection events on `ice.inspect.<node>.<kind>.<id>` (for
+   * `ice inspect --nats`). Off by default: it costs a message per event.
+   */
+  publishInspection?: boolean;
   /** Message bus; default an embedded one (a NATS one in cluster mode). */
   transport?: Transport;
   /** Node name in facts and logs. Default `<hostname>-<pid>`. */
@@ -125,8 +130,15 @@ export interface Runtime {
   readonly runtimeChain: string;
   /** Accepts anything: malformed input comes back as a `rejected` outcome. */
   propose(intent: IntentInput | Record<string, unknown>, opts?: ProposeOptions): Promise<Outcome>;
+  /**
+   * Takes an intent as this node's intake would if it had arrived on its target's subject
+   * (validation, idempotency, execution here or a forward to the owner), without the bus hop.
+   */
+  accept(intent: unknown): Promise<Outcome>;
   spawn(address: string, input?: unknown): Promise<ActorInfo>;
   actor(address: string): Promise<ActorDetail | undefined>;
+  /** This node's in-memory view of an actor it hosts now (it believes it owns it), else undefined. */
+  hosting(address: string): (ActorInfo & { context: unknown }) | undefined;
   listActors(): Promise<ActorInfo[]>;
   definitions(): ActorDefinition[];
   signal(address: string, event: { type: string } & Record<string, unknown>, reason: string): Promise<Fact>;
@@ -364,8 +376,13 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         const reply = await transport.request(subject, raw, { timeoutMs: popts.timeoutMs ?? proposeTimeoutMs });
         return reply.data as Outcome;
       },
+      accept(raw) {
+        const t = (typeof raw === 'object' && raw !== null ? (raw as { target?: unknown }).target : undefined) ?? '';
+        return intake.handle(raw, Subjects.intent(typeof t === 'string' ? t : '')).catch((e: unknown) => failedOutcome(raw, e));
+      },
       spawn: (address, input) => host.spawn(address, input),
       actor: (address) => host.detail(address),
+      hosting: (address) => host.local(address),
       listActors: () => host.list(),
       definitions: () => registry.list(),
       async signal(address, event, reason) {

@@ -208,9 +208,9 @@ export class Host {
   }
 
   /** This process's in-memory entry of an actor (it believes it owns it). */
-  local(address: string): ActorInfo | undefined {
+  local(address: string): (ActorInfo & { context: unknown }) | undefined {
     const e = this.#entries.get(address);
-    return e ? this.#info(e) : undefined;
+    return e ? { ...this.#info(e), context: (e.actor.getSnapshot() as { context?: unknown }).context } : undefined;
   }
 
   onInspect(listener: (r: InspectRecord) => void): () => void {

@@ -82,7 +82,7 @@ export class JetStreamJournalReader implements JournalReader {
     const result = (extra: Partial<VerifyResult> = {}): VerifyResult => ({ ok: true, count, chains: heads.size, lastPos, ...extra });
     if (last === 0 || info.state.messages === 0) return result();
     const consumer = await jetstream(this.#nc).consumers.get(this.#stream, {
-      filter_subjects: ['ice.journal.>'],
+      filter_subjects: 'ice.journal.>',
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: info.state.first_seq,
     });
