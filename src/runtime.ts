@@ -46,6 +46,7 @@ import { randomIds, type IdGen } from './util/ids.js';
 import { createLogger, type Logger } from './util/logger.js';
 import { SqliteJournalReader, type JournalReader } from './journal/reader.js';
 import { startCluster, type ClusterOptions } from './cluster/cluster.js';
+import { publishInspection } from './inspector/wire.js';
 
 export interface RuntimeOptions {
   /** Where the store, the authority key and the owner lock live. Default `./.ice`. */
@@ -426,6 +427,10 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       },
     };
     if (clusterParts) await clusterParts.serve(runtime);
+    if (opts.publishInspection) {
+      if (transport.kind !== 'nats') throw new ConfigError('publishInspection needs a NATS transport (cluster mode, or transport: a NatsTransport)');
+      cleanups.push(publishInspection(runtime, transport));
+    }
     return runtime;
   } catch (e) {
     await cleanup();

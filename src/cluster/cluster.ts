@@ -35,6 +35,12 @@ export interface ClusterOptions {
   forwardTimeoutMs?: number;
   /** The node's authority key file (created if missing); default a key generated for this process. */
   keyFile?: string;
+  /**
+   * How long start-up keeps retrying while JetStream is not available yet (a cluster that is
+   * electing leaders after a restart answers "jetstream is not enabled" for ~10 s on
+   * nats-server 2.9). Each retry is logged with the servers and the error. Default 60 s.
+   */
+  startTimeoutMs?: number;
 }
 
 export interface ClusterParts {
@@ -65,6 +71,9 @@ export async function startCluster(
     (await NatsTransport.connect({
       servers: opts.servers,
       name: `ice-node-${ctx.node}`,
+      // A node outlives server restarts: it reconnects for as long as it runs.
+      maxReconnectAttempts: -1,
+      reconnectTimeWaitMs: 250,
       onHandlerError: (err, subject) => ctx.logger.error({ err, subject }, 'handler failed'),
     }));
   const closers: Array<() => Promise<void>> = [];
@@ -74,22 +83,44 @@ export async function startCluster(
   };
   try {
     const nc = transport.connection;
-    const store = await JetStreamStore.open(nc, { replicas, logger: ctx.logger });
+    const startTimeoutMs = opts.startTimeoutMs ?? 60_000;
+    const started = Date.now();
+    const retrying = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn();
+        } catch (e) {
+          const err = ensureError(e);
+          if (Date.now() - started >= startTimeoutMs) {
+            throw new ConfigError(
+              `${what} on ${String(opts.servers)} failed for ${startTimeoutMs} ms (${err.message}); ` +
+                'check that the servers run with JetStream enabled, or raise the start timeout',
+              { cause: err },
+            );
+          }
+          ctx.logger.warn({ servers: opts.servers, attempt, err: err.message }, `${what} failed; retrying`);
+          await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt)));
+        }
+      }
+    };
+    const store = await retrying('opening the JetStream journal', () => JetStreamStore.open(nc, { replicas, logger: ctx.logger }));
     closers.push(() => store.close());
     const holder: { ownership?: LeaseOwnership } = {};
-    const leases = await LeaseManager.open(nc, {
+    const leases = await retrying('opening the lease bucket', () => LeaseManager.open(nc, {
       node: ctx.node,
       clock: ctx.clock,
       replicas,
       ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}),
       ...(opts.leaseRenewEveryMs !== undefined ? { renewEveryMs: opts.leaseRenewEveryMs } : {}),
       onLost: (key, h) => holder.ownership?.lost(key, h),
-    });
+    }));
     const ownership = new LeaseOwnership(leases, ctx.clock);
     holder.ownership = ownership;
     let release = true;
     closers.push(() => ownership.close({ release }));
-    const grants = await ClusterGrants.open(nc, { clock: ctx.clock, ids: ctx.ids, logger: ctx.logger, replicas });
+    const grants = await retrying('opening the grant bucket', () =>
+      ClusterGrants.open(nc, { clock: ctx.clock, ids: ctx.ids, logger: ctx.logger, replicas }),
+    );
     closers.push(() => grants.close());
     const key = opts.keyFile ? AuthorityKey.loadOrCreate(opts.keyFile) : AuthorityKey.generate();
     const reader = new JetStreamJournalReader(nc, store);

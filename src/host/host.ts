@@ -37,7 +37,7 @@ import type { Logger } from '../util/logger.js';
 import type { ActorDefinition, ActorRegistry } from './definition.js';
 import { stateToString } from './state-value.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
-import { EMPTY_HEAD, type ChainHead, type OwnershipPort, type StorePort, type Turn } from './ports.js';
+import { EMPTY_HEAD, type ChainHead, type OwnershipPort, type StoredOutcome, type StorePort, type Turn } from './ports.js';
 
 /**
  * Hosts actors, in both deployments: creates, restores, stops them, and executes intents as
@@ -105,6 +105,8 @@ export interface Entry {
   lastUsed: number;
   /** Turns handed to the store and not yet settled: the actor stays in memory meanwhile. */
   pending: number;
+  /** Outcomes of this entry's turns whose commits are not settled yet, by intent id. */
+  uncommitted: Map<string, StoredOutcome>;
 }
 
 export interface HostOptions {
@@ -311,8 +313,9 @@ export class Host {
       const where = await this.locate(intent.target);
       if (where.kind === 'elsewhere') return { forward: where.owner };
       if (where.kind === 'missing') return { missing: true as const };
-      // A repeat may have been executed by a previous owner, or by this process moments ago.
-      const stored = await this.store.outcome(intent.id);
+      // A repeat may have been executed by a previous owner, or by this process moments ago
+      // (its turn applied, its commit not yet acknowledged: then only this entry knows it).
+      const stored = where.entry.uncommitted.get(intent.id) ?? (await this.store.outcome(intent.id));
       if (stored) {
         if (stored.digest !== digest) return { conflict: true as const };
         return { outcome: stored.outcome, committed: Promise.resolve() };
@@ -534,7 +537,7 @@ export class Host {
         }
         const state = stateToString(snap.value);
         const status = snap.status === 'done' ? 'done' : 'active';
-        entry = { address: addr, def, actor, status, state, head: { ...EMPTY_HEAD }, persisted: actor.getPersistedSnapshot(), lastUsed: 0, pending: 0 };
+        entry = { address: addr, def, actor, status, state, head: { ...EMPTY_HEAD }, persisted: actor.getPersistedSnapshot(), lastUsed: 0, pending: 0, uncommitted: new Map() };
         entry.lastUsed = this.#clock.now();
         const b = this.#builder(entry);
         b.fact({ type: FactType.actorStarted, origin, data: { kind, input: parsedInput ?? null, state, node: this.node } });
@@ -717,13 +720,20 @@ export class Host {
     // of any actor from its last turn alone.
     turn.snapshot ??= this.#record(e);
     e.pending++;
+    const o = turn.outcome;
+    if (o) e.uncommitted.set(o.intentId, o);
+    const settled = () => {
+      e.pending--;
+      // Once settled the store answers for it (committed), or it never happened (failed).
+      if (o && e.uncommitted.get(o.intentId) === o) e.uncommitted.delete(o.intentId);
+    };
     return this.store.commit(turn).then(
       () => {
-        e.pending--;
+        settled();
         this.#onCommitted(turn.facts);
       },
       (err: unknown) => {
-        e.pending--;
+        settled();
         if (this.#entries.get(e.address) === e) this.#drop(e.address);
         throw err;
       },
@@ -807,6 +817,7 @@ export class Host {
       persisted: actor.getPersistedSnapshot(),
       lastUsed: this.#clock.now(),
       pending: 0,
+      uncommitted: new Map(),
     };
     this.#entries.set(address, entry);
     if (this.#restored.has(address) && replayed === 0) return entry;

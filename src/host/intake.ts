@@ -99,10 +99,13 @@ export class Intake {
       if (inflight.digest !== digest) return this.#conflict(intent);
       return inflight.promise;
     }
-    const stored = await this.#o.host.store.outcome(intent.id);
-    if (stored) return stored.digest === digest ? stored.outcome : this.#conflict(intent);
-
-    const promise = this.#run(v, raw, opts.forwarded === true);
+    // Registered before the first await: a second request with this id that arrives while
+    // the store is asked shares this one (the Host checks again inside the actor's turn).
+    const promise = (async () => {
+      const stored = await this.#o.host.store.outcome(intent.id);
+      if (stored) return stored.digest === digest ? stored.outcome : this.#conflict(intent);
+      return this.#run(v, raw, opts.forwarded === true);
+    })();
     this.#inflight.set(intent.id, { digest, promise });
     try {
       return await promise;

@@ -1,137 +1,136 @@
-import { verifyActorChain } from '../cluster/index.js';
 import type { ActorDefinition, ActorDetail, ActorInfo } from '../host/index.js';
-import type { VerifyResult } from '../journal/index.js';
-import type { Fact, SnapshotRecord } from '../protocol/index.js';
-import { ActorLog, WatchedBucket } from '../store/jetstream/index.js';
+import { Subjects, isAddress, type Fact, type SnapshotRecord } from '../protocol/index.js';
+import { JetStreamStore } from '../store/jetstream/jetstream-store.js';
+import { JetStreamJournalReader } from '../store/jetstream/journal-reader.js';
+import { WatchedBucket } from '../store/jetstream/kv-stores.js';
+import type { LeaseRecord } from '../store/jetstream/lease.js';
 import type { NatsTransport } from '../transport/index.js';
 import type { InspectorRuntime } from './server.js';
+import { subscribeInspection } from './wire.js';
 
 /**
- * What the inspector reads, built from a cluster's JetStream state (`ice inspect --nats`):
- * every commit of `ICE_JOURNAL` (followed live), the snapshots in `ICE_SNAPSHOTS` and the
- * owners in `ICE_LEASES`. Cluster facts are chained per actor (`seq` is the actor's
- * position); here each fact gets a display seq in stream order, and its causes are mapped to
- * those, so the page links transition → decision → intent as it does for one node.
+ * What the inspector reads, built from a cluster (`ice inspect --nats`), not from one node:
+ *
+ * - actors and their snapshots from the JetStream store (`ICE_SNAPSHOTS`, and the newest turn
+ *   of a chain in `ICE_JOURNAL`), owners from the leases in `ICE_LEASES`;
+ * - the journal (every chain, verified) through the cluster's journal reader;
+ * - live facts from `ice.fact.>`, where every node publishes each fact once it is durable;
+ * - live XState inspection events from the nodes started with `--publish-inspection`
+ *   (`ice.inspect.<node>.<kind>.<id>`, see wire.ts).
+ *
+ * Facts are per chain here as on one node: `seq`, `prev` and `causes` are positions in the
+ * fact's own chain, so the page links transition → decision → intent the same way.
  */
 export interface ClusterInspectorSource extends InspectorRuntime {
   close(): Promise<void>;
 }
 
-export async function clusterInspectorSource(transport: NatsTransport, defs: ActorDefinition[]): Promise<ClusterInspectorSource> {
+const LEASES = 'ICE_LEASES';
+
+export async function clusterInspectorSource(
+  transport: NatsTransport,
+  defs: ActorDefinition[],
+  opts: { now?: () => number } = {},
+): Promise<ClusterInspectorSource> {
   const nc = transport.connection;
-  const log = await ActorLog.open(nc);
-  const snapshots = new Map<string, SnapshotRecord>();
-  const owners = new Map<string, string>();
-  const facts: Fact[] = [];
-  const original = new Map<string, Fact[]>();
-  const displaySeq = new Map<string, Map<number, number>>();
-  const listeners = new Set<(f: Fact) => void>();
+  const now = opts.now ?? Date.now;
+  const store = await JetStreamStore.open(nc, {});
+  const journal = new JetStreamJournalReader(nc, store);
 
-  const stopFollow = await log.follow((actor, _streamSeq, commit) => {
-    let positions = displaySeq.get(actor);
-    if (!positions) displaySeq.set(actor, (positions = new Map<number, number>()));
-    let own = original.get(actor);
-    if (!own) original.set(actor, (own = []));
-    for (const f of commit) {
-      own.push(f);
-      const seq = facts.length + 1;
-      positions.set(f.seq, seq);
-      const shown: Fact = { ...f, seq, causes: f.causes.map((c) => positions.get(c) ?? c) };
-      facts.push(shown);
-      for (const l of listeners) l(shown);
-    }
-  });
-  const snapBucket = await WatchedBucket.openExisting(nc, 'ICE_SNAPSHOTS');
-  await snapBucket.watch(
-    (e) => {
-      const actor = e.key.replace('.', '/');
-      if (e.value === undefined) snapshots.delete(actor);
-      else snapshots.set(actor, e.value as SnapshotRecord);
-    },
-    () => {},
-  );
-  const leaseBucket = await WatchedBucket.openExisting(nc, 'ICE_LEASES');
-  await leaseBucket.watch(
-    (e) => {
-      const actor = e.key.replace('.', '/');
-      const v = e.value as { node?: string; expiresAt?: number } | undefined;
-      if (v?.node && (v.expiresAt ?? 0) > Date.now()) owners.set(actor, v.node);
-      else owners.delete(actor);
-    },
-    () => {},
-  );
+  // Owners: a mirror of the lease bucket (it exists once a node has run). A lease counts
+  // while it has not expired.
+  const leases = new Map<string, LeaseRecord>();
+  let leaseBucket: WatchedBucket | undefined;
+  let leaseWatch: Promise<void> | undefined;
+  const watchLeases = (): Promise<void> => {
+    if (leaseBucket) return Promise.resolve();
+    leaseWatch ??= (async () => {
+      const b = await WatchedBucket.openExisting(nc, LEASES);
+      await b.watch(
+        (e) => {
+          const actor = e.key.replace('.', '/');
+          const v = e.value as Partial<LeaseRecord> | undefined;
+          if (v && typeof v.node === 'string' && typeof v.expiresAt === 'number')
+            leases.set(actor, { node: v.node, expiresAt: v.expiresAt });
+          else leases.delete(actor);
+        },
+        () => {
+          // the watch ended (connection closed): owners are unknown from now on
+          leases.clear();
+        },
+      );
+      leaseBucket = b;
+    })()
+      .catch(() => {
+        // no node has created the bucket yet: no owners, try again next time
+      })
+      .finally(() => {
+        leaseWatch = undefined;
+      });
+    return leaseWatch;
+  };
+  await watchLeases();
+  const ownerOf = (address: string): string => {
+    const l = leases.get(address);
+    return l && l.expiresAt > now() ? l.node : '';
+  };
+  const info = (address: string, r: { kind: string; state: string; status: SnapshotRecord['status']; seq: number }): ActorInfo => {
+    const owner = ownerOf(address);
+    return { address, kind: r.kind, state: r.state, status: r.status, seq: r.seq, owner, active: owner !== '' };
+  };
 
-  const lastSeqOf = (actor: string) => {
-    const own = original.get(actor);
-    const last = own?.at(-1);
-    return last ? (displaySeq.get(actor)?.get(last.seq) ?? 0) : 0;
-  };
-  const info = (address: string, s: SnapshotRecord): ActorInfo => ({
-    address,
-    kind: s.kind,
-    state: s.state,
-    status: s.status,
-    seq: lastSeqOf(address),
-    owner: owners.get(address) ?? '',
-    active: owners.has(address),
-  });
-  const tail = (o: { limit?: number; actor?: string; beforeSeq?: number } = {}): Fact[] => {
-    const out: Fact[] = [];
-    for (let i = facts.length - 1; i >= 0 && out.length < (o.limit ?? 50); i--) {
-      const f = facts[i]!;
-      if (o.beforeSeq !== undefined && f.seq >= o.beforeSeq) continue;
-      if (o.actor !== undefined && f.actor !== o.actor) continue;
-      out.push(f);
-    }
-    return out;
-  };
-  const verify = (): VerifyResult => {
-    for (const [actor, own] of original) {
-      const r = verifyActorChain(own);
-      if (!r.ok) {
-        const at = displaySeq.get(actor)?.get(r.brokenAt ?? 0) ?? 0;
-        return {
-          ok: false,
-          count: facts.length,
-          headSeq: facts.length,
-          headHash: '',
-          brokenAt: at,
-          reason: `chain of ${actor} breaks at its fact ${r.brokenAt}`,
-        };
+  // Live facts: one subscription, fanned out.
+  const factListeners = new Set<(f: Fact) => void>();
+  const factSub = transport.subscribe(Subjects.factAll, (msg) => {
+    const f = msg.data as Partial<Fact> | null;
+    if (!f || typeof f !== 'object' || typeof f.seq !== 'number' || typeof f.type !== 'string' || typeof f.actor !== 'string') return;
+    if (typeof f.hash !== 'string' || !Array.isArray(f.causes) || typeof f.data !== 'object' || f.data === null) return;
+    for (const l of factListeners) {
+      try {
+        l(f as Fact);
+      } catch {
+        // a listener's failure is its own
       }
     }
-    return { ok: true, count: facts.length, headSeq: facts.length, headHash: facts.at(-1)?.hash ?? '' };
-  };
+  });
+  const inspectOffs = new Set<() => void>();
+  await transport.flush();
 
   return {
     definitions: () => defs,
-    listActors: () => [...snapshots].map(([a, s]) => info(a, s)).sort((x, y) => x.address.localeCompare(y.address)),
-    actor: (address: string): ActorDetail | undefined => {
-      const s = snapshots.get(address);
+    async listActors(): Promise<ActorInfo[]> {
+      await watchLeases();
+      const rows = await store.actors();
+      return rows.map((r) => info(r.actor, r)).sort((x, y) => x.address.localeCompare(y.address));
+    },
+    async actor(address: string): Promise<ActorDetail | undefined> {
+      if (!isAddress(address)) return undefined;
+      const s = await store.latestSnapshot(address);
       if (!s) return undefined;
-      const snapshot = s.snapshot as { context?: unknown };
+      const snapshot = s.snapshot as { context?: unknown } | undefined;
       return { ...info(address, s), context: snapshot?.context, snapshot };
     },
-    journal: {
-      verify,
-      tail,
-      read: (fromSeq = 1, limit = 1000) => facts.slice(fromSeq - 1, fromSeq - 1 + limit),
-      factsOfIntent: (intentId: string) => facts.filter((f) => f.intentId === intentId),
-      fact: (seq: number) => facts[seq - 1],
-      get headSeq() {
-        return facts.length;
-      },
-    },
+    journal,
     onFact: (l) => {
-      listeners.add(l);
-      return () => listeners.delete(l);
+      factListeners.add(l);
+      return () => factListeners.delete(l);
     },
-    // XState inspection events stay inside each node; the cluster view has facts only.
-    onInspect: () => () => {},
+    onInspect: (l) => {
+      const off = subscribeInspection(transport, l);
+      inspectOffs.add(off);
+      return () => {
+        inspectOffs.delete(off);
+        off();
+      };
+    },
     close: async () => {
-      await stopFollow();
-      await snapBucket.close();
-      await leaseBucket.close();
+      factSub.unsubscribe();
+      for (const off of inspectOffs) off();
+      inspectOffs.clear();
+      factListeners.clear();
+      await leaseWatch;
+      await leaseBucket?.close();
+      await store.close();
     },
   };
 }

@@ -25,9 +25,11 @@ export type {
   Point,
   SvgOptions,
 } from './machine-graph.js';
-export { startInspector, stateStringToIds } from './server.js';
-export type { Inspector, InspectorOptions, InspectorRuntime, ActorView } from './server.js';
+export { startInspector, stateStringToIds, factKey } from './server.js';
+export type { Inspector, InspectorOptions, InspectorRuntime, InspectorRecord, ActorView } from './server.js';
 export { toStatelyMessage, statelyActorRegistration, STATELY_INSPECT_VERSION } from './stately.js';
 export type { StatelyMessage, StatelyActorMessage, StatelyEventMessage, StatelySnapshotMessage } from './stately.js';
 export { clusterInspectorSource } from './cluster-source.js';
 export type { ClusterInspectorSource } from './cluster-source.js';
+export { publishInspection, subscribeInspection, inspectSubject, INSPECT_SUBJECT_ALL } from './wire.js';
+export type { WireInspectRecord } from './wire.js';

@@ -1,10 +1,12 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createActor } from 'xstate';
+import { createActor, type InspectionEvent } from 'xstate';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { Fact } from '../protocol/index.js';
-import type { Runtime } from '../runtime.js';
+import type { ActorDefinition, ActorDetail, ActorInfo, InspectRecord } from '../host/index.js';
+import { isRuntimeChain } from '../host/ports.js';
+import type { JournalReader, VerifyResult } from '../journal/reader.js';
+import { isAddress, type Fact } from '../protocol/index.js';
 import { graphToMermaid, machineToGraph, stateValueToIds } from './machine-graph.js';
 import type { MachineGraph, StateNodeInfo } from './machine-graph.js';
 import { layoutGraph } from './layout.js';
@@ -13,9 +15,30 @@ import { renderSvg } from './svg.js';
 import { APP_CSS, APP_JS, INDEX_HTML, STATELY_BRIDGE_HTML } from './page/assets.js';
 import { isStatelyMessage, statelyActorRegistration, toJsonSafe, toStatelyMessage } from './stately.js';
 import type { StatelyMessage } from './stately.js';
+import type { WireInspectRecord } from './wire.js';
 
-/** The part of the runtime the inspector reads. It never proposes, spawns or signals. */
-export type InspectorRuntime = Pick<Runtime, 'definitions' | 'listActors' | 'actor' | 'journal' | 'onFact' | 'onInspect'>;
+/**
+ * An inspection record the inspector takes: a live one from a runtime in this process (an
+ * XState `InspectionEvent`), or one received from a node over the wire (src/inspector/wire.ts).
+ */
+export type InspectorRecord = InspectRecord | WireInspectRecord;
+
+/**
+ * What the inspector reads: a runtime in this process (`Runtime` fits), or a cluster's
+ * JetStream state (`clusterInspectorSource`). It never proposes, spawns or signals.
+ *
+ * Facts are per chain: a fact is identified by `(fact.actor, fact.seq)` (its chain and its
+ * position there), and `causes` name seqs of the same chain.
+ */
+export interface InspectorRuntime {
+  definitions(): ActorDefinition[];
+  listActors(): Promise<ActorInfo[]>;
+  actor(address: string): Promise<ActorDetail | undefined>;
+  readonly journal: JournalReader;
+  /** Facts after they are durable. */
+  onFact(listener: (f: Fact) => void): () => void;
+  onInspect(listener: (r: InspectorRecord) => void): () => void;
+}
 
 export interface InspectorOptions {
   runtime: InspectorRuntime;
@@ -60,13 +83,27 @@ export interface ActorView {
   id: string;
   state: string;
   status: string;
+  /** Position of the actor's newest fact in its chain. */
   seq: number;
   owner: string;
   active?: boolean;
   stateIds: string[];
 }
 
-type ActorInfo = ReturnType<Runtime['listActors']>[number];
+/** The key of a fact: its chain and its position there, `deployment/web#3`. */
+export const factKey = (f: Pick<Fact, 'actor' | 'seq'>): string => `${f.actor ?? ''}#${f.seq}`;
+
+const RUNTIME_CHAIN_RE = /^_runtime\/[A-Za-z0-9_-]{1,64}$/;
+/** An actor address or a runtime chain. */
+export const isChainName = (chain: string): boolean => isAddress(chain) || RUNTIME_CHAIN_RE.test(chain);
+
+/** Newest first across chains: by time (`at`), then by arrival (the order `tail` gave). */
+function byTimeDesc(facts: Fact[]): Fact[] {
+  return facts
+    .map((f, i) => ({ f, i }))
+    .sort((a, b) => (a.f.at < b.f.at ? 1 : a.f.at > b.f.at ? -1 : a.i - b.i))
+    .map((x) => x.f);
+}
 
 /** Resolves the runtime's state string (`a`, `a.b`, parallel parts joined by `,`) to node ids. */
 export function stateStringToIds(graph: MachineGraph, state: string): string[] {
@@ -108,6 +145,7 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
   const verifyDebounceMs = opts.verifyDebounceMs ?? 250;
   const machines = new Map<string, Promise<MachineView>>();
   const graphs = new Map<string, MachineGraph>();
+  let closed = false;
 
   const definition = (kind: string) => rt.definitions().find((d) => d.kind === kind);
   const graphOf = (kind: string): MachineGraph | undefined => {
@@ -163,16 +201,15 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
       owner: a.owner,
       stateIds: idsFor(a.kind, a.state, snapshot),
     };
-    const active = (a as { active?: boolean }).active;
-    if (active !== undefined) v.active = active;
+    if (typeof a.active === 'boolean') v.active = a.active;
     return v;
   };
 
   // --- history: the actor's facts with the state (and context) after each one -------------
-  const history = (address: string, limit: number): unknown => {
-    const detail = rt.actor(address);
+  const history = async (address: string, limit: number): Promise<unknown> => {
+    const detail = await rt.actor(address);
     if (!detail) return undefined;
-    const facts = rt.journal.tail({ actor: address, limit: 10_000 }).reverse(); // oldest first
+    const facts = (await rt.journal.tail({ chain: address, limit: 10_000 })).reverse(); // oldest first
     const def = definition(detail.kind);
     let replay: { send(ev: unknown): void; getSnapshot(): unknown; stop(): void } | undefined;
     let state = '';
@@ -213,7 +250,15 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
         context = toJsonSafe(snap.context);
         replayState = snap.value !== undefined ? JSON.stringify(snap.value) : undefined;
       }
-      const pos: Record<string, unknown> = { seq: f.seq, at: f.at, type: f.type, state, stateIds: idsFor(detail.kind, state), fact: f };
+      const pos: Record<string, unknown> = {
+        chain: address,
+        seq: f.seq,
+        at: f.at,
+        type: f.type,
+        state,
+        stateIds: idsFor(detail.kind, state),
+        fact: f,
+      };
       if (context !== undefined) pos.context = context;
       if (replayState !== undefined) pos.value = JSON.parse(replayState) as unknown;
       positions.push(pos);
@@ -222,33 +267,46 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
     return { address, kind: detail.kind, positions: positions.reverse().slice(0, limit) };
   };
 
-  // --- a fact and the facts that caused it ------------------------------------------------
-  const chainOf = (seq: number): unknown => {
-    const fact = rt.journal.fact(seq);
+  // --- a fact and the facts that caused it (causes are seqs of the fact's own chain) ----------
+  const causalChain = async (chain: string, seq: number): Promise<unknown> => {
+    const fact = await rt.journal.fact(chain, seq);
     if (!fact) return undefined;
-    const chain: Fact[] = [];
+    const causes: Fact[] = [];
     const seen = new Set<number>([fact.seq]);
     const queue = [...fact.causes];
-    while (queue.length > 0 && chain.length < 50) {
+    while (queue.length > 0 && causes.length < 50) {
       const s = queue.shift()!;
       if (seen.has(s)) continue;
       seen.add(s);
-      const f = rt.journal.fact(s);
+      const f = await rt.journal.fact(chain, s);
       if (!f) continue;
-      chain.push(f);
+      causes.push(f);
       queue.push(...f.causes);
     }
-    const related = fact.intentId ? rt.journal.factsOfIntent(fact.intentId).filter((f) => !seen.has(f.seq)) : [];
-    const all = [...chain, ...related];
+    const known = new Set([fact, ...causes].map(factKey));
+    const related = fact.intentId ? (await rt.journal.factsOfIntent(fact.intentId)).filter((f) => !known.has(factKey(f))) : [];
+    const all = [...causes, ...related];
     const pick = (type: string) => all.find((f) => f.type === type) ?? (fact.type === type ? fact : undefined);
     return {
       fact,
-      causes: chain.sort((a, b) => b.seq - a.seq),
-      related: related.sort((a, b) => b.seq - a.seq),
+      causes: causes.sort((a, b) => b.seq - a.seq),
+      related: byTimeDesc(related),
       intent: pick('intent.proposed') ?? pick('approval'),
       decision: pick('decision') ?? pick('decision.refused'),
       transition: pick('transition'),
     };
+  };
+
+  // --- facts, newest first: one chain (by seq), or every chain (by time) ---------------------
+  const facts = async (o: { limit: number; chain?: string; beforeSeq?: number; offset?: number }): Promise<Fact[]> => {
+    if (o.chain !== undefined) {
+      if (o.beforeSeq === undefined) return rt.journal.tail({ chain: o.chain, limit: o.limit });
+      const from = Math.max(1, o.beforeSeq - o.limit);
+      const n = o.beforeSeq - from;
+      return n > 0 ? (await rt.journal.chain(o.chain, from, n)).filter((f) => f.seq < o.beforeSeq!).reverse() : [];
+    }
+    const offset = o.offset ?? 0;
+    return byTimeDesc(await rt.journal.tail({ limit: offset + o.limit })).slice(offset, offset + o.limit);
   };
 
   // --- HTTP ---------------------------------------------------------------------------------
@@ -294,16 +352,17 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
       return sendText(res, 'text/html', STATELY_BRIDGE_HTML(opts.statelyUrl ?? 'https://stately.ai/inspect'));
     }
     if (path === '/api/actors') {
-      return send(res, 200, { actors: rt.listActors().map((a) => view(a)) });
+      return send(res, 200, { actors: (await rt.listActors()).map((a) => view(a)) });
     }
     let m = /^\/api\/actors\/([^/]+)\/([^/]+)(\/history)?$/.exec(path);
     if (m) {
       const address = `${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`;
+      if (!isAddress(address)) return send(res, 404, { error: `no actor ${address}` });
       if (m[3]) {
-        const h = history(address, intParam(url.searchParams.get('limit'), 500, 10_000));
+        const h = await history(address, intParam(url.searchParams.get('limit'), 500, 10_000));
         return h ? send(res, 200, h) : send(res, 404, { error: `no actor ${address}` });
       }
-      const d = rt.actor(address);
+      const d = await rt.actor(address);
       if (!d) return send(res, 404, { error: `no actor ${address}` });
       // If the runtime has applied an intent whose facts are not committed yet, report the
       // committed state and say that context/snapshot are ahead of the journal.
@@ -332,19 +391,31 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
       return send(res, 200, { kinds: rt.definitions().map((d) => ({ kind: d.kind, description: d.description })) });
     }
     if (path === '/api/facts') {
-      const o: { limit: number; actor?: string; beforeSeq?: number } = { limit: intParam(url.searchParams.get('limit'), 100, 1000) };
-      const actor = url.searchParams.get('actor');
-      if (actor) o.actor = actor;
-      const before = url.searchParams.get('beforeSeq');
-      if (before) o.beforeSeq = intParam(before, 0, Number.MAX_SAFE_INTEGER);
-      return send(res, 200, { facts: rt.journal.tail(o) });
+      // `actor` (or `chain`) picks one chain, paged with `beforeSeq`; without it every chain,
+      // paged with `offset`.
+      const o: { limit: number; chain?: string; beforeSeq?: number; offset?: number } = {
+        limit: intParam(url.searchParams.get('limit'), 100, 1000),
+      };
+      const chain = url.searchParams.get('chain') ?? url.searchParams.get('actor');
+      if (chain) {
+        if (!isChainName(chain)) return send(res, 200, { facts: [] });
+        o.chain = chain;
+        const before = url.searchParams.get('beforeSeq');
+        if (before) o.beforeSeq = intParam(before, 1, Number.MAX_SAFE_INTEGER);
+      } else {
+        const offset = url.searchParams.get('offset');
+        if (offset) o.offset = intParam(offset, 0, 100_000);
+      }
+      return send(res, 200, { facts: await facts(o) });
     }
-    m = /^\/api\/facts\/(\d+)$/.exec(path);
+    m = /^\/api\/facts\/([^/]+)\/([^/]+)\/(\d+)$/.exec(path);
     if (m) {
-      const c = chainOf(Number(m[1]));
-      return c ? send(res, 200, c) : send(res, 404, { error: `no fact ${m[1]}` });
+      const chain = `${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`;
+      const seq = Number(m[3]);
+      const c = isChainName(chain) && Number.isSafeInteger(seq) && seq > 0 ? await causalChain(chain, seq) : undefined;
+      return c ? send(res, 200, c) : send(res, 404, { error: `no fact ${chain}#${m[3]}` });
     }
-    if (path === '/api/verify') return send(res, 200, verifyNow());
+    if (path === '/api/verify') return send(res, 200, await verifyNow());
     return send(res, 404, { error: 'not found' });
   };
 
@@ -356,10 +427,32 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
   });
 
   // --- journal status -------------------------------------------------------------------------
-  let lastVerify: ReturnType<Runtime['journal']['verify']> | undefined;
-  const verifyNow = () => {
-    lastVerify = rt.journal.verify();
-    return lastVerify;
+  // Verifying reads every chain (in a cluster, the whole stream), so concurrent requests share
+  // one verification as long as no fact arrived since it started, and re-verification after
+  // facts keeps a gap of a few times what the last one took.
+  let lastVerify: VerifyResult | undefined;
+  let lastVerifyFacts = -1;
+  let factsSeen = 0;
+  let verifyCostMs = 0;
+  let inflight: { promise: Promise<VerifyResult>; facts: number } | undefined;
+  const verifyNow = (): Promise<VerifyResult> => {
+    if (inflight && inflight.facts === factsSeen) return inflight.promise;
+    const facts = factsSeen;
+    const started = Date.now();
+    const promise = rt.journal.verify().then((r) => {
+      verifyCostMs = Date.now() - started;
+      if (facts >= lastVerifyFacts) {
+        lastVerify = r;
+        lastVerifyFacts = facts;
+      }
+      return r;
+    });
+    inflight = { promise, facts };
+    const done = () => {
+      if (inflight?.promise === promise) inflight = undefined;
+    };
+    promise.then(done, done);
+    return promise;
   };
 
   // --- WebSockets -------------------------------------------------------------------------------
@@ -393,28 +486,37 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
     const text = typeof msg === 'string' ? msg : JSON.stringify(msg);
     for (const c of wss.clients) if (c !== except && c.readyState === WebSocket.OPEN) c.send(text);
   };
+  const sendTo = (ws: WebSocket, msg: unknown): void => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg));
+  };
 
   live.on('connection', (ws) => {
-    ws.send(
-      JSON.stringify({
-        type: 'hello',
-        actors: rt.listActors().map((a) => {
-          const k = known.get(a.address);
-          return k && k.seq < a.seq ? k : view(a);
-        }),
-        verify: lastVerify ?? verifyNow(),
-        headSeq: rt.journal.headSeq,
-        kinds: rt.definitions().map((d) => d.kind),
-      }),
-    );
     ws.on('error', () => {});
+    void (async () => {
+      const actors = await rt.listActors();
+      const verify = lastVerify ?? (await verifyNow());
+      sendTo(ws, {
+        type: 'hello',
+        // Where the runtime's view differs from the facts seen, the facts win: it is either
+        // ahead of the journal (not committed yet) or older than the facts pushed since.
+        actors: actors.map((a) => {
+          const k = known.get(a.address);
+          return k && k.seq !== a.seq ? k : view(a);
+        }),
+        verify,
+        kinds: rt.definitions().map((d) => d.kind),
+      });
+    })().catch((err: unknown) => sendTo(ws, { type: 'error', error: err instanceof Error ? err.message : String(err) }));
   });
 
   stately.on('connection', (ws) => {
-    for (const a of rt.listActors()) {
-      const d = rt.actor(a.address);
-      ws.send(JSON.stringify(statelyActorRegistration(a.address, definition(a.kind)?.machine, d?.snapshot)));
-    }
+    ws.on('error', () => {});
+    void (async () => {
+      for (const a of await rt.listActors()) {
+        const d = await rt.actor(a.address);
+        sendTo(ws, statelyActorRegistration(a.address, definition(a.kind)?.machine, d?.snapshot));
+      }
+    })().catch(() => {});
     ws.on('message', (data) => {
       // Like @statelyai/inspect's own server: relay events other senders push to every viewer.
       let parsed: unknown;
@@ -427,27 +529,32 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
       }
       if (isStatelyMessage(parsed)) broadcast(stately, JSON.stringify(parsed), ws);
     });
-    ws.on('error', () => {});
   });
 
   // --- runtime listeners ----------------------------------------------------------------------
   // Actor updates are derived from committed facts. The runtime's in-memory view may already be
-  // ahead of the journal (the next intent is applied before its group commit), and the page
-  // must only show what is durable; context is attached only when the runtime agrees.
+  // ahead of the journal (the next intent is applied before its commit), and the page must only
+  // show what is durable; context is attached only when the runtime agrees with the facts.
+  // `seq` of a view is the position of the actor's newest fact seen in its chain.
   const known = new Map<string, ActorView>();
-  for (const a of rt.listActors()) known.set(a.address, view(a));
-  const applyFact = (f: Fact): void => {
-    if (!f.actor) return;
-    const data = f.data;
-    const kind = splitAddr(f.actor).kind;
-    let v = known.get(f.actor);
-    if (!v) {
-      const info = rt.listActors().find((a) => a.address === f.actor);
-      v = info
-        ? view(info)
-        : { address: f.actor, kind, id: splitAddr(f.actor).id, state: '', status: 'active', seq: f.seq, owner: '', stateIds: [] };
+  for (const a of await rt.listActors()) known.set(a.address, view(a));
+  const dirty = new Set<string>();
+  const applyFact = (f: Fact): string | undefined => {
+    const chain = f.actor ?? '';
+    if (isRuntimeChain(chain)) {
+      // an actor that failed to restore is reported on the runtime chain
+      const a = f.data.actor;
+      if (f.type !== 'actor.failed' || typeof a !== 'string') return undefined;
+      const v = known.get(a);
+      if (v) known.set(a, { ...v, status: 'failed' });
+      return v ? a : undefined;
     }
-    const next: ActorView = { ...v };
+    if (!isAddress(chain)) return undefined;
+    const data = f.data;
+    const { kind, id } = splitAddr(chain);
+    const v: ActorView = known.get(chain) ?? { address: chain, kind, id, state: '', status: 'active', seq: 0, owner: '', stateIds: [] };
+    if (f.seq <= v.seq) return undefined; // seen already
+    const next: ActorView = { ...v, seq: f.seq };
     const state = f.type === 'transition' ? data.to : data.state;
     switch (f.type) {
       case 'actor.started':
@@ -455,57 +562,78 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
       case 'transition':
         if (typeof state === 'string') next.state = state;
         if (f.type === 'actor.started') next.status = 'active';
-        next.seq = f.seq;
         break;
       case 'actor.stopped':
         next.status = 'stopped';
-        next.seq = f.seq;
-        break;
-      case 'actor.failed':
-        next.status = 'failed';
         break;
       default:
-        return;
+        break;
     }
     next.stateIds = idsFor(kind, next.state);
-    known.set(f.actor, next);
+    known.set(chain, next);
+    return chain;
   };
-  const dirty = new Set<string>();
-  let flushScheduled = false;
-  const flushActors = (): void => {
-    flushScheduled = false;
-    for (const address of dirty) {
-      const v = known.get(address);
-      const d = rt.actor(address);
-      if (!v && !d) continue;
-      let msg: Record<string, unknown>;
-      if (d && (!v || d.seq === v.seq)) {
-        // The runtime is exactly at the last committed fact: its view (and context) is durable.
-        const full = view(d, d.snapshot);
-        if (v && v.status !== full.status && d.status === 'active') full.status = v.status;
-        known.set(address, full);
-        msg = { type: 'actor', actor: full };
-        const ctx = toJsonSafe(d.context, 30);
-        const text = JSON.stringify(ctx);
-        if (text !== undefined && text.length <= 64_000) msg.context = ctx;
-      } else {
-        msg = { type: 'actor', actor: v };
-      }
-      broadcast(live, msg);
+  // One flush at a time, so updates of an actor go out in order.
+  let flushing = false;
+  const flushOne = async (address: string): Promise<void> => {
+    const d = await rt.actor(address).catch(() => undefined);
+    if (closed) return;
+    const v = known.get(address);
+    if (!v && !d) return;
+    let msg: Record<string, unknown>;
+    if (d && (!v || d.seq === v.seq)) {
+      // The runtime is exactly at the last committed fact: its view (and context) is durable.
+      const full = view(d, d.snapshot);
+      if (v && v.status !== full.status && d.status === 'active') full.status = v.status;
+      known.set(address, full);
+      msg = { type: 'actor', actor: full };
+      const ctx = toJsonSafe(d.context, 30);
+      const text = JSON.stringify(ctx);
+      if (text !== undefined && text.length <= 64_000) msg.context = ctx;
+    } else {
+      msg = { type: 'actor', actor: v };
     }
-    dirty.clear();
+    broadcast(live, msg);
   };
-  // Re-verify the chain after facts settle (debounced), but at least every 4 debounce periods
-  // while facts keep coming.
+  const flushActors = async (): Promise<void> => {
+    if (flushing) return;
+    flushing = true;
+    try {
+      while (dirty.size > 0 && !closed) {
+        const batch = [...dirty];
+        dirty.clear();
+        for (const address of batch) await flushOne(address).catch(() => {});
+      }
+    } finally {
+      flushing = false;
+    }
+  };
+  // Re-verify the journal after facts settle (debounced), but at least every 4 debounce
+  // periods while facts keep coming; one verification at a time, repeated if facts came meanwhile.
   let verifyTimer: NodeJS.Timeout | undefined;
   let verifyPendingSince: number | undefined;
-  const runVerify = (): void => {
+  let lastVerifyEnd = 0;
+  let verifying = false;
+  let verifyAgain = false;
+  const runVerify = async (): Promise<void> => {
     verifyTimer = undefined;
     verifyPendingSince = undefined;
+    if (verifying) {
+      verifyAgain = true;
+      return;
+    }
+    verifying = true;
     try {
-      broadcast(live, { type: 'verify', verify: verifyNow() });
+      do {
+        verifyAgain = false;
+        const r = await verifyNow();
+        if (!closed) broadcast(live, { type: 'verify', verify: r });
+      } while (verifyAgain && !closed);
     } catch {
       // runtime stopped
+    } finally {
+      verifying = false;
+      lastVerifyEnd = Date.now();
     }
   };
   const scheduleVerify = (): void => {
@@ -513,65 +641,65 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
     verifyPendingSince ??= now;
     if (verifyTimer) clearTimeout(verifyTimer);
     const overdue = now - verifyPendingSince >= verifyDebounceMs * 4;
-    verifyTimer = setTimeout(runVerify, overdue ? 0 : verifyDebounceMs);
+    const gap = lastVerifyEnd + verifyCostMs * 4 - now;
+    verifyTimer = setTimeout(() => void runVerify(), Math.max(overdue ? 0 : verifyDebounceMs, gap));
     verifyTimer.unref?.();
   };
   const offFact = rt.onFact((f) => {
+    if (closed) return;
+    factsSeen++;
     const msg: Record<string, unknown> = { type: 'fact', fact: f };
-    if (f.type === 'transition' && f.actor) {
+    if (f.type === 'transition' && f.actor && isAddress(f.actor)) {
       const kind = splitAddr(f.actor).kind;
       const data = f.data as { from?: unknown; to?: unknown };
       msg.fromIds = typeof data.from === 'string' ? idsFor(kind, data.from) : [];
       msg.toIds = typeof data.to === 'string' ? idsFor(kind, data.to) : [];
     }
     broadcast(live, msg);
-    if (f.actor) {
-      applyFact(f);
-      dirty.add(f.actor);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(() => {
-          try {
-            flushActors();
-          } catch {
-            // runtime stopped meanwhile
-          }
-        });
-      }
+    const changed = applyFact(f);
+    if (changed) {
+      const first = dirty.size === 0;
+      dirty.add(changed);
+      if (first && !flushing) setImmediate(() => void flushActors());
     }
     scheduleVerify();
   });
   // Inspection events arrive synchronously from inside XState (even from an actor's
   // constructor). Never do work or throw there: queue them and convert on the next turn.
-  type InspectRec = { actor: string; event: Parameters<typeof toStatelyMessage>[1] };
-  let inspectQueue: InspectRec[] = [];
-  const processInspect = (rec: InspectRec): void => {
+  let inspectQueue: InspectorRecord[] = [];
+  const processInspect = (rec: InspectorRecord): void => {
+    const ev: InspectionEvent | StatelyMessage = rec.event;
+    const liveEvent = 'actorRef' in ev;
     if (stately.clients.size > 0) {
-      const msg: StatelyMessage | undefined = toStatelyMessage(rec.actor, rec.event, {
-        definitionOf: (ref) => {
-          const isRoot = !(ref as { _parent?: unknown })._parent;
-          const def = isRoot ? definition(splitAddr(rec.actor).kind) : undefined;
-          return def ? JSON.stringify(toJsonSafe((def.machine as unknown as { config: unknown }).config, 20)) : undefined;
-        },
-      });
+      const msg: StatelyMessage | undefined = liveEvent
+        ? toStatelyMessage(rec.actor, ev, {
+            definitionOf: (ref) => {
+              const isRoot = !(ref as { _parent?: unknown })._parent;
+              const def = isRoot ? definition(splitAddr(rec.actor).kind) : undefined;
+              return def ? JSON.stringify(toJsonSafe((def.machine as unknown as { config: unknown }).config, 20)) : undefined;
+            },
+          })
+        : ev;
       if (msg) broadcast(stately, msg);
     }
-    if (live.clients.size > 0 && rec.event.type === '@xstate.snapshot') {
-      const snap = rec.event.snapshot as { value?: unknown; status?: string };
-      const g = graphOf(splitAddr(rec.actor).kind);
+    if (live.clients.size > 0 && ev.type === '@xstate.snapshot') {
+      const snap = ev.snapshot as { value?: unknown; status?: string } | undefined;
+      const isRoot = liveEvent ? !(ev.actorRef as { _parent?: unknown })._parent : ev.sessionId === rec.actor;
+      const g = isRoot ? graphOf(splitAddr(rec.actor).kind) : undefined;
       broadcast(live, {
         type: 'inspect',
         actor: rec.actor,
-        event: toJsonSafe(rec.event.event, 6),
-        value: toJsonSafe(snap.value, 10),
-        status: snap.status,
-        stateIds: g && snap.value !== undefined ? stateValueToIds(g, snap.value) : [],
+        node: rec.node,
+        session: liveEvent ? undefined : ev.sessionId,
+        event: toJsonSafe(ev.event, 6),
+        value: toJsonSafe(snap?.value, 10),
+        status: snap?.status,
+        stateIds: g && snap?.value !== undefined ? stateValueToIds(g, snap.value) : [],
       });
     }
   };
-  const offInspect = rt.onInspect((r) => {
-    if (stately.clients.size === 0 && live.clients.size === 0) return;
-    const rec = r;
+  const offInspect = rt.onInspect((rec) => {
+    if (closed || (stately.clients.size === 0 && live.clients.size === 0)) return;
     if (rec.event.type !== '@xstate.actor' && rec.event.type !== '@xstate.event' && rec.event.type !== '@xstate.snapshot') return;
     inspectQueue.push(rec);
     if (inspectQueue.length === 1) {
@@ -590,18 +718,23 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
     if (inspectQueue.length > 10_000) inspectQueue.splice(0, inspectQueue.length - 10_000);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 4848, host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 4848, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    offFact();
+    offInspect();
+    throw e;
+  }
   listenPort = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const base = `http://${urlHost}:${listenPort}`;
 
-  let closed = false;
   return {
     url: base,
     port: listenPort,

@@ -8,3 +8,5 @@ export { startIceProcess, ICE_BIN } from './ice-process.js';
 export type { IceProcess, StartIceOptions } from './ice-process.js';
 export { checkInvariants } from './invariants.js';
 export type { InvariantReport, CheckInvariantsOptions } from './invariants.js';
+export { runClusterChaos, faultSchedule, seededRandom, FAULT_KINDS } from './cluster-chaos.js';
+export type { ClusterChaosOptions, ClusterChaosReport, FaultKind, ScheduledFault } from './cluster-chaos.js';

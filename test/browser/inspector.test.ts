@@ -154,10 +154,16 @@ describe('inspector page', () => {
     const t = await detail.locator('[data-testid="chain-transition"]').textContent();
     expect(t).toContain('draft');
     expect(t).toContain('in_review');
-    // causes: the transition's decision is the fact before it, the intent the one before that
+    // causes are positions in the actor's own chain: the transition's decision is the fact
+    // before it, the intent the one before that
+    await expect(transition.getAttribute('data-chain')).resolves.toBe('deployment/web');
     const tSeq = Number(await transition.getAttribute('data-seq'));
     await expect(decision.getAttribute('data-seq')).resolves.toBe(String(tSeq - 1));
     await expect(detail.locator('[data-testid="chain-intent"]').getAttribute('data-seq')).resolves.toBe(String(tSeq - 2));
+    for (const card of ['chain-transition', 'chain-decision', 'chain-intent']) {
+      await expect(detail.locator(`[data-testid="${card}"]`).getAttribute('data-chain')).resolves.toBe('deployment/web');
+    }
+    await expect(detail.getAttribute('data-chain')).resolves.toBe('deployment/web');
     await page.screenshot({ path: join(ARTIFACTS, 'inspector-4-transition-chain.png') });
   });
 
@@ -237,12 +243,49 @@ describe('inspector page', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'inspector-8-run-aborted.png') });
   });
 
+  it('shows every chain in time order, the runtime chain included, and opens its facts', async () => {
+    await page.check('[data-testid="timeline-all"]');
+    const grant = page.locator(`[data-testid="timeline-item"][data-type="grant.issued"][data-chain="${rt.runtimeChain}"]`).first();
+    await grant.waitFor();
+    await page.locator('[data-testid="timeline-item"][data-chain="run/r1"]').first().waitFor();
+    const items = await page.locator('[data-testid="timeline-item"]').evaluateAll((els) =>
+      els.map((e) => ({
+        key: e.getAttribute('data-key')!,
+        chain: e.getAttribute('data-chain')!,
+        seq: Number(e.getAttribute('data-seq')),
+      })),
+    );
+    // keys are unique, and each chain's facts appear newest first
+    expect(new Set(items.map((i) => i.key)).size).toBe(items.length);
+    for (const chain of new Set(items.map((i) => i.chain))) {
+      const seqs = items.filter((i) => i.chain === chain).map((i) => i.seq);
+      expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
+    }
+    expect(new Set(items.map((i) => i.chain))).toEqual(new Set(['deployment/web', 'run/r1', rt.runtimeChain]));
+    // a live fact of another actor shows up at the top
+    await rt.grants.issue({ subject: 'agent:bot', scope: 'run/r2:*' });
+    await page.waitForSelector(
+      `[data-testid="timeline-item"]:first-child[data-type="grant.issued"][data-chain="${rt.runtimeChain}"][data-seq="2"]`,
+    );
+    await grant.click();
+    const detail = page.locator('[data-testid="fact-detail"]');
+    await page.waitForSelector(`[data-testid="fact-detail"][data-chain="${rt.runtimeChain}"]`);
+    await expect(detail.locator('[data-testid="fact-json"]').textContent()).resolves.toContain('"grant.issued"');
+    expect(await detail.locator('[data-testid="chain-transition"]').count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'inspector-9-all-chains.png') });
+    await page.uncheck('[data-testid="timeline-all"]');
+  });
+
   it('shows the journal status', async () => {
     const status = page.locator('[data-testid="journal-status"]');
     await page.waitForSelector('[data-testid="journal-status"][data-ok="true"]');
-    await expect(status.textContent()).resolves.toMatch(/journal verified · \d+ facts/);
-    const head = rt.journal.headSeq;
-    await page.waitForFunction((n) => document.querySelector('[data-testid="journal-status"]')?.textContent?.includes(`${n} facts`), head);
+    await expect(status.textContent()).resolves.toMatch(/journal verified · \d+ facts in \d+ chains/);
+    const v = await rt.journal.verify();
+    expect(v).toMatchObject({ ok: true, chains: 3 });
+    await page.waitForFunction(
+      (n) => document.querySelector('[data-testid="journal-status"]')?.textContent?.includes(`${n} facts in 3 chains`),
+      v.count,
+    );
   });
 
   it('loaded nothing from outside and logged no errors', () => {
@@ -251,7 +294,7 @@ describe('inspector page', () => {
 });
 
 describe('inspector page: broken journal', () => {
-  it('shows the first broken seq', async () => {
+  it('shows the chain and seq where it breaks', async () => {
     const { rt, close } = await tempRuntime();
     await rt.spawn('deployment/x');
     const tampered: InspectorRuntime = {
@@ -261,13 +304,21 @@ describe('inspector page: broken journal', () => {
       onFact: (l) => rt.onFact(l),
       onInspect: (l) => rt.onInspect(l),
       journal: {
-        ...rt.journal,
         tail: (o) => rt.journal.tail(o),
-        fact: (s) => rt.journal.fact(s),
+        chain: (c, from, limit) => rt.journal.chain(c, from, limit),
+        fact: (c, s) => rt.journal.fact(c, s),
         factsOfIntent: (id) => rt.journal.factsOfIntent(id),
-        read: (a, b) => rt.journal.read(a, b),
-        headSeq: rt.journal.headSeq,
-        verify: () => ({ ok: false, count: 3, headSeq: 3, headHash: 'x', brokenAt: 2, reason: 'hash mismatch' }),
+        verify: () =>
+          Promise.resolve({
+            ok: false,
+            count: 3,
+            chains: 1,
+            lastPos: 3,
+            brokenChain: 'deployment/x',
+            brokenAt: 2,
+            brokenPos: 2,
+            reason: 'hash mismatch',
+          }),
       },
     };
     const ins = await startInspector({ runtime: tampered, port: 0 });
@@ -277,8 +328,9 @@ describe('inspector page: broken journal', () => {
       await page.goto(ins.url);
       const status = page.locator('[data-testid="journal-status"][data-ok="false"]');
       await status.waitFor({ timeout: 10_000 });
-      await expect(status.textContent()).resolves.toBe('journal BROKEN at seq 2: hash mismatch');
+      await expect(status.textContent()).resolves.toBe('journal BROKEN at deployment/x#2: hash mismatch');
       await expect(status.getAttribute('data-broken-at')).resolves.toBe('2');
+      await expect(status.getAttribute('data-broken-chain')).resolves.toBe('deployment/x');
       await page.screenshot({ path: join(ARTIFACTS, 'inspector-6-broken-journal.png') });
     } finally {
       await browser.close();

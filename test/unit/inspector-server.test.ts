@@ -6,7 +6,7 @@ import type { Fact, Runtime } from '../../src/index.js';
 import { machineToGraph } from '../../src/inspector/machine-graph.js';
 import { APP_CSS, APP_JS, INDEX_HTML } from '../../src/inspector/page/assets.js';
 import { startInspector, stateStringToIds, type Inspector } from '../../src/inspector/server.js';
-import { iid, tempRuntime } from '../helpers/runtime.js';
+import { MODES, iid, tempRuntime } from '../helpers/runtime.js';
 
 type Msg = { type: string } & Record<string, unknown>;
 
@@ -78,7 +78,8 @@ describe('stateStringToIds', () => {
   });
 });
 
-describe('inspector HTTP API and live socket', () => {
+// The same API over a runtime on a data dir and over a cluster node (journal in JetStream).
+describe.each(MODES)('inspector HTTP API and live socket (%s)', (mode) => {
   let rt: Runtime;
   let close: () => Promise<void>;
   let ins: Inspector;
@@ -92,7 +93,7 @@ describe('inspector HTTP API and live socket', () => {
   };
 
   beforeAll(async () => {
-    ({ rt, close } = await tempRuntime());
+    ({ rt, close } = await tempRuntime({ mode }));
     ins = await startInspector({ runtime: rt, port: 0 });
     await rt.spawn('deployment/web', { service: 'web' });
     await rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/web:*' });
@@ -159,16 +160,43 @@ describe('inspector HTTP API and live socket', () => {
     expect((await get('/api/machines/deployment?format=mermaid')).body).toContain('draft --> in_review : SUBMIT [isConfigured]');
     expect((await get('/api/machines/nope')).status).toBe(404);
 
+    // one chain, newest first, paged by seq
     const facts = ((await get('/api/facts?actor=deployment/web&limit=3')).body as { facts: Fact[] }).facts;
     expect(facts).toHaveLength(3);
-    expect(facts[0]!.seq).toBeGreaterThan(facts[1]!.seq);
+    expect(facts.every((f) => f.actor === 'deployment/web')).toBe(true);
+    expect(facts.map((f) => f.seq)).toEqual([facts[0]!.seq, facts[0]!.seq - 1, facts[0]!.seq - 2]);
+    const older = ((await get(`/api/facts?actor=deployment/web&limit=2&beforeSeq=${facts[2]!.seq}`)).body as { facts: Fact[] }).facts;
+    expect(older.map((f) => f.seq)).toEqual([facts[2]!.seq - 1, facts[2]!.seq - 2]);
+    const whole = (await rt.journal.chain('deployment/web')).map((f) => f.seq).reverse();
+    const paged = ((await get(`/api/facts?actor=deployment/web&limit=100&beforeSeq=${whole[0]! + 1}`)).body as { facts: Fact[] }).facts;
+    expect(paged.map((f) => f.seq)).toEqual(whole);
+
+    // the click-through follows causes inside the fact's own chain
     const transition = facts.find((f) => f.type === 'transition')!;
-    const chain = (await get(`/api/facts/${transition.seq}`)).body as Record<string, Fact>;
-    expect(chain.decision!.seq).toBe(transition.causes[0]);
+    const chain = (await get(`/api/facts/deployment/web/${transition.seq}`)).body as Record<string, Fact>;
+    expect(chain.fact).toMatchObject({ actor: 'deployment/web', seq: transition.seq, type: 'transition' });
+    expect(chain.decision).toMatchObject({ actor: 'deployment/web', seq: transition.causes[0] });
     expect(chain.intent!.type).toBe('intent.proposed');
+    expect(chain.intent!.actor).toBe('deployment/web');
     expect(chain.decision!.causes).toContain(chain.intent!.seq);
     expect((chain.intent!.data as { intent: { action: string } }).intent.action).toBe('SUBMIT');
-    expect((await get('/api/facts/99999')).status).toBe(404);
+    expect((await get('/api/facts/deployment/web/99999')).status).toBe(404);
+    expect((await get('/api/facts/deployment/nope/1')).status).toBe(404);
+    expect((await get(`/api/facts/${transition.seq}`)).status).toBe(404);
+
+    // every chain: the grant lives on the runtime chain; ordered by time, paged by offset
+    const all = ((await get('/api/facts?limit=100')).body as { facts: Fact[] }).facts;
+    const grant = all.find((f) => f.type === 'grant.issued')!;
+    expect(grant.actor).toBe(rt.runtimeChain);
+    expect(new Set(all.map((f) => f.actor))).toEqual(new Set(['deployment/web', rt.runtimeChain]));
+    for (let i = 1; i < all.length; i++) expect(all[i - 1]!.at >= all[i]!.at).toBe(true);
+    expect(new Set(all.map((f) => `${f.actor}#${f.seq}`)).size).toBe(all.length);
+    const page2 = ((await get('/api/facts?limit=2&offset=2')).body as { facts: Fact[] }).facts;
+    expect(page2).toEqual(all.slice(2, 4));
+    const [rk, rid] = rt.runtimeChain.split('/') as [string, string];
+    const grantChain = (await get(`/api/facts/${rk}/${rid}/${grant.seq}`)).body as Record<string, Fact | undefined>;
+    expect(grantChain.fact).toMatchObject({ type: 'grant.issued', actor: rt.runtimeChain });
+    expect(grantChain.transition).toBeUndefined();
 
     const hist = (await get('/api/actors/deployment/web/history')).body as { positions: Array<Record<string, unknown>> };
     const states = hist.positions.map((p) => `${p.type}:${p.state}`).reverse();
@@ -179,7 +207,9 @@ describe('inspector HTTP API and live socket', () => {
     expect(hist.positions[0]!.context).toMatchObject({ version: '1.0.0', author: 'bot' });
     expect(hist.positions[0]!.stateIds).toEqual(['deployment', 'deployment.in_review']);
 
-    expect((await get('/api/verify')).body).toMatchObject({ ok: true, count: rt.journal.headSeq });
+    const verified = await rt.journal.verify();
+    expect(verified).toMatchObject({ ok: true, chains: 2 });
+    expect((await get('/api/verify')).body).toMatchObject({ ok: true, count: verified.count, chains: 2 });
   });
 
   it('pushes facts, committed actor updates and journal status over /ws', async () => {
@@ -223,19 +253,26 @@ describe('inspector HTTP API and live socket', () => {
     const r2 = await p2;
     expect([r1.status, r2.status]).toEqual(['executed', 'executed']);
     await until(() => messages.some((m) => m.type === 'actor' && (m.actor as { state: string }).state === 'CONTEXT_READY'), 'final update');
-    const committed = new Map<number, string>();
+    // The state of run/r1 after each of its facts pushed so far (its chain, in order).
+    const stateAfter = new Map<number, string>();
+    let state = 'CREATED';
+    let updates = 0;
     for (const m of messages) {
-      if (m.type === 'fact' && (m.fact as Fact).type === 'transition' && (m.fact as Fact).actor === 'run/r1') {
-        committed.set((m.fact as Fact).seq, (m.fact as Fact).data.to as string);
+      const f = m.fact as Fact | undefined;
+      if (m.type === 'fact' && f!.actor === 'run/r1') {
+        if (f!.type === 'transition') state = f!.data.to as string;
+        stateAfter.set(f!.seq, state);
       }
       if (m.type === 'actor' && (m.actor as { address: string }).address === 'run/r1') {
         const a = m.actor as { seq: number; state: string };
-        // every update names a transition already pushed as a fact, with that fact's state
-        // (or the state from before these intents)
-        if (committed.has(a.seq)) expect(a.state).toBe(committed.get(a.seq));
+        // every update names a fact already pushed, with the state after that fact (or the
+        // state from before these intents)
+        if (stateAfter.has(a.seq)) expect(a.state).toBe(stateAfter.get(a.seq));
         else expect(a.state).toBe('CREATED');
+        updates++;
       }
     }
+    expect(updates).toBeGreaterThan(0);
     ws.close();
   });
 

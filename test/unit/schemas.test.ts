@@ -10,7 +10,7 @@ import { FactSchema, IntentSchema, OutcomeSchema, type Fact, type Outcome } from
 import type { Runtime } from '../../src/index.js';
 // @ts-expect-error -- plain .mjs script without type declarations
 import { buildSchemas, diffSchemas } from '../../scripts/gen-schemas.mjs';
-import { iid, tempRuntime } from '../helpers/runtime.js';
+import { MODES, iid, tempRuntime } from '../helpers/runtime.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const schemasDir = join(root, 'schemas');
@@ -96,6 +96,9 @@ function check(s: JsonSchema, v: unknown, path = ''): string[] {
       case 'propertyNames':
         if (typeOf(v) === 'object')
           for (const pk of Object.keys(v as object)) errs.push(...check(rule as JsonSchema, pk, `${path}[key ${pk}]`));
+        break;
+      case 'maxItems':
+        if (Array.isArray(v) && v.length > (rule as number)) at('too many items');
         break;
       case 'items':
         if (Array.isArray(v)) v.forEach((item, i) => errs.push(...check(rule as JsonSchema, item, `${path}.${i}`)));
@@ -250,12 +253,12 @@ describe('schemas/*.schema.json', () => {
     });
   });
 
-  describe('agree with zod on payloads a real runtime produces', () => {
+  describe.each(MODES)('agree with zod on payloads a real runtime produces (%s)', (mode) => {
     let rt: Runtime;
     let close: () => Promise<void>;
     const outs: Outcome[] = [];
     beforeAll(async () => {
-      ({ rt, close } = await tempRuntime());
+      ({ rt, close } = await tempRuntime({ mode }));
       await rt.spawn('deployment/web', { service: 'web' });
       await rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/web:*', maxUses: 10, ttlMs: 60_000, note: 'test' });
       const base = { proposer: 'agent:bot', target: 'deployment/web' };
@@ -277,9 +280,11 @@ describe('schemas/*.schema.json', () => {
       }
     });
 
-    it('facts, decisions and grants', () => {
-      const facts = rt.journal.read(1, 1000) as Fact[];
+    it('facts, decisions and grants', async () => {
+      // every chain: the actor's and the runtime chain (grant, rejections)
+      const facts: Fact[] = await rt.journal.tail({ limit: 1000 });
       expect(facts.length).toBeGreaterThan(5);
+      expect(new Set(facts.map((f) => f.actor))).toEqual(new Set(['deployment/web', rt.runtimeChain]));
       const factSchema = schemaFile('fact.schema.json');
       const decisionSchema = schemaFile('decision.schema.json');
       let decisions = 0;
@@ -307,6 +312,11 @@ describe('schemas/*.schema.json', () => {
         const bad = { ...g, scope: 'deployment web' };
         expect(check(grantSchema, bad).length).toBeGreaterThan(0);
         expect(protocol.GrantSchema.safeParse(bad).success).toBe(false);
+        // the use it paid for is listed (usedBy), and the list is bounded
+        expect(g).toMatchObject({ uses: 1, usedBy: [outs[0]!.intentId] });
+        const tooMany = { ...g, usedBy: Array.from({ length: 101 }, (_, i) => `i-${i}`) };
+        expect(check(grantSchema, tooMany)).toEqual(['usedBy: too many items']);
+        expect(protocol.GrantSchema.safeParse(tooMany).success).toBe(false);
       }
     });
   });

@@ -14,8 +14,8 @@ export const APP_JS = String.raw`
     filter: '',
     timelineAll: false,
     facts: [],              // currently shown facts, newest first
-    oldestSeq: null,
-    selectedSeq: null,
+    factKeys: {},           // chain#seq -> true, for the shown facts
+    selectedKey: null,      // chain#seq of the fact whose causes are shown
     position: null,         // seq of the history position being viewed, or null for live
     positions: [],
     verify: null,
@@ -64,6 +64,9 @@ export const APP_JS = String.raw`
   function debounce(fn, ms) { var t = null; return function () { clearTimeout(t); t = setTimeout(fn, ms); }; }
   function decisionOf(f) { var d = f.data || {}; return d.decision && typeof d.decision === 'object' ? d.decision : d; }
   function eventType(e) { return e && typeof e === 'object' ? e.type : e; }
+  // A fact is identified by its chain (an actor, or a runtime chain) and its position there.
+  function factKey(f) { return (f.actor || '') + '#' + f.seq; }
+  function chainPath(chain) { var p = splitAddr(chain); return encodeURIComponent(p.kind) + '/' + encodeURIComponent(p.id); }
 
   // ---------------------------------------------------------------- journal status
   function renderVerify() {
@@ -72,11 +75,14 @@ export const APP_JS = String.raw`
     if (!v) { el.textContent = 'journal: …'; el.dataset.ok = ''; return; }
     el.dataset.ok = v.ok ? 'true' : 'false';
     if (v.ok) {
-      el.textContent = 'journal verified · ' + v.count + ' facts';
+      el.textContent = 'journal verified · ' + v.count + ' facts' + (typeof v.chains === 'number' ? ' in ' + v.chains + (v.chains === 1 ? ' chain' : ' chains') : '');
       el.removeAttribute('data-broken-at');
+      el.removeAttribute('data-broken-chain');
     } else {
-      el.textContent = 'journal BROKEN at seq ' + v.brokenAt + (v.reason ? ': ' + v.reason : '');
+      var where = v.brokenChain ? v.brokenChain + '#' + v.brokenAt : 'seq ' + v.brokenAt;
+      el.textContent = 'journal BROKEN at ' + where + (v.reason ? ': ' + v.reason : '');
       el.dataset.brokenAt = String(v.brokenAt);
+      if (v.brokenChain) el.dataset.brokenChain = v.brokenChain; else el.removeAttribute('data-broken-chain');
     }
   }
 
@@ -159,7 +165,7 @@ export const APP_JS = String.raw`
     if (S.selected === address) return;
     S.selected = address;
     S.position = null;
-    S.selectedSeq = null;
+    S.selectedKey = null;
     tid('position-banner').hidden = true;
     tid('fact-detail').hidden = true;
     if (location.hash !== '#/actor/' + address) history.replaceState(null, '', '#/actor/' + address);
@@ -243,17 +249,32 @@ export const APP_JS = String.raw`
   var refreshSelected = debounce(function () { loadDetail(); loadHistory(); }, 80);
 
   // ---------------------------------------------------------------- timeline
-  function factRelevant(f) { return S.timelineAll || !S.selected || f.actor === S.selected; }
-  function loadTimeline(before) {
+  function factRelevant(f) {
+    return S.timelineAll || !S.selected || f.actor === S.selected || (f.type === 'actor.failed' && f.data && f.data.actor === S.selected);
+  }
+  function chainView() { return !S.timelineAll && S.selected; }
+  // One actor's chain is paged by seq; every chain (ordered by time) by offset.
+  function loadTimeline(more) {
     var q = '/api/facts?limit=100';
-    if (!S.timelineAll && S.selected) q += '&actor=' + encodeURIComponent(S.selected);
-    if (before) q += '&beforeSeq=' + before;
+    if (chainView()) {
+      q += '&actor=' + encodeURIComponent(S.selected);
+      if (more) {
+        var oldest = null;
+        S.facts.forEach(function (f) { if (f.actor === S.selected && (oldest === null || f.seq < oldest)) oldest = f.seq; });
+        if (oldest === null) return;
+        q += '&beforeSeq=' + oldest;
+      }
+    } else if (more) q += '&offset=' + S.facts.length;
     var key = S.timelineAll + '|' + S.selected;
     api(q).then(function (res) {
       if (key !== S.timelineAll + '|' + S.selected) return;
-      if (!before) { S.facts = []; clear(tid('timeline')); }
-      res.facts.forEach(function (f) { S.facts.push(f); tid('timeline').appendChild(factItem(f, false)); });
-      S.oldestSeq = S.facts.length ? S.facts[S.facts.length - 1].seq : null;
+      if (!more) { S.facts = []; S.factKeys = {}; clear(tid('timeline')); }
+      res.facts.forEach(function (f) {
+        if (S.factKeys[factKey(f)]) return;
+        S.factKeys[factKey(f)] = true;
+        S.facts.push(f);
+        tid('timeline').appendChild(factItem(f, false));
+      });
       tid('timeline-more').hidden = res.facts.length < 100;
     }).catch(function () {});
   }
@@ -308,18 +329,24 @@ export const APP_JS = String.raw`
   function factItem(f, fresh) {
     var verdict = f.type === 'decision' ? decisionOf(f).verdict : undefined;
     return h('li', {
-      class: 'fact' + (fresh ? ' fresh' : '') + (S.selectedSeq === f.seq ? ' selected' : ''),
-      'data-testid': 'timeline-item', 'data-seq': f.seq, 'data-type': f.type, 'data-verdict': verdict, 'data-actor': f.actor,
-      onclick: function () { openFact(f.seq); }
+      class: 'fact' + (fresh ? ' fresh' : '') + (S.selectedKey === factKey(f) ? ' selected' : ''),
+      'data-testid': 'timeline-item', 'data-seq': f.seq, 'data-chain': f.actor, 'data-key': factKey(f), 'data-type': f.type, 'data-verdict': verdict, 'data-actor': f.actor,
+      onclick: function () { openFact(f.actor, f.seq); }
     },
-      h('div', { class: 'meta' }, h('span', { class: 'seq' }, '#' + f.seq), h('span', { class: 'type' }, f.type), h('span', null, f.actor || ''), h('span', null, time(f.at)), h('span', null, f.origin)),
+      h('div', { class: 'meta' }, h('span', { class: 'seq', title: 'chain #position' }, factKey(f)), h('span', { class: 'type' }, f.type), h('span', null, time(f.at)), h('span', null, f.origin)),
       h('div', { class: 'summary' }, summary(f)));
   }
+  // Newest first by time, then by arrival: a fact goes before the first shown fact that is not newer.
   function addLiveFact(f) {
-    if (!factRelevant(f)) return;
-    S.facts.unshift(f);
+    if (!factRelevant(f) || S.factKeys[factKey(f)]) return;
+    S.factKeys[factKey(f)] = true;
+    var i = 0;
+    if (chainView()) { while (i < S.facts.length && S.facts[i].actor === f.actor && S.facts[i].seq > f.seq) i++; }
+    else { while (i < S.facts.length && S.facts[i].at > f.at) i++; }
     var list = tid('timeline');
-    list.insertBefore(factItem(f, true), list.firstChild);
+    var before = list.children[i] || null; // the list shows S.facts, in order
+    S.facts.splice(i, 0, f);
+    list.insertBefore(factItem(f, true), before);
   }
 
   // ---------------------------------------------------------------- fact detail (the causal chain)
@@ -328,27 +355,30 @@ export const APP_JS = String.raw`
       return [h('dt', null, p[0]), h('dd', null, typeof p[1] === 'string' || typeof p[1] === 'number' ? String(p[1]) : p[1])];
     }));
   }
-  function openFact(seq) {
-    S.selectedSeq = seq;
-    $$('.fact', tid('timeline')).forEach(function (li) { li.classList.toggle('selected', Number(li.dataset.seq) === seq); });
+  // The fact and what caused it: causes are seqs of the fact's own chain.
+  function openFact(chain, seq) {
+    var key = chain + '#' + seq;
+    S.selectedKey = key;
+    $$('.fact', tid('timeline')).forEach(function (li) { li.classList.toggle('selected', li.dataset.key === key); });
     var box = tid('fact-detail');
     box.hidden = false;
-    clear(box).appendChild(h('p', { class: 'empty' }, 'loading #' + seq + '…'));
-    api('/api/facts/' + seq).then(function (c) {
-      if (S.selectedSeq !== seq) return;
+    clear(box).appendChild(h('p', { class: 'empty' }, 'loading ' + key + '…'));
+    api('/api/facts/' + chainPath(chain) + '/' + seq).then(function (c) {
+      if (S.selectedKey !== key) return;
       clear(box);
       box.dataset.seq = String(seq);
-      box.appendChild(h('button', { type: 'button', class: 'close', 'data-testid': 'fact-detail-close', onclick: function () { box.hidden = true; S.selectedSeq = null; } }, 'close'));
-      box.appendChild(h('h4', null, 'Fact #' + c.fact.seq + ' · ' + c.fact.type));
+      box.dataset.chain = chain;
+      box.appendChild(h('button', { type: 'button', class: 'close', 'data-testid': 'fact-detail-close', onclick: function () { box.hidden = true; S.selectedKey = null; } }, 'close'));
+      box.appendChild(h('h4', null, 'Fact ' + c.fact.actor + ' #' + c.fact.seq + ' · ' + c.fact.type));
       if (c.transition) {
         var t = c.transition.data || {};
-        box.appendChild(h('div', { class: 'card', 'data-testid': 'chain-transition', 'data-seq': c.transition.seq },
+        box.appendChild(h('div', { class: 'card', 'data-testid': 'chain-transition', 'data-seq': c.transition.seq, 'data-chain': c.transition.actor },
           h('h4', null, 'Transition #' + c.transition.seq),
           dl([['from', t.from], ['to', t.to], ['event', h('code', null, short(t.event, 300))], ['actor', c.transition.actor], ['at', c.transition.at]])));
       }
       if (c.decision) {
         var dd = decisionOf(c.decision);
-        box.appendChild(h('div', { class: 'card', 'data-testid': 'chain-decision', 'data-seq': c.decision.seq, 'data-verdict': dd.verdict },
+        box.appendChild(h('div', { class: 'card', 'data-testid': 'chain-decision', 'data-seq': c.decision.seq, 'data-chain': c.decision.actor, 'data-verdict': dd.verdict },
           h('h4', null, 'Decision #' + c.decision.seq + ' (' + c.decision.type + ')'),
           dl([
             ['verdict', h('span', { class: 'verdict ' + dd.verdict }, dd.verdict || (c.decision.data && c.decision.data.reason) || '?')],
@@ -360,7 +390,7 @@ export const APP_JS = String.raw`
       if (c.intent) {
         var d = c.intent.data || {};
         var it = d.intent || {};
-        box.appendChild(h('div', { class: 'card', 'data-testid': 'chain-intent', 'data-seq': c.intent.seq, 'data-intent-id': c.intent.intentId },
+        box.appendChild(h('div', { class: 'card', 'data-testid': 'chain-intent', 'data-seq': c.intent.seq, 'data-chain': c.intent.actor, 'data-intent-id': c.intent.intentId },
           h('h4', null, (c.intent.type === 'approval' ? 'Approval #' : 'Intent #') + c.intent.seq),
           c.intent.type === 'approval' ? dl([['approved', String(d.approved)], ['by', d.by], ['note', d.note], ['reason', d.reason]]) :
           dl([
@@ -369,11 +399,11 @@ export const APP_JS = String.raw`
           ])));
       }
       var others = (c.related || []).concat(c.causes || []).filter(function (f) {
-        return [c.intent, c.decision, c.transition].every(function (x) { return !x || x.seq !== f.seq; });
+        return [c.intent, c.decision, c.transition].every(function (x) { return !x || factKey(x) !== factKey(f); });
       });
       if (others.length) {
         box.appendChild(h('h4', null, 'Related facts'));
-        others.forEach(function (f) { box.appendChild(h('div', { class: 'card mono' }, '#' + f.seq + ' ' + f.type)); });
+        others.forEach(function (f) { box.appendChild(h('div', { class: 'card mono', 'data-testid': 'chain-related', 'data-key': factKey(f) }, f.actor + ' #' + f.seq + ' ' + f.type)); });
       }
       box.appendChild(h('details', null, h('summary', null, 'raw fact'), h('pre', { class: 'json', 'data-testid': 'fact-json' }, json(c.fact))));
     }).catch(function (e) { clear(box).appendChild(h('p', { class: 'empty' }, 'cannot load fact: ' + e.message)); });
@@ -444,7 +474,7 @@ export const APP_JS = String.raw`
   // ---------------------------------------------------------------- wiring
   tid('actor-filter').addEventListener('input', function (e) { S.filter = e.target.value.trim(); renderActors(); });
   tid('timeline-all').addEventListener('change', function (e) { S.timelineAll = e.target.checked; loadTimeline(); });
-  tid('timeline-more').addEventListener('click', function () { if (S.oldestSeq) loadTimeline(S.oldestSeq); });
+  tid('timeline-more').addEventListener('click', function () { if (S.facts.length) loadTimeline(true); });
   tid('back-to-live').addEventListener('click', backToLive);
   api('/api/verify').then(function (v) { S.verify = v; renderVerify(); }).catch(function () {});
   connect();
