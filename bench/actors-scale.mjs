@@ -74,7 +74,8 @@ runMain(async (opts) => {
     const rt = await openRuntime(tmp.dir);
     open = { ms: now() - t0 };
     try {
-      if (rt.stats().actors !== nStored) throw new Error(`runtime sees ${rt.stats().actors} actors, expected ${nStored}`);
+      const listed = (await rt.listActors()).length;
+      if (listed !== nStored) throw new Error(`runtime sees ${listed} actors, expected ${nStored}`);
       let k = 0;
       const touch = async (count) => {
         let next = 0;
@@ -95,7 +96,7 @@ runMain(async (opts) => {
       progress(`runtime: ${nSteady} intents to already active actors (64 in flight)`);
       steady = await touch(nSteady);
       const p0 = now();
-      for (let i = 0; i < nStored; i++) rt.passivate(address(i));
+      for (let i = 0; i < nStored; i++) await rt.passivate(address(i));
       passivateMs = now() - p0;
       if (rt.stats().active !== 0) throw new Error('actors still active after passivate');
     } finally {
@@ -165,7 +166,9 @@ runMain(async (opts) => {
     { step: 'runtime: passivate all', ms: round(passivateMs, 1) },
   ]);
   note(`\nactivation adds ≈ ${round(activationUs, 1)} µs of wall time per actor at saturation (first-intent rate vs active-actor rate)`);
-  note(`fixture (${nStored} actors written with the runtime's Journal + SqliteStore) took ${round(fixtureMs)} ms; not part of any figure`);
+  note(
+    `fixture (${nStored} actors written with the runtime's SqliteJournal + SqliteStore) took ${round(fixtureMs)} ms; not part of any figure`,
+  );
   note(`target: heap per idle actor ≤ ${TARGETS.heap_ratio_max} × bare XState → ${round(heapRatio, 3)} ×`);
 
   await emitResult({

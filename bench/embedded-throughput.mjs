@@ -131,7 +131,7 @@ runMain(async (opts) => {
     const wideCounters = new Array(wide).fill(0);
     await run(`${wide} in flight, ${nActors} actors`, 'wide', wide, (w) => address((w + wide * (wideCounters[w]++ % perWide)) % nActors));
 
-    const verify = opts['skip-verify'] === true ? { ok: true } : rt.journal.verify();
+    const verify = opts['skip-verify'] === true ? { ok: true } : await rt.journal.verify();
     if (!verify.ok) throw new Error(`journal does not verify after the run: ${JSON.stringify(verify)}`);
   } finally {
     await rt.stop();

@@ -3,15 +3,30 @@
 // read from the SQLite file into memory first, then hashed in a loop.
 //
 // The journal: a few hundred real intents through the runtime (spawn, grant, CONFIGURE →
-// intent.proposed, decision, transition facts), then those facts' contents appended again
-// through the runtime's own Journal until there are N — so sizes and shapes are real and
-// the hash chain is the runtime's.
+// intent.proposed, decision, transition facts), then those facts' contents appended again,
+// each to its own actor's chain, through the runtime's own store port (SqliteJournal) until
+// there are N — so sizes and shapes are real and the hash chains are the runtime's.
+// journal.verify() is verifyStore: every chain link by link (in write order), then the
+// checkpoint chain, the heads each checkpoint names, and the newest checkpoint's signature.
 //
 //   node bench/journal-verify.mjs [--size tiny|full] [--facts N] [--repeat n]
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { closedLoop, emitResult, median, note, now, printTable, progress, round, runMain, sized, tempDir } from './lib/common.mjs';
+import {
+  closedLoop,
+  emitResult,
+  importDist,
+  median,
+  note,
+  now,
+  printTable,
+  progress,
+  round,
+  runMain,
+  sized,
+  tempDir,
+} from './lib/common.mjs';
 import { address, configureIntent, grantAll, keepAlive, mustExecute, openJournal, openRuntime, spawnActors } from './lib/ice.mjs';
 
 const TARGETS = { ratio_min: 0.5 };
@@ -30,7 +45,7 @@ runMain(async (opts) => {
     progress('baseline: read bodies, then raw sha256');
     const db = new Database(join(tmp.dir, 'ice.db'), { readonly: true });
     const t0 = now();
-    const rows = db.prepare('SELECT prev, body FROM facts ORDER BY seq').raw().all();
+    const rows = db.prepare('SELECT prev, body FROM facts ORDER BY pos').raw().all();
     const readMs = now() - t0;
     db.close();
     if (rows.length !== nFacts) throw new Error(`journal has ${rows.length} facts, expected ${nFacts}`);
@@ -59,7 +74,7 @@ runMain(async (opts) => {
     try {
       for (let r = 0; r < repeat; r++) {
         const v0 = now();
-        const res = rt.journal.verify();
+        const res = await rt.journal.verify();
         verifyRuns.push(now() - v0);
         if (!res.ok || res.count !== nFacts) throw new Error(`verify failed: ${JSON.stringify(res)}`);
         checkpoints = res.checkpoints;
@@ -143,33 +158,47 @@ async function buildJournal(dir, nFacts, perCommit) {
         mustExecute(await rt.propose(configureIntent(i, address(i % nActors))));
       },
     });
-    sample = rt.journal.read(1, 10_000).filter((f) => f.actor !== undefined);
+    // the actors' facts (not the runtime chain's grant fact), in write order
+    sample = (await rt.journal.tail({ limit: 10_000 })).reverse().filter((f) => f.actor !== rt.runtimeChain);
   } finally {
     await rt.stop();
   }
-  // 2. the same contents again, through the runtime's Journal (checkpoint signed per group
-  //    commit, as the runtime does), `perCommit` intents' worth of facts per group commit
-  const { journal, close } = await openJournal(dir);
+  // 2. the same contents again, each fact appended to its own actor's chain through the
+  //    runtime's store port (a checkpoint signed per group commit, as the runtime does),
+  //    `perCommit` intents' worth of facts handed over at a time
+  const { chainFact } = await importDist('src/index.js');
+  const { journal, store, close } = await openJournal(dir);
   try {
+    const heads = new Map();
+    let count = store.factCount();
     let i = 0;
     const factsPerCommit = perCommit * 3;
-    while (journal.headSeq < nFacts) {
+    while (count < nFacts) {
       const commits = [];
-      for (let j = 0; j < factsPerCommit && journal.headSeq < nFacts; j++) {
+      const at = new Date().toISOString();
+      for (let j = 0; j < factsPerCommit && count < nFacts; j++) {
         const f = sample[i++ % sample.length];
-        const tx = journal.begin();
-        tx.fact({
-          type: f.type,
-          origin: f.origin,
-          actor: f.actor,
-          ...(f.intentId ? { intentId: f.intentId } : {}),
-          causes: f.causes,
-          data: f.data,
-        });
-        commits.push(tx.commit());
+        const after = heads.get(f.actor) ?? store.chainHead(f.actor);
+        const cursor = { ...after };
+        // causes keep their distance back along the chain (the decision just before, …)
+        const { fact, body } = chainFact(
+          cursor,
+          {
+            type: f.type,
+            origin: f.origin,
+            actor: f.actor,
+            ...(f.intentId ? { intentId: f.intentId } : {}),
+            causes: f.causes.map((c) => after.seq + 1 - (f.seq - c)),
+            data: f.data,
+          },
+          at,
+        );
+        heads.set(f.actor, cursor);
+        commits.push(journal.commit({ chain: f.actor, after, facts: [fact], bodies: [body] }));
+        count++;
       }
       await keepAlive(Promise.all(commits));
-      if (nFacts >= 100_000 && journal.headSeq % 100_000 < factsPerCommit) progress(`journal: ${journal.headSeq}/${nFacts} facts`);
+      if (nFacts >= 100_000 && count % 100_000 < factsPerCommit) progress(`journal: ${count}/${nFacts} facts`);
     }
   } finally {
     await close();

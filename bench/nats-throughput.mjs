@@ -4,10 +4,12 @@
 //   - baseline: raw request/reply — a nats.js responder in a child process answers
 //     `bench.echo` with a reply of an outcome's size; the requests carry a real intent.
 //   - baseline: raw JetStream publish + ack (file storage) from this process.
-//   - runtime: a child running createRuntime({ transport: NatsTransport }) with SQLite
-//     persistence (persistence: "sqlite" — JetStream persistence does not exist yet); this
-//     process proposes CONFIGURE intents on ice.intent.deployment.<id> and checks each
-//     outcome is executed.
+//   - runtime, one node: a child running createRuntime({ transport: NatsTransport }) with
+//     SQLite persistence; this process proposes CONFIGURE intents on
+//     ice.intent.deployment.<id> and checks each outcome is executed.
+//   - runtime, cluster mode (the headline): a child running createRuntime({ cluster: { servers,
+//     replicas: 1 }, node }) — journal, snapshots, outcomes and leases in JetStream; the same
+//     intents.
 // Each at 1 and 64 in flight.
 //
 //   node bench/nats-throughput.mjs [--size tiny|full] [--duration ms] [--actors n] [--inflight n]
@@ -155,8 +157,8 @@ runMain(async (opts) => {
     note(
       `\nruntime over NATS, one node: persistence sqlite (WAL, synchronous=FULL, group commit): ${round(variants.rt64.ops_s / base.ops_s, 3)} × raw request/reply`,
     );
-    note(`cluster mode: journal append + snapshot (KV, expected revision) + outcome (KV) acknowledged by JetStream before each reply`);
-    if (stats) note(`host: ${stats.flushes} group commits, largest ${stats.maxBatch} txs`);
+    note(`cluster mode: each turn is one JetStream message (its facts, snapshot and outcome), acknowledged before its reply`);
+    if (stats) note(`host: ${stats.flushes} group commits, largest ${stats.maxBatch} turns`);
     note(
       `per intent the runtime makes 1 NATS round trip (proposer → intake; the authority is co-located and asked directly) and publishes 3 facts`,
     );

@@ -79,16 +79,16 @@ async function runtime() {
         });
         return r.elapsedMs;
       };
-      const passivateAll = (from = 0, count = n) => {
+      const passivateAll = async (from = 0, count = n) => {
         const t0 = now();
         let ok = 0;
-        for (let i = from; i < from + count; i++) if (rt.passivate(address(i))) ok++;
+        for (let i = from; i < from + count; i++) if (await rt.passivate(address(i))) ok++;
         if (ok !== count) throw new Error(`passivated ${ok} of ${count}`);
         return now() - t0;
       };
       await touchAll(n, WARM);
       await touchAll(n, WARM);
-      passivateAll(n, WARM);
+      await passivateAll(n, WARM);
       const h0 = heap(); // n stored, none active
       if (rt.stats().active !== 0) throw new Error('actors active before the first intent');
       const activateMs = await touchAll(); // first intent of each: activate + execute
@@ -96,11 +96,11 @@ async function runtime() {
       if (rt.stats().active !== n) throw new Error(`expected ${n} active, got ${rt.stats().active}`);
       const steadyMs = await touchAll(); // second intent of each: already active
       const h1b = heap();
-      const passivateMs = passivateAll();
+      const passivateMs = await passivateAll();
       const h2 = heap(); // passivated
       const reactivateMs = await touchAll(); // activate again on use
       const h3 = heap();
-      passivateAll();
+      await passivateAll();
       const h4 = heap();
       return {
         mode,

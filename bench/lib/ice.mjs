@@ -51,19 +51,20 @@ export async function keepAlive(p) {
 }
 
 /**
- * Opens the store of `dataDir` with the runtime's own Journal, attesting each group commit
- * with the data dir's authority key (as the runtime does), for writing fixtures.
+ * Opens the store of `dataDir` with the runtime's own store port (SqliteStore + SqliteJournal:
+ * fence, group commit), attesting each group commit's checkpoint with the data dir's
+ * authority key (as the runtime does), for writing fixtures. `commit(turn)` takes one turn
+ * of one chain (see src/host/ports.ts).
  */
 export async function openJournal(dataDir) {
-  const { SqliteStore } = await importDist('src/store/index.js');
-  const { Journal } = await importDist('src/journal/index.js');
+  const { SqliteStore, SqliteJournal } = await importDist('src/store/index.js');
   const { AuthorityKey } = await importDist('src/authority/index.js');
-  const { systemClock } = await importDist('src/index.js');
   const key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
   const store = new SqliteStore(dataDir);
-  const journal = new Journal(store, { clock: systemClock, attest: (seq, hash) => ({ keyId: key.keyId, sig: key.signHead(seq, hash) }) });
+  const journal = new SqliteJournal(store, { attest: (hash) => ({ keyId: key.keyId, sig: key.signCheckpoint(hash) }) });
   return {
     journal,
+    store,
     close: async () => {
       await keepAlive(journal.drain());
       await keepAlive(Promise.resolve(store.close()));
@@ -76,10 +77,9 @@ export async function grantAll(rt) {
 }
 
 /**
- * Spawns `n` actors through the public API (runtime.spawn), `concurrency` at a time.
- * Note: runtime.spawn is O(actors) per call today (Host.spawn answers with
- * `this.list().find(...)`, which sorts the whole index), so this is for small n only;
- * see buildStoredActors for large stores.
+ * Spawns `n` actors through the public API (runtime.spawn), `concurrency` at a time. Each
+ * spawn is a turn of its own (and an actor kept in memory), so this is for small n; see
+ * buildStoredActors for large stores.
  */
 export async function spawnActors(rt, n, { from = 0, concurrency = 64 } = {}) {
   let next = from;
@@ -99,10 +99,10 @@ export async function spawnActors(rt, n, { from = 0, concurrency = 64 } = {}) {
  * the bench proposer, as fast as the store allows.
  *
  * The grant goes through the runtime (grants.issue). The actors are written with the
- * runtime's own Journal and SqliteStore — the same `actor.started` fact, hash chain and
- * snapshot record that Host.spawn writes, with snapshots made by the real machine — in
- * batches of 5,000 per group commit. (runtime.spawn cannot build 100k actors in reasonable
- * time: see spawnActors.) Returns the time it took.
+ * runtime's own store port (SqliteJournal + SqliteStore) — the same turn Host.spawn commits:
+ * one `actor.started` fact opening the actor's chain and its snapshot record, with snapshots
+ * made by the real machine — `batch` turns handed over at a time (they group-commit).
+ * (runtime.spawn keeps every actor it spawns in memory: see spawnActors.) Returns the time it took.
  */
 export async function buildStoredActors(dataDir, n, { batch = 5000 } = {}) {
   const t0 = performance.now();
@@ -110,7 +110,7 @@ export async function buildStoredActors(dataDir, n, { batch = 5000 } = {}) {
   await grantAll(rt);
   await rt.stop();
 
-  const { FactType, Origin } = await importDist('src/index.js');
+  const { FactType, Origin, chainFact } = await importDist('src/index.js');
   const { deploymentMachine } = await importDist('machines/index.js');
   const { createActor } = await import('xstate');
 
@@ -126,24 +126,36 @@ export async function buildStoredActors(dataDir, n, { batch = 5000 } = {}) {
         actor.start();
         const persisted = actor.getPersistedSnapshot();
         actor.stop();
-        const tx = journal.begin();
-        const f = tx.fact({
-          type: FactType.actorStarted,
-          origin: Origin.operator,
-          actor: addr,
-          data: { kind: KIND, input, state: 'draft', node: 'bench-fixture' },
-        });
-        tx.snapshot({
-          v: 1,
-          actor: addr,
-          kind: KIND,
-          seq: f.seq,
-          status: 'active',
-          state: 'draft',
-          snapshot: persisted,
-          updatedAt: new Date().toISOString(),
-        });
-        commits.push(tx.commit());
+        const at = new Date().toISOString();
+        const after = { seq: 0, hash: '' };
+        const { fact, body } = chainFact(
+          { ...after },
+          {
+            type: FactType.actorStarted,
+            origin: Origin.operator,
+            actor: addr,
+            data: { kind: KIND, input, state: 'draft', node: 'bench-fixture' },
+          },
+          at,
+        );
+        commits.push(
+          journal.commit({
+            chain: addr,
+            after,
+            facts: [fact],
+            bodies: [body],
+            snapshot: {
+              v: 1,
+              actor: addr,
+              kind: KIND,
+              seq: fact.seq,
+              status: 'active',
+              state: 'draft',
+              snapshot: persisted,
+              updatedAt: at,
+            },
+          }),
+        );
       }
       await keepAlive(Promise.all(commits));
       if (n >= 20_000 && end % 20_000 === 0) progress(`fixture: ${end}/${n} actors stored`);

@@ -1,6 +1,6 @@
 // Child process of nats-throughput: an ICE runtime whose transport is NATS
 // (createRuntime({ transport: await NatsTransport.connect({ servers }) })), persisting to
-// SQLite in <dataDir> (JetStream persistence does not exist yet). Spawns <actors> deployment
+// SQLite in <dataDir> (one node; cluster-host.mjs is the JetStream one). Spawns <actors> deployment
 // actors and grants the bench proposer, prints "ready", and serves intents on
 // ice.intent.<kind>.<id> until SIGTERM; then prints its stats as JSON and exits.
 //   node bench/lib/nats-host.mjs <natsUrl> <dataDir> <actors>

@@ -172,6 +172,8 @@ async function localRead(store: SqliteStore, o: Common, op: string, a: Record<st
     }
     case 'grant.ls':
       return store.grants();
+    case 'journal.lastPos':
+      return store.lastPos();
     case 'approvals':
       return store.pending();
     default:
@@ -538,6 +540,8 @@ common(journal.command('tail'))
       if (o.json) process.stdout.write(JSON.stringify(f) + '\n');
       else print(formatFact(f));
     };
+    // Where the follow starts is read before the tail, so nothing committed in between is missed.
+    const startPos = !o.nats && o.follow ? await read<number>(o, 'journal.lastPos') : 0;
     const facts = (await read<Fact[]>(o, 'journal.tail', { limit: o.limit, ...(o.actor ? { chain: o.actor } : {}) })).reverse();
     facts.forEach(show);
     if (!o.follow) return;
@@ -552,7 +556,8 @@ common(journal.command('tail'))
     }
     const store = readStore(o);
     try {
-      let last = store.lastPos();
+      let last = startPos;
+      const shown = new Set(facts.map((f) => `${f.actor ?? ''}#${f.seq}`));
       let stop = false;
       process.once('SIGINT', () => {
         stop = true;
@@ -561,7 +566,7 @@ common(journal.command('tail'))
         await new Promise((r) => setTimeout(r, 300));
         for (const row of store.factRows(last + 1, 1000)) {
           last = row.pos;
-          if (!o.actor || row.chain === o.actor) show(rowToFact(row));
+          if ((!o.actor || row.chain === o.actor) && !shown.has(`${row.chain}#${row.seq}`)) show(rowToFact(row));
         }
       }
     } finally {
@@ -584,7 +589,12 @@ common(journal.command('verify'))
       else if ((r.attestedPos ?? 0) === r.lastPos)
         print(`   attested: the newest signed checkpoint covers the last fact (${r.checkpoints ?? 0} checkpoints match the chains)`);
       else print(c.yellow(`   attested up to position ${r.attestedPos ?? 0}; later facts are not covered by a signed checkpoint`));
-    } else print(c.red(`BROKEN at ${r.brokenChain ?? '?'} #${r.brokenAt ?? '?'}: ${r.reason} (${r.count} facts before it verify)`));
+    } else
+      print(
+        c.red(
+          `BROKEN ${r.brokenChain ? `at ${r.brokenChain} #${r.brokenAt ?? '?'}` : `at checkpoint position ${r.brokenPos ?? '?'}`}: ${r.reason} (${r.count} facts verify)`,
+        ),
+      );
     process.exitCode = r.ok ? 0 : 1;
   });
 

@@ -288,7 +288,7 @@ export async function runClusterChaos(opts: ClusterChaosOptions): Promise<Cluste
 async function gatherEvidence(servers: string[], violations: string[]): Promise<string[]> {
   const spots = new Map<string, number[]>();
   for (const v of violations) {
-    for (const m of v.matchAll(/([a-z][a-z0-9-]*\/[A-Za-z0-9_-]+)#(\d+)/g)) spots.set(m[1]!, [...(spots.get(m[1]!) ?? []), Number(m[2])]);
+    for (const m of v.matchAll(/([a-z][a-z0-9-]*\/[A-Za-z0-9_-]+) ?#(\d+)/g)) spots.set(m[1]!, [...(spots.get(m[1]!) ?? []), Number(m[2])]);
   }
   if (spots.size === 0) return [];
   const t = await NatsTransport.connect({ servers, name: 'chaos-evidence' });

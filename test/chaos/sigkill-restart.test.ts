@@ -79,9 +79,16 @@ describe('SIGKILL mid-stream, restart, nothing acknowledged is lost', () => {
     for (const id of sample) expect(await propose(second, sent.get(id)!)).toEqual(acked.get(id));
     await second.kill('SIGTERM');
 
+    // Checked per chain, from the stopped data dir alone: every chain links and its signed
+    // checkpoints match, each acknowledged outcome's transition is at the chain and seq it named.
     const report = await checkInvariants({ dataDir: t.dir, acknowledged: acked, retried: unacked });
     expect(report.violations).toEqual([]);
+    expect(report.ok).toBe(true);
     expect(report.acknowledged).toBe(acked.size);
+    expect(report.actors).toBe(ACTORS);
+    // one chain per actor, and the runtime chain (the grant)
+    expect(report.chains).toBe(ACTORS + 1);
+    expect(report.executed).toBe(new Set([...acked.keys(), ...unacked]).size);
     expect(report.facts).toBeGreaterThan(acked.size * 3);
     console.log(`chaos: ${acked.size} acknowledged before SIGKILL, ${unacked.length} in flight retried, ${report.facts} facts checked`);
   });

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,14 +9,29 @@ import { tempDir } from '../helpers/runtime.js';
 
 const run = promisify(execFile);
 
-/** Runs the real `ice` binary; resolves with exit code and output, never throws on exit codes. */
-async function ice(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * Runs the real `ice` binary; resolves with exit code and output, never throws on exit codes.
+ * A command still running after 30 s is killed (code null): none of these should block.
+ */
+async function ice(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [ICE_BIN, ...args], { env: { ...process.env, NO_COLOR: '1', ICE_LOG_LEVEL: 'silent' } });
+    const r = await run(process.execPath, [ICE_BIN, ...args], {
+      env: { ...process.env, NO_COLOR: '1', ICE_LOG_LEVEL: 'silent' },
+      timeout: 30_000,
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+    const err = e as { code: number | string | null; killed?: boolean; stdout: string; stderr: string };
+    return { code: err.killed ? null : typeof err.code === 'number' ? err.code : -1, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+/** Polls `check` until it holds (a condition, not a fixed sleep). */
+async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -114,9 +129,67 @@ describe('ice CLI against a running ice dev (changes go through its admin endpoi
     expect(after.code).toBe(11);
     expect(after.stdout).toContain('grant_revoked');
 
+    // Read commands open the live data dir read-only (no lock, no admin round trip).
+    const show = JSON.parse((await ice(['actor', 'show', 'deployment/web', '-n', '4', '--json', ...data])).stdout) as {
+      address: string;
+      state: string;
+      seq: number;
+      context: { version: string };
+      facts: Array<{ actor: string; seq: number; type: string }>;
+    };
+    expect(show).toMatchObject({ address: 'deployment/web', state: 'draft', context: { version: '1.2.3' } });
+    // its recent facts, newest first, are the actor's own chain, ending at the actor's seq
+    expect(show.facts).toHaveLength(4);
+    expect(show.facts.map((f) => f.actor)).toEqual(Array(4).fill('deployment/web'));
+    expect(show.facts.map((f) => f.seq)).toEqual([show.seq, show.seq - 1, show.seq - 2, show.seq - 3]);
+    const chain = (await ice(['journal', 'tail', '--actor', 'deployment/web', '-n', '100', '--json', ...data])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { actor: string; seq: number; type: string });
+    expect(chain.map((f) => f.seq)).toEqual(Array.from({ length: show.seq }, (_, i) => i + 1));
+    expect(chain[0]!.type).toBe('actor.started');
+    expect(new Set(chain.map((f) => f.actor))).toEqual(new Set(['deployment/web']));
+    const grants = JSON.parse((await ice(['grant', 'ls', '--json', ...data])).stdout) as Array<{ id: string; revokedAt?: string }>;
+    expect(grants).toEqual([expect.objectContaining({ id: grant.id, revokedAt: expect.any(String) })]);
+    expect(JSON.parse((await ice(['approvals', '--json', ...data])).stdout)).toEqual([]);
+
     const verify = await ice(['journal', 'verify', '--json', ...data]);
     expect(verify.code).toBe(0);
-    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true });
+    // two chains: the actor's and the runtime chain (grant changes, rejections)
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, chains: 2, keyChecked: true });
+    const text = await ice(['journal', 'verify', ...data]);
+    expect(text.stdout).toMatch(/ok: \d+ facts in 2 chains verified/);
+  });
+
+  it('journal tail -f prints facts committed after it started, then stops on SIGINT', async () => {
+    expect((await ice(['spawn', 'deployment/before-tail', ...data])).code).toBe(0);
+    const tail = spawn(process.execPath, [ICE_BIN, 'journal', 'tail', '-f', '-n', '1', '--json', ...data], {
+      env: { ...process.env, NO_COLOR: '1', ICE_LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    tail.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => tail.once('exit', (code) => r(code)));
+    const lines = () =>
+      out
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { type: string; actor: string; seq: number });
+    try {
+      // the newest fact first: then it follows
+      await until('the newest fact in the tail', () => out.includes('\n'));
+      expect(lines()).toEqual([expect.objectContaining({ type: 'actor.started', actor: 'deployment/before-tail', seq: 1 })]);
+      expect((await ice(['spawn', 'deployment/followed', ...data])).code).toBe(0);
+      await until('the next spawn in the tail', () => out.includes('deployment/followed'));
+      expect(lines()).toEqual([
+        expect.objectContaining({ actor: 'deployment/before-tail', seq: 1 }),
+        expect.objectContaining({ type: 'actor.started', actor: 'deployment/followed', seq: 1 }),
+      ]);
+    } finally {
+      tail.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
   });
 
   it('refuses a second owner of the data dir with a clear message', async () => {
@@ -164,22 +237,29 @@ export const actors = [defineActor({ kind: 'ticket', machine: ticketMachine, eve
     try {
       const demo = await ice(['demo', '--data', t.dir]);
       expect(demo.code).toBe(0);
-      expect(demo.stdout).toMatch(/journal verified: \d+ facts, chain intact/);
+      expect(demo.stdout).toMatch(/journal verified: \d+ facts in \d+ chains, every chain intact/);
       expect(demo.stdout).toContain('⧗ pending');
       expect(demo.stdout).toContain('✘ denied');
       expect(demo.stdout).toContain('⊘ rejected');
 
       const db = new Database(join(t.dir, 'ice.db'));
-      db.prepare(
-        "UPDATE facts SET body = replace(body, 'CONFIGURE', 'DEPLOY') WHERE seq = (SELECT min(seq) FROM facts WHERE type = 'intent.proposed' AND body LIKE '%CONFIGURE%')",
-      ).run();
-      const tampered = (
-        db.prepare("SELECT min(seq) AS s FROM facts WHERE type = 'intent.proposed' AND body LIKE '%DEPLOY%'").get() as { s: number }
-      ).s;
+      // The first proposed CONFIGURE, rewritten as a DEPLOY: found at its chain and seq.
+      const tampered = db
+        .prepare("SELECT pos, chain, seq FROM facts WHERE type = 'intent.proposed' AND body LIKE '%CONFIGURE%' ORDER BY pos LIMIT 1")
+        .get() as { pos: number; chain: string; seq: number };
+      db.prepare("UPDATE facts SET body = replace(body, 'CONFIGURE', 'DEPLOY') WHERE pos = ?").run(tampered.pos);
       db.close();
       const verify = await ice(['journal', 'verify', '--data', t.dir]);
       expect(verify.code).toBe(1);
-      expect(verify.stdout).toContain(`BROKEN at fact #${tampered}`);
+      expect(verify.stdout).toContain(`BROKEN at ${tampered.chain} #${tampered.seq}`);
+      const json = await ice(['journal', 'verify', '--json', '--data', t.dir]);
+      expect(json.code).toBe(1);
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        ok: false,
+        brokenChain: tampered.chain,
+        brokenAt: tampered.seq,
+        brokenPos: tampered.pos,
+      });
     } finally {
       t.cleanup();
     }
@@ -194,5 +274,57 @@ export const actors = [defineActor({ kind: 'ticket', machine: ticketMachine, eve
     const bad = await ice(['machines', 'export', 'nope']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('no actor kind nope');
+  });
+
+  it('read commands on a dir without a store say so, and a version-1 store is refused with a clear message', async () => {
+    const t = tempDir('ice-cli-empty-');
+    try {
+      const none = await ice(['journal', 'verify', '--data', t.dir]);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toContain(`no ICE store in ${t.dir}`);
+      const db = new Database(join(t.dir, 'ice.db'));
+      db.exec('CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;');
+      db.exec(
+        'CREATE TABLE facts (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, actor TEXT, intent_id TEXT, at TEXT NOT NULL, body TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL) STRICT;',
+      );
+      db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', '1')").run();
+      db.close();
+      for (const args of [
+        ['journal', 'verify'],
+        ['actors', 'ls'],
+        ['spawn', 'deployment/x'],
+      ]) {
+        const r = await ice([...args, '--data', t.dir]);
+        expect(r.code, args.join(' ')).toBe(1);
+        expect(r.stderr, args.join(' ')).toMatch(/schema version 1/);
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('ice start refuses options that have no effect in its mode, at once and by name', async () => {
+    // An unreachable NATS URL: had either command got past its options, it would wait to connect.
+    const nats = 'nats://127.0.0.1:1';
+    const t = tempDir('ice-cli-start-');
+    try {
+      const admin = await ice(['start', '--cluster', '--nats', nats, '--admin-port', '1', '--data', t.dir]);
+      expect(admin.code).toBe(1);
+      expect(admin.stderr).toContain('--admin-port');
+      expect(admin.stderr).toContain('--cluster');
+      expect(admin.stdout).not.toContain('ready');
+      for (const extra of [
+        ['--replicas', '3'],
+        ['--lease-ttl', '10s'],
+      ]) {
+        const r = await ice(['start', '--nats', nats, ...extra, '--data', t.dir]);
+        expect(r.code, extra[0]).toBe(1);
+        expect(r.stderr, extra[0]).toContain(extra[0]);
+        expect(r.stderr, extra[0]).toContain('--cluster');
+        expect(r.stdout).not.toContain('ready');
+      }
+    } finally {
+      t.cleanup();
+    }
   });
 });

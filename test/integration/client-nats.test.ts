@@ -15,12 +15,15 @@ import {
 } from '../../src/client/index.js';
 import { createRuntime, FactSchema, OutcomeSchema, type Fact, type Outcome, type Runtime } from '../../src/index.js';
 import { NatsTransport } from '../../src/transport/nats-transport.js';
+import type { SqliteJournal } from '../../src/store/index.js';
 import type { Msg } from '../../src/transport/transport.js';
 import { startNatsServer, type NatsServer } from '../helpers/nats-server.js';
 import { iid, tempDir } from '../helpers/runtime.js';
 import { waitUntil } from '../helpers/transport-contract.js';
 
 const CONFIGURE = (version = '1.0.0', replicas = 2) => ({ action: 'CONFIGURE', params: { version, replicas } });
+/** How many facts the runtime's store holds (position of the newest, across every chain). */
+const lastPos = (rt: Runtime): number => (rt.store as SqliteJournal).lastPos;
 
 describe('IceClient against a runtime over a real nats-server', () => {
   let server: NatsServer;
@@ -118,7 +121,9 @@ describe('IceClient against a runtime over a real nats-server', () => {
     expect(out.status).toBe('rejected');
     if (out.status !== 'rejected') throw new Error('unreachable');
     expect(out.intentId).toBe(bad.id);
-    expect(out.seq).toBeTypeOf('number'); // an intent.rejected fact was written
+    expect(out.seq).toBeTypeOf('number'); // an intent.rejected fact was written, on the runtime chain
+    expect(out.chain).toBe(rt.runtimeChain);
+    expect(await rt.journal.fact(out.chain!, out.seq!)).toMatchObject({ type: 'intent.rejected', intentId: bad.id });
     expect(out.issues.map((i) => i.path).sort()).toEqual(['params.replicas', 'params.version']);
     const err = await ice.propose(bad, { throwOnRejected: true }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IntentRejectedError);
@@ -132,7 +137,7 @@ describe('IceClient against a runtime over a real nats-server', () => {
   });
 
   it('rejected locally (envelope invalid): no round trip, issues with field paths', async () => {
-    const head = rt.journal.headSeq;
+    const head = lastPos(rt);
     const input = { id: 'has.dot', proposer: 'bot', target: 'Deployment/web', action: 'CONFIGURE', extra: 1 } as never;
     const out = await ice.propose(input);
     expect(out.status).toBe('rejected');
@@ -158,7 +163,7 @@ describe('IceClient against a runtime over a real nats-server', () => {
     const bigint = await ice.propose({ proposer: 'agent:bot', target: 'deployment/web', action: 'SCALE', params: { replicas: 2n } });
     expect(bigint.status).toBe('rejected'); // not JSON: refused as input, not thrown
     expect(bigint).not.toHaveProperty('seq');
-    expect(rt.journal.headSeq).toBe(head); // nothing reached the runtime
+    expect(lastPos(rt)).toBe(head); // nothing reached the runtime
   });
 
   it('a rejected intent is not recorded against its id: fixed, the same id goes through', async () => {
@@ -177,7 +182,7 @@ describe('IceClient against a runtime over a real nats-server', () => {
     expect(a.status).toBe('executed');
     expect(b).toEqual(a);
     expect(c).toEqual(a);
-    expect(rt.journal.factsOfIntent(id).filter((f) => f.type === 'transition')).toHaveLength(1);
+    expect((await rt.journal.factsOfIntent(id)).filter((f) => f.type === 'transition')).toHaveLength(1);
     const conflict = await ice.propose({ ...intent, params: { version: '3.0.1', replicas: 2 } });
     expect(conflict).toMatchObject({ status: 'rejected', intentId: id, issues: [{ path: 'id', code: 'idempotency_conflict' }] });
     expect(await ice.propose(intent)).toEqual(a); // the original still answers
@@ -203,7 +208,7 @@ describe('IceClient against a runtime over a real nats-server', () => {
     const nc: NatsConnection = await natsConnect({ servers: server.url, name: 'foreign-service' });
     try {
       const factTexts: string[] = [];
-      const sub = nc.subscribe('ice.fact.deployment.raw', { callback: (_err, m) => factTexts.push(m.string()) });
+      const sub = nc.subscribe('ice.fact.deployment.raw', { callback: (_err, m) => void factTexts.push(m.string()) });
       await nc.flush();
       // no "v", no library: exactly what docs/protocol.md shows
       const body =
@@ -372,12 +377,12 @@ authorization {
     const ops = await connect({ servers: server.url, user: 'ops', pass: 'ops-secret' });
     try {
       // claiming another principal: NATS refuses the publish, nothing reaches the runtime
-      const head = rt.journal.headSeq;
+      const head = lastPos(rt);
       const forged = await planner
         .propose({ proposer: 'agent:admin', target: 'deployment/web', ...CONFIGURE() }, { timeoutMs: 500 })
         .catch((e: unknown) => e);
       expect(String(forged)).toMatch(/Permissions Violation for Publish to "ice\.as\.agent:admin\.deployment\.web"/);
-      expect(rt.journal.headSeq).toBe(head);
+      expect(lastPos(rt)).toBe(head);
       // a user who may publish anywhere still cannot speak for someone else, nor skip the principal
       const body = {
         id: 'ops-1',

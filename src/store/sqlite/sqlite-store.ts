@@ -146,20 +146,33 @@ export class SqliteStore {
       throw new JournalError(`cannot open store at ${this.path}`, { cause: e });
     }
     this.#db.pragma('busy_timeout = 5000');
+    // The version first: an older store must be refused with what to do, before any
+    // statement of this version's schema meets its tables.
+    const stored = this.#storedVersion();
+    if (stored !== undefined && stored !== SCHEMA_VERSION) {
+      this.#db.close();
+      throw new JournalError(
+        `store ${this.path} has schema version ${stored}; this version of ice-runtime reads version ${SCHEMA_VERSION} ` +
+          `(per-actor chains). Keep the old data dir with the version that wrote it, or move it aside to start fresh.`,
+      );
+    }
     if (!this.readonly) {
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma('synchronous = FULL');
       this.#db.exec(SCHEMA);
-      const v = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
-      if (!v) this.#db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
-      else if (Number(v.value) !== SCHEMA_VERSION) {
-        throw new JournalError(
-          `store ${this.path} has schema version ${v.value}; this version of ice-runtime reads version ${SCHEMA_VERSION} ` +
-            `(per-actor chains). Keep the old data dir with the version that wrote it, or move it aside to start fresh.`,
-        );
-      }
+      if (stored === undefined) this.#db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+    } else if (stored === undefined) {
+      this.#db.close();
+      throw new JournalError(`store ${this.path} has no schema (not an ICE store, or never opened for writing)`);
     }
     this.#stmts = this.prepare();
+  }
+
+  #storedVersion(): number | undefined {
+    const hasMeta = this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
+    if (!hasMeta) return undefined;
+    const v = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
+    return v ? Number(v.value) : undefined;
   }
 
   #startWriter(): Worker {
