@@ -17,15 +17,7 @@ import {
   type JsonLimits,
   type Outcome,
 } from './protocol/index.js';
-import {
-  Authority,
-  AuthorityKey,
-  AuthorityService,
-  GrantBook,
-  LocalTrust,
-  validateIntent,
-  type PolicyRule,
-} from './authority/index.js';
+import { Authority, AuthorityKey, AuthorityService, GrantBook, LocalTrust, validateIntent, type PolicyRule } from './authority/index.js';
 import {
   ActorRegistry,
   Host,
@@ -47,6 +39,7 @@ import { createLogger, type Logger } from './util/logger.js';
 import { SqliteJournalReader, type JournalReader } from './journal/reader.js';
 import { startCluster, type ClusterOptions } from './cluster/cluster.js';
 import { publishInspection } from './inspector/wire.js';
+import { serveAdminOverNats } from './admin/nats.js';
 
 export interface RuntimeOptions {
   /** Where the store, the authority key and the owner lock live. Default `./.ice`. */
@@ -208,7 +201,13 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       if (opts.dataDir !== undefined && opts.cluster.keyFile === undefined) {
         throw new ConfigError('dataDir has no effect in cluster mode (actors live in JetStream); give cluster.keyFile for the node key');
       }
-      clusterParts = await startCluster(opts.cluster, { node, clock, ids, logger, ...(opts.transport ? { transport: opts.transport } : {}) });
+      clusterParts = await startCluster(opts.cluster, {
+        node,
+        clock,
+        ids,
+        logger,
+        ...(opts.transport ? { transport: opts.transport } : {}),
+      });
       cleanups.push(() => clusterParts!.close({ release: releaseOnStop }));
       ({ key, store, transport, ownership, grants: grantBook, reader } = clusterParts);
       chainName = runtimeChain(node);
@@ -279,7 +278,16 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     grantBook.setRecorder(async (draft, grant) => {
       await host.record([draft], { grants: [grant] });
     });
-    const authorityService = new AuthorityService(authority, registry, host, transport, limits, logger, trust, opts.signDecisions === 'each');
+    const authorityService = new AuthorityService(
+      authority,
+      registry,
+      host,
+      transport,
+      limits,
+      logger,
+      trust,
+      opts.signDecisions === 'each',
+    );
     authorityService.listen();
     cleanups.push(() => authorityService.close());
     const forwardTimeoutMs = opts.cluster?.forwardTimeoutMs ?? 5000;
@@ -303,7 +311,11 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
                   const t = (raw as { target?: unknown }).target;
                   return failedOutcome(
                     raw,
-                    new IceError('E_OWNER_UNREACHABLE', `owner ${owner} of ${String(t)} did not answer; retry with the same id (its lease will expire)`, 'retry'),
+                    new IceError(
+                      'E_OWNER_UNREACHABLE',
+                      `owner ${owner} of ${String(t)} did not answer; retry with the same id (its lease will expire)`,
+                      'retry',
+                    ),
                   );
                 }
                 throw e;
@@ -352,7 +364,11 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       how: { approve: { by: string; note?: string } } | { deny: { by: string; reason: string } },
     ): Promise<Outcome> => {
       const r = await host.settle(intentId, how, validate, decide);
-      if ('forward' in r) return forwardAdmin<Outcome>(transport, r.forward, 'approve' in how ? 'approve' : 'deny', { intentId, ...('approve' in how ? how.approve : how.deny) });
+      if ('forward' in r)
+        return forwardAdmin<Outcome>(transport, r.forward, 'approve' in how ? 'approve' : 'deny', {
+          intentId,
+          ...('approve' in how ? how.approve : how.deny),
+        });
       await r.committed;
       return r.outcome;
     };
@@ -426,9 +442,11 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         logger.info('runtime stopped');
       },
     };
-    if (clusterParts) await clusterParts.serve(runtime);
+    // Operator requests over NATS (both modes; restrict ice.admin.> with NATS permissions).
+    if (transport.kind === 'nats') cleanups.push(serveAdminOverNats(runtime, transport));
     if (opts.publishInspection) {
-      if (transport.kind !== 'nats') throw new ConfigError('publishInspection needs a NATS transport (cluster mode, or transport: a NatsTransport)');
+      if (transport.kind !== 'nats')
+        throw new ConfigError('publishInspection needs a NATS transport (cluster mode, or transport: a NatsTransport)');
       cleanups.push(publishInspection(runtime, transport));
     }
     return runtime;

@@ -1,25 +1,22 @@
-import { ConfigError, IceError, ValidationError, ensureError } from '../errors.js';
+import { ConfigError, ensureError } from '../errors.js';
 import { AuthorityKey, type GrantBook } from '../authority/index.js';
 import { LeaseManager } from '../store/jetstream/lease.js';
 import { JetStreamStore } from '../store/jetstream/jetstream-store.js';
 import { JetStreamJournalReader } from '../store/jetstream/journal-reader.js';
 import { LeaseOwnership } from '../ownership/lease-ownership.js';
 import { NatsTransport } from '../transport/nats-transport.js';
-import type { Transport, Subscription } from '../transport/transport.js';
-import { runAdminOp, ADMIN_OPS } from '../admin/ops.js';
+import type { Transport } from '../transport/transport.js';
 import type { JournalReader } from '../journal/reader.js';
 import type { OwnershipPort, StorePort } from '../host/ports.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
 import type { Logger } from '../util/logger.js';
-import type { Runtime } from '../runtime.js';
 import { ClusterGrants } from './cluster-grants.js';
 
 /**
  * What is really cluster-specific, and nothing else: connecting to NATS, the JetStream store
  * and the lease ownership the one Host runs on, the grants every node watches, and the
- * subjects a node serves besides the intake (operator requests on `ice.admin.<op>`, and on
- * `ice.node.<node>.…` the forwards of other nodes). Validation, authority, execution and
+ * forwards a node serves on `ice.node.<node>.…` (wired in runtime.ts). Validation, authority, execution and
  * recording are the Host's and the Intake's, the same as on one node.
  */
 export interface ClusterOptions {
@@ -50,8 +47,6 @@ export interface ClusterParts {
   ownership: OwnershipPort;
   grants: GrantBook;
   reader: JournalReader;
-  /** Serves the admin subjects for this runtime. */
-  serve(rt: Runtime): Promise<void>;
   close(opts: { release: boolean }): Promise<void>;
 }
 
@@ -106,14 +101,16 @@ export async function startCluster(
     const store = await retrying('opening the JetStream journal', () => JetStreamStore.open(nc, { replicas, logger: ctx.logger }));
     closers.push(() => store.close());
     const holder: { ownership?: LeaseOwnership } = {};
-    const leases = await retrying('opening the lease bucket', () => LeaseManager.open(nc, {
-      node: ctx.node,
-      clock: ctx.clock,
-      replicas,
-      ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}),
-      ...(opts.leaseRenewEveryMs !== undefined ? { renewEveryMs: opts.leaseRenewEveryMs } : {}),
-      onLost: (key, h) => holder.ownership?.lost(key, h),
-    }));
+    const leases = await retrying('opening the lease bucket', () =>
+      LeaseManager.open(nc, {
+        node: ctx.node,
+        clock: ctx.clock,
+        replicas,
+        ...(opts.leaseTtlMs !== undefined ? { ttlMs: opts.leaseTtlMs } : {}),
+        ...(opts.leaseRenewEveryMs !== undefined ? { renewEveryMs: opts.leaseRenewEveryMs } : {}),
+        onLost: (key, h) => holder.ownership?.lost(key, h),
+      }),
+    );
     const ownership = new LeaseOwnership(leases, ctx.clock);
     holder.ownership = ownership;
     let release = true;
@@ -124,11 +121,6 @@ export async function startCluster(
     closers.push(() => grants.close());
     const key = opts.keyFile ? AuthorityKey.loadOrCreate(opts.keyFile) : AuthorityKey.generate();
     const reader = new JetStreamJournalReader(nc, store);
-    const subs: Subscription[] = [];
-    closers.push(() => {
-      for (const s of subs) s.unsubscribe();
-      return Promise.resolve();
-    });
     return {
       key,
       store,
@@ -136,22 +128,6 @@ export async function startCluster(
       ownership,
       grants,
       reader,
-      serve(rt: Runtime) {
-        // Operator requests: any node answers (queue group); an operation on an actor owned
-        // elsewhere is forwarded by the runtime to `ice.node.<owner>.admin.<op>`.
-        for (const op of ADMIN_OPS) {
-          const handler = async (msg: { data: unknown; respond(d: unknown): void }) => {
-            try {
-              msg.respond({ result: await runAdminOp(rt, op, msg.data) });
-            } catch (e) {
-              msg.respond({ error: errorBody(e) });
-            }
-          };
-          subs.push(transport.subscribe(`ice.admin.${op}`, handler, { queue: 'ice.admin' }));
-          subs.push(transport.subscribe(`ice.node.${ctx.node}.admin.${op}`, handler));
-        }
-        return Promise.resolve();
-      },
       async close(o) {
         release = o.release;
         await closeAll();
@@ -161,13 +137,4 @@ export async function startCluster(
     await closeAll();
     throw e;
   }
-}
-
-function errorBody(e: unknown): { code: string; message: string; issues?: unknown } {
-  const err = ensureError(e);
-  return {
-    code: err instanceof IceError ? err.code : 'E_INTERNAL',
-    message: err.message,
-    ...(err instanceof ValidationError ? { issues: err.issues } : {}),
-  };
 }

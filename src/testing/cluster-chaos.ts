@@ -40,6 +40,8 @@ export interface ClusterChaosOptions {
   /** Pause between faults: [min, max] ms (default [2000, 6000]). */
   faultGapMs?: [number, number];
   faults?: readonly FaultKind[];
+  /** An explicit schedule instead of the one the seed gives. */
+  schedule?: ScheduledFault[];
   /** Keep one core busy with a spinning process while the run lasts. */
   cpuLoad?: boolean;
   log?: (line: string) => void;
@@ -100,7 +102,7 @@ export async function runClusterChaos(opts: ClusterChaosOptions): Promise<Cluste
   const log = opts.log ?? (() => {});
   const nNodes = opts.nodes ?? 3;
   const leaseMs = opts.leaseMs ?? 2000;
-  const schedule = faultSchedule(opts);
+  const schedule = opts.schedule ?? faultSchedule(opts);
   log(`seed ${opts.seed}: ${schedule.length} faults over ${opts.durationMs} ms: ${schedule.map((f) => `${f.atMs}:${f.kind}#${f.target}`).join(' ')}`);
   const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
   const cluster: NatsCluster = await startNatsCluster(3);

@@ -1,5 +1,4 @@
 import {
-  DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
   jetstream,
@@ -9,7 +8,7 @@ import {
   type MsgRequest,
   type StoredMsg,
 } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   ClosedError,
@@ -17,6 +16,7 @@ import {
   IceError,
   JournalBrokenError,
   JournalError,
+  NoRespondersError,
   TimeoutError,
   ValidationError,
   ensureError,
@@ -42,16 +42,25 @@ import { silentLogger, type Logger } from '../../util/logger.js';
  *   publish is deduplicated, a different commit at the same position is refused.
  * - The store keeps each chain's last stream sequence in memory, set by `load(chain)` and by
  *   each ack. A commit on a chain it has not loaded (or whose position it forgot) first reads
- *   the chain's last message itself.
+ *   the chain's last message itself; until the next `load` of such a chain it records no
+ *   snapshot position for it (it replayed nothing, so it cannot vouch for earlier outcomes).
  * - **Per chain serial, across chains pipelined**: commit N+1 of a chain publishes only after
  *   N's ack (N's sequence is its expectation); commits of different chains are in flight at
  *   once. When a commit fails, every commit of that chain queued before the failure was
- *   known rejects without publishing, and the chain's position is forgotten.
+ *   known rejects without publishing (ConflictError, cause: the failure), and the chain's
+ *   position is forgotten. Errors: ConflictError (fence), TimeoutError (E_TIMEOUT) or
+ *   NoRespondersError (the stream had no leader for the whole retry window), JournalError
+ *   otherwise. A publish is repeated while the stream elects a leader (no responders,
+ *   timeouts; within `readRetryMs`): the msgID makes a repeat harmless, and an append refused
+ *   for a wrong last sequence whose next message is this very turn counts as committed.
+ * - Loads are queued on the chain like commits: a load sees every commit handed over before it.
  * - The fence is checked twice: `turn.after` must equal the head this store last saw for the
  *   chain (else ConflictError, nothing published), and JetStream refuses an append whose
  *   expected last subject sequence is stale (another writer appended → ConflictError).
  * - **Derived data, written after the ack and never awaited by `commit()`**: the outcome →
- *   `ICE_OUTCOMES` (`create`, first writer wins, key = intent id with `:` → `=`),
+ *   `ICE_OUTCOMES` (key = intent id with `:` → `=`; the first writer wins, except that a final
+ *   outcome replaces a `pending` one: an approved or refused intent has two turns with an
+ *   outcome, as SQLite's INSERT OR REPLACE has it; compare and set on the revision),
  *   pendingPut/pendingDelete → `ICE_PENDING`, the snapshot → `ICE_SNAPSHOTS` as
  *   `{ ...snapshot, hash: <last fact hash>, streamSeq }` (chains whose turns carry no snapshot,
  *   i.e. runtime chains, get a position record `{ v, chain, seq, hash, streamSeq }` instead).
@@ -73,13 +82,15 @@ import { silentLogger, type Logger } from '../../util/logger.js';
  *   head.hash; facts inside a message consecutive) and throws JournalBrokenError on a fork
  *   (a position taken twice), a gap (a position missing, also when the recorded snapshot is
  *   ahead of the stream) or a broken link (`hash`); it never skips. A recorded snapshot whose
- *   hash does not match the journal is ignored (replay from the start).
+ *   hash does not match the journal is ignored (replay from the start). Each fact's hash is
+ *   recomputed too. It returns the newest snapshot it saw (the recorded one, or a newer one
+ *   carried by a replayed message) and the facts after it.
  * - `grants()` returns `[]`: in a cluster, grant records live in the `ICE_GRANTS` bucket kept
  *   by src/cluster/cluster-grants.ts; `turn.grants` stay in the journal message as the audit
  *   record.
  *
  * Durability: an ack means the message is stored on a quorum of the stream's replicas (not
- * fsynced; see docs/PLATFORM-NOTES). Reads are retried while a stream elects a leader.
+ * fsynced on 2.9; see docs/distributed.md). Reads are retried while a stream elects a leader.
  */
 
 export interface JetStreamStoreOptions {
@@ -184,10 +195,19 @@ class Abandoned extends Error {
 const OUTCOMES = 'ICE_OUTCOMES';
 const SNAPSHOTS = 'ICE_SNAPSHOTS';
 const PENDING = 'ICE_PENDING';
-/** Up to this many messages are read with single gets; a longer tail with an ordered consumer. */
-const GET_BUDGET = 8;
+/**
+ * Up to this many messages are read with single gets, a longer tail with an ordered consumer.
+ * Measured here (2.9.10, loopback): a get ~0.25 ms, a consumer (create, read, delete) 4-7 ms
+ * on one server and on R3; they cross at 16-24 messages.
+ */
+const GET_BUDGET = 16;
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 5000;
+
+/** A final outcome replaces a pending one; otherwise the stored outcome stays. */
+function supersedes(next: StoredOutcome, stored: StoredOutcome): boolean {
+  return stored.outcome.status === 'pending' && next.outcome.status !== 'pending';
+}
 
 /** Intent ids may hold `:`, which KV keys may not; ids never hold `=`. */
 const intentKey = (intentId: string) => intentId.replaceAll(':', '=');
@@ -233,7 +253,6 @@ function isCachedSnapshot(r: CacheRecord): r is CachedSnapshot {
 }
 
 function stripCache(r: CachedSnapshot): SnapshotRecord {
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const { hash: _h, streamSeq: _s, ...snapshot } = r;
   return snapshot;
 }
@@ -302,7 +321,20 @@ export class JetStreamStore implements StorePort {
     const replicas = opts.replicas ?? 1;
     const timeoutMs = opts.timeoutMs ?? 5000;
     const log = opts.logger ?? silentLogger();
-    const jsm = await jetstreamManager(nc, { timeout: timeoutMs });
+    const readRetryMs = opts.readRetryMs ?? 15_000;
+    // a node may start while a stream or the meta group elects a leader
+    const deadline = Date.now() + readRetryMs;
+    const retrying = async <T>(fn: () => Promise<T>): Promise<T> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await fn();
+        } catch (e) {
+          if (!isTransient(e) || Date.now() >= deadline || nc.isClosed()) throw e;
+          await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
+        }
+      }
+    };
+    const jsm = await retrying(() => jetstreamManager(nc, { timeout: timeoutMs }));
     const js = jetstream(nc, { timeout: timeoutMs });
     const config = {
       name: stream,
@@ -313,23 +345,25 @@ export class JetStreamStore implements StorePort {
       allow_direct: false,
       duplicate_window: 120_000_000_000,
     };
-    try {
-      await jsm.streams.info(stream);
-    } catch (e) {
-      if (ensureError(e).name !== 'StreamNotFoundError' && !/not found/i.test(ensureError(e).message)) throw e;
+    await retrying(async () => {
       try {
-        await jsm.streams.add(config);
-      } catch (addErr) {
-        // another process created it meanwhile
-        await jsm.streams.info(stream).catch(() => {
-          throw addErr;
-        });
+        await jsm.streams.info(stream);
+      } catch (e) {
+        if (ensureError(e).name !== 'StreamNotFoundError' && !/not found/i.test(ensureError(e).message)) throw e;
+        try {
+          await jsm.streams.add(config);
+        } catch (addErr) {
+          // another process created it meanwhile
+          await jsm.streams.info(stream).catch(() => {
+            throw addErr;
+          });
+        }
       }
-    }
+    });
     const kvm = new Kvm(js);
-    const bucket = (name: string) => kvm.create(name, { history: 1, replicas, allow_direct: false });
+    const bucket = (name: string) => retrying(() => kvm.create(name, { history: 1, replicas, allow_direct: false }));
     const [outcomes, snapshots, pending] = await Promise.all([bucket(OUTCOMES), bucket(SNAPSHOTS), bucket(PENDING)]);
-    return new JetStreamStore(nc, js, jsm, { outcomes, snapshots, pending }, stream, prefix, log, timeoutMs, opts.readRetryMs ?? 15_000);
+    return new JetStreamStore(nc, js, jsm, { outcomes, snapshots, pending }, stream, prefix, log, timeoutMs, readRetryMs);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -391,7 +425,7 @@ export class JetStreamStore implements StorePort {
         mayRecord: st.covered,
       });
     } catch (e) {
-      const err = ensureError(e);
+      const err = e instanceof IceError ? e : this.#wrap(e, `commit of ${st.chain} at seq ${first?.seq ?? '?'}`, st.subject);
       st.epoch++;
       st.pos = undefined;
       st.projected = undefined; // every unsettled turn of the chain fails with this one
@@ -405,13 +439,14 @@ export class JetStreamStore implements StorePort {
   async #publish(st: ChainState, turn: Turn, expected: number): Promise<number> {
     const first = turn.facts[0]!;
     try {
-      const ack = await this.#js.publish(st.subject, encodeTurn(turn), {
-        msgID: `${st.chain}:${first.seq}:${first.hash.slice(0, 32)}`,
-        expect: { lastSubjectSequence: expected },
-        timeout: this.#timeoutMs,
-        // only on a timeout or no responders; the msgID makes a repeat harmless
-        retries: 3,
-      });
+      const data = encodeTurn(turn);
+      const msgID = `${st.chain}:${first.seq}:${first.hash.slice(0, 32)}`;
+      // Repeated while the stream elects a leader (no responders, timeouts), within the read
+      // window: a repeat is harmless, the msgID deduplicates it and a landed earlier attempt is
+      // recognised below.
+      const ack = await this.#read(`commit of ${st.chain} at seq ${first.seq}`, () =>
+        this.#js.publish(st.subject, data, { msgID, expect: { lastSubjectSequence: expected }, timeout: this.#timeoutMs }),
+      );
       return ack.seq;
     } catch (e) {
       if (isWrongLastSequence(e)) {
@@ -476,7 +511,7 @@ export class JetStreamStore implements StorePort {
         await Promise.all(
           batch
             .filter((i) => i.outcome)
-            .map((i) => this.#retrying(`outcome of ${i.outcome!.intentId}`, () => this.#createOutcome(i.outcome!))),
+            .map((i) => this.#retrying(`outcome of ${i.outcome!.intentId}`, () => this.#storeOutcome(i.outcome!))),
         );
         for (const i of batch) {
           if (i.pendingPut) {
@@ -561,13 +596,32 @@ export class JetStreamStore implements StorePort {
     throw new Error(`the snapshot record of ${st.chain} kept changing`);
   }
 
-  async #createOutcome(o: StoredOutcome): Promise<void> {
-    try {
-      await this.#outcomes.create(intentKey(o.intentId), JSON.stringify(o));
-    } catch (e) {
-      if (isWrongLastSequence(e)) return; // first writer wins
-      throw e;
+  /**
+   * Stores an intent's outcome: the first writer wins (a replay or a late writer never
+   * overwrites), except that a final outcome replaces a `pending` one (the intent was
+   * approved or refused later, on a later turn). Compare and set on the revision, so the
+   * order in which two writers arrive does not matter.
+   * @param known the entry already read (a replay reads first), else the write tries a create.
+   */
+  async #storeOutcome(o: StoredOutcome, known?: KvEntry | null): Promise<void> {
+    const key = intentKey(o.intentId);
+    const data = JSON.stringify(o);
+    let cur = known;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        if (!cur || cur.operation !== 'PUT') {
+          await this.#outcomes.create(key, data);
+          return;
+        }
+        if (!supersedes(o, cur.json<StoredOutcome>())) return;
+        await this.#outcomes.update(key, data, cur.revision);
+        return;
+      } catch (e) {
+        if (!isWrongLastSequence(e)) throw e;
+      }
+      cur = await this.#outcomes.get(key);
     }
+    throw new Error(`the outcome of ${o.intentId} kept changing`);
   }
 
   /**
@@ -780,8 +834,8 @@ export class JetStreamStore implements StorePort {
     }
     const restore = async (o: StoredOutcome) => {
       const existing = await this.#outcomes.get(intentKey(o.intentId));
-      if (existing?.operation === 'PUT') return;
-      await this.#createOutcome(o);
+      if (existing?.operation === 'PUT' && !supersedes(o, existing.json<StoredOutcome>())) return; // the usual case: one read
+      await this.#storeOutcome(o, existing);
     };
     for (let i = 0; i < outcomes.length; i += 64) {
       await Promise.all(outcomes.slice(i, i + 64).map((o) => this.#read(`outcome of ${o.intentId}`, () => restore(o))));
@@ -907,6 +961,7 @@ export class JetStreamStore implements StorePort {
     const err = ensureError(e);
     if (err instanceof IceError) return err;
     if (err.name === 'TimeoutError') return new TimeoutError(subject, this.#timeoutMs);
+    if (isTransient(err)) return new NoRespondersError(subject); // the stream had no leader throughout
     return new JournalError(`${what} failed: ${err.message}`, { cause: err });
   }
 
@@ -948,7 +1003,7 @@ export class JetStreamStore implements StorePort {
       return e && e.operation === 'PUT' ? [e.json<PendingRecord>()] : [];
     }
     const byId = new Map<string, PendingRecord>();
-    for (const v of (await this.#scanBucket(PENDING)).values()) {
+    for (const v of (await this.#scanBucket(this.#pending, PENDING)).values()) {
       const r = v as PendingRecord;
       byId.set(r.intentId, r);
     }
@@ -964,7 +1019,7 @@ export class JetStreamStore implements StorePort {
   async actors(): Promise<ActorIndexRow[]> {
     const rows = new Map<string, ActorIndexRow>();
     const add = (s: SnapshotRecord) => rows.set(s.actor, { actor: s.actor, kind: s.kind, seq: s.seq, status: s.status, state: s.state });
-    for (const v of (await this.#scanBucket(SNAPSHOTS)).values()) {
+    for (const v of (await this.#scanBucket(this.#snapshots, SNAPSHOTS)).values()) {
       const rec = parseCache(v);
       if (rec && isCachedSnapshot(rec) && !isRuntimeChain(rec.actor)) add(rec);
     }
@@ -1072,39 +1127,28 @@ export class JetStreamStore implements StorePort {
     return st;
   }
 
-  /** Last value of every key of a bucket (an ordered consumer, deleted after). */
-  async #scanBucket(bucket: string): Promise<Map<string, unknown>> {
+  /**
+   * Last value of every key of a bucket: the subjects from stream info, then a get each (from
+   * the leader). No consumer: a last-per-subject consumer counts a value that is replaced
+   * before delivery in `num_pending` and never reports the end.
+   */
+  async #scanBucket(kv: KV, bucket: string): Promise<Map<string, unknown>> {
     const out = new Map<string, unknown>();
-    const stream = `KV_${bucket}`;
     const prefix = `$KV.${bucket}.`;
-    const consumer = await this.#read(`a consumer on ${stream}`, () =>
-      this.#js.consumers.get(stream, { filter_subjects: `${prefix}>`, deliver_policy: DeliverPolicy.LastPerSubject }),
-    );
-    try {
-      const info = await consumer.info(true);
-      if (info.num_pending === 0) return out;
-      const msgs = await consumer.consume({ max_messages: 256 });
-      const timer = setTimeout(() => void msgs.close(), this.#readRetryMs + this.#timeoutMs);
-      try {
-        for await (const m of msgs) {
-          const key = m.subject.slice(prefix.length);
-          const op = m.headers?.get('KV-Operation');
-          if (op === 'DEL' || op === 'PURGE') out.delete(key);
-          else {
-            try {
-              out.set(key, m.json<unknown>());
-            } catch {
-              // not JSON: not ours
-            }
+    const si = await this.#read(`keys of ${bucket}`, () => this.#jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` }));
+    const keys = Object.keys(si.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
+    for (let i = 0; i < keys.length; i += 64) {
+      await Promise.all(
+        keys.slice(i, i + 64).map(async (key) => {
+          const e = await this.#read(`${bucket} ${key}`, () => kv.get(key));
+          if (!e || e.operation !== 'PUT') return;
+          try {
+            out.set(key, e.json<unknown>());
+          } catch {
+            // not JSON: not ours
           }
-          if (m.info.pending === 0) break;
-        }
-      } finally {
-        clearTimeout(timer);
-        await msgs.close().catch(() => {});
-      }
-    } finally {
-      await consumer.delete().catch(() => {});
+        }),
+      );
     }
     return out;
   }
