@@ -30,6 +30,8 @@ export interface StoreHarness {
   injectFork?: (chain: string, facts: Fact[]) => Promise<void>;
   /** Stores `facts` on `chain` as they are, bypassing the fence (a gap). */
   injectGap?: (chain: string, facts: Fact[]) => Promise<void>;
+  /** The storage itself cannot hold two facts at one position: `injectFork` must throw. */
+  forkUnstorable?: boolean;
   cleanup(): Promise<void>;
 }
 
@@ -489,6 +491,12 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
       await store.drain();
       // another history from seq 4 on (onto seq 3), stored after seq 9
       const other = makeFacts(chain, { seq: 3, hash: turns[0]!.facts[2]!.hash }, [{ data: { other: 1 } }, { data: { other: 2 } }]);
+      if (h.forkUnstorable) {
+        // a second fact at a taken position is refused by the storage itself
+        await expect(h.injectFork(chain, other)).rejects.toThrow();
+        expect((await store.load(chain)).head.seq).toBe(9);
+        return;
+      }
       await h.injectFork(chain, other);
       const e = await rejection(store.load(chain));
       expect(e).toBeInstanceOf(JournalBrokenError);

@@ -110,6 +110,8 @@ export class JetStreamJournalReader implements JournalReader {
       }
     } finally {
       await messages.close().catch(() => {});
+      // an ordered consumer lingers on the server for 5 minutes unless deleted
+      await consumer.delete().catch(() => {});
     }
     return result();
   }

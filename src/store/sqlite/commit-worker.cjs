@@ -16,7 +16,11 @@ const s = {
     'INSERT INTO snapshots(actor, kind, seq, status, state, body) VALUES (?, ?, ?, ?, ?, ?) ' +
       'ON CONFLICT(actor) DO UPDATE SET seq = excluded.seq, status = excluded.status, state = excluded.state, body = excluded.body',
   ),
-  outcome: db.prepare('INSERT OR REPLACE INTO outcomes(intent_id, digest, body) VALUES (?, ?, ?)'),
+  // The first outcome of an intent stays, except that a final one replaces a pending one.
+  outcome: db.prepare(
+    'INSERT INTO outcomes(intent_id, digest, body) VALUES (?, ?, ?) ON CONFLICT(intent_id) DO UPDATE SET ' +
+      "digest = excluded.digest, body = excluded.body WHERE json_extract(outcomes.body, '$.status') = 'pending'",
+  ),
   grant: db.prepare('INSERT OR REPLACE INTO grants(id, body) VALUES (?, ?)'),
   pendingPut: db.prepare('INSERT OR REPLACE INTO pending(intent_id, actor, body, created_at) VALUES (?, ?, ?, ?)'),
   pendingDelete: db.prepare('DELETE FROM pending WHERE intent_id = ?'),

@@ -229,7 +229,8 @@ export class SqliteJournal implements StorePort {
 
   #failed(queue: Queued[], e: unknown): void {
     this.#inFlight = false;
-    const err = new JournalError('commit failed; nothing in this group was acknowledged', { cause: ensureError(e) });
+    const err =
+      e instanceof ConflictError ? e : new JournalError('commit failed; nothing in this group was acknowledged', { cause: ensureError(e) });
     // Everything queued after the failed group chained onto facts that never landed: fail it too.
     const all = [...queue, ...this.#queue];
     this.#queue = [];

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { JournalError } from '../../errors.js';
+import { ConflictError, JournalError } from '../../errors.js';
 import type { Fact, Grant, Outcome, SnapshotRecord } from '../../protocol/index.js';
 import type { ActorIndexRow, ChainHead, PendingRecord } from '../../host/ports.js';
 
@@ -186,7 +186,10 @@ export class SqliteStore {
       this.#commits.delete(m.id);
       // Keep the process alive only while a commit is with the writer.
       if (this.#commits.size === 0) w.unref();
-      if (m.error) p.reject(new JournalError(`commit failed: ${m.error.message}`, { cause: m.error }));
+      if (m.error?.code === 'SQLITE_CONSTRAINT_UNIQUE' && /facts\.chain, facts\.seq/.test(m.error.message)) {
+        // The unique (chain, seq) index is the fence of last resort: a second writer's turn.
+        p.reject(new ConflictError(`commit refused: a position is taken already (${m.error.message}); another writer appended`));
+      } else if (m.error) p.reject(new JournalError(`commit failed: ${m.error.message}`, { cause: m.error }));
       else p.resolve();
     });
     const fail = (e: Error) => {
