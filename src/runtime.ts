@@ -29,7 +29,7 @@ import {
   type InspectRecord,
 } from './host/index.js';
 import { failedOutcome } from './host/intake.js';
-import { runtimeChain, type PendingRecord, type StorePort } from './host/ports.js';
+import { runtimeChain, turnAttestationText, type ChainHead, type PendingRecord, type StorePort } from './host/ports.js';
 import { DataDirLock, SqliteJournal, SqliteStore } from './store/index.js';
 import { LocalOwnership } from './ownership/index.js';
 import { EmbeddedTransport, type Transport } from './transport/index.js';
@@ -273,6 +273,10 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       authorityKeys: new Map([[key.keyId, key]]),
       trust,
       onCommitted: publish,
+      // A cluster keeps one message per turn: each is signed by the node that wrote it.
+      ...(clusterParts
+        ? { attest: (chain: string, head: ChainHead) => ({ keyId: key.keyId, sig: key.signText(turnAttestationText(chain, head)) }) }
+        : {}),
     });
     cleanups.push(() => host.stopAll());
     grantBook.setRecorder(async (draft, grant) => {

@@ -22,7 +22,11 @@ const S = {
   'actors.ls': z.strictObject({}),
   'actor.show': z.strictObject({ address: z.string(), limit: z.int().positive().max(100_000).optional() }),
   'journal.tail': z.strictObject({ limit: z.int().positive().max(100_000).optional(), chain: z.string().optional() }),
-  'journal.chain': z.strictObject({ chain: z.string(), fromSeq: z.int().positive().optional(), limit: z.int().positive().max(100_000).optional() }),
+  'journal.chain': z.strictObject({
+    chain: z.string(),
+    fromSeq: z.int().positive().optional(),
+    limit: z.int().positive().max(100_000).optional(),
+  }),
   'journal.verify': z.strictObject({}),
   'grant.ls': z.strictObject({}),
   approvals: z.strictObject({}),
@@ -50,7 +54,8 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
     if (!detail) throw new NotFoundError(`actor ${a.address}`);
     return { ...detail, facts: await rt.journal.tail({ chain: a.address, limit: a.limit ?? 20 }) };
   },
-  'journal.tail': (rt, a) => rt.journal.tail({ ...(a.limit !== undefined ? { limit: a.limit } : {}), ...(a.chain ? { chain: a.chain } : {}) }),
+  'journal.tail': (rt, a) =>
+    rt.journal.tail({ ...(a.limit !== undefined ? { limit: a.limit } : {}), ...(a.chain ? { chain: a.chain } : {}) }),
   'journal.chain': (rt, a) => rt.journal.chain(a.chain, a.fromSeq ?? 1, a.limit ?? 1000),
   'journal.verify': (rt) => rt.journal.verify(),
   'grant.ls': (rt) => Promise.resolve(rt.grants.list()),

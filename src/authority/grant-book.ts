@@ -59,7 +59,10 @@ export class GrantBook {
     if (g.revokedAt) return g;
     const revoked: Grant = { ...g, revokedAt: new Date(this.#clock.now()).toISOString(), revokedBy: by };
     this.#set(revoked);
-    await this.record({ type: FactType.grantRevoked, origin: Origin.operator, data: { grantId: id, by, ...(reason ? { reason } : {}) } }, revoked);
+    await this.record(
+      { type: FactType.grantRevoked, origin: Origin.operator, data: { grantId: id, by, ...(reason ? { reason } : {}) } },
+      revoked,
+    );
     return revoked;
   }
 

@@ -64,6 +64,20 @@ export class AuthorityKey {
     return sign(null, Buffer.from(`ice-checkpoint:${hash}`), this.#private).toString('base64');
   }
 
+  /** Signs arbitrary text (turn attestations: `ice-turn:<chain>:<seq>:<hash>`). */
+  signText(text: string): string {
+    if (!this.#private) throw new Error('this authority key can only verify');
+    return sign(null, Buffer.from(text), this.#private).toString('base64');
+  }
+
+  verifyText(text: string, sig: string): boolean {
+    try {
+      return verify(null, Buffer.from(text), this.#public, Buffer.from(sig, 'base64'));
+    } catch {
+      return false;
+    }
+  }
+
   verifyCheckpoint(hash: string, sig: string): boolean {
     try {
       return verify(null, Buffer.from(`ice-checkpoint:${hash}`), this.#public, Buffer.from(sig, 'base64'));

@@ -124,11 +124,7 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
     heldForApproval++;
     counts[o.status]++;
     out(`     ${formatOutcome(o)}`);
-    out(
-      c.dim(
-        `     facts: ${(await rt.journal.factsOfIntent(deploy.id)).map((f) => `#${f.seq} ${f.type}`).join(' → ')}`,
-      ),
-    );
+    out(c.dim(`     facts: ${(await rt.journal.factsOfIntent(deploy.id)).map((f) => `#${f.seq} ${f.type}`).join(' → ')}`));
   }
   const healthy = await propose('report health', { proposer: bot, target: dep, runId, action: 'MARK_HEALTHY' });
   out(c.cyan(`▸ the bot retries intent ${healthy.id} (a network blip)`));

@@ -146,7 +146,15 @@ async function localRead(store: SqliteStore, o: Common, op: string, a: Record<st
     case 'actors.ls':
       return store
         .actorIndex()
-        .map((r): ActorInfo => ({ address: r.actor, kind: r.kind, state: r.state, status: r.status, seq: r.seq, owner: '', active: false }));
+        .map((r): ActorInfo => ({
+          address: r.actor,
+          kind: r.kind,
+          state: r.state,
+          status: r.status,
+          seq: r.seq,
+          owner: '',
+          active: false,
+        }));
     case 'actor.show': {
       const address = String(a.address);
       const snap = store.snapshot(address);
@@ -168,7 +176,10 @@ async function localRead(store: SqliteStore, o: Common, op: string, a: Record<st
       return journal.tail({ limit: Number(a.limit ?? 20), ...(typeof a.chain === 'string' ? { chain: a.chain } : {}) });
     case 'journal.verify': {
       const key = AuthorityKey.loadPublic(resolve(o.data));
-      return { ...verifyStore(store, key ? (cp) => cp.keyId === key.keyId && key.verifyCheckpoint(cp.hash, cp.sig) : undefined), keyChecked: !!key };
+      return {
+        ...verifyStore(store, key ? (cp) => cp.keyId === key.keyId && key.verifyCheckpoint(cp.hash, cp.sig) : undefined),
+        keyChecked: !!key,
+      };
     }
     case 'grant.ls':
       return store.grants();
@@ -241,7 +252,12 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
   }
   if (!o.cluster && (o.replicas !== undefined || o.leaseTtl !== undefined)) {
     throw new ValidationError('--replicas and --lease-ttl need --cluster', [
-      { path: o.replicas !== undefined ? 'replicas' : 'lease-ttl', code: 'no_effect', message: 'only cluster nodes use JetStream and leases', expected: '--cluster' },
+      {
+        path: o.replicas !== undefined ? 'replicas' : 'lease-ttl',
+        code: 'no_effect',
+        message: 'only cluster nodes use JetStream and leases',
+        expected: '--cluster',
+      },
     ]);
   }
   const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });

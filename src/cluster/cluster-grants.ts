@@ -80,7 +80,9 @@ export class ClusterGrants extends GrantBook {
   }
 
   override async revoke(id: string, by = 'operator', reason?: string): Promise<Grant> {
-    const revoked = await this.#update(id, (g) => (g.revokedAt ? undefined : { ...g, revokedAt: new Date(this.#clock.now()).toISOString(), revokedBy: by }));
+    const revoked = await this.#update(id, (g) =>
+      g.revokedAt ? undefined : { ...g, revokedAt: new Date(this.#clock.now()).toISOString(), revokedBy: by },
+    );
     if (!revoked.changed) return revoked.grant;
     await this.record(
       { type: FactType.grantRevoked, origin: Origin.operator, data: { grantId: id, by, ...(reason ? { reason } : {}) } },

@@ -1,8 +1,9 @@
-import { ConfigError, ensureError } from '../errors.js';
+import { ConfigError, ConflictError, ensureError } from '../errors.js';
 import { AuthorityKey, type GrantBook } from '../authority/index.js';
 import { LeaseManager } from '../store/jetstream/lease.js';
 import { JetStreamStore } from '../store/jetstream/jetstream-store.js';
-import { JetStreamJournalReader } from '../store/jetstream/journal-reader.js';
+import { JetStreamJournalReader, keyResolver, KEYS_BUCKET } from '../store/jetstream/journal-reader.js';
+import { WatchedBucket } from '../store/jetstream/kv-stores.js';
 import { LeaseOwnership } from '../ownership/lease-ownership.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import type { Transport } from '../transport/transport.js';
@@ -120,7 +121,14 @@ export async function startCluster(
     );
     closers.push(() => grants.close());
     const key = opts.keyFile ? AuthorityKey.loadOrCreate(opts.keyFile) : AuthorityKey.generate();
-    const reader = new JetStreamJournalReader(nc, store);
+    // Every node's public key, so anyone can check the turns it signed (ICE_KEYS, by key id).
+    const keys = await retrying('opening the key bucket', () => WatchedBucket.open(nc, KEYS_BUCKET, { history: 1, replicas }));
+    await keys
+      .create(key.keyId, { keyId: key.keyId, node: ctx.node, publicKeyPem: key.publicKeyPem, at: new Date(ctx.clock.now()).toISOString() })
+      .catch((e: unknown) => {
+        if (!(e instanceof ConflictError)) throw e; // the same key published before: fine
+      });
+    const reader = new JetStreamJournalReader(nc, store, { keys: keyResolver(keys) });
     return {
       key,
       store,

@@ -124,6 +124,8 @@ export interface HostOptions {
   trust?: LocalTrust;
   /** Called with every committed turn's facts (publishing on `ice.fact.…`, listeners). */
   onCommitted?: (facts: readonly Fact[]) => void;
+  /** Signs each turn's head, where the store keeps a signature per turn (cluster). */
+  attest?: (chain: string, head: ChainHead) => { keyId: string; sig: string };
 }
 
 export type Decide = (intent: Intent, digest: string, approvedBy?: string) => Promise<Decision>;
@@ -140,6 +142,7 @@ export class Host {
   readonly #keys: ReadonlyMap<string, AuthorityKey>;
   readonly #trust: LocalTrust | undefined;
   readonly #onCommitted: (facts: readonly Fact[]) => void;
+  readonly #attest: HostOptions['attest'];
   readonly #entries = new Map<string, Entry>();
   readonly #turns = new KeyedMutex();
   readonly #inspectListeners = new Set<(r: InspectRecord) => void>();
@@ -162,6 +165,7 @@ export class Host {
     this.#keys = opts.authorityKeys;
     this.#trust = opts.trust;
     this.#onCommitted = opts.onCommitted ?? (() => {});
+    this.#attest = opts.attest;
     this.#unsubscribeLost = this.ownership.onLost((actor, owner) => {
       if (!this.#entries.has(actor)) return;
       this.#log.warn({ actor, owner }, 'actor lost to another owner: standing down');
@@ -441,7 +445,13 @@ export class Host {
     }
 
     const fail = (code: string, message: string): Applied => {
-      const f3 = b.fact({ type: FactType.intentFailed, origin: Origin.runtime, intentId: intent.id, causes: [f2.seq], data: { code, message } });
+      const f3 = b.fact({
+        type: FactType.intentFailed,
+        origin: Origin.runtime,
+        intentId: intent.id,
+        causes: [f2.seq],
+        data: { code, message },
+      });
       const outcome = failed(intent, code, message, f3.seq);
       b.outcome = { intentId: intent.id, digest, outcome };
       log('warn', { code }, `intent failed: ${message}`);
@@ -460,7 +470,13 @@ export class Host {
       return fail('E_TRANSITION_THREW', ensureError(after.error).message);
     }
     const to = stateToString(after.value);
-    const f3 = b.fact({ type: FactType.transition, origin: Origin.runtime, intentId: intent.id, causes: [f2.seq], data: { from, to, event } });
+    const f3 = b.fact({
+      type: FactType.transition,
+      origin: Origin.runtime,
+      intentId: intent.id,
+      causes: [f2.seq],
+      data: { from, to, event },
+    });
     const outcome: Outcome = {
       v: 1,
       status: 'executed',
@@ -537,7 +553,18 @@ export class Host {
         }
         const state = stateToString(snap.value);
         const status = snap.status === 'done' ? 'done' : 'active';
-        entry = { address: addr, def, actor, status, state, head: { ...EMPTY_HEAD }, persisted: actor.getPersistedSnapshot(), lastUsed: 0, pending: 0, uncommitted: new Map() };
+        entry = {
+          address: addr,
+          def,
+          actor,
+          status,
+          state,
+          head: { ...EMPTY_HEAD },
+          persisted: actor.getPersistedSnapshot(),
+          lastUsed: 0,
+          pending: 0,
+          uncommitted: new Map(),
+        };
         entry.lastUsed = this.#clock.now();
         const b = this.#builder(entry);
         b.fact({ type: FactType.actorStarted, origin, data: { kind, input: parsedInput ?? null, state, node: this.node } });
@@ -623,6 +650,7 @@ export class Host {
         const at = this.#now();
         const built = drafts.map((d) => chainFact(cursor, { ...d, actor: chain }, at));
         const turn: Turn = { chain, after, facts: built.map((x) => x.fact), bodies: built.map((x) => x.body), ...extra };
+        if (this.#attest) turn.attestation = this.#attest(chain, cursor);
         this.#runtimeHead = cursor;
         const committed = this.store.commit(turn).then(
           () => this.#onCommitted(turn.facts),
@@ -719,6 +747,7 @@ export class Host {
     // Every actor turn carries the snapshot after it: the store can serve the newest state
     // of any actor from its last turn alone.
     turn.snapshot ??= this.#record(e);
+    if (this.#attest) turn.attestation = this.#attest(turn.chain, e.head);
     e.pending++;
     const o = turn.outcome;
     if (o) e.uncommitted.set(o.intentId, o);
@@ -741,7 +770,16 @@ export class Host {
   }
 
   #record(e: Entry): SnapshotRecord {
-    return { v: 1, actor: e.address, kind: e.def.kind, seq: e.head.seq, status: e.status, state: e.state, snapshot: e.persisted, updatedAt: this.#now() };
+    return {
+      v: 1,
+      actor: e.address,
+      kind: e.def.kind,
+      seq: e.head.seq,
+      status: e.status,
+      state: e.state,
+      snapshot: e.persisted,
+      updatedAt: this.#now(),
+    };
   }
 
   #proposed(b: TurnBuilder, intent: Intent, digest: string, opts: { approval?: { by: string; note?: string } }): Fact {
@@ -803,7 +841,13 @@ export class Host {
       actor?.stop();
       if (err instanceof JournalBrokenError) throw err;
       this.#log.error({ actor: address, err }, 'actor failed to restore');
-      await this.record([{ type: FactType.actorFailed, origin: Origin.runtime, data: { actor: address, message: ensureError(err).message, node: this.node } }]).catch(() => {});
+      await this.record([
+        {
+          type: FactType.actorFailed,
+          origin: Origin.runtime,
+          data: { actor: address, message: ensureError(err).message, node: this.node },
+        },
+      ]).catch(() => {});
       throw new IceError('E_RESTORE', `${address} failed to restore: ${ensureError(err).message}`, 'terminal');
     }
     const snap = actor.getSnapshot() as { value: never };
@@ -909,7 +953,14 @@ class TurnBuilder {
 }
 
 function failed(intent: Intent, code: string, message: string, seq?: number): Outcome {
-  return { v: 1, status: 'failed', intentId: intent.id, actor: intent.target, error: { code, message }, ...(seq !== undefined ? { seq } : {}) };
+  return {
+    v: 1,
+    status: 'failed',
+    intentId: intent.id,
+    actor: intent.target,
+    error: { code, message },
+    ...(seq !== undefined ? { seq } : {}),
+  };
 }
 
 export function eventOf(intent: Intent, def: ActorDefinition): { type: string } & Record<string, unknown> {

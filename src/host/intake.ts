@@ -118,7 +118,12 @@ export class Intake {
     const principal = principalFromSubject(subject);
     const expected = principal !== undefined ? Subjects.intentAs(principal, intent.target) : Subjects.intent(intent.target);
     if (subject !== expected) {
-      return { path: 'target', code: 'subject_mismatch', message: `intent for ${intent.target} arrived on ${subject}`, expected: `subject ${expected}` };
+      return {
+        path: 'target',
+        code: 'subject_mismatch',
+        message: `intent for ${intent.target} arrived on ${subject}`,
+        expected: `subject ${expected}`,
+      };
     }
     if (principal !== undefined && principal !== intent.proposer) {
       return {
@@ -154,7 +159,10 @@ export class Intake {
     if ('conflict' in r) return this.#conflict(intent);
     if ('forward' in r) {
       if (forwarded || !this.#o.forward) {
-        return failedOutcome(intent, new IceError('E_NOT_OWNER', `${host.node} does not own ${intent.target} (${r.forward} does); retry`, 'retry'));
+        return failedOutcome(
+          intent,
+          new IceError('E_NOT_OWNER', `${host.node} does not own ${intent.target} (${r.forward} does); retry`, 'retry'),
+        );
       }
       return this.#o.forward(r.forward, raw);
     }

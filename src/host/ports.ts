@@ -65,7 +65,16 @@ export interface Turn {
   pendingDelete?: string;
   /** Grant records that change with this turn (issue, revoke, a use). */
   grants?: Grant[];
+  /**
+   * The writer's signature over the head this turn leaves (`turnAttestationText`), where the
+   * store keeps one per turn (JetStream). The SQLite store signs a checkpoint per group commit
+   * instead.
+   */
+  attestation?: { keyId: string; sig: string };
 }
+
+/** The bytes a turn attestation signs: `ice-turn:<chain>:<seq>:<hash>` of the turn's last fact. */
+export const turnAttestationText = (chain: string, head: ChainHead): string => `ice-turn:${chain}:${head.seq}:${head.hash}`;
 
 export interface LoadedChain {
   /** The stored snapshot (a cache in the cluster; may be behind the head). */

@@ -51,7 +51,8 @@ export function checkChain(
   let seq = from.seq;
   let prev = from.hash;
   for (const f of facts) {
-    if (f.seq !== seq + 1) return { ok: false, brokenAt: seq + 1, reason: f.seq <= seq ? `fact ${f.seq} repeats a position` : `fact ${seq + 1} is missing` };
+    if (f.seq !== seq + 1)
+      return { ok: false, brokenAt: seq + 1, reason: f.seq <= seq ? `fact ${f.seq} repeats a position` : `fact ${seq + 1} is missing` };
     if (f.prev !== prev) return { ok: false, brokenAt: f.seq, reason: 'prev does not match the previous hash' };
     const hash = createHash('sha256').update(prev).update(factBodyText(f)).digest('hex');
     if (hash !== f.hash) return { ok: false, brokenAt: f.seq, reason: 'hash does not match the fact body and the previous hash' };

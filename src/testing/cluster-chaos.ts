@@ -83,7 +83,9 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** The fault schedule a seed gives. */
-export function faultSchedule(opts: Pick<ClusterChaosOptions, 'seed' | 'durationMs' | 'faultGapMs' | 'faults' | 'nodes'>): ScheduledFault[] {
+export function faultSchedule(
+  opts: Pick<ClusterChaosOptions, 'seed' | 'durationMs' | 'faultGapMs' | 'faults' | 'nodes'>,
+): ScheduledFault[] {
   const rnd = seededRandom(opts.seed);
   const [min, max] = opts.faultGapMs ?? [2000, 6000];
   const kinds = opts.faults ?? FAULT_KINDS;
@@ -103,7 +105,9 @@ export async function runClusterChaos(opts: ClusterChaosOptions): Promise<Cluste
   const nNodes = opts.nodes ?? 3;
   const leaseMs = opts.leaseMs ?? 2000;
   const schedule = opts.schedule ?? faultSchedule(opts);
-  log(`seed ${opts.seed}: ${schedule.length} faults over ${opts.durationMs} ms: ${schedule.map((f) => `${f.atMs}:${f.kind}#${f.target}`).join(' ')}`);
+  log(
+    `seed ${opts.seed}: ${schedule.length} faults over ${opts.durationMs} ms: ${schedule.map((f) => `${f.atMs}:${f.kind}#${f.target}`).join(' ')}`,
+  );
   const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
   const cluster: NatsCluster = await startNatsCluster(3);
   const servers = cluster.urls.join(',');
@@ -118,14 +122,22 @@ export async function runClusterChaos(opts: ClusterChaosOptions): Promise<Cluste
       readyTimeoutMs: 60_000,
     });
   };
-  const client = await NatsTransport.connect({ servers: cluster.urls, maxReconnectAttempts: -1, reconnectTimeWaitMs: 100, name: 'chaos-load' });
+  const client = await NatsTransport.connect({
+    servers: cluster.urls,
+    maxReconnectAttempts: -1,
+    reconnectTimeWaitMs: 100,
+    name: 'chaos-load',
+  });
   try {
     if (opts.cpuLoad) spinner = spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' });
     for (let i = 0; i < nNodes; i++) await startNode(i);
     const admin = async (op: string, args: unknown) => {
       for (let attempt = 0; ; attempt++) {
         try {
-          const r = (await client.request(`ice.admin.${op}`, args, { timeoutMs: 10_000 })).data as { result?: unknown; error?: { message: string } };
+          const r = (await client.request(`ice.admin.${op}`, args, { timeoutMs: 10_000 })).data as {
+            result?: unknown;
+            error?: { message: string };
+          };
           if (r.error) throw new Error(r.error.message);
           return r.result;
         } catch (e) {

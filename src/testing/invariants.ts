@@ -7,7 +7,7 @@ import { SqliteJournalReader } from '../journal/reader.js';
 import { SqliteJournal, SqliteStore } from '../store/index.js';
 import { AuthorityKey } from '../authority/index.js';
 import { JetStreamStore } from '../store/jetstream/jetstream-store.js';
-import { JetStreamJournalReader } from '../store/jetstream/journal-reader.js';
+import { JetStreamJournalReader, KEYS_BUCKET, keyResolver } from '../store/jetstream/journal-reader.js';
 import { WatchedBucket } from '../store/jetstream/kv-stores.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 
@@ -98,7 +98,8 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
       replay.actor.stop();
     }
     for (const [id, at] of transitions)
-      if (at.length > 1) violations.push(`intent ${id} transitioned ${at.length} times (${at.map((a) => `${a.chain}#${a.seq}`).join(', ')})`);
+      if (at.length > 1)
+        violations.push(`intent ${id} transitioned ${at.length} times (${at.map((a) => `${a.chain}#${a.seq}`).join(', ')})`);
     for (const [id, o] of opts.acknowledged ?? []) {
       const at = transitions.get(id) ?? [];
       if (o.status === 'executed') {
@@ -118,7 +119,8 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
       if (paid.length > g.maxUses) violations.push(`grant ${g.id} paid for ${paid.length} executions, maxUses ${g.maxUses}`);
       if (paid.length > g.uses) violations.push(`grant ${g.id} paid for ${paid.length} executions but counts ${g.uses} uses`);
       const listed = new Set(g.usedBy ?? []);
-      if (g.uses <= 100) for (const id of paid) if (!listed.has(id)) violations.push(`grant ${g.id}: ${id} executed with it but is not in usedBy`);
+      if (g.uses <= 100)
+        for (const id of paid) if (!listed.has(id)) violations.push(`grant ${g.id}: ${id} executed with it but is not in usedBy`);
     }
     return {
       ok: violations.length === 0,
@@ -156,9 +158,10 @@ async function openJournal(opts: CheckInvariantsOptions): Promise<JournalView> {
   const t = await NatsTransport.connect({ servers: opts.servers, name: 'ice-invariants' });
   const store = await JetStreamStore.open(t.connection, {});
   const grantsBucket = await WatchedBucket.openExisting(t.connection, 'ICE_GRANTS').catch(() => undefined);
+  const keysBucket = await WatchedBucket.openExisting(t.connection, KEYS_BUCKET).catch(() => undefined);
   return {
     store,
-    reader: new JetStreamJournalReader(t.connection, store),
+    reader: new JetStreamJournalReader(t.connection, store, keysBucket ? { keys: keyResolver(keysBucket) } : {}),
     async grants() {
       if (!grantsBucket) return [];
       const out: Grant[] = [];

@@ -2,7 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kvm } from '@nats-io/kv';
 import { assign, setup } from 'xstate';
 import { z } from 'zod';
-import { ManualClock, checkChain, createRuntime, defineActor, type Clock, type IntentInput, type Outcome, type Runtime } from '../../src/index.js';
+import {
+  ManualClock,
+  chainFact,
+  checkChain,
+  createRuntime,
+  defineActor,
+  type Clock,
+  type IntentInput,
+  type Outcome,
+  type Runtime,
+} from '../../src/index.js';
 import { NatsTransport } from '../../src/transport/index.js';
 import { startNatsCluster, type NatsCluster } from '../../src/testing/index.js';
 import { createLogger } from '../../src/util/logger.js';
@@ -58,7 +68,10 @@ describe('one runtime as cluster nodes on a 3-server NATS cluster (R3)', () => {
   let cluster: NatsCluster;
   let client: NatsTransport;
   const nodes: Runtime[] = [];
-  const start = async (node: string, o: { leaseTtlMs?: number; leaseRenewEveryMs?: number; clock?: Clock; passivateAfterMs?: number } = {}) => {
+  const start = async (
+    node: string,
+    o: { leaseTtlMs?: number; leaseRenewEveryMs?: number; clock?: Clock; passivateAfterMs?: number } = {},
+  ) => {
     const rt = await createRuntime({
       node,
       actors: [counterActor],
@@ -129,6 +142,35 @@ describe('one runtime as cluster nodes on a 3-server NATS cluster (R3)', () => {
     expect(after.types.at(-1)).toBe('decision');
     expect(after.ok).toBe(true);
     expect(await b.journal.verify()).toMatchObject({ ok: true });
+  });
+
+  it('every turn is signed by the node that wrote it; a turn with a forged signature is found', async () => {
+    const sa = await start('sa', { leaseTtlMs: 3000 });
+    await grantOn(sa, [], 'counter/s*:*');
+    await sa.spawn('counter/s1');
+    expect(await sa.accept(inc('i-s1-1', 'counter/s1', 1))).toMatchObject({ status: 'executed' });
+    await sa.store.drain();
+    const ok = await sa.journal.verify();
+    expect(ok).toMatchObject({ ok: true });
+    expect(ok.checkpoints).toBeGreaterThan(0);
+    expect(ok.attestedPos).toBe(ok.lastPos);
+    // a turn appended by someone without a node key, its signature made up
+    const head = await sa.store.head('counter/s1');
+    const cursor = { ...head };
+    const { fact } = chainFact(
+      cursor,
+      { type: 'actor.stopped', origin: 'operator', actor: 'counter/s1', data: { reason: 'x' } },
+      new Date().toISOString(),
+    );
+    await (sa.store as unknown as { unsafePublishRaw(c: string, b: unknown): Promise<number> }).unsafePublishRaw('counter/s1', {
+      v: 1,
+      chain: 'counter/s1',
+      facts: [fact],
+      attestation: { keyId: ok.checkpoints ? (await sa.journal.fact('counter/s1', 1))!.hash.slice(0, 16) : 'x', sig: 'AAAA' },
+    });
+    const bad = await sa.journal.verify();
+    expect(bad).toMatchObject({ ok: false, brokenChain: 'counter/s1', brokenAt: cursor.seq });
+    expect(bad.reason).toMatch(/signed by unknown key|does not verify/);
   });
 
   it('passivation: an idle actor leaves memory and its lease; any node re-activates it with its state', async () => {

@@ -22,21 +22,6 @@ import { MODES, iid, tempDir, tempRuntime, type Mode } from '../helpers/runtime.
  * `seq` and `causes` are positions there.
  */
 
-/**
- * A difference between the modes found here (reported to the lead; src is not changed here),
- * pinned where it shows: the mode that differs asserts what it does today, so the suite stays
- * green and turns red the day it is fixed — then delete the pin.
- */
-const KNOWN = {
-  /**
-   * cluster: a node decides with its co-located authority and LocalTrust, so with the default
-   * `signDecisions: 'batch'` its decisions are journaled with `sig: ''` — but the JetStream
-   * store keeps no signed checkpoints, so nothing attests them: `verify()` reports neither
-   * `checkpoints` nor `attestedPos` (embedded: every fact attested up to `lastPos`).
-   */
-  clusterDecisionsUnattested: (mode: Mode) => mode === 'cluster',
-};
-
 const TARGET = 'deployment/web';
 const TTL = 10_000;
 
@@ -521,7 +506,7 @@ describe.each(MODES)('signDecisions (%s)', (mode) => {
     }
   });
 
-  it("'batch' (the default): in-process decisions are journaled unsigned, attested by the store's signed checkpoints", async () => {
+  it("'batch' (the default): in-process decisions are journaled unsigned, attested by the store's signatures (checkpoints, or one per turn in a cluster)", async () => {
     const { rt, key, close } = await start();
     try {
       const decision = await configured(rt);
@@ -530,13 +515,9 @@ describe.each(MODES)('signDecisions (%s)', (mode) => {
       await rt.store.drain();
       const v = await rt.journal.verify();
       expect(v.ok).toBe(true);
-      if (KNOWN.clusterDecisionsUnattested(mode)) {
-        expect(v.checkpoints).toBeUndefined();
-        expect(v.attestedPos).toBeUndefined();
-      } else {
-        expect(v.checkpoints).toBeGreaterThan(0);
-        expect(v.attestedPos).toBe(v.lastPos);
-      }
+      // embedded: a signed checkpoint per group commit; cluster: every turn signed by its node
+      expect(v.checkpoints).toBeGreaterThan(0);
+      expect(v.attestedPos).toBe(v.lastPos);
     } finally {
       await close();
     }

@@ -117,6 +117,8 @@ interface TurnMessage {
   pendingPut?: PendingRecord;
   pendingDelete?: string;
   grants?: Grant[];
+  /** The writing node's signature over the head this turn leaves (src/host/ports.ts). */
+  attestation?: { keyId: string; sig: string };
 }
 
 interface Position {
@@ -1182,5 +1184,6 @@ function encodeTurn(turn: Turn): string {
   if (turn.pendingPut !== undefined) out += `,"pendingPut":${JSON.stringify(turn.pendingPut)}`;
   if (turn.pendingDelete !== undefined) out += `,"pendingDelete":${JSON.stringify(turn.pendingDelete)}`;
   if (turn.grants !== undefined) out += `,"grants":${JSON.stringify(turn.grants)}`;
+  if (turn.attestation !== undefined) out += `,"attestation":${JSON.stringify(turn.attestation)}`;
   return `${out}}`;
 }

@@ -4,10 +4,33 @@ import { checkChain, type Fact } from '../../protocol/index.js';
 import type { ChainHead } from '../../host/ports.js';
 import type { JournalReader, VerifyResult } from '../../journal/reader.js';
 import type { JetStreamStore } from './jetstream-store.js';
+import type { WatchedBucket } from './kv-stores.js';
+import { AuthorityKey } from '../../authority/signer.js';
+import { turnAttestationText } from '../../host/ports.js';
 
 interface TurnMessage {
   chain: string;
   facts: Fact[];
+  attestation?: { keyId: string; sig: string };
+}
+
+/** KV bucket of every cluster node's public key, by key id. */
+export const KEYS_BUCKET = 'ICE_KEYS';
+
+/** Public keys by id, read from ICE_KEYS once each. */
+export type KeyResolver = (keyId: string) => Promise<AuthorityKey | undefined>;
+
+export function keyResolver(bucket: WatchedBucket): KeyResolver {
+  const cache = new Map<string, AuthorityKey | undefined>();
+  return async (keyId) => {
+    if (cache.has(keyId)) return cache.get(keyId);
+    const e = await bucket.get(keyId);
+    const pem = (e?.value as { publicKeyPem?: unknown } | undefined)?.publicKeyPem;
+    const key = typeof pem === 'string' ? AuthorityKey.fromPublicPem(pem) : undefined;
+    if (key && key.keyId !== keyId) return undefined; // a record under the wrong id proves nothing
+    if (key) cache.set(keyId, key);
+    return key;
+  };
 }
 
 /**
@@ -18,12 +41,14 @@ export class JetStreamJournalReader implements JournalReader {
   readonly #nc: NatsConnection;
   readonly #store: JetStreamStore;
   readonly #stream: string;
+  readonly #keys: KeyResolver | undefined;
   #jsm: JetStreamManager | undefined;
 
-  constructor(nc: NatsConnection, store: JetStreamStore, stream = 'ICE_JOURNAL') {
+  constructor(nc: NatsConnection, store: JetStreamStore, opts: { stream?: string; keys?: KeyResolver } = {}) {
     this.#nc = nc;
     this.#store = store;
-    this.#stream = stream;
+    this.#stream = opts.stream ?? 'ICE_JOURNAL';
+    this.#keys = opts.keys;
   }
 
   async #manager(): Promise<JetStreamManager> {
@@ -70,7 +95,9 @@ export class JetStreamJournalReader implements JournalReader {
   /**
    * Reads the whole stream once, in order, and checks every chain: each message continues its
    * chain (seq and prev), each hash recomputes. A message at a position already taken is a
-   * fork, one past the next position a gap.
+   * fork, one past the next position a gap. With a key resolver, each turn's attestation (the
+   * writing node's signature over the head it left) must verify against a published key;
+   * `attestedPos` is the last position up to which every turn was attested.
    */
   async verify(): Promise<VerifyResult> {
     const jsm = await this.#manager();
@@ -79,7 +106,17 @@ export class JetStreamJournalReader implements JournalReader {
     const heads = new Map<string, ChainHead>();
     let count = 0;
     let lastPos = 0;
-    const result = (extra: Partial<VerifyResult> = {}): VerifyResult => ({ ok: true, count, chains: heads.size, lastPos, ...extra });
+    let attested = 0;
+    let attestedPos = 0;
+    let unattested = false;
+    const result = (extra: Partial<VerifyResult> = {}): VerifyResult => ({
+      ok: true,
+      count,
+      chains: heads.size,
+      lastPos,
+      ...(this.#keys ? { checkpoints: attested, attestedPos } : {}),
+      ...extra,
+    });
     if (last === 0 || info.state.messages === 0) return result();
     const consumer = await jetstream(this.#nc).consumers.get(this.#stream, {
       filter_subjects: 'ice.journal.>',
@@ -102,6 +139,24 @@ export class JetStreamJournalReader implements JournalReader {
             brokenPos: m.seq,
             reason: fork ? `fork: stream message ${m.seq} claims position ${first.seq}, already taken` : r.reason,
           });
+        }
+        if (this.#keys) {
+          const a = body.attestation;
+          if (!a) unattested = true;
+          else {
+            const key = await this.#keys(a.keyId);
+            if (!key || !key.verifyText(turnAttestationText(body.chain, r.head), a.sig)) {
+              return result({
+                ok: false,
+                brokenChain: body.chain,
+                brokenAt: r.head.seq,
+                brokenPos: m.seq,
+                reason: key ? 'the turn signature does not verify' : `the turn is signed by unknown key ${a.keyId}`,
+              });
+            }
+            attested++;
+            if (!unattested) attestedPos = m.seq;
+          }
         }
         heads.set(body.chain, r.head);
         count += body.facts.length;

@@ -123,7 +123,8 @@ export class SqliteJournal implements StorePort {
     const facts = rows.map(rowToFact);
     let seq = snapshot?.seq ?? 0;
     let hash = seq > 0 ? (this.store.factRow(chain, seq)?.hash ?? '') : '';
-    if (seq > 0 && hash === '') throw new JournalBrokenError(chain, seq, 'gap', `the snapshot is at seq ${seq}, which is not in the journal`);
+    if (seq > 0 && hash === '')
+      throw new JournalBrokenError(chain, seq, 'gap', `the snapshot is at seq ${seq}, which is not in the journal`);
     for (const f of facts) {
       if (f.seq !== seq + 1) throw new JournalBrokenError(chain, seq + 1, 'gap', `fact ${seq + 1} is missing`);
       if (f.prev !== hash) throw new JournalBrokenError(chain, f.seq, 'hash', 'prev does not match the previous hash');

@@ -160,7 +160,8 @@ export class SqliteStore {
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma('synchronous = FULL');
       this.#db.exec(SCHEMA);
-      if (stored === undefined) this.#db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+      if (stored === undefined)
+        this.#db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
     } else if (stored === undefined) {
       this.#db.close();
       throw new JournalError(`store ${this.path} has no schema (not an ICE store, or never opened for writing)`);
