@@ -144,17 +144,15 @@ async function localRead(store: SqliteStore, o: Common, op: string, a: Record<st
   const journal = new SqliteJournal(store);
   switch (op) {
     case 'actors.ls':
-      return store
-        .actorIndex()
-        .map((r): ActorInfo => ({
-          address: r.actor,
-          kind: r.kind,
-          state: r.state,
-          status: r.status,
-          seq: r.seq,
-          owner: '',
-          active: false,
-        }));
+      return store.actorIndex().map((r): ActorInfo => ({
+        address: r.actor,
+        kind: r.kind,
+        state: r.state,
+        status: r.status,
+        seq: r.seq,
+        owner: '',
+        active: false,
+      }));
     case 'actor.show': {
       const address = String(a.address);
       const snap = store.snapshot(address);

@@ -748,6 +748,7 @@ export class Host {
     // of any actor from its last turn alone.
     turn.snapshot ??= this.#record(e);
     if (this.#attest) turn.attestation = this.#attest(turn.chain, e.head);
+    turn.stillSure = () => this.ownership.holds(e.address);
     e.pending++;
     const o = turn.outcome;
     if (o) e.uncommitted.set(o.intentId, o);

@@ -71,6 +71,12 @@ export interface Turn {
    * instead.
    */
   attestation?: { keyId: string; sig: string };
+  /**
+   * Asked by a store whose fence may fail under concurrent writers (JetStream on nats-server
+   * 2.9) when the append is acknowledged: false when the writer is no longer sure it owns the
+   * chain, so the store confirms which message took the position before it reports success.
+   */
+  stillSure?: () => boolean;
 }
 
 /** The bytes a turn attestation signs: `ice-turn:<chain>:<seq>:<hash>` of the turn's last fact. */

@@ -183,6 +183,8 @@ interface ChainState {
   cacheRevision: number | undefined;
   /** Stream seq of the position recorded by this store (never recorded backwards). */
   recordedSeq: number;
+  /** The position came from a read, no append of this store confirmed since (see #confirmPlacement). */
+  fresh: boolean;
 }
 
 interface ReadMsg {
@@ -406,7 +408,11 @@ export class JetStreamStore implements StorePort {
     try {
       if (!first) throw new JournalError(`a turn of ${st.chain} has no facts`);
       checkTurnLinks(turn);
-      const pos = st.pos ?? (st.pos = await this.#readPosition(st));
+      if (!st.pos) {
+        st.pos = await this.#readPosition(st);
+        st.fresh = true;
+      }
+      const pos = st.pos;
       if (pos.head.seq !== turn.after.seq || pos.head.hash !== turn.after.hash) {
         throw new ConflictError(
           `${st.chain} is at seq ${pos.head.seq}, the turn was chained onto seq ${turn.after.seq}` +
@@ -414,7 +420,16 @@ export class JetStreamStore implements StorePort {
             ': another writer appended or the caller is stale',
         );
       }
-      const streamSeq = await this.#publish(st, turn, pos.streamSeq);
+      let streamSeq = await this.#publish(st, turn, pos.streamSeq);
+      // The fence can fail on nats-server 2.9 when two appends with one expectation are in
+      // flight together (docs/nats-fencing.md). That needs a second writer, which can only be
+      // there on the first append after this store read the chain (a previous owner may still
+      // be sending) or when the writer is no longer sure of its lease (it may be the previous
+      // owner): then read back which message took the position.
+      if (st.fresh || (turn.stillSure !== undefined && !turn.stillSure())) {
+        streamSeq = await this.#confirmPlacement(st, turn, pos.streamSeq, streamSeq);
+      }
+      st.fresh = false;
       const head = { seq: lastOf(turn.facts).seq, hash: lastOf(turn.facts).hash };
       st.pos = { streamSeq, head };
       this.#enqueueDerived(st, {
@@ -435,6 +450,22 @@ export class JetStreamStore implements StorePort {
       st.failure = err;
       throw err;
     }
+  }
+
+  /**
+   * The first message on the chain after `expected` is the one that holds the position: ours
+   * (or an identical copy of ours), or another writer's — then ours is an orphan and this
+   * turn did not happen.
+   */
+  async #confirmPlacement(st: ChainState, turn: Turn, expected: number, streamSeq: number): Promise<number> {
+    const first = await this.#nextMessage(st.subject, expected + 1);
+    if (!first || first.streamSeq === streamSeq) return streamSeq;
+    const facts = first.body.facts;
+    if (facts[0]?.hash === turn.facts[0]!.hash && lastOf(facts).hash === lastOf(turn.facts).hash) return first.streamSeq;
+    throw new ConflictError(
+      `${st.chain}: stream seq ${first.streamSeq} took position ${turn.facts[0]!.seq} before this turn (stream seq ${streamSeq}), ` +
+        'which is an orphan: another writer appended with the same expectation',
+    );
   }
 
   /** Publishes one turn with its fence; resolves with its stream sequence. */
@@ -697,6 +728,7 @@ export class JetStreamStore implements StorePort {
         loaded.messages.filter((m) => m.streamSeq > loaded.replayFrom),
       );
       st.pos = { streamSeq: last?.streamSeq ?? 0, head: loaded.result.head };
+      st.fresh = true;
       st.covered = true;
       if (cache) st.recordedSeq = Math.max(st.recordedSeq, Math.min(cache.streamSeq, last?.streamSeq ?? 0));
       return loaded.result;
@@ -761,7 +793,20 @@ export class JetStreamStore implements StorePort {
     const positionOf = new Map<number, number>(); // fact seq → stream seq of its message
     const facts: Fact[] = [];
     let snapshot = start.snapshot;
+    const orphans = new Set<number>();
     for (const m of messages) {
+      // First at a position wins: a later message whose first fact claims a position already
+      // taken is an orphan (two writers with the same expectation, both accepted: see
+      // docs/nats-fencing.md). Its writer confirmed its placement and was refused, so no one
+      // was told it executed; it is skipped, loudly, and never replayed.
+      if (m.body.facts[0]!.seq <= head.seq && (m.body.chain === undefined || m.body.chain === st.chain)) {
+        orphans.add(m.streamSeq);
+        this.#log.warn(
+          { chain: st.chain, seq: m.body.facts[0]!.seq, streamSeq: m.streamSeq, taken: positionOf.get(m.body.facts[0]!.seq) },
+          'an orphaned turn claims a position already taken; skipped (first at a position wins)',
+        );
+        continue;
+      }
       if (m.body.chain !== undefined && m.body.chain !== st.chain) {
         throw new JournalBrokenError(
           st.chain,
@@ -822,7 +867,7 @@ export class JetStreamStore implements StorePort {
     return {
       result: { ...(snapshot ? { snapshot } : {}), facts: after, head },
       replayFrom,
-      messages,
+      messages: orphans.size > 0 ? messages.filter((m) => !orphans.has(m.streamSeq)) : messages,
     };
   }
 
@@ -1047,9 +1092,12 @@ export class JetStreamStore implements StorePort {
     const collect = async (from: number): Promise<Fact[] | undefined> => {
       const out: Fact[] = [];
       let first = true;
+      let next = 0;
       for await (const m of this.#scan(st.subject, from, last.streamSeq, last)) {
         if (first && from > 1 && m.body.facts[0]!.seq > fromSeq) return undefined; // the hint was wrong
         first = false;
+        if (m.body.facts[0]!.seq < next) continue; // an orphan: first at a position wins
+        next = lastOf(m.body.facts).seq + 1;
         for (const f of m.body.facts) {
           if (f.seq >= fromSeq) out.push(f);
           if (out.length >= limit) return out;
@@ -1123,6 +1171,7 @@ export class JetStreamStore implements StorePort {
         worker: undefined,
         cacheRevision: undefined,
         recordedSeq: 0,
+        fresh: true,
       };
       this.#chains.set(chain, st);
     }

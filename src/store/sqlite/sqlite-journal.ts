@@ -37,6 +37,11 @@ export interface VerifyResult {
   checkpoints?: number;
   /** Position of the newest checkpoint whose signature verified: every fact up to it is attested. */
   attestedPos?: number;
+  /**
+   * Turns that claimed a position already taken (cluster: two writers with one expectation,
+   * the later one confirmed it lost and acknowledged nothing). Not part of any chain.
+   */
+  orphans?: Array<{ chain: string; seq: number; pos: number }>;
   /** Where it breaks: the chain and seq, and the row position. */
   brokenChain?: string;
   brokenAt?: number;
