@@ -140,7 +140,7 @@ async function read<T>(o: Common & { nats?: string }, op: string, args: Record<s
   }
 }
 
-async function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, unknown>): Promise<unknown> {
+function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, unknown>): unknown {
   const journal = new SqliteJournal(store);
   switch (op) {
     case 'actors.ls':

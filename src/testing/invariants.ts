@@ -61,11 +61,9 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
     const rows = await view.store.actors();
     const transitions = new Map<string, Array<{ chain: string; seq: number }>>();
     const paidBy = new Map<string, string[]>();
-    let facts = 0;
     let executed = 0;
     for (const row of rows) {
       const chain = await view.reader.chain(row.actor, 1, Number.MAX_SAFE_INTEGER);
-      facts += chain.length;
       const bySeq = new Map(chain.map((f) => [f.seq, f]));
       for (const f of chain) {
         if (f.type !== 'transition' || !f.intentId) continue;

@@ -29,5 +29,5 @@ describe('cluster under faults (real processes, R3, CPU load)', () => {
     for (const k of FAULT_KINDS) expect(report.faults[k], k).toBe(1);
     expect(report.acknowledged).toBeGreaterThan(0);
     expect(report.invariants.executed).toBeGreaterThanOrEqual(report.executed);
-  });
+  }, 240_000);
 });

@@ -122,7 +122,15 @@ export class SqliteJournal implements StorePort {
     return this.#pendingChains.has(chain);
   }
 
-  async load(chain: string): Promise<LoadedChain> {
+  load(chain: string): Promise<LoadedChain> {
+    try {
+      return Promise.resolve(this.#load(chain));
+    } catch (e) {
+      return Promise.reject(ensureError(e));
+    }
+  }
+
+  #load(chain: string): LoadedChain {
     const snapshot = this.store.snapshot(chain);
     const rows = this.store.chainRows(chain, (snapshot?.seq ?? 0) + 1);
     const facts = rows.map(rowToFact);
@@ -379,7 +387,7 @@ export function verifyRows(
     if (cp.prev !== prev || checkpointHash(prev, cp.heads) !== cp.hash) {
       return { ...broken('', 0, cp.pos, `checkpoint at position ${cp.pos} does not link to the one before (history was rewritten)`) };
     }
-    for (const [chain, seq, hash] of cp.heads) {
+    for (const [chain, seq] of cp.heads) {
       const h = heads.get(chain);
       if (!h || h.seq < seq) return broken(chain, seq, cp.pos, `a signed checkpoint names fact ${seq} of ${chain}, which is missing`);
     }
