@@ -122,21 +122,6 @@ async function expectExecuted(rt: Runtime, intent: Omit<IntentInput, 'id'> & { i
   return o;
 }
 
-/**
- * Differences between the modes this suite found (reported to the lead; src is not changed
- * here). Each is pinned where it shows: the mode that differs asserts what it does today, so
- * the suite stays green and turns red the day the difference is fixed — then delete the pin.
- */
-const KNOWN = {
-  /**
-   * cluster: JetStreamJournalReader.factsOfIntent finds an intent's chain through its stored
-   * outcome and reads only that chain; a rejected intent has no stored outcome, so it returns
-   * [], and the `intent.rejected` fact of a conflicting reuse of an executed id (on the
-   * runtime chain) is left out (embedded: every fact with the id, on every chain).
-   */
-  rejectedFactsNotFoundById: (mode: Mode) => mode === 'cluster',
-};
-
 /** What a stored snapshot record says about the actor (not where in its chain it was written). */
 const stateOf = (r: SnapshotRecord | undefined) => r && { status: r.status, state: r.state, snapshot: r.snapshot };
 
@@ -846,8 +831,7 @@ describe.each(MODES)('authority (%s)', (mode) => {
       const o = await ctx.rt.propose({ id, proposer: BOT, target: 'deployment/ghost', action: 'CONFIGURE', params: CONFIG });
       expect(o.status).toBe('rejected');
       const found = (await ctx.rt.journal.factsOfIntent(id)).map((f) => [f.type, f.actor]);
-      if (KNOWN.rejectedFactsNotFoundById(mode)) expect(found).toEqual([]);
-      else expect(found).toEqual([['intent.rejected', ctx.rt.runtimeChain]]);
+      expect(found).toEqual([['intent.rejected', ctx.rt.runtimeChain]]);
       // by its chain and seq it is always found
       expect(o.status === 'rejected' && (await ctx.rt.journal.fact(o.chain!, o.seq!))).toMatchObject({
         type: 'intent.rejected',
@@ -884,8 +868,7 @@ describe.each(MODES)('authority (%s)', (mode) => {
         ['decision', 'deployment/web'],
         ['transition', 'deployment/web'],
       ];
-      if (KNOWN.rejectedFactsNotFoundById(mode)) expect(byId).toEqual(onActor);
-      else expect(byId).toEqual([...onActor, ['intent.rejected', rt.runtimeChain]]);
+      expect(byId).toEqual([...onActor, ['intent.rejected', rt.runtimeChain]]);
       // and after a restart, from the store
       await ctx.restart();
       expect(await ctx.rt.propose(intent)).toEqual(outcome);

@@ -107,19 +107,8 @@ export interface JetStreamStoreOptions {
   readRetryMs?: number;
 }
 
-/** The journal message of one turn. */
-interface TurnMessage {
-  v: 1;
-  chain: string;
-  facts: Fact[];
-  snapshot?: SnapshotRecord;
-  outcome?: StoredOutcome;
-  pendingPut?: PendingRecord;
-  pendingDelete?: string;
-  grants?: Grant[];
-  /** The writing node's signature over the head this turn leaves (src/host/ports.ts). */
-  attestation?: { keyId: string; sig: string };
-}
+/** The journal message of one turn: the turn as the port describes it, minus what only the writer needs. */
+type TurnMessage = { v: 1 } & Omit<Turn, 'after' | 'bodies' | 'stillSure'>;
 
 interface Position {
   /** Hash of fact `seq` (the last fact of the message at `streamSeq`). */

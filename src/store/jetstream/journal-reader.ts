@@ -85,11 +85,28 @@ export class JetStreamJournalReader implements JournalReader {
     return (await this.#store.chainFacts(chain, seq, 1)).find((f) => f.seq === seq);
   }
 
+  /**
+   * The facts of one intent: its target's chain (found through its stored outcome) and every
+   * runtime chain (rejections have no outcome; they sit on the receiving node's runtime
+   * chain). Oldest first per chain.
+   */
   async factsOfIntent(intentId: string): Promise<Fact[]> {
     const o = await this.#store.outcome(intentId);
     const chain = o ? ('actor' in o.outcome ? o.outcome.actor : o.outcome.chain) : undefined;
-    if (!chain) return [];
-    return (await this.#store.chainFacts(chain, 1, Number.MAX_SAFE_INTEGER)).filter((f) => f.intentId === intentId);
+    const chains = new Set([...(chain ? [chain] : []), ...(await this.#runtimeChains())]);
+    const out: Fact[] = [];
+    for (const c of chains) {
+      for (const f of await this.#store.chainFacts(c, 1, Number.MAX_SAFE_INTEGER)) if (f.intentId === intentId) out.push(f);
+    }
+    return out.sort((a, b) => a.at.localeCompare(b.at));
+  }
+
+  /** Every runtime chain in the stream (`ice.journal._runtime.<name>`). */
+  async #runtimeChains(): Promise<string[]> {
+    const jsm = await this.#manager();
+    const prefix = 'ice.journal._runtime.';
+    const si = await jsm.streams.info(this.#stream, { subjects_filter: `${prefix}>` });
+    return Object.keys(si.state.subjects ?? {}).map((subject) => `_runtime/${subject.slice(prefix.length)}`);
   }
 
   /**
