@@ -132,6 +132,14 @@ export class GrantBook {
     return g;
   }
 
+  /**
+   * Makes sure this book has seen every grant change made so far (a cluster's book follows a
+   * shared bucket); resolves true if it had to catch up. One process's book is always current.
+   */
+  catchUp(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+
   /** Takes a record written elsewhere (a watched bucket, a reloaded row). */
   protected put(g: Grant): void {
     this.#set(g);

@@ -27,6 +27,8 @@ export class ClusterGrants extends GrantBook {
   readonly #log: Logger;
   readonly #map = new Map<string, { grant: Grant; revision: number }>();
   #sorted: Grant[] | undefined;
+  /** The newest bucket revision this node's watch has delivered. */
+  #seen = 0;
 
   private constructor(kv: WatchedBucket, clock: Clock, ids: IdGen, logger: Logger) {
     super([], () => Promise.reject(new Error('grant recorder not set')), clock, ids);
@@ -55,6 +57,7 @@ export class ClusterGrants extends GrantBook {
   }
 
   #onEntry(e: WatchedEntry): void {
+    if (e.revision > this.#seen) this.#seen = e.revision;
     if (e.value === undefined) {
       this.#map.delete(e.key);
     } else {
@@ -120,6 +123,19 @@ export class ClusterGrants extends GrantBook {
       }
     }
     throw new ConflictError(`grant ${id} kept changing under concurrent writers`);
+  }
+
+  /**
+   * Waits until this node's watch has delivered every grant change made anywhere so far
+   * (bounded). The host calls it before it lets a grant-related denial stand, so a grant
+   * issued through another node a moment ago is seen. Resolves true if it had been behind.
+   */
+  override async catchUp(timeoutMs = 2000): Promise<boolean> {
+    const target = await this.#kv.lastRevision();
+    if (this.#seen >= target) return false;
+    const deadline = Date.now() + timeoutMs;
+    while (this.#seen < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    return true;
   }
 
   override get(id: string): Grant | undefined {

@@ -128,6 +128,9 @@ export interface HostOptions {
   attest?: (chain: string, head: ChainHead) => { keyId: string; sig: string };
 }
 
+/** Denial reasons that a grant issued elsewhere a moment ago could turn around. */
+const GRANT_REASONS = new Set(['no_grant', 'grant_expired', 'grant_exhausted', 'grant_run_mismatch']);
+
 export type Decide = (intent: Intent, digest: string, approvedBy?: string) => Promise<Decision>;
 
 export class Host {
@@ -364,6 +367,11 @@ export class Host {
     await this.readRun(intent.runId);
     try {
       let decision = await decide(intent, digest, opts.approval?.by);
+      // Denied for want of a grant: this node's view of the grants may trail a change made
+      // through another node a moment ago; catch up once and decide again.
+      if (decision.verdict === 'denied' && decision.reasons.some((r) => GRANT_REASONS.has(r.code)) && (await this.#grants.catchUp())) {
+        decision = await decide(intent, digest, opts.approval?.by);
+      }
       let spent: Grant | undefined;
       // A grant with maxUses: spend the use before committing. If another intent took the
       // last one meanwhile (another node, or a concurrent turn), decide again: the book now

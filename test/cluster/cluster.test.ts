@@ -173,6 +173,17 @@ describe('one runtime as cluster nodes on a 3-server NATS cluster (R3)', () => {
     expect(bad.reason).toMatch(/signed by unknown key|does not verify/);
   });
 
+  it('a grant issued through one node counts at once on another (a denial waits for the grant view to catch up)', async () => {
+    const ga = await start('ga', { leaseTtlMs: 3000 });
+    const gb = await start('gb', { leaseTtlMs: 3000 });
+    await gb.spawn('counter/g1');
+    for (let i = 0; i < 5; i++) {
+      // issued on ga, used at once through gb (which owns the actor), no waiting in between
+      await ga.grants.issue({ subject: `agent:fresh-${i}`, scope: 'counter/g1:INC' });
+      expect(await gb.accept({ ...inc(`i-g1-${i}`, 'counter/g1', 1), proposer: `agent:fresh-${i}` })).toMatchObject({ status: 'executed' });
+    }
+  });
+
   it('passivation: an idle actor leaves memory and its lease; any node re-activates it with its state', async () => {
     const pa = await start('pa', { passivateAfterMs: 0 });
     const pb = await start('pb', { passivateAfterMs: 0 });

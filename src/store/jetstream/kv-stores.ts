@@ -90,6 +90,11 @@ export class WatchedBucket {
     await ready;
   }
 
+  /** The bucket's newest revision (of any key): what a watch that is caught up has seen. */
+  async lastRevision(): Promise<number> {
+    return (await this.#kv.status()).streamInfo.state.last_seq;
+  }
+
   async get(key: string): Promise<{ value: unknown; revision: number } | undefined> {
     const e = await this.#kv.get(key);
     if (!e || e.operation !== 'PUT') return undefined;

@@ -1,0 +1,166 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRuntime, type Runtime } from '../../src/index.js';
+import { ICE_BIN } from '../../src/testing/index.js';
+import { startNatsServer, type NatsServer } from '../helpers/nats-server.js';
+import { createLogger } from '../../src/util/logger.js';
+
+const run = promisify(execFile);
+
+/** The real `ice` binary; resolves with exit code and output, never throws on exit codes. */
+async function ice(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [ICE_BIN, ...args], {
+      env: { ...process.env, NO_COLOR: '1', ICE_LOG_LEVEL: 'silent' },
+      timeout: 30_000,
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code: number | string | null; killed?: boolean; stdout: string; stderr: string };
+    return { code: err.killed ? null : typeof err.code === 'number' ? err.code : -1, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+/**
+ * Every CLI read and operator command with `--nats` against cluster nodes: the same commands
+ * as on a data dir, answered by whichever node takes the request (ice.admin.<op>).
+ */
+describe('ice … --nats against cluster nodes', () => {
+  let srv: NatsServer;
+  let n1: Runtime;
+  let n2: Runtime;
+  let nats: string[];
+  beforeAll(async () => {
+    srv = await startNatsServer();
+    nats = ['--nats', srv.url];
+    const logger = createLogger({ level: 'silent' });
+    n1 = await createRuntime({ node: 'n1', logger, cluster: { servers: srv.url } });
+    n2 = await createRuntime({ node: 'n2', logger, cluster: { servers: srv.url } });
+  });
+  afterAll(async () => {
+    await n1?.stop();
+    await n2?.stop();
+    await srv?.stop();
+  });
+
+  it('spawn, grant, propose, approvals, approve, deny, and every read command', async () => {
+    expect((await ice(['spawn', 'deployment/web', '--input', '{"service":"web"}', ...nats])).stdout).toContain(
+      'deployment/web started in draft',
+    );
+    const g = await ice(['grant', 'issue', '--to', 'agent:cli', '--scope', 'deployment/web:*', '--json', ...nats]);
+    expect(g.code).toBe(0);
+    const grantId = (JSON.parse(g.stdout) as { id: string }).id;
+    await ice(['grant', 'issue', '--to', 'human:alice', '--scope', 'deployment/*:APPROVE', ...nats]);
+
+    const cfg = await ice([
+      'propose',
+      'deployment/web',
+      'CONFIGURE',
+      '--as',
+      'agent:cli',
+      '--params',
+      '{"version":"1.0.0","replicas":2}',
+      '--id',
+      'c1',
+      ...nats,
+    ]);
+    expect(cfg.code).toBe(0);
+    await ice(['propose', 'deployment/web', 'SUBMIT', '--as', 'agent:cli', '--params', '{"author":"agent:cli"}', '--id', 'c2', ...nats]);
+    await ice(['propose', 'deployment/web', 'APPROVE', '--as', 'human:alice', '--params', '{"reviewer":"alice"}', '--id', 'c3', ...nats]);
+    const deploy = await ice([
+      'propose',
+      'deployment/web',
+      'DEPLOY',
+      '--as',
+      'agent:cli',
+      '--params',
+      '{"environment":"production"}',
+      '--id',
+      'c4',
+      ...nats,
+    ]);
+    expect(deploy.code).toBe(10); // pending: production needs a human
+
+    const pending = JSON.parse((await ice(['approvals', '--json', ...nats])).stdout) as Array<{ intentId: string }>;
+    expect(pending.map((p) => p.intentId)).toEqual(['c4']);
+    const approved = await ice(['approve', 'c4', '--by', 'human:bob', ...nats]);
+    expect(approved.code).toBe(0);
+    expect(approved.stdout).toContain('executed');
+    expect(JSON.parse((await ice(['approvals', '--json', ...nats])).stdout)).toEqual([]);
+
+    const actors = JSON.parse((await ice(['actors', 'ls', '--json', ...nats])).stdout) as Array<{ address: string; state: string }>;
+    expect(actors).toEqual([expect.objectContaining({ address: 'deployment/web', state: 'rolling_out' })]);
+    const show = JSON.parse((await ice(['actor', 'show', 'deployment/web', '--json', '-n', '50', ...nats])).stdout) as {
+      state: string;
+      facts: Array<{ type: string; seq: number; actor: string }>;
+    };
+    expect(show.state).toBe('rolling_out');
+    expect(show.facts.map((f) => f.type)).toContain('approval');
+    expect(show.facts.every((f) => f.actor === 'deployment/web')).toBe(true);
+
+    const tail = (await ice(['journal', 'tail', '--json', '-n', '200', ...nats])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; actor: string });
+    expect(tail.some((f) => f.type === 'grant.issued' && f.actor.startsWith('_runtime/'))).toBe(true);
+    expect(tail.filter((f) => f.type === 'transition').length).toBe(4);
+
+    const verify = await ice(['journal', 'verify', '--json', ...nats]);
+    expect(verify.code).toBe(0);
+    const v = JSON.parse(verify.stdout) as { ok: boolean; chains: number; checkpoints: number; attestedPos: number; lastPos: number };
+    expect(v).toMatchObject({ ok: true });
+    expect(v.chains).toBeGreaterThanOrEqual(2); // the actor and at least one runtime chain
+    expect(v.attestedPos).toBe(v.lastPos); // every turn signed by its node
+
+    const grants = JSON.parse((await ice(['grant', 'ls', '--json', ...nats])).stdout) as Array<{ id: string }>;
+    expect(grants.map((x) => x.id)).toContain(grantId);
+    expect((await ice(['grant', 'revoke', grantId, ...nats])).code).toBe(0);
+
+    // a refusal through the CLI: no grant any more
+    const denied = await ice(['propose', 'deployment/web', 'MARK_HEALTHY', '--as', 'agent:cli', '--id', 'c5', ...nats]);
+    expect(denied.code).toBe(11);
+    const stop = await ice(['actor', 'stop', 'deployment/web', '--reason', 'done', ...nats]);
+    expect(stop.code).toBe(0);
+    const after = JSON.parse((await ice(['actor', 'show', 'deployment/web', '--json', ...nats])).stdout) as { status: string };
+    expect(after.status).toBe('stopped');
+  });
+
+  it('deny through the CLI settles a pending intent on whichever node owns the actor', async () => {
+    await ice(['spawn', 'deployment/api', '--input', '{"service":"api"}', ...nats]);
+    await ice(['grant', 'issue', '--to', 'agent:cli', '--scope', 'deployment/api:*', ...nats]);
+    await ice([
+      'propose',
+      'deployment/api',
+      'CONFIGURE',
+      '--as',
+      'agent:cli',
+      '--params',
+      '{"version":"1.0.0","replicas":1}',
+      '--id',
+      'd0',
+      ...nats,
+    ]);
+    await ice(['propose', 'deployment/api', 'SUBMIT', '--as', 'agent:cli', '--params', '{"author":"agent:cli"}', '--id', 'd1', ...nats]);
+    await ice(['propose', 'deployment/api', 'APPROVE', '--as', 'human:alice', '--params', '{"reviewer":"alice"}', '--id', 'd2', ...nats]);
+    const d3 = await ice([
+      'propose',
+      'deployment/api',
+      'DEPLOY',
+      '--as',
+      'agent:cli',
+      '--params',
+      '{"environment":"production"}',
+      '--id',
+      'd3',
+      ...nats,
+    ]);
+    expect(d3.code, d3.stdout + d3.stderr).toBe(10);
+    const denied = await ice(['deny', 'd3', '--reason', 'freeze', '--by', 'human:bob', ...nats]);
+    expect(denied.stdout, denied.stdout + denied.stderr).toContain('denied');
+    const facts = JSON.parse((await ice(['actor', 'show', 'deployment/api', '--json', '-n', '3', ...nats])).stdout) as {
+      facts: Array<{ type: string; data: { approved?: boolean } }>;
+    };
+    expect(facts.facts[0]).toMatchObject({ type: 'approval', data: { approved: false } });
+  });
+});
