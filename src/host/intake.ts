@@ -46,9 +46,9 @@ export interface IntakeOptions {
 /**
  * The door intents come in by, in both deployments: `ice.intent.<kind>.<id>` and
  * `ice.as.<principal>.<kind>.<id>` (queue group `ice.intake`). Validates and checks the
- * subject (a rejection is an `intent.rejected` fact on this process's runtime chain),
- * answers repeats from the store's outcomes, has the host execute the intent in its actor's
- * turn (or forwards it to the actor's owner), and replies only once the turn is durable.
+ * subject (a rejection is an `intent.rejected` fact on this process's runtime chain), has the
+ * host execute the intent in its actor's turn — where a repeat is answered from the stored
+ * outcome — or forwards it to the actor's owner, and replies only once the turn is durable.
  */
 export class Intake {
   readonly #o: IntakeOptions;
@@ -99,13 +99,10 @@ export class Intake {
       if (inflight.digest !== digest) return this.#conflict(intent);
       return inflight.promise;
     }
-    // Registered before the first await: a second request with this id that arrives while
-    // the store is asked shares this one (the Host checks again inside the actor's turn).
-    const promise = (async () => {
-      const stored = await this.#o.host.store.outcome(intent.id);
-      if (stored) return stored.digest === digest ? stored.outcome : this.#conflict(intent);
-      return this.#run(v, raw, opts.forwarded === true);
-    })();
+    // Registered before the first await, so a second request with this id shares this one.
+    // Whether the id was executed before is asked inside the actor's turn (Host.execute), on
+    // the node that owns the actor: one lookup where it is authoritative, not one more here.
+    const promise = this.#run(v, raw, opts.forwarded === true);
     this.#inflight.set(intent.id, { digest, promise });
     try {
       return await promise;

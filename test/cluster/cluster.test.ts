@@ -130,10 +130,11 @@ describe('one runtime as cluster nodes on a 3-server NATS cluster (R3)', () => {
     // the same id again, through either node: the stored outcome, not a second execution
     expect(await a.accept(inc('i-a1-1', 'counter/a1', 2))).toEqual(out);
     expect(await b.propose(inc('i-a1-1', 'counter/a1', 2))).toEqual(out);
-    // the same id with other content is refused, and the refusal is a fact on b's runtime chain
+    // the same id with other content is refused by the owner, which knows the id: the refusal
+    // is a fact on a's runtime chain
     const conflict = await b.accept(inc('i-a1-1', 'counter/a1', 99));
-    expect(conflict).toMatchObject({ status: 'rejected', chain: '_runtime/b', issues: [{ code: 'idempotency_conflict' }] });
-    expect((await b.journal.fact('_runtime/b', (conflict as { seq: number }).seq))?.type).toBe('intent.rejected');
+    expect(conflict).toMatchObject({ status: 'rejected', chain: '_runtime/a', issues: [{ code: 'idempotency_conflict' }] });
+    expect((await b.journal.fact('_runtime/a', (conflict as { seq: number }).seq))?.type).toBe('intent.rejected');
     expect((await chainOf(a, 'counter/a1')).facts.length).toBe(10);
 
     // no grant: denied, recorded on the actor's chain
