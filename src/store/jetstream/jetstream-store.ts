@@ -38,8 +38,9 @@ import { silentLogger, type Logger } from '../../util/logger.js';
  *   `{ v: 1, chain, facts, snapshot?, outcome?, pendingPut?, pendingDelete?, grants? }`. It
  *   carries everything needed to recover the turn. It is published with
  *   `expect.lastSubjectSequence` = stream sequence of the chain's previous message (0 for
- *   none) and `msgID = <chain>:<first fact seq>:<first 32 chars of first fact hash>`: a retried
- *   publish is deduplicated, a different commit at the same position is refused.
+ *   none) and `msgID = <subject>@<expected>` (the position): a retried publish is deduplicated,
+ *   and so is a second writer's append at a taken position — the fence that holds on
+ *   nats-server 2.9, where the expected sequence alone does not (docs/nats-fencing.md).
  * - The store keeps each chain's last stream sequence in memory, set by `load(chain)` and by
  *   each ack. A commit on a chain it has not loaded (or whose position it forgot) first reads
  *   the chain's last message itself; until the next `load` of such a chain it records no
@@ -462,14 +463,25 @@ export class JetStreamStore implements StorePort {
     const first = turn.facts[0]!;
     try {
       const data = encodeTurn(turn);
-      const msgID = `${st.chain}:${first.seq}:${first.hash.slice(0, 32)}`;
-      // Repeated while the stream elects a leader (no responders, timeouts), within the read
-      // window: a repeat is harmless, the msgID deduplicates it and a landed earlier attempt is
-      // recognised below.
+      // The message id names the position (subject and expected sequence), not the content:
+      // nats-server 2.9 checks the expected sequence of replicated streams before the append
+      // is ordered, so two writers in flight together can both pass it, but it applies
+      // message-id dedup in log order on every replica — the second append at a position is
+      // never stored (docs/nats-fencing.md). Repeated while the stream elects a leader (no
+      // responders, timeouts): a repeat of this publish is deduplicated the same way.
+      const msgID = `${st.subject}@${expected}`;
       const ack = await this.#read(`commit of ${st.chain} at seq ${first.seq}`, () =>
         this.#js.publish(st.subject, data, { msgID, expect: { lastSubjectSequence: expected }, timeout: this.#timeoutMs }),
       );
-      return ack.seq;
+      if (!ack.duplicate) return ack.seq;
+      // The position was taken: by an earlier attempt of this very turn (a lost ack), or by
+      // another writer, whose message is then the one stored there.
+      const there = await this.#nextMessage(st.subject, expected + 1).catch(() => undefined);
+      const facts = there?.body.facts;
+      if (there && facts && facts[0]?.hash === first.hash && lastOf(facts).hash === lastOf(turn.facts).hash) return there.streamSeq;
+      throw new ConflictError(
+        `${st.chain}: the position after stream seq ${expected} was taken by another writer (${there?.streamSeq ?? ack.seq})`,
+      );
     } catch (e) {
       if (isWrongLastSequence(e)) {
         // An earlier attempt of this very publish may have landed (a retry after a lost ack

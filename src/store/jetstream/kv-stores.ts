@@ -1,4 +1,6 @@
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { headers } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConflictError, ensureError } from '../../errors.js';
 
@@ -54,20 +56,24 @@ export interface WatchedEntry {
 /** A KV bucket of JSON records that one node mirrors into memory through a watch. */
 export class WatchedBucket {
   readonly #kv: KV;
+  readonly #nc: NatsConnection;
+  readonly #bucket: string;
   #watch: Awaited<ReturnType<KV['watch']>> | undefined;
   #pump: Promise<void> | undefined;
 
-  private constructor(kv: KV) {
+  private constructor(kv: KV, nc: NatsConnection, bucket: string) {
     this.#kv = kv;
+    this.#nc = nc;
+    this.#bucket = bucket;
   }
 
   static async open(nc: NatsConnection, bucket: string, opts: { replicas?: number; history?: number } = {}): Promise<WatchedBucket> {
-    return new WatchedBucket(await new Kvm(nc).create(bucket, { history: opts.history ?? 5, replicas: opts.replicas ?? 1 }));
+    return new WatchedBucket(await new Kvm(nc).create(bucket, { history: opts.history ?? 5, replicas: opts.replicas ?? 1 }), nc, bucket);
   }
 
   /** Opens a bucket some node created (for observers such as `ice inspect --nats`). */
   static async openExisting(nc: NatsConnection, bucket: string): Promise<WatchedBucket> {
-    return new WatchedBucket(await new Kvm(nc).open(bucket));
+    return new WatchedBucket(await new Kvm(nc).open(bucket), nc, bucket);
   }
 
   /**
@@ -110,13 +116,9 @@ export class WatchedBucket {
     }
   }
 
-  /** @throws ConflictError when the key moved past `revision`. */
+  /** Compare-and-set that holds on replicated buckets (see kvCompareAndSet). @throws ConflictError when the key moved past `revision`. */
   async update(key: string, value: unknown, revision: number): Promise<number> {
-    try {
-      return await this.#kv.update(key, JSON.stringify(value), revision);
-    } catch (e) {
-      throw new ConflictError(`${key} changed after revision ${revision} (${ensureError(e).message})`);
-    }
+    return kvCompareAndSet(this.#nc, this.#bucket, key, JSON.stringify(value), revision);
   }
 
   async close(): Promise<void> {
@@ -134,4 +136,47 @@ function toEntry(e: KvWatchEntry): WatchedEntry {
     value = undefined;
   }
   return { key: e.key, revision: e.revision, value };
+}
+
+/**
+ * Compare-and-set on a KV key that holds on replicated buckets of nats-server 2.9, where
+ * `kv.update(key, value, revision)` alone does not: two updates with one expected revision
+ * in flight together can both be accepted (docs/nats-fencing.md). The value is published on
+ * the key's subject with the expected revision AND a message id naming that position
+ * (`<key>@<revision>`): message-id dedup is applied in log order on every replica, so the
+ * second write at a position is never stored. The loser sees "wrong last sequence", or an ack
+ * flagged duplicate with the winner's sequence — then the stored message tells whether the
+ * winner was this very write (a retry after a lost ack).
+ * @returns the new revision
+ * @throws ConflictError when another writer took the revision
+ */
+export async function kvCompareAndSet(
+  nc: NatsConnection,
+  bucket: string,
+  key: string,
+  value: string | Uint8Array,
+  revision: number,
+  opts: { delete?: boolean } = {},
+): Promise<number> {
+  const js = jetstream(nc);
+  const data = typeof value === 'string' ? new TextEncoder().encode(value) : value;
+  let ack;
+  try {
+    const h = opts.delete ? headers() : undefined;
+    h?.set('KV-Operation', 'DEL');
+    ack = await js.publish(`$KV.${bucket}.${key}`, data, {
+      expect: { lastSubjectSequence: revision },
+      msgID: `${key}@${revision}`,
+      ...(h ? { headers: h } : {}),
+    });
+  } catch (e) {
+    const err = ensureError(e);
+    if (/wrong last sequence/i.test(err.message))
+      throw new ConflictError(`${bucket} ${key} moved past revision ${revision} (${err.message})`);
+    throw err;
+  }
+  if (!ack.duplicate) return ack.seq;
+  const stored = await (await jetstreamManager(nc)).streams.getMessage(`KV_${bucket}`, { seq: ack.seq });
+  if (stored && Buffer.from(stored.data).equals(Buffer.from(data))) return ack.seq;
+  throw new ConflictError(`${bucket} ${key}: revision ${revision} was taken by another writer (at ${ack.seq})`);
 }

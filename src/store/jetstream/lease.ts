@@ -1,6 +1,7 @@
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ensureError } from '../../errors.js';
+import { kvCompareAndSet } from './kv-stores.js';
 import type { Clock } from '../../util/clock.js';
 
 /**
@@ -40,6 +41,8 @@ export class LeaseManager {
   readonly node: string;
   readonly ttlMs: number;
   #kv: KV;
+  #nc: NatsConnection;
+  #bucket: string;
   #clock: Clock;
   #held = new Map<string, number>();
   /** Expiry this node last wrote for each held key. */
@@ -47,8 +50,10 @@ export class LeaseManager {
   #timer: NodeJS.Timeout | undefined;
   #onLost: (key: string, holder: string | undefined) => void;
 
-  private constructor(kv: KV, opts: LeaseOptions) {
+  private constructor(kv: KV, nc: NatsConnection, opts: LeaseOptions) {
     this.#kv = kv;
+    this.#nc = nc;
+    this.#bucket = opts.bucket ?? 'ICE_LEASES';
     this.node = opts.node;
     this.ttlMs = opts.ttlMs ?? 5000;
     this.#clock = opts.clock;
@@ -59,7 +64,7 @@ export class LeaseManager {
 
   static async open(nc: NatsConnection, opts: LeaseOptions): Promise<LeaseManager> {
     const kv = await new Kvm(nc).create(opts.bucket ?? 'ICE_LEASES', { history: 1, replicas: opts.replicas ?? 1, allow_direct: false });
-    return new LeaseManager(kv, opts);
+    return new LeaseManager(kv, nc, opts);
   }
 
   /** Keys this node holds right now (as far as it knows). */
@@ -102,14 +107,14 @@ export class LeaseManager {
     }
     try {
       if (!entry || entry.operation !== 'PUT') {
-        const rev = entry ? await this.#kv.update(key, record(), entry.revision) : await this.#kv.create(key, record());
+        const rev = await this.#cas(key, record(), entry?.revision ?? 0);
         this.#held.set(key, rev);
         this.#expires.set(key, expiresAt);
         return true;
       }
       const cur = entry.json<LeaseRecord>();
       if (cur.node !== this.node && cur.expiresAt > this.#clock.now()) return false;
-      const rev = await this.#kv.update(key, record(), entry.revision);
+      const rev = await this.#cas(key, record(), entry.revision);
       this.#held.set(key, rev);
       this.#expires.set(key, expiresAt);
       return true;
@@ -128,7 +133,7 @@ export class LeaseManager {
       if (rev === undefined) continue;
       try {
         const expiresAt = this.#clock.now() + this.ttlMs;
-        const next = await this.#kv.update(key, new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt })), rev);
+        const next = await this.#cas(key, new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt })), rev);
         if (this.#held.get(key) === rev) {
           this.#held.set(key, next);
           this.#expires.set(key, expiresAt);
@@ -148,13 +153,18 @@ export class LeaseManager {
     }
   }
 
+  /** kv.update does not hold on R3 under concurrent writers (docs/nats-fencing.md): position-keyed CAS. */
+  #cas(key: string, value: Uint8Array, revision: number): Promise<number> {
+    return kvCompareAndSet(this.#nc, this.#bucket, key, value, revision);
+  }
+
   /** Gives a lease up (only if the record is still ours). */
   async release(key: string): Promise<void> {
     const rev = this.#held.get(key);
     this.#held.delete(key);
     this.#expires.delete(key);
     if (rev === undefined) return;
-    await this.#kv.delete(key, { previousSeq: rev }).catch(() => {});
+    await kvCompareAndSet(this.#nc, this.#bucket, key, new Uint8Array(0), rev, { delete: true }).catch(() => {});
   }
 
   async close(opts: { release?: boolean } = {}): Promise<void> {
