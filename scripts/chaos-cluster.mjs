@@ -38,7 +38,13 @@ const report = await runClusterChaos({
   log: (l) => console.log(`[chaos] ${l}`),
 });
 const { invariants, schedule: _s, evidence: _e, ...rest } = report;
-console.log(JSON.stringify({ ...rest, facts: invariants.facts, chains: invariants.chains, checkedExecuted: invariants.executed }, null, 2));
+console.log(
+  JSON.stringify(
+    { ...rest, facts: invariants.facts, chains: invariants.chains, checkedExecuted: invariants.executed, orphans: invariants.orphans },
+    null,
+    2,
+  ),
+);
 if (report.violations.length > 0) {
   console.error(`VIOLATIONS (${report.violations.length}); replay with --seed ${seed}:\n${report.violations.slice(0, 50).join('\n')}`);
   console.error(`evidence:\n${report.evidence.join('\n')}`);

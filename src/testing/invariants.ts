@@ -21,6 +21,11 @@ export interface InvariantReport {
   acknowledged: number;
   /** Executed intents found in the journal. */
   executed: number;
+  /**
+   * Turns that claimed a position already taken (a second writer's append that the fences let
+   * through and the reads skip: first at a position wins). Expected 0; any is listed.
+   */
+  orphans: number;
 }
 
 export interface CheckInvariantsOptions {
@@ -57,6 +62,8 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
   try {
     const v = await view.reader.verify();
     if (!v.ok) violations.push(`journal broken at ${v.brokenChain ?? '?'} #${v.brokenAt ?? '?'}: ${v.reason ?? ''}`);
+    // An orphan is a fork the fences should have made impossible: report it as one.
+    for (const o of v.orphans ?? []) violations.push(`fork: ${o.chain} #${o.seq} claimed again by stream message ${o.pos} (an orphan)`);
     const defs = new Map((opts.actors ?? (exampleActors as ActorDefinition[])).map((d) => [d.kind, d]));
     const rows = await view.store.actors();
     const transitions = new Map<string, Array<{ chain: string; seq: number }>>();
@@ -128,6 +135,7 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
       actors: rows.length,
       acknowledged: opts.acknowledged?.size ?? 0,
       executed,
+      orphans: v.orphans?.length ?? 0,
     };
   } finally {
     await view.close();

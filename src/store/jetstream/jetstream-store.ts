@@ -25,6 +25,7 @@ import { EMPTY_HEAD, isRuntimeChain } from '../../host/ports.js';
 import type { ActorIndexRow, ChainHead, LoadedChain, PendingRecord, StorePort, StoredOutcome, Turn } from '../../host/ports.js';
 import { factBodyText, sha256Hex, type Fact, type Grant, type SnapshotRecord } from '../../protocol/index.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
+import { DEDUP_WINDOW_NS } from './kv-stores.js';
 
 /**
  * The store port on JetStream (cluster mode): one stream for every chain, three KV buckets of
@@ -337,7 +338,7 @@ export class JetStreamStore implements StorePort {
       // Reads go to the leader (STREAM.MSG.GET); a direct get may be answered by a lagging
       // replica and miss an acknowledged message.
       allow_direct: false,
-      duplicate_window: 120_000_000_000,
+      duplicate_window: DEDUP_WINDOW_NS,
     };
     await retrying(async () => {
       try {

@@ -68,7 +68,9 @@ export class WatchedBucket {
   }
 
   static async open(nc: NatsConnection, bucket: string, opts: { replicas?: number; history?: number } = {}): Promise<WatchedBucket> {
-    return new WatchedBucket(await new Kvm(nc).create(bucket, { history: opts.history ?? 5, replicas: opts.replicas ?? 1 }), nc, bucket);
+    const kv = await new Kvm(nc).create(bucket, { history: opts.history ?? 5, replicas: opts.replicas ?? 1 });
+    await widenDedupWindow(nc, bucket);
+    return new WatchedBucket(kv, nc, bucket);
   }
 
   /** Opens a bucket some node created (for observers such as `ice inspect --nats`). */
@@ -179,4 +181,19 @@ export async function kvCompareAndSet(
   const stored = await (await jetstreamManager(nc)).streams.getMessage(`KV_${bucket}`, { seq: ack.seq });
   if (stored && Buffer.from(stored.data).equals(Buffer.from(data))) return ack.seq;
   throw new ConflictError(`${bucket} ${key}: revision ${revision} was taken by another writer (at ${ack.seq})`);
+}
+
+/**
+ * The dedup window that position-keyed message ids rely on (docs/nats-fencing.md): ten
+ * minutes, far longer than any in-flight race and than a server's restart after a SIGKILL
+ * (2.9 replays its log tail and would store refused writes again outside the window).
+ */
+export const DEDUP_WINDOW_NS = 600_000_000_000;
+
+/** Widens a KV bucket's dedup window (KV creation does not take one). */
+export async function widenDedupWindow(nc: NatsConnection, bucket: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(`KV_${bucket}`);
+  if ((info.config.duplicate_window ?? 0) >= DEDUP_WINDOW_NS) return;
+  await jsm.streams.update(`KV_${bucket}`, { ...info.config, duplicate_window: DEDUP_WINDOW_NS });
 }

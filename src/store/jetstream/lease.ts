@@ -1,7 +1,7 @@
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ensureError } from '../../errors.js';
-import { kvCompareAndSet } from './kv-stores.js';
+import { kvCompareAndSet, widenDedupWindow } from './kv-stores.js';
 import type { Clock } from '../../util/clock.js';
 
 /**
@@ -64,6 +64,7 @@ export class LeaseManager {
 
   static async open(nc: NatsConnection, opts: LeaseOptions): Promise<LeaseManager> {
     const kv = await new Kvm(nc).create(opts.bucket ?? 'ICE_LEASES', { history: 1, replicas: opts.replicas ?? 1, allow_direct: false });
+    await widenDedupWindow(nc, opts.bucket ?? 'ICE_LEASES');
     return new LeaseManager(kv, nc, opts);
   }
 
