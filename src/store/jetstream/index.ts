@@ -1,8 +1,6 @@
 export { LeaseManager } from './lease.js';
 export type { LeaseRecord, LeaseOptions } from './lease.js';
-export { ActorLog } from './actor-log.js';
-export type { AppendResult, ActorLogOptions } from './actor-log.js';
-export { OutcomeStore, WatchedBucket } from './kv-stores.js';
+export { WatchedBucket, kvCompareAndSet } from './kv-stores.js';
 export type { WatchedEntry } from './kv-stores.js';
 export { JetStreamStore } from './jetstream-store.js';
 export type { JetStreamStoreOptions } from './jetstream-store.js';

@@ -224,7 +224,7 @@ function isTransient(e: unknown): boolean {
 }
 
 function parseBody(raw: unknown): TurnMessage | undefined {
-  // ActorLog (the previous cluster journal) wrote a bare array of facts per message.
+  // The first cluster journal (before one message per turn) wrote a bare array of facts.
   const body = Array.isArray(raw) ? { v: 1, facts: raw as unknown[] } : raw;
   if (typeof body !== 'object' || body === null) return undefined;
   const facts = (body as { facts?: unknown }).facts;

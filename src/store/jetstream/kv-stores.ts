@@ -5,46 +5,10 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { ConflictError, ensureError } from '../../errors.js';
 
 /**
- * The two KV buckets cluster mode adds to the JetStream store (docs/distributed.md):
- * `ICE_OUTCOMES` (idempotency, create = first writer wins) and `ICE_GRANTS` (watched by
- * every node). This is the only file of src/cluster that imports NATS; it belongs next to
- * ActorLog and LeaseManager in src/store/jetstream (the lint rule `no-restricted-imports`
- * says so) and was written here only because this slice could not add files there.
+ * KV pieces of cluster mode besides the journal store: a bucket every node mirrors through a
+ * watch (grants, node keys), and a compare-and-set that holds on replicated buckets of
+ * nats-server 2.9.
  */
-
-/** Intent ids may hold `:`, which KV keys may not; ids never hold `=`. */
-const outcomeKey = (intentId: string) => intentId.replaceAll(':', '=');
-
-export class OutcomeStore<T> {
-  readonly #kv: KV;
-  private constructor(kv: KV) {
-    this.#kv = kv;
-  }
-
-  static async open<T>(nc: NatsConnection, opts: { replicas?: number; bucket?: string } = {}): Promise<OutcomeStore<T>> {
-    // No direct gets: a direct get may be served by a lagging replica, and a stale "no
-    // outcome" answer would let a repeated intent execute twice.
-    const kv = await new Kvm(nc).create(opts.bucket ?? 'ICE_OUTCOMES', { history: 1, replicas: opts.replicas ?? 1, allow_direct: false });
-    return new OutcomeStore<T>(kv);
-  }
-
-  async get(intentId: string): Promise<T | undefined> {
-    const e = await this.#kv.get(outcomeKey(intentId));
-    if (!e || e.operation !== 'PUT') return undefined;
-    return e.json<T>();
-  }
-
-  /** Stores the record unless one exists (first writer wins). @returns false if one existed. */
-  async create(intentId: string, value: T): Promise<boolean> {
-    try {
-      await this.#kv.create(outcomeKey(intentId), JSON.stringify(value));
-      return true;
-    } catch (e) {
-      if ((await this.get(intentId)) !== undefined) return false;
-      throw ensureError(e);
-    }
-  }
-}
 
 export interface WatchedEntry {
   key: string;
