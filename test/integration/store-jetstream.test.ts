@@ -250,7 +250,7 @@ describe('JetStreamStore on one nats-server', () => {
     try {
       expect(store.kind).toBe('jetstream');
       const si = await jsm.streams.info(STREAM);
-      expect(si.config).toMatchObject({ subjects: ['ice.journal.>'], allow_direct: false, duplicate_window: 120_000_000_000 });
+      expect(si.config).toMatchObject({ subjects: ['ice.journal.>'], allow_direct: false, duplicate_window: 600_000_000_000 });
       for (const b of ['ICE_SNAPSHOTS', 'ICE_OUTCOMES', 'ICE_PENDING']) {
         const bi = await jsm.streams.info(`KV_${b}`);
         expect(bi.config).toMatchObject({ max_msgs_per_subject: 1, allow_direct: false });

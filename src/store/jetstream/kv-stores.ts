@@ -104,6 +104,19 @@ function toEntry(e: KvWatchEntry): WatchedEntry {
   return { key: e.key, revision: e.revision, value };
 }
 
+const clients = new WeakMap<NatsConnection, ReturnType<typeof jetstream>>();
+const managers = new WeakMap<NatsConnection, ReturnType<typeof jetstreamManager>>();
+const clientOf = (nc: NatsConnection) => {
+  let c = clients.get(nc);
+  if (!c) clients.set(nc, (c = jetstream(nc)));
+  return c;
+};
+const managerOf = (nc: NatsConnection) => {
+  let m = managers.get(nc);
+  if (!m) managers.set(nc, (m = jetstreamManager(nc)));
+  return m;
+};
+
 /**
  * Compare-and-set on a KV key that holds on replicated buckets of nats-server 2.9, where
  * `kv.update(key, value, revision)` alone does not: two updates with one expected revision
@@ -124,7 +137,7 @@ export async function kvCompareAndSet(
   revision: number,
   opts: { delete?: boolean } = {},
 ): Promise<number> {
-  const js = jetstream(nc);
+  const js = clientOf(nc);
   const data = typeof value === 'string' ? new TextEncoder().encode(value) : value;
   let ack;
   try {
@@ -142,7 +155,7 @@ export async function kvCompareAndSet(
     throw err;
   }
   if (!ack.duplicate) return ack.seq;
-  const stored = await (await jetstreamManager(nc)).streams.getMessage(`KV_${bucket}`, { seq: ack.seq });
+  const stored = await (await managerOf(nc)).streams.getMessage(`KV_${bucket}`, { seq: ack.seq });
   if (stored && Buffer.from(stored.data).equals(Buffer.from(data))) return ack.seq;
   throw new ConflictError(`${bucket} ${key}: revision ${revision} was taken by another writer (at ${ack.seq})`);
 }

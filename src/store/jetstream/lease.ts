@@ -19,6 +19,9 @@ import type { Clock } from '../../util/clock.js';
  * of the lease time of each other; the fencing of writes (expected revisions on snapshots,
  * expected last subject sequence on the journal) keeps a stale owner harmless even if not.
  */
+/** Leases renewed at once by one sweep. */
+const RENEW_CONCURRENCY = 64;
+
 export interface LeaseRecord {
   node: string;
   expiresAt: number;
@@ -45,6 +48,7 @@ export class LeaseManager {
   #bucket: string;
   #clock: Clock;
   #held = new Map<string, number>();
+  #sweep: Promise<void> | undefined;
   /** Expiry this node last wrote for each held key. */
   #expires = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
@@ -120,37 +124,60 @@ export class LeaseManager {
       this.#expires.set(key, expiresAt);
       return true;
     } catch {
-      // Someone else wrote between our read and our CAS: they won this round.
+      // Someone wrote between our read and our CAS. If it was this node (its own renewal of a
+      // lease it still holds), the lease is ours; otherwise they won this round.
+      const h = await this.holder(key).catch(() => undefined);
+      if (h?.node === this.node && !h.expired && this.#held.has(key)) {
+        this.#held.set(key, Math.max(this.#held.get(key) ?? 0, h.revision));
+        this.#expires.set(key, h.expiresAt);
+        return true;
+      }
       return false;
     }
   }
 
-  /** Renews every held lease; leases found taken over are dropped and reported. */
-  async renewAll(): Promise<void> {
-    for (const key of [...this.#held.keys()]) {
-      // Read the revision now, not at the start of the sweep: an acquire or release of the
-      // same key may have run while earlier keys were being renewed.
-      const rev = this.#held.get(key);
-      if (rev === undefined) continue;
-      try {
-        const expiresAt = this.#clock.now() + this.ttlMs;
-        const next = await this.#cas(key, new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt })), rev);
-        if (this.#held.get(key) === rev) {
-          this.#held.set(key, next);
-          this.#expires.set(key, expiresAt);
-        }
-      } catch {
-        const h = await this.holder(key).catch(() => undefined);
-        if (h?.node === this.node) {
-          // Our own newer write (a concurrent acquire): still ours.
-          if (this.#held.has(key)) this.#held.set(key, Math.max(this.#held.get(key) ?? 0, h.revision));
-          continue;
-        }
-        if (!this.#held.has(key)) continue; // released meanwhile
-        this.#held.delete(key);
-        this.#expires.delete(key);
-        this.#onLost(key, h?.node);
+  /**
+   * Renews every held lease; leases found taken over are dropped and reported. One sweep at
+   * a time (a sweep still running when the timer fires again is not doubled), keys renewed
+   * with bounded concurrency: a serial sweep over a thousand leases took longer than a lease.
+   */
+  renewAll(): Promise<void> {
+    this.#sweep ??= this.#renewSweep().finally(() => (this.#sweep = undefined));
+    return this.#sweep;
+  }
+
+  async #renewSweep(): Promise<void> {
+    const keys = [...this.#held.keys()];
+    let next = 0;
+    const worker = async () => {
+      while (next < keys.length) await this.#renew(keys[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(RENEW_CONCURRENCY, keys.length) }, worker));
+  }
+
+  async #renew(key: string): Promise<void> {
+    // Read the revision now, not at the start of the sweep: an acquire or release of the
+    // same key may have run while earlier keys were being renewed.
+    const rev = this.#held.get(key);
+    if (rev === undefined) return;
+    try {
+      const expiresAt = this.#clock.now() + this.ttlMs;
+      const next = await this.#cas(key, new TextEncoder().encode(JSON.stringify({ node: this.node, expiresAt })), rev);
+      if (this.#held.get(key) === rev) {
+        this.#held.set(key, next);
+        this.#expires.set(key, expiresAt);
       }
+    } catch {
+      const h = await this.holder(key).catch(() => undefined);
+      if (h?.node === this.node) {
+        // Our own newer write (a concurrent acquire): still ours.
+        if (this.#held.has(key)) this.#held.set(key, Math.max(this.#held.get(key) ?? 0, h.revision));
+        return;
+      }
+      if (!this.#held.has(key)) return; // released meanwhile
+      this.#held.delete(key);
+      this.#expires.delete(key);
+      this.#onLost(key, h?.node);
     }
   }
 
