@@ -753,6 +753,16 @@ export class JetStreamStore implements StorePort {
     last: ReadMsg | undefined,
   ): Promise<{ result: LoadedChain; replayFrom: number; messages: ReadMsg[] }> {
     const lastSeq = last?.streamSeq ?? 0;
+    if (cache && cache.streamSeq > lastSeq && last && headOf(last.body).seq >= cache.seq) {
+      // The chain reaches the recorded position, at other stream sequences (after all servers
+      // of a 2.9 cluster were SIGKILLed, turns were stored again at new sequences): the chain
+      // decides, not the cache. Replay it whole; the links are checked as always.
+      this.#log.warn(
+        { chain: st.chain, cachedStreamSeq: cache.streamSeq, lastStreamSeq: lastSeq },
+        'the recorded position names a stream sequence past the chain; replaying the chain from the start',
+      );
+      cache = undefined;
+    }
     if (cache && cache.streamSeq > lastSeq) {
       const lastHead = last ? headOf(last.body) : EMPTY_HEAD;
       throw new JournalBrokenError(
