@@ -1,26 +1,8 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime, type Runtime } from '../../src/index.js';
-import { ICE_BIN } from '../../src/testing/index.js';
 import { startNatsServer, type NatsServer } from '../helpers/nats-server.js';
 import { createLogger } from '../../src/util/logger.js';
-
-const run = promisify(execFile);
-
-/** The real `ice` binary; resolves with exit code and output, never throws on exit codes. */
-async function ice(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [ICE_BIN, ...args], {
-      env: { ...process.env, NO_COLOR: '1', ICE_LOG_LEVEL: 'silent' },
-      timeout: 30_000,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number | string | null; killed?: boolean; stdout: string; stderr: string };
-    return { code: err.killed ? null : typeof err.code === 'number' ? err.code : -1, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+import { ice } from '../helpers/ice-cli.js';
 
 /**
  * Every CLI read and operator command with `--nats` against cluster nodes: the same commands

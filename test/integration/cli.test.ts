@@ -1,30 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ICE_BIN, startIceDev, type IceProcess } from '../helpers/ice-process.js';
 import { tempDir } from '../helpers/runtime.js';
-
-const run = promisify(execFile);
-
-/**
- * Runs the real `ice` binary; resolves with exit code and output, never throws on exit codes.
- * A command still running after 30 s is killed (code null): none of these should block.
- */
-async function ice(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [ICE_BIN, ...args], {
-      env: { ...process.env, NO_COLOR: '1', ICE_LOG_LEVEL: 'silent' },
-      timeout: 30_000,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number | string | null; killed?: boolean; stdout: string; stderr: string };
-    return { code: err.killed ? null : typeof err.code === 'number' ? err.code : -1, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+import { ice } from '../helpers/ice-cli.js';
 
 /** Polls `check` until it holds (a condition, not a fixed sleep). */
 async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
