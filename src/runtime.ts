@@ -174,6 +174,10 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
   const limits: JsonLimits = { ...DEFAULT_LIMITS, ...opts.limits };
   const registry = new ActorRegistry(opts.actors ?? exampleActors);
   const proposeTimeoutMs = opts.proposeTimeoutMs ?? 30_000;
+  if (opts.publishInspection && !opts.cluster && opts.transport?.kind !== 'nats') {
+    // Refused before anything starts: there would be nowhere to publish them.
+    throw new ConfigError('publishInspection needs a NATS transport (cluster mode, or transport: a NatsTransport)');
+  }
   const trust = new LocalTrust();
   const cleanups: Array<() => Promise<void> | void> = [];
   const cleanup = async () => {
@@ -448,11 +452,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     };
     // Operator requests over NATS (both modes; restrict ice.admin.> with NATS permissions).
     if (transport.kind === 'nats') cleanups.push(serveAdminOverNats(runtime, transport));
-    if (opts.publishInspection) {
-      if (transport.kind !== 'nats')
-        throw new ConfigError('publishInspection needs a NATS transport (cluster mode, or transport: a NatsTransport)');
-      cleanups.push(publishInspection(runtime, transport));
-    }
+    if (opts.publishInspection) cleanups.push(publishInspection(runtime, transport));
     return runtime;
   } catch (e) {
     await cleanup();

@@ -233,6 +233,39 @@ interface ServeOptions extends Common {
   publishInspection?: boolean;
 }
 
+/**
+ * The first connection of a serving node: each failed attempt is logged with the URLs, and
+ * after the connect timeout it gives up with what to do (instead of waiting in silence). Once
+ * connected, the node reconnects for as long as it runs. The wait: ICE_CONNECT_TIMEOUT (default 60s).
+ */
+async function connectLogged(nats: string, name: string, logger: ReturnType<typeof createLogger>): Promise<NatsTransport> {
+  const CONNECT_TIMEOUT_MS = parseDuration(process.env.ICE_CONNECT_TIMEOUT ?? '60s');
+  const started = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await NatsTransport.connect({
+        servers: nats.split(','),
+        name,
+        maxReconnectAttempts: -1,
+        connectTimeoutMs: 5000,
+        onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed'),
+      });
+    } catch (e) {
+      const waited = Date.now() - started;
+      if (waited >= CONNECT_TIMEOUT_MS) {
+        throw new IceError(
+          'E_UNREACHABLE',
+          `no NATS server answered at ${nats} for ${Math.round(waited / 1000)} s (${ensureError(e).message}); ` +
+            'start one, check --nats, or set ICE_CONNECT_TIMEOUT to wait longer',
+          'retry',
+        );
+      }
+      logger.warn({ nats, attempt, err: ensureError(e).message }, 'NATS not reachable yet; retrying');
+      await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt)));
+    }
+  }
+}
+
 /** `ice dev` and `ice start` (one node on a data dir, or a cluster node): serves until SIGINT/SIGTERM. */
 async function serve(o: ServeOptions, title: string): Promise<void> {
   if (o.node !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(o.node)) {
@@ -261,13 +294,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
   const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
   let transport: NatsTransport | undefined;
   if (o.nats) {
-    transport = await NatsTransport.connect({
-      servers: o.nats.split(','),
-      name: `ice-${o.node ?? 'node'}`,
-      maxReconnectAttempts: -1,
-      waitOnFirstConnect: true,
-      onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed'),
-    });
+    transport = await connectLogged(o.nats, `ice-${o.node ?? 'node'}`, logger);
     const warning = jetStreamVersionWarning(transport.serverVersion);
     if (warning) logger.warn({ server: transport.serverVersion }, warning);
   }

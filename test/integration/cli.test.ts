@@ -309,3 +309,19 @@ export const actors = [defineActor({ kind: 'ticket', machine: ticketMachine, eve
     }
   });
 });
+
+describe('ice start with no NATS server to reach', () => {
+  it('logs each attempt and exits non-zero with what to do, instead of waiting in silence', async () => {
+    const t = tempDir('ice-cli-unreachable-');
+    process.env.ICE_CONNECT_TIMEOUT = '1s';
+    try {
+      const r = await ice(['start', '--nats', 'nats://127.0.0.1:1', '--data', t.dir]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('no NATS server answered at nats://127.0.0.1:1');
+      expect(r.stderr).toContain('ICE_CONNECT_TIMEOUT');
+    } finally {
+      delete process.env.ICE_CONNECT_TIMEOUT;
+      t.cleanup();
+    }
+  });
+});
