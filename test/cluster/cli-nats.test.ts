@@ -13,6 +13,19 @@ describe('ice … --nats against cluster nodes', () => {
   let n1: Runtime;
   let n2: Runtime;
   let nats: string[];
+  /** CONFIGURE, SUBMIT, a reviewer's APPROVE, then the production DEPLOY (ids <p>1…<p>4); returns the DEPLOY's result. */
+  const toPendingDeploy = async (target: string, p: string) => {
+    const steps: Array<[string, string, string]> = [
+      ['CONFIGURE', 'agent:cli', '{"version":"1.0.0","replicas":2}'],
+      ['SUBMIT', 'agent:cli', '{"author":"agent:cli"}'],
+      ['APPROVE', 'human:alice', '{"reviewer":"alice"}'],
+    ];
+    for (const [i, [action, as, params]] of steps.entries()) {
+      const r = await ice(['propose', target, action, '--as', as, '--params', params, '--id', `${p}${i + 1}`, ...nats]);
+      expect(r.code, `${action}: ${r.stdout}${r.stderr}`).toBe(0);
+    }
+    return ice(['propose', target, 'DEPLOY', '--as', 'agent:cli', '--params', '{"environment":"production"}', '--id', `${p}4`, ...nats]);
+  };
   beforeAll(async () => {
     srv = await startNatsServer();
     nats = ['--nats', srv.url];
@@ -35,34 +48,9 @@ describe('ice … --nats against cluster nodes', () => {
     const grantId = (JSON.parse(g.stdout) as { id: string }).id;
     await ice(['grant', 'issue', '--to', 'human:alice', '--scope', 'deployment/*:APPROVE', ...nats]);
 
-    const cfg = await ice([
-      'propose',
-      'deployment/web',
-      'CONFIGURE',
-      '--as',
-      'agent:cli',
-      '--params',
-      '{"version":"1.0.0","replicas":2}',
-      '--id',
-      'c1',
-      ...nats,
-    ]);
-    expect(cfg.code).toBe(0);
-    await ice(['propose', 'deployment/web', 'SUBMIT', '--as', 'agent:cli', '--params', '{"author":"agent:cli"}', '--id', 'c2', ...nats]);
-    await ice(['propose', 'deployment/web', 'APPROVE', '--as', 'human:alice', '--params', '{"reviewer":"alice"}', '--id', 'c3', ...nats]);
-    const deploy = await ice([
-      'propose',
-      'deployment/web',
-      'DEPLOY',
-      '--as',
-      'agent:cli',
-      '--params',
-      '{"environment":"production"}',
-      '--id',
-      'c4',
-      ...nats,
-    ]);
-    expect(deploy.code).toBe(10); // pending: production needs a human
+    // configured, submitted, approved by a reviewer; the production deploy waits for a human
+    const deploy = await toPendingDeploy('deployment/web', 'c');
+    expect(deploy.code, deploy.stdout + deploy.stderr).toBe(10);
 
     const pending = JSON.parse((await ice(['approvals', '--json', ...nats])).stdout) as Array<{ intentId: string }>;
     expect(pending.map((p) => p.intentId)).toEqual(['c4']);
@@ -111,34 +99,9 @@ describe('ice … --nats against cluster nodes', () => {
   it('deny through the CLI settles a pending intent on whichever node owns the actor', async () => {
     await ice(['spawn', 'deployment/api', '--input', '{"service":"api"}', ...nats]);
     await ice(['grant', 'issue', '--to', 'agent:cli', '--scope', 'deployment/api:*', ...nats]);
-    await ice([
-      'propose',
-      'deployment/api',
-      'CONFIGURE',
-      '--as',
-      'agent:cli',
-      '--params',
-      '{"version":"1.0.0","replicas":1}',
-      '--id',
-      'd0',
-      ...nats,
-    ]);
-    await ice(['propose', 'deployment/api', 'SUBMIT', '--as', 'agent:cli', '--params', '{"author":"agent:cli"}', '--id', 'd1', ...nats]);
-    await ice(['propose', 'deployment/api', 'APPROVE', '--as', 'human:alice', '--params', '{"reviewer":"alice"}', '--id', 'd2', ...nats]);
-    const d3 = await ice([
-      'propose',
-      'deployment/api',
-      'DEPLOY',
-      '--as',
-      'agent:cli',
-      '--params',
-      '{"environment":"production"}',
-      '--id',
-      'd3',
-      ...nats,
-    ]);
-    expect(d3.code, d3.stdout + d3.stderr).toBe(10);
-    const denied = await ice(['deny', 'd3', '--reason', 'freeze', '--by', 'human:bob', ...nats]);
+    const held = await toPendingDeploy('deployment/api', 'd');
+    expect(held.code, held.stdout + held.stderr).toBe(10);
+    const denied = await ice(['deny', 'd4', '--reason', 'freeze', '--by', 'human:bob', ...nats]);
     expect(denied.stdout, denied.stdout + denied.stderr).toContain('denied');
     const facts = JSON.parse((await ice(['actor', 'show', 'deployment/api', '--json', '-n', '3', ...nats])).stdout) as {
       facts: Array<{ type: string; data: { approved?: boolean } }>;
