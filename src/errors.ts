@@ -131,6 +131,24 @@ export class JournalBrokenError extends IceError {
   }
 }
 
+/**
+ * The store file itself cannot be used: missing next to its log, empty, not an ICE store,
+ * corrupt, or unreadable. Names the file, what is wrong and how to recover; a node never
+ * starts a fresh store over a file that exists.
+ */
+export class StoreDamagedError extends IceError {
+  override name = 'StoreDamagedError';
+  readonly path: string;
+  readonly problem: string;
+  readonly recovery: string;
+  constructor(path: string, problem: string, recovery: string, options?: { cause?: unknown }) {
+    super('E_STORE_DAMAGED', `store ${path}: ${problem}. ${recovery}`, ErrorAction.terminal, options);
+    this.path = path;
+    this.problem = problem;
+    this.recovery = recovery;
+  }
+}
+
 export class ConfigError extends IceError {
   override name = 'ConfigError';
   constructor(message: string, options?: { cause?: unknown }) {

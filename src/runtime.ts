@@ -219,8 +219,23 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       const dataDir = resolve(opts.dataDir ?? './.ice');
       lock = DataDirLock.acquire(dataDir);
       cleanups.push(() => lock!.release());
-      const st = new SqliteStore(dataDir);
+      const st = new SqliteStore(dataDir, {
+        onWal: (w) => {
+          if (w.overLimit)
+            logger.warn(
+              { walBytes: w.walBytes, frames: w.frames, checkpointed: w.checkpointed },
+              'the write-ahead log is over its limit: a reader holds an old snapshot, so checkpoints cannot finish (close long-running readers of ice.db)',
+            );
+        },
+      });
       cleanups.push(() => st.close());
+      if (st.startup && st.startup.walBytes > 0)
+        logger[st.startup.complete ? 'info' : 'warn'](
+          { walBytes: st.startup.walBytes, ms: st.startup.checkpointMs, complete: st.startup.complete },
+          st.startup.complete
+            ? "the last run's write-ahead log was checkpointed before serving"
+            : "the last run's write-ahead log could not be checkpointed fully (a reader holds it); it will be, in the background",
+        );
       key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
       const k = key;
       sqlite = new SqliteJournal(st, {

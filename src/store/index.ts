@@ -1,5 +1,5 @@
 export { SqliteStore, SCHEMA_VERSION } from './sqlite/sqlite-store.js';
-export type { Checkpoint, CommitBatch, StoredFactRow, SqliteStoreOptions } from './sqlite/sqlite-store.js';
+export type { Checkpoint, CommitBatch, StoredFactRow, SqliteStoreOptions, WalStatus } from './sqlite/sqlite-store.js';
 export { SqliteJournal } from './sqlite/sqlite-journal.js';
 export { DataDirLock } from './data-dir-lock.js';
 export type { OwnerInfo } from './data-dir-lock.js';

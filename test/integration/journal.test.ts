@@ -490,7 +490,7 @@ describe('the SQLite store port (SqliteStore + SqliteJournal)', () => {
     expect(ro.chainHead('deployment/ro')).toEqual(EMPTY_HEAD);
     // A data dir without a store is not created by a reader.
     const empty = freshDir();
-    expect(() => new SqliteStore(empty, { readonly: true })).toThrow(/cannot open store/);
+    expect(() => new SqliteStore(empty, { readonly: true })).toThrow(/there is no store file/);
     expect(existsSync(join(empty, 'ice.db'))).toBe(false);
   });
 

@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ConflictError, JournalError } from '../../errors.js';
+import { ConflictError, JournalError, StoreDamagedError, ensureError } from '../../errors.js';
 import type { Fact, Grant, Outcome, SnapshotRecord } from '../../protocol/index.js';
 import type { ActorIndexRow, ChainHead, PendingRecord } from '../../host/ports.js';
 
@@ -24,9 +24,19 @@ import type { ActorIndexRow, ChainHead, PendingRecord } from '../../host/ports.j
  * - facts are append-only: nothing here updates or deletes a fact row.
  * - facts are chained per chain (an actor, or a runtime chain): `(chain, seq)` is unique,
  *   `pos` is the global write order.
- * - the WAL is checkpointed automatically (SQLite's default 1000 pages) — checkpoints
- *   copy already-durable pages into the main file and never change what is durable.
+ * - checkpoints never run in a commit: the writer has automatic checkpoints off, and a third
+ *   connection in its own thread (checkpoint-worker.cjs) copies the log into the main file
+ *   while commits go on. Once everything is copied and no reader needs the log, the next
+ *   commit starts it over and truncates it to 64 MiB. Opening for writing checkpoints the
+ *   whole log left by the last run and truncates it before anything is served. Long reads go
+ *   in chunks (no statement stays open across them), so no reader pins the log for long.
+ * - a store file is created whole (schema written under a temporary name, then renamed), so
+ *   an existing `ice.db` without the schema is damage, never a store to start fresh in.
  */
+
+// URI file names (`file:…?immutable=1`) let read commands open a store in a read-only
+// directory. better-sqlite3 reads this once, when its native addon first loads.
+process.env.SQLITE_USE_URI ??= '1';
 
 export interface Checkpoint {
   /** Position of the last fact this checkpoint covers. */
@@ -124,7 +134,27 @@ export const SCHEMA_VERSION = 2;
 export interface SqliteStoreOptions {
   /** Open for reading only (CLI read commands while a node owns the dir). */
   readonly?: boolean;
+  /**
+   * Write-ahead log size above which `onWal` reports it pinned (a reader holding an old
+   * snapshot keeps the checkpointer from resetting it). Default 256 MiB.
+   */
+  walLimitBytes?: number;
+  /** How often the background checkpointer looks at the log (default 200 ms; 0 = never, for tests). */
+  checkpointEveryMs?: number;
+  /** Called after each background checkpoint that found work, and when the log passes `walLimitBytes`. */
+  onWal?: (status: WalStatus) => void;
 }
+
+/** One background checkpoint: frames in the log, frames copied to the main file, the log's size. */
+export interface WalStatus {
+  frames: number;
+  checkpointed: number;
+  walBytes: number;
+  /** The log is above `walLimitBytes`: something is pinning it. */
+  overLimit: boolean;
+}
+
+const DEFAULT_WAL_LIMIT = 256 * 1024 * 1024;
 
 export class SqliteStore {
   readonly path: string;
@@ -135,38 +165,63 @@ export class SqliteStore {
   #nextCommit = 1;
   #commits = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   #writerError: Error | undefined;
+  #checkpointer: Worker | undefined;
+  readonly #walLimitBytes: number;
+  readonly #onWal: (w: WalStatus) => void;
+  readonly #checkpointEveryMs: number;
+  /** What opening for writing found and did: the log left by the last run, checkpointed before serving. */
+  startup: { walBytes: number; checkpointMs: number; complete: boolean } | undefined;
 
   constructor(dataDir: string, opts: SqliteStoreOptions = {}) {
     this.readonly = opts.readonly ?? false;
-    if (!this.readonly) mkdirSync(dataDir, { recursive: true });
     this.path = join(dataDir, 'ice.db');
-    try {
-      this.#db = new Database(this.path, { readonly: this.readonly, fileMustExist: this.readonly });
-    } catch (e) {
-      throw new JournalError(`cannot open store at ${this.path}`, { cause: e });
+    this.#walLimitBytes = opts.walLimitBytes ?? DEFAULT_WAL_LIMIT;
+    this.#onWal = opts.onWal ?? (() => {});
+    this.#checkpointEveryMs = opts.checkpointEveryMs ?? 200;
+    if (this.readonly) {
+      this.#db = openForReading(this.path);
+    } else {
+      mkdirSync(dataDir, { recursive: true });
+      this.#db = openForWriting(this.path);
     }
+    try {
+      this.#init();
+    } catch (e) {
+      if (this.#db.open) this.#db.close();
+      throw damaged(this.path, e);
+    }
+    this.#stmts = this.prepare();
+  }
+
+  #init(): void {
     this.#db.pragma('busy_timeout = 5000');
     // The version first: an older store must be refused with what to do, before any
     // statement of this version's schema meets its tables.
     const stored = this.#storedVersion();
-    if (stored !== undefined && stored !== SCHEMA_VERSION) {
-      this.#db.close();
+    if (stored === undefined) {
+      // openForWriting creates new stores with their schema; a file without it is not ours.
+      throw new StoreDamagedError(
+        this.path,
+        'the file holds no ICE schema (not an ICE store, or one whose creation never finished)',
+        'Pass --data with the right directory, or move the file aside to start a new store there',
+      );
+    }
+    if (stored !== SCHEMA_VERSION) {
       throw new JournalError(
         `store ${this.path} has schema version ${stored}; this version of ice-runtime reads version ${SCHEMA_VERSION} ` +
           `(per-actor chains). Keep the old data dir with the version that wrote it, or move it aside to start fresh.`,
       );
     }
-    if (!this.readonly) {
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma('synchronous = FULL');
-      this.#db.exec(SCHEMA);
-      if (stored === undefined)
-        this.#db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
-    } else if (stored === undefined) {
-      this.#db.close();
-      throw new JournalError(`store ${this.path} has no schema (not an ICE store, or never opened for writing)`);
-    }
-    this.#stmts = this.prepare();
+    if (this.readonly) return;
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = FULL');
+    this.#db.exec(SCHEMA);
+    // Before serving: whatever the log holds from the last run goes into the main file now and
+    // the log starts empty, so no commit of this run waits on a checkpoint of the last one.
+    const walBytes = fileSize(this.path + '-wal');
+    const t0 = performance.now();
+    const [r] = this.#db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+    this.startup = { walBytes, checkpointMs: Math.round(performance.now() - t0), complete: r?.busy === 0 };
   }
 
   #storedVersion(): number | undefined {
@@ -206,6 +261,32 @@ export class SqliteStore {
     return w;
   }
 
+  #startCheckpointer(): Worker | undefined {
+    if (this.#checkpointEveryMs <= 0) return undefined;
+    const w = new Worker(new URL('./checkpoint-worker.cjs', import.meta.url), {
+      workerData: { path: this.path, driver: createRequire(import.meta.url).resolve('better-sqlite3'), everyMs: this.#checkpointEveryMs },
+    });
+    let reported = 0;
+    w.on('message', (m: { type: string; frames?: number; checkpointed?: number; walBytes?: number; message?: string }) => {
+      if (m.type !== 'checkpoint') return;
+      const walBytes = m.walBytes ?? 0;
+      // Over the limit: report it, then again each time it has doubled since.
+      const overLimit = walBytes > this.#walLimitBytes && walBytes > reported * 2;
+      if (overLimit) reported = walBytes;
+      if (walBytes <= this.#walLimitBytes) reported = 0;
+      this.#onWal({ frames: m.frames ?? 0, checkpointed: m.checkpointed ?? 0, walBytes, overLimit });
+    });
+    // A checkpointer that fails leaves the log to grow, which onWal reports; commits go on.
+    w.on('error', () => {});
+    w.unref();
+    return w;
+  }
+
+  /** Asks the checkpointer to look now (tests, and after a burst). */
+  checkpointSoon(): void {
+    this.#checkpointer?.postMessage({ type: 'kick' });
+  }
+
   private prepare() {
     const db = this.#db;
     const ro = this.readonly;
@@ -241,7 +322,10 @@ export class SqliteStore {
   commit(batch: CommitBatch): Promise<void> {
     if (this.readonly) return Promise.reject(new JournalError('store is open read-only'));
     if (this.#writerError) return Promise.reject(this.#writerError);
-    this.#worker ??= this.#startWriter();
+    if (!this.#worker) {
+      this.#worker = this.#startWriter();
+      this.#checkpointer = this.#startCheckpointer();
+    }
     const rows = {
       facts: batch.facts.map(({ fact, body, chain }) => [
         chain,
@@ -389,21 +473,128 @@ export class SqliteStore {
 
   /** Waits for the writer to finish what it was given, then closes both connections. */
   async close(): Promise<void> {
+    const cp = this.#checkpointer;
+    this.#checkpointer = undefined;
+    if (cp) await stopWorker(cp);
     const w = this.#worker;
     this.#worker = undefined;
-    if (w) {
-      w.ref(); // idle writers are unref'd; keep the process alive until this one has closed
-      await new Promise<void>((resolve) => {
-        w.on('message', (m: { type: string }) => m.type === 'closed' && resolve());
-        w.once('exit', () => resolve());
-        w.postMessage({ type: 'close' });
-      });
-      await w.terminate();
-    }
+    if (w) await stopWorker(w); // idle workers are unref'd: stopWorker keeps the process alive until closed
     if (this.#db.open) this.#db.close();
   }
 }
 
+async function stopWorker(w: Worker): Promise<void> {
+  w.ref();
+  await new Promise<void>((resolve) => {
+    w.on('message', (m: { type: string }) => m.type === 'closed' && resolve());
+    w.once('exit', () => resolve());
+    w.postMessage({ type: 'close' });
+  });
+  await w.terminate();
+}
+
 function parseCheckpoint(row: Omit<Checkpoint, 'heads'> & { heads: string }): Checkpoint {
   return { ...row, heads: JSON.parse(row.heads) as Checkpoint['heads'] };
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+const RECOVER =
+  'Stop any node on it and keep the file for inspection; restore ice.db (with ice.db-wal, if there is one) from a backup, ' +
+  'or salvage what is readable with `sqlite3 ice.db .recover | sqlite3 recovered.db`, then run `ice journal verify`';
+
+/** Wraps what SQLite says about a damaged file so that the file, the problem and the way out are named. */
+function damaged(path: string, e: unknown): Error {
+  if (e instanceof StoreDamagedError || e instanceof JournalError) return e;
+  const err = ensureError(e) as Error & { code?: string };
+  const code = err.code ?? '';
+  if (code === 'SQLITE_NOTADB') return new StoreDamagedError(path, `it is not a database file (${err.message})`, RECOVER, { cause: err });
+  if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_IOERR_SHORT_READ')
+    return new StoreDamagedError(path, `the file is corrupt or truncated (${err.message})`, RECOVER, { cause: err });
+  if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code === 'SQLITE_PERM')
+    return new StoreDamagedError(
+      path,
+      `it cannot be opened for writing (${err.message})`,
+      'A serving node needs write access to the data dir and its files; read commands (actors ls, journal verify, …) work without it',
+      { cause: err },
+    );
+  return new StoreDamagedError(path, `it cannot be opened (${code ? `${code}: ` : ''}${err.message})`, RECOVER, { cause: err });
+}
+
+/**
+ * Opens a store for a serving node. A missing file is created whole: the schema is written
+ * under a temporary name and renamed into place, so a crash never leaves a half-made store.
+ * An existing file is never replaced, whatever state it is in.
+ */
+function openForWriting(path: string): Database.Database {
+  if (!existsSync(path)) {
+    if (fileSize(path + '-wal') > 0)
+      throw new StoreDamagedError(
+        path,
+        'the file is missing but its write-ahead log ice.db-wal is there (the log holds recent commits and is useless without the file)',
+        'Restore ice.db from where it went (or a backup); do not delete the log',
+      );
+    const tmp = path + '.new';
+    for (const f of [tmp, tmp + '-wal', tmp + '-shm']) rmSync(f, { force: true });
+    const db = new Database(tmp);
+    db.pragma('journal_mode = WAL');
+    db.exec(SCHEMA);
+    db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+    db.close(); // checkpoints and removes the log: everything is in the file
+    renameSync(tmp, path);
+  } else if (fileSize(path) === 0) {
+    throw new StoreDamagedError(
+      path,
+      'the file is empty (0 bytes) but stores are never created empty: its contents were lost',
+      'Restore ice.db from a backup; to start a new store on purpose, delete the file (and ice.db-wal, if any)',
+    );
+  }
+  try {
+    return new Database(path, { fileMustExist: true });
+  } catch (e) {
+    throw damaged(path, e);
+  }
+}
+
+/**
+ * Opens a store for reading only, without writing anything into the data dir. SQLite needs
+ * to create the shared-memory file next to a WAL store; where the directory is read-only and
+ * no log is left, the file is opened as immutable (it holds everything committed).
+ */
+function openForReading(path: string): Database.Database {
+  if (!existsSync(path))
+    throw new StoreDamagedError(
+      path,
+      'there is no store file',
+      'Pass --data with the directory a node wrote, or run `ice dev` there first',
+    );
+  if (fileSize(path) === 0) throw new StoreDamagedError(path, 'the file is empty (0 bytes)', 'Restore ice.db from a backup');
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    db.prepare('SELECT 1 FROM sqlite_master LIMIT 1').get();
+    return db;
+  } catch (e) {
+    db?.close();
+    const code = (e as { code?: string }).code ?? '';
+    if (!code.startsWith('SQLITE_READONLY') && !code.startsWith('SQLITE_CANTOPEN')) throw damaged(path, e);
+    if (fileSize(path + '-wal') > 0 && !existsSync(path + '-shm'))
+      throw new StoreDamagedError(
+        path,
+        'the directory is read-only and the write-ahead log holds commits not yet in the file, which SQLite cannot read without writing its index next to it',
+        'Copy the data dir somewhere writable (`cp -a`) and read the copy',
+        { cause: e },
+      );
+    try {
+      return new Database(`file:${path.split('/').map(encodeURIComponent).join('/')}?immutable=1`, { readonly: true });
+    } catch (e2) {
+      throw damaged(path, e2);
+    }
+  }
 }

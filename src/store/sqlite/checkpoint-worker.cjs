@@ -1,0 +1,42 @@
+'use strict';
+// Copies the write-ahead log into the main file in the background, on its own connection and
+// thread, so that no commit ever waits on a checkpoint (the writer has them off). PASSIVE
+// never waits for readers or the writer: it copies what it can; once all is copied and no
+// reader needs the log, the writer's next commit starts the log over. See sqlite-store.ts.
+const { parentPort, workerData } = require('node:worker_threads');
+const { statSync } = require('node:fs');
+const Database = require(workerData.driver);
+
+const db = new Database(workerData.path, { fileMustExist: true });
+const wal = workerData.path + '-wal';
+const size = () => {
+  try {
+    return statSync(wal).size;
+  } catch {
+    return 0;
+  }
+};
+
+let last = '';
+const tick = () => {
+  if (size() === 0) return;
+  try {
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    const seen = `${r.log}/${r.checkpointed}`;
+    if (seen === last) return; // nothing new since the last look
+    last = seen;
+    parentPort.postMessage({ type: 'checkpoint', frames: r.log, checkpointed: r.checkpointed, walBytes: size() });
+  } catch (e) {
+    parentPort.postMessage({ type: 'error', message: String(e && e.message), code: e && e.code });
+  }
+};
+const timer = setInterval(tick, workerData.everyMs);
+
+parentPort.on('message', (m) => {
+  if (m.type === 'kick') tick();
+  if (m.type === 'close') {
+    clearInterval(timer);
+    db.close();
+    parentPort.postMessage({ type: 'closed' });
+  }
+});
