@@ -149,6 +149,34 @@ export class StoreDamagedError extends IceError {
   }
 }
 
+/**
+ * The start-up check found the journal broken: the node refuses to serve (and to append to
+ * the broken history) unless its operator says to serve anyway.
+ */
+export class JournalBrokenAtStartError extends IceError {
+  override name = 'JournalBrokenAtStartError';
+  readonly chain: string | undefined;
+  readonly seq: number | undefined;
+  readonly pos: number | undefined;
+  readonly reason: string;
+  constructor(where: { chain?: string; seq?: number; pos?: number }, reason: string, dataDir: string) {
+    const at = where.chain
+      ? `chain ${where.chain} at seq ${where.seq ?? '?'} (position ${where.pos ?? '?'})`
+      : `checkpoint position ${where.pos ?? '?'}`;
+    super(
+      'E_JOURNAL_BROKEN',
+      `the journal in ${dataDir} is broken at ${at}: ${reason}. Not serving. ` +
+        `See \`ice journal verify --data ${dataDir}\`; restore the data dir from a backup, or start with --serve-broken-journal ` +
+        '(library: serveBrokenJournal: true) to serve anyway: that is recorded as a journal.broken fact, and the broken chain is still never appended to',
+      ErrorAction.terminal,
+    );
+    this.chain = where.chain;
+    this.seq = where.seq;
+    this.pos = where.pos;
+    this.reason = reason;
+  }
+}
+
 export class ConfigError extends IceError {
   override name = 'ConfigError';
   constructor(message: string, options?: { cause?: unknown }) {

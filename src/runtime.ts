@@ -1,9 +1,19 @@
 import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { exampleActors } from '../actors/index.js';
-import { ConfigError, IceError, NoRespondersError, TimeoutError, ValidationError, ensureError } from './errors.js';
+import {
+  ConfigError,
+  IceError,
+  JournalBrokenAtStartError,
+  NoRespondersError,
+  TimeoutError,
+  ValidationError,
+  ensureError,
+} from './errors.js';
 import {
   DEFAULT_LIMITS,
+  FactType,
+  Origin,
   PrincipalSchema,
   Subjects,
   isAddress,
@@ -30,7 +40,7 @@ import {
 } from './host/index.js';
 import { failedOutcome } from './host/intake.js';
 import { runtimeChain, turnAttestationText, type ChainHead, type PendingRecord, type StorePort } from './host/ports.js';
-import { DataDirLock, SqliteJournal, SqliteStore } from './store/index.js';
+import { DataDirLock, SqliteJournal, SqliteStore, checkStoreAtStart } from './store/index.js';
 import { LocalOwnership } from './ownership/index.js';
 import { EmbeddedTransport, type Transport } from './transport/index.js';
 import { systemClock, type Clock } from './util/clock.js';
@@ -44,6 +54,12 @@ import { serveAdminOverNats } from './admin/nats.js';
 export interface RuntimeOptions {
   /** Where the store, the authority key and the owner lock live. Default `./.ice`. */
   dataDir?: string;
+  /**
+   * Serve even when the start-up check finds the journal broken (embedded). Off by default:
+   * a broken journal is refused with where it breaks. When on, a `journal.broken` fact
+   * records it; a broken actor chain is still never appended to.
+   */
+  serveBrokenJournal?: boolean;
   /**
    * Run as a node of a cluster instead of on a data dir: actors, journals and grants live in
    * JetStream, ownership is a lease per actor, any node accepts any intent.
@@ -199,6 +215,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     // eslint-disable-next-line prefer-const
     let host!: Host;
     const factListeners = new Set<(f: Fact) => void>();
+    let brokenAtStart: Record<string, unknown> | undefined;
     let releaseOnStop = true;
 
     if (opts.cluster) {
@@ -238,6 +255,23 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         );
       key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
       const k = key;
+      const check = checkStoreAtStart(st, k);
+      const r = check.result;
+      if (r.ok) {
+        logger.info({ facts: r.count, fromPos: check.fromPos, lastPos: r.lastPos, ms: check.ms }, 'journal verified at start');
+      } else {
+        const where = { ...(r.brokenChain ? { chain: r.brokenChain, seq: r.brokenAt } : {}), pos: r.brokenPos };
+        const broken = new JournalBrokenAtStartError(where, r.reason ?? 'broken', dataDir);
+        if (!opts.serveBrokenJournal) {
+          logger.error({ ...where, reason: r.reason }, broken.message);
+          throw broken;
+        }
+        logger.warn(
+          { ...where, reason: r.reason },
+          'serving a broken journal because serveBrokenJournal is set; recorded as a journal.broken fact',
+        );
+        brokenAtStart = { ...where, reason: r.reason ?? 'broken', fromPos: check.fromPos };
+      }
       sqlite = new SqliteJournal(st, {
         now: () => clock.now(),
         attest: (hash) => ({ keyId: k.keyId, sig: k.signCheckpoint(hash) }),
@@ -301,6 +335,8 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     grantBook.setRecorder(async (draft, grant) => {
       await host.record([draft], { grants: [grant] });
     });
+    if (brokenAtStart)
+      await host.record([{ type: FactType.journalBroken, origin: Origin.operator, data: { ...brokenAtStart, node, servedAnyway: true } }]);
     const authorityService = new AuthorityService(
       authority,
       registry,

@@ -12,6 +12,7 @@ import {
   FactType,
   Origin,
   chainFact,
+  checkChain,
   parseAddress,
   splitAddress,
   type ActorAddress,
@@ -823,6 +824,13 @@ export class Host {
   async #activate(address: string): Promise<Entry | undefined> {
     const loaded = await this.store.load(address);
     if (loaded.head.seq === 0) return undefined;
+    // Every fact replayed is checked against its hash first, in both modes: a changed fact
+    // never steers a machine, and its chain is never appended to.
+    const first = loaded.facts[0];
+    if (first) {
+      const checked = checkChain(loaded.facts, { seq: first.seq - 1, hash: first.prev });
+      if (!checked.ok) throw new JournalBrokenError(address, checked.brokenAt, 'hash', checked.reason);
+    }
     const { kind } = splitAddress(parseAddress(address));
     const def = this.#registry.get(loaded.snapshot?.kind ?? kind);
     if (!def) throw new NotFoundError(`actor kind ${loaded.snapshot?.kind ?? kind} is not registered on ${this.node}`);

@@ -15,6 +15,8 @@ export const FactType = {
   grantIssued: 'grant.issued',
   grantRevoked: 'grant.revoked',
   approval: 'approval',
+  /** A node served a journal its start-up check found broken, because its operator said to. */
+  journalBroken: 'journal.broken',
 } as const;
 export type FactType = (typeof FactType)[keyof typeof FactType];
 

@@ -4,3 +4,5 @@ export { SqliteJournal } from './sqlite/sqlite-journal.js';
 export { DataDirLock } from './data-dir-lock.js';
 export type { OwnerInfo } from './data-dir-lock.js';
 export type { ActorIndexRow, PendingRecord } from '../host/ports.js';
+export { checkStoreAtStart } from './sqlite/start-check.js';
+export type { StartCheck } from './sqlite/start-check.js';
