@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Long chaos run: `npm run chaos -- --duration 10m [--actors 32] [--workers 16]`.
+// `npm run chaos -- --long-journal …` runs the long-journal case instead (chaos-long-journal.mjs).
 // Cycles until the duration is spent: start a real `ice dev`, drive intents at it from
 // several workers, SIGKILL it at a random moment, restart it, retry what was in flight with
 // the same ids, stop it, and check the invariants (chain, exactly-once for everything
@@ -8,6 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+if (process.argv.includes('--long-journal')) {
+  await import('./chaos-long-journal.mjs');
+  process.exit();
+}
 const { startIceProcess, checkInvariants } = await import('../dist/src/testing/index.js');
 
 const args = process.argv.slice(2);
