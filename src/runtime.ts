@@ -17,7 +17,16 @@ import {
   type JsonLimits,
   type Outcome,
 } from './protocol/index.js';
-import { Authority, AuthorityKey, AuthorityService, GrantBook, LocalTrust, validateIntent, type PolicyRule } from './authority/index.js';
+import {
+  Authority,
+  AuthorityKey,
+  AuthorityService,
+  GrantBook,
+  LocalTrust,
+  validateIntent,
+  type EnsureGrantRequest,
+  type PolicyRule,
+} from './authority/index.js';
 import {
   ActorRegistry,
   Host,
@@ -141,7 +150,19 @@ export interface Runtime {
   /** Passivates every actor idle for `idleMs` or more (by the runtime's clock); returns how many. */
   passivateIdle(idleMs: number): Promise<number>;
   readonly grants: {
+    /** @throws AlreadyExistsError (`E_CONFLICT`) when `req.id` is taken (see `ensure`). */
     issue(req: GrantRequest): Promise<Grant>;
+    /**
+     * Issues the grant unless one with `req.id` exists; returns the existing one unchanged
+     * (no fact) when its terms are the requested ones: subject, scope, runId, maxUses,
+     * expiresAt (`by` and `note` are not compared). Needs `id`; takes `expiresAt`, not `ttlMs`.
+     * Race-safe across nodes: one `grant.issued` fact.
+     * @throws ExistingDiffersError (`E_EXISTS_DIFFERENT`) when it exists with other terms or
+     *   was revoked (`field` names which).
+     * @example
+     * await rt.grants.ensure({ id: 'g-bot-web', subject: 'agent:bot', scope: 'deployment/web:*' });
+     */
+    ensure(req: EnsureGrantRequest): Promise<Grant>;
     revoke(id: string, by?: string, reason?: string): Promise<Grant>;
     list(): Grant[];
   };
@@ -422,6 +443,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       passivateIdle: (idleMs) => host.passivateIdle(idleMs),
       grants: {
         issue: (req) => grantBook.issue(req),
+        ensure: (req) => grantBook.ensure(req),
         revoke: (id, by, reason) => grantBook.revoke(id, by, reason),
         list: () => [...grantBook.list()],
       },
