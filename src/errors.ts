@@ -46,8 +46,51 @@ export class NotFoundError extends IceError {
 
 export class ConflictError extends IceError {
   override name = 'ConflictError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('E_CONFLICT', message, ErrorAction.reject, options);
+  constructor(message: string, options?: { cause?: unknown }, code = 'E_CONFLICT') {
+    super(code, message, ErrorAction.reject, options);
+  }
+}
+
+/** What the create-or-return forms create: a grant (by id) or an actor (by address). */
+export type ExistingKind = 'grant' | 'actor';
+
+/**
+ * A create found what it creates already there: a grant id issued before, an actor address
+ * spawned before (`E_CONFLICT`, as before). The idempotent forms answer with the existing one
+ * instead: `rt.grants.ensure(req)`, `rt.spawn(address, input, { ifAbsent: true })`.
+ */
+export class AlreadyExistsError extends ConflictError {
+  override name = 'AlreadyExistsError';
+  readonly kind: ExistingKind;
+  /** The grant id or actor address. */
+  readonly id: string;
+  constructor(kind: ExistingKind, id: string, message: string) {
+    super(message);
+    this.kind = kind;
+    this.id = id;
+  }
+}
+
+/**
+ * An idempotent create found the grant or actor already there, but not as requested: a grant
+ * with other terms or revoked, an actor spawned with another input. Nothing was changed (the
+ * idempotent forms never rewrite what exists); `field` names the first difference.
+ */
+export class ExistingDiffersError extends ConflictError {
+  override name = 'ExistingDiffersError';
+  readonly kind: ExistingKind;
+  readonly id: string;
+  /** Dotted path of the first differing field: `maxUses`, `revokedAt`, `input.replicas`, … */
+  readonly field: string;
+  readonly existing: unknown;
+  readonly requested: unknown;
+  constructor(kind: ExistingKind, id: string, diff: { field: string; existing: unknown; requested: unknown }, message: string) {
+    super(message, undefined, 'E_EXISTS_DIFFERENT');
+    this.kind = kind;
+    this.id = id;
+    this.field = diff.field;
+    this.existing = diff.existing;
+    this.requested = diff.requested;
   }
 }
 

@@ -1,9 +1,9 @@
 export { createRuntime } from './runtime.js';
-export type { Runtime, RuntimeOptions, ProposeOptions, PendingApproval } from './runtime.js';
+export type { Runtime, RuntimeOptions, ProposeOptions, SpawnOptions, PendingApproval } from './runtime.js';
 export { defineActor, ActorRegistry, replayActor, stateToString } from './host/index.js';
-export type { ActorDefinition, DefineActorOptions, ActorInfo, ActorDetail, InspectRecord } from './host/index.js';
+export type { ActorDefinition, DefineActorOptions, ActorInfo, ActorDetail, InspectRecord, Spawned } from './host/index.js';
 export { PolicyEffect, scopeMatches, principalMatches } from './authority/index.js';
-export type { PolicyRule, PolicyContext } from './authority/index.js';
+export type { PolicyRule, PolicyContext, EnsureGrantRequest } from './authority/index.js';
 export * from './protocol/index.js';
 export * from './errors.js';
 export { EmbeddedTransport } from './transport/index.js';

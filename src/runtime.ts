@@ -27,7 +27,16 @@ import {
   type JsonLimits,
   type Outcome,
 } from './protocol/index.js';
-import { Authority, AuthorityKey, AuthorityService, GrantBook, LocalTrust, validateIntent, type PolicyRule } from './authority/index.js';
+import {
+  Authority,
+  AuthorityKey,
+  AuthorityService,
+  GrantBook,
+  LocalTrust,
+  validateIntent,
+  type EnsureGrantRequest,
+  type PolicyRule,
+} from './authority/index.js';
 import {
   ActorRegistry,
   Host,
@@ -37,6 +46,7 @@ import {
   type ActorInfo,
   type Applied,
   type InspectRecord,
+  type Spawned,
 } from './host/index.js';
 import { failedOutcome } from './host/intake.js';
 import { runtimeChain, turnAttestationText, type ChainHead, type PendingRecord, type StorePort } from './host/ports.js';
@@ -104,6 +114,11 @@ export interface RuntimeOptions {
   signDecisions?: 'batch' | 'each';
 }
 
+export interface SpawnOptions {
+  /** Return the actor if it exists (spawned with the same input) instead of throwing. */
+  ifAbsent?: boolean;
+}
+
 export interface ProposeOptions {
   timeoutMs?: number;
 }
@@ -145,7 +160,20 @@ export interface Runtime {
    * (validation, idempotency, execution here or a forward to the owner), without the bus hop.
    */
   accept(intent: unknown): Promise<Outcome>;
-  spawn(address: string, input?: unknown): Promise<ActorInfo>;
+  /**
+   * Creates an actor: an `actor.started` fact on its chain.
+   *
+   * `{ ifAbsent: true }` is for programs that set up their actors on every start: an actor
+   * that exists is returned as it is (`created: false`; no fact, not activated), whatever its
+   * status — provided it was spawned with the same input, else ExistingDiffersError
+   * (`E_EXISTS_DIFFERENT`, `field` e.g. `input.service`). Two nodes at once leave one
+   * `actor.started` fact.
+   * @throws AlreadyExistsError (`E_CONFLICT`) when the actor exists and `ifAbsent` is not set.
+   * @example
+   * const web = await rt.spawn('deployment/web', { service: 'web' }, { ifAbsent: true });
+   * if (web.status === 'stopped') throw new Error('deployment/web was stopped by an operator');
+   */
+  spawn(address: string, input?: unknown, opts?: SpawnOptions): Promise<Spawned>;
   actor(address: string): Promise<ActorDetail | undefined>;
   /** This node's in-memory view of an actor it hosts now (it believes it owns it), else undefined. */
   hosting(address: string): (ActorInfo & { context: unknown }) | undefined;
@@ -157,7 +185,19 @@ export interface Runtime {
   /** Passivates every actor idle for `idleMs` or more (by the runtime's clock); returns how many. */
   passivateIdle(idleMs: number): Promise<number>;
   readonly grants: {
+    /** @throws AlreadyExistsError (`E_CONFLICT`) when `req.id` is taken (see `ensure`). */
     issue(req: GrantRequest): Promise<Grant>;
+    /**
+     * Issues the grant unless one with `req.id` exists; returns the existing one unchanged
+     * (no fact) when its terms are the requested ones: subject, scope, runId, maxUses,
+     * expiresAt (`by` and `note` are not compared). Needs `id`; takes `expiresAt`, not `ttlMs`.
+     * Race-safe across nodes: one `grant.issued` fact.
+     * @throws ExistingDiffersError (`E_EXISTS_DIFFERENT`) when it exists with other terms or
+     *   was revoked (`field` names which).
+     * @example
+     * await rt.grants.ensure({ id: 'g-bot-web', subject: 'agent:bot', scope: 'deployment/web:*' });
+     */
+    ensure(req: EnsureGrantRequest): Promise<Grant>;
     revoke(id: string, by?: string, reason?: string): Promise<Grant>;
     list(): Grant[];
   };
@@ -456,7 +496,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         const t = (typeof raw === 'object' && raw !== null ? (raw as { target?: unknown }).target : undefined) ?? '';
         return intake.handle(raw, Subjects.intent(typeof t === 'string' ? t : '')).catch((e: unknown) => failedOutcome(raw, e));
       },
-      spawn: (address, input) => host.spawn(address, input),
+      spawn: (address, input, sopts) => host.spawn(address, input, { ifAbsent: sopts?.ifAbsent === true }),
       actor: (address) => host.detail(address),
       hosting: (address) => host.local(address),
       listActors: () => host.list(),
@@ -473,6 +513,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       passivateIdle: (idleMs) => host.passivateIdle(idleMs),
       grants: {
         issue: (req) => grantBook.issue(req),
+        ensure: (req) => grantBook.ensure(req),
         revoke: (id, by, reason) => grantBook.revoke(id, by, reason),
         list: () => [...grantBook.list()],
       },

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { GrantRequestSchema } from '../protocol/index.js';
-import { zodIssues } from '../authority/index.js';
+import { zodIssues, type EnsureGrantRequest } from '../authority/index.js';
 import type { Runtime } from '../runtime.js';
 
 /**
@@ -11,8 +11,10 @@ import type { Runtime } from '../runtime.js';
  */
 const S = {
   propose: z.object({ intent: z.unknown(), timeoutMs: z.int().positive().optional() }),
-  spawn: z.strictObject({ address: z.string(), input: z.unknown().optional() }),
-  'grant.issue': GrantRequestSchema,
+  /** `ifAbsent`: return the actor if it exists with the same input (`created: false`). */
+  spawn: z.strictObject({ address: z.string(), input: z.unknown().optional(), ifAbsent: z.boolean().optional() }),
+  /** `ensure`: issue only if no grant has this `id`; the same terms return it (see `rt.grants.ensure`). */
+  'grant.issue': GrantRequestSchema.extend({ ensure: z.boolean().optional() }),
   'grant.revoke': z.strictObject({ id: z.string(), by: z.string().optional(), reason: z.string().optional() }),
   approve: z.strictObject({ intentId: z.string(), by: z.string().min(1), note: z.string().optional() }),
   deny: z.strictObject({ intentId: z.string(), by: z.string().min(1), reason: z.string().min(1) }),
@@ -38,8 +40,10 @@ export const ADMIN_OPS = Object.keys(S) as AdminOp[];
 type Args<K extends AdminOp> = z.output<(typeof S)[K]>;
 const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> } = {
   propose: (rt, a) => rt.propose(a.intent as Record<string, unknown>, a.timeoutMs !== undefined ? { timeoutMs: a.timeoutMs } : {}),
-  spawn: (rt, a) => rt.spawn(a.address, a.input),
-  'grant.issue': (rt, a) => rt.grants.issue(a),
+  spawn: (rt, a) => rt.spawn(a.address, a.input, { ifAbsent: a.ifAbsent === true }),
+  'grant.issue': (rt, { ensure, ...req }) =>
+    // ensure checks `id` and `ttlMs` itself (ValidationError naming them)
+    ensure ? rt.grants.ensure(req as EnsureGrantRequest) : rt.grants.issue(req),
   'grant.revoke': (rt, a) => rt.grants.revoke(a.id, a.by, a.reason),
   approve: (rt, a) => rt.approvals.approve(a.intentId, a.by, a.note),
   deny: (rt, a) => rt.approvals.deny(a.intentId, a.by, a.reason),

@@ -1,4 +1,4 @@
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { AlreadyExistsError, ExistingDiffersError, NotFoundError, ValidationError, type IssueDetail } from '../errors.js';
 import { FactType, GrantRequestSchema, Origin, type Grant, type GrantRequest, type Intent } from '../protocol/index.js';
 import type { FactDraft } from '../protocol/index.js';
 import type { Clock } from '../util/clock.js';
@@ -7,6 +7,13 @@ import { zodIssues } from './validate.js';
 import { principalMatches, scopeMatches } from './scope.js';
 
 export type GrantMiss = { code: string; message: string };
+
+/**
+ * What {@link GrantBook.ensure} takes: a grant request with its `id`, and an absolute expiry
+ * or none (`ttlMs` is refused: a duration from "now" names a different instant on every start,
+ * so it could never match the grant issued on the first).
+ */
+export type EnsureGrantRequest = Omit<GrantRequest, 'id' | 'ttlMs'> & { id: string };
 
 /**
  * Writes grant facts and records durably: the host's runtime chain (fact + grant record in
@@ -22,6 +29,8 @@ export type GrantRecorder = (draft: Omit<FactDraft, 'actor'>, grant: Grant) => P
 export class GrantBook {
   #grants = new Map<string, Grant>();
   #sorted: Grant[] | undefined;
+  /** Issues whose facts are not durable yet, by grant id. */
+  readonly #issuing = new Map<string, Promise<void>>();
   protected record: GrantRecorder;
   readonly #clock: Clock;
   readonly #ids: IdGen;
@@ -38,19 +47,74 @@ export class GrantBook {
     this.record = record;
   }
 
+  /**
+   * Issues a new grant: a `grant.issued` fact on the runtime chain. Resolves once durable.
+   * @throws AlreadyExistsError when a grant with `req.id` exists (see {@link GrantBook.ensure}).
+   * @throws ValidationError naming the offending field.
+   */
   async issue(req: GrantRequest): Promise<Grant> {
     const grant = buildGrant(req, this.#ids, this.#clock);
     const id = grant.id;
-    if (this.#grants.has(id)) throw new ConflictError(`grant ${id} already exists`);
+    if (this.#grants.has(id)) throw grantExists(id);
     this.#set(grant);
+    const recorded = this.record({ type: FactType.grantIssued, origin: Origin.operator, data: { grant } }, grant);
+    this.#issuing.set(id, recorded);
     try {
-      await this.record({ type: FactType.grantIssued, origin: Origin.operator, data: { grant } }, grant);
+      await recorded;
     } catch (e) {
       this.#grants.delete(id);
       this.#sorted = undefined;
       throw e;
+    } finally {
+      this.#issuing.delete(id);
     }
     return grant;
+  }
+
+  /**
+   * Issues the grant unless a grant with `req.id` exists; for programs that set up their
+   * grants on every start. When it exists with the same terms — subject, scope, runId,
+   * maxUses, expiresAt (the same instant) — it is returned as it is: no new fact, its uses,
+   * `issuedAt`, `issuedBy` and `note` kept (`by` and `note` are not compared). Two callers
+   * ensuring one id at once, on one node or on two, leave exactly one `grant.issued` fact.
+   * @example
+   * await rt.grants.ensure({ id: 'g-bot-web', subject: 'agent:bot', scope: 'deployment/web:*' });
+   * @throws ValidationError without `id`, or with `ttlMs` (give `expiresAt`).
+   * @throws ExistingDiffersError (`E_EXISTS_DIFFERENT`) when the grant exists with other terms
+   *   (`field` names the first) or was revoked (`field: 'revokedAt'`): ensure never changes or
+   *   re-issues a grant; revoke it and ensure another id.
+   */
+  async ensure(req: EnsureGrantRequest): Promise<Grant> {
+    const parsed = GrantRequestSchema.safeParse(req);
+    if (!parsed.success) throw new ValidationError('invalid grant request', zodIssues(parsed.error));
+    const r = parsed.data;
+    const issues: IssueDetail[] = [];
+    if (r.id === undefined) issues.push({ path: 'id', code: 'required', message: 'ensure needs the grant id to look for' });
+    if (r.ttlMs !== undefined)
+      issues.push({
+        path: 'ttlMs',
+        code: 'not_with_ensure',
+        message: 'a ttl starts anew on every call and cannot match an existing grant; give expiresAt (or use issue)',
+      });
+    if (issues.length > 0 || r.id === undefined) throw new ValidationError('invalid grant request for ensure', issues);
+    const id = r.id;
+    const found = await this.current(id);
+    if (found) return sameTerms(found, r);
+    try {
+      return await this.issue(req);
+    } catch (e) {
+      if (!(e instanceof AlreadyExistsError)) throw e;
+      // Another caller issued it between the look and the issue.
+      const won = await this.current(id);
+      if (!won) throw e;
+      return sameTerms(won, r);
+    }
+  }
+
+  /** The grant as the shared truth has it now (this book, once an issue of it in flight settles). */
+  protected async current(id: string): Promise<Grant | undefined> {
+    await this.#issuing.get(id)?.catch(() => {});
+    return this.#grants.get(id);
   }
 
   async revoke(id: string, by = 'operator', reason?: string): Promise<Grant> {
@@ -151,6 +215,49 @@ export function spendUse(g: Grant, intentId: string): Grant | undefined {
   if (g.usedBy?.includes(intentId)) return g;
   if (g.maxUses !== undefined && g.uses >= g.maxUses) return undefined;
   return { ...g, uses: g.uses + 1, usedBy: [...(g.usedBy ?? []), intentId].slice(-100) };
+}
+
+/** The error of an issue whose id is taken: it names the form that tolerates that. */
+export function grantExists(id: string): AlreadyExistsError {
+  return new AlreadyExistsError(
+    'grant',
+    id,
+    `grant ${id} already exists; to issue it only when absent, use rt.grants.ensure(req) (admin: grant.issue with ensure: true)`,
+  );
+}
+
+/**
+ * The existing grant if a request asks for it as it is (subject, scope, runId, maxUses, the
+ * same expiry instant; not revoked).
+ * @throws ExistingDiffersError naming the first field that differs.
+ */
+export function sameTerms(g: Grant, r: { subject: string; scope: string; runId?: string; maxUses?: number; expiresAt?: string }): Grant {
+  const differs = (field: string, existing: unknown, requested: unknown, what: string) =>
+    new ExistingDiffersError(
+      'grant',
+      g.id,
+      { field, existing, requested },
+      `grant ${g.id} exists ${what}; ensure never changes a grant: request its terms as they are, or revoke it and ensure another id`,
+    );
+  if (g.revokedAt !== undefined) {
+    throw new ExistingDiffersError(
+      'grant',
+      g.id,
+      { field: 'revokedAt', existing: g.revokedAt, requested: undefined },
+      `grant ${g.id} was revoked at ${g.revokedAt}${g.revokedBy ? ` by ${g.revokedBy}` : ''}; ensure does not issue a revoked id again: ensure another id`,
+    );
+  }
+  const show = (v: unknown) => (v === undefined ? 'none' : JSON.stringify(v));
+  for (const field of ['subject', 'scope', 'runId', 'maxUses'] as const) {
+    if (g[field] !== r[field]) {
+      throw differs(field, g[field], r[field], `with ${field} ${show(g[field])}, not ${show(r[field])}`);
+    }
+  }
+  const at = (v: string | undefined) => (v === undefined ? undefined : Date.parse(v));
+  if (at(g.expiresAt) !== at(r.expiresAt)) {
+    throw differs('expiresAt', g.expiresAt, r.expiresAt, `with expiresAt ${show(g.expiresAt)}, not ${show(r.expiresAt)}`);
+  }
+  return g;
 }
 
 /**

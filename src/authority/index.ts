@@ -1,7 +1,7 @@
 export { Authority, verifyDecision } from './authority.js';
 export type { ActorView, RunView, DecideInput, AuthorityOptions } from './authority.js';
-export { GrantBook, buildGrant, spendUse } from './grant-book.js';
-export type { GrantMiss, GrantRecorder } from './grant-book.js';
+export { GrantBook, buildGrant, grantExists, sameTerms, spendUse } from './grant-book.js';
+export type { EnsureGrantRequest, GrantMiss, GrantRecorder } from './grant-book.js';
 export { AuthorityKey } from './signer.js';
 export { PolicyEffect, ruleApplies } from './policy.js';
 export type { PolicyRule, PolicyContext } from './policy.js';

@@ -1,6 +1,6 @@
 import { ConflictError, NotFoundError } from '../errors.js';
 import { FactType, Origin, type Grant, type GrantRequest } from '../protocol/index.js';
-import { GrantBook, buildGrant, spendUse } from '../authority/index.js';
+import { GrantBook, buildGrant, grantExists, spendUse } from '../authority/index.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
 import type { Logger } from '../util/logger.js';
@@ -19,6 +19,11 @@ import { WatchedBucket, type WatchedEntry } from '../store/jetstream/index.js';
  * intent — on any node — is not charged again. A use whose intent then fails to commit
  * (the node dies between the two) stays spent: never an execution without a use, at most
  * one use per intent id.
+ *
+ * `ensure` (inherited) holds across nodes: the bucket's create is the fence. Of two nodes
+ * ensuring one id at once, one create wins and writes `grant.issued`; the other reads the
+ * winner's record from the bucket and compares terms. As with `issue`, a node that dies
+ * between its create and its fact leaves a grant without a `grant.issued` fact.
  */
 export class ClusterGrants extends GrantBook {
   readonly #kv: WatchedBucket;
@@ -75,7 +80,15 @@ export class ClusterGrants extends GrantBook {
 
   override async issue(req: GrantRequest): Promise<Grant> {
     const grant = buildGrant(req, this.#ids, this.#clock);
-    const revision = await this.#kv.create(grant.id, grant);
+    let revision: number;
+    try {
+      revision = await this.#kv.create(grant.id, grant);
+    } catch (e) {
+      // The bucket's create refuses a key that exists: the fence `ensure` relies on (exactly
+      // one node's create wins, and only the winner writes grant.issued).
+      if (e instanceof ConflictError && (await this.#kv.get(grant.id))) throw grantExists(grant.id);
+      throw e;
+    }
     // Visible on this node at once; the watch brings it to the others.
     this.#remember(grant, revision);
     await this.record({ type: FactType.grantIssued, origin: Origin.operator, data: { grant } }, grant);
@@ -136,6 +149,15 @@ export class ClusterGrants extends GrantBook {
     const deadline = Date.now() + timeoutMs;
     while (this.#seen < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     return true;
+  }
+
+  /** Read from the bucket, not the watch: a grant issued through another node a moment ago counts. */
+  protected override async current(id: string): Promise<Grant | undefined> {
+    const e = await this.#kv.get(id);
+    if (!e) return undefined;
+    const g = e.value as Grant;
+    this.#remember(g, e.revision);
+    return g;
   }
 
   override get(id: string): Grant | undefined {

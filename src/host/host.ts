@@ -1,7 +1,9 @@
 import { createActor, type AnyActorRef, type AnyStateMachine, type InspectionEvent, type Snapshot } from 'xstate';
 import {
+  AlreadyExistsError,
   ConflictError,
   DecisionVerificationError,
+  ExistingDiffersError,
   IceError,
   JournalBrokenError,
   NotFoundError,
@@ -11,6 +13,7 @@ import {
 import {
   FactType,
   Origin,
+  canonicalJson,
   chainFact,
   checkChain,
   parseAddress,
@@ -72,6 +75,11 @@ export interface ActorInfo {
   seq: number;
   owner: string;
   active: boolean;
+}
+
+/** What `spawn` returns: the actor, and whether this call created it (false: it existed, `ifAbsent`). */
+export interface Spawned extends ActorInfo {
+  created: boolean;
 }
 
 export interface ActorDetail extends ActorInfo {
@@ -526,8 +534,19 @@ export class Host {
     return { outcome, committed: this.#commit(e, b.turn()) };
   }
 
-  /** Creates a new actor of a registered kind. Origin `operator` (or `runtime`). */
-  async spawn(address: string, input?: unknown, origin: 'runtime' | 'operator' = Origin.operator): Promise<ActorInfo> {
+  /**
+   * Creates a new actor of a registered kind. Origin `operator` (or `runtime`).
+   *
+   * With `ifAbsent`, an actor that already exists is returned as it is (`created: false`, no
+   * new fact, not activated here) — if it was spawned with the same input (after the kind's
+   * schema; compared as canonical JSON). Whatever state it is in now, `stopped` included: the
+   * caller reads `status`. Two callers at once, on one node or on two, leave one
+   * `actor.started` fact: the actor's lease and the chain's fence let one spawn through, the
+   * other waits (bounded) until the actor is in the store and returns it.
+   * @throws AlreadyExistsError when it exists and `ifAbsent` is not set.
+   * @throws ExistingDiffersError when it exists with another input (`ifAbsent`).
+   */
+  async spawn(address: string, input?: unknown, opts: { ifAbsent?: boolean; origin?: 'runtime' | 'operator' } = {}): Promise<Spawned> {
     const addr = parseAddress(address);
     const { kind } = splitAddress(addr);
     const def = this.#registry.get(kind);
@@ -544,51 +563,128 @@ export class Host {
       if (!r.success) throw new ValidationError(`invalid input for ${kind}`, zodIssues(r.error, 'input'));
       parsedInput = r.data;
     }
-    return this.withActor(addr, async () => {
-      if (this.#entries.has(addr)) throw new ConflictError(`actor ${addr} already exists`);
-      const own = await this.ownership.claim(addr);
-      if (own.kind === 'elsewhere') throw new ConflictError(`actor ${addr} exists and is owned by ${own.owner}`);
-      if (own.kind === 'unknown') throw new IceError('E_OWNERSHIP', own.reason, 'retry');
-      let committed: Promise<void>;
-      let entry: Entry;
-      try {
-        const loaded = await this.store.load(addr);
-        if (loaded.head.seq > 0) throw new ConflictError(`actor ${addr} already exists`);
-        const actor = this.#create(addr, def.machine, { input: parsedInput });
-        const snap = actor.getSnapshot() as { status: string; value: never; error?: unknown };
-        if (snap.status === 'error') {
-          actor.stop();
-          throw new ValidationError(`${addr} failed to start: ${ensureError(snap.error).message}`, []);
-        }
-        const state = stateToString(snap.value);
-        const status = snap.status === 'done' ? 'done' : 'active';
-        entry = {
-          address: addr,
-          def,
-          actor,
-          status,
-          state,
-          head: { ...EMPTY_HEAD },
-          persisted: actor.getPersistedSnapshot(),
-          lastUsed: 0,
-          pending: 0,
-          uncommitted: new Map(),
-        };
-        entry.lastUsed = this.#clock.now();
-        const b = this.#builder(entry);
-        b.fact({ type: FactType.actorStarted, origin, data: { kind, input: parsedInput ?? null, state, node: this.node } });
-        this.#advance(entry, b, status, state);
-        this.#restored.add(addr);
-        this.#entries.set(addr, entry);
-        committed = this.#commit(entry, b.turn());
-      } catch (err) {
-        await this.ownership.release(addr).catch(() => {});
-        throw err;
+    const ifAbsent = opts.ifAbsent === true;
+    const deadline = Date.now() + SPAWN_WAIT_MS;
+    for (;;) {
+      const r = await this.withActor(addr, () => this.#spawnTurn(addr, def, parsedInput, ifAbsent, opts.origin ?? Origin.operator));
+      if (!('heldBy' in r)) return r;
+      // ifAbsent, and the actor is held but not in the store yet: another process is spawning
+      // it (or a spawn there just failed), or a spawn won the race just now; look again.
+      if (Date.now() > deadline) {
+        throw new IceError(
+          'E_OWNERSHIP',
+          `${addr} is held by ${r.heldBy} but not in the store after ${SPAWN_WAIT_MS} ms (a spawn there still running?); retry`,
+          'retry',
+        );
       }
+      await new Promise((res) => setTimeout(res, 25));
+    }
+  }
+
+  async #spawnTurn(
+    addr: ActorAddress,
+    def: ActorDefinition,
+    input: unknown,
+    ifAbsent: boolean,
+    origin: 'runtime' | 'operator',
+  ): Promise<Spawned | { heldBy: string }> {
+    const kind = def.kind;
+    const here = this.#entries.get(addr);
+    if (here) {
+      if (!ifAbsent) throw actorExists(addr);
+      return this.#existing(addr, input, this.#info(here));
+    }
+    if (ifAbsent) {
+      // Not activated: returning an existing actor leaves no fact behind (not even actor.restored).
+      const rec = await this.store.latestSnapshot(addr);
+      if (rec) {
+        return this.#existing(addr, input, {
+          address: addr,
+          kind: rec.kind,
+          state: rec.state,
+          status: rec.status,
+          seq: rec.seq,
+          owner: '',
+          active: false,
+        });
+      }
+    }
+    const own = await this.ownership.claim(addr);
+    if (own.kind === 'elsewhere') {
+      if (ifAbsent) return { heldBy: own.owner };
+      throw actorExists(addr, own.owner);
+    }
+    if (own.kind === 'unknown') throw new IceError('E_OWNERSHIP', own.reason, 'retry');
+    let committed: Promise<void>;
+    let entry: Entry;
+    try {
+      const loaded = await this.store.load(addr);
+      if (loaded.head.seq > 0) {
+        if (!ifAbsent) throw actorExists(addr);
+        // Committed between the look above and the claim: look again.
+        await this.ownership.release(addr).catch(() => {});
+        return { heldBy: this.node };
+      }
+      const actor = this.#create(addr, def.machine, { input });
+      const snap = actor.getSnapshot() as { status: string; value: never; error?: unknown };
+      if (snap.status === 'error') {
+        actor.stop();
+        throw new ValidationError(`${addr} failed to start: ${ensureError(snap.error).message}`, []);
+      }
+      const state = stateToString(snap.value);
+      const status = snap.status === 'done' ? 'done' : 'active';
+      entry = {
+        address: addr,
+        def,
+        actor,
+        status,
+        state,
+        head: { ...EMPTY_HEAD },
+        persisted: actor.getPersistedSnapshot(),
+        lastUsed: 0,
+        pending: 0,
+        uncommitted: new Map(),
+      };
+      entry.lastUsed = this.#clock.now();
+      const b = this.#builder(entry);
+      b.fact({ type: FactType.actorStarted, origin, data: { kind, input: input ?? null, state, node: this.node } });
+      this.#advance(entry, b, status, state);
+      this.#restored.add(addr);
+      this.#entries.set(addr, entry);
+      committed = this.#commit(entry, b.turn());
+    } catch (err) {
+      await this.ownership.release(addr).catch(() => {});
+      throw err;
+    }
+    try {
       await committed;
-      this.#log.info({ actor: addr, state: entry.state }, 'actor started');
-      return this.#info(entry);
-    });
+    } catch (err) {
+      // The chain's fence refused: another writer started this actor first.
+      if (!ifAbsent || !(err instanceof ConflictError)) throw err;
+      await this.ownership.release(addr).catch(() => {});
+      return { heldBy: this.node };
+    }
+    this.#log.info({ actor: addr, state: entry.state }, 'actor started');
+    return { ...this.#info(entry), created: true };
+  }
+
+  /** An existing actor for `spawn(…, { ifAbsent })`, if it was started with this input. */
+  async #existing(addr: ActorAddress, input: unknown, info: ActorInfo): Promise<Spawned> {
+    const [first] = await this.store.chainFacts(addr, 1, 1);
+    if (first?.type === FactType.actorStarted) {
+      const was: unknown = (first.data as { input?: unknown }).input ?? null;
+      const diff = firstDifference(was, input ?? null, 'input');
+      if (diff) {
+        throw new ExistingDiffersError(
+          'actor',
+          addr,
+          diff,
+          `actor ${addr} exists, spawned with another input (${diff.field}: ${show(diff.existing)}, not ${show(diff.requested)}); ` +
+            "an actor's input is fixed at spawn: change it through intents, or spawn another address",
+        );
+      }
+    }
+    return { ...info, created: false };
   }
 
   /** Sends a runtime-only event (e.g. RUNTIME_ABORT). Origin `runtime`; no intent, no grant. */
@@ -967,6 +1063,46 @@ class TurnBuilder {
       ...(this.grants ? { grants: this.grants } : {}),
     };
   }
+}
+
+/** How long `spawn(…, { ifAbsent })` waits for an actor another process is spawning. */
+const SPAWN_WAIT_MS = 5000;
+
+const show = (v: unknown): string => (v === undefined ? 'none' : JSON.stringify(v));
+
+function actorExists(addr: string, owner?: string): AlreadyExistsError {
+  return new AlreadyExistsError(
+    'actor',
+    addr,
+    `actor ${addr} already exists${owner ? ` and is owned by ${owner}` : ''}; ` +
+      'to spawn it only when absent, use rt.spawn(address, input, { ifAbsent: true }) (admin: spawn with ifAbsent: true)',
+  );
+}
+
+/**
+ * The first place two JSON values differ (`path` for the whole value, `path.key`, `path.0`),
+ * or undefined when they are equal as canonical JSON.
+ */
+export function firstDifference(
+  a: unknown,
+  b: unknown,
+  path: string,
+): { field: string; existing: unknown; requested: unknown } | undefined {
+  if (canonicalJson(a) === canonicalJson(b)) return undefined;
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isObj(a) && isObj(b)) {
+    for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
+      const d = firstDifference(a[k], b[k], `${path}.${k}`);
+      if (d) return d;
+    }
+  }
+  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) {
+    for (let i = 0; i < a.length; i++) {
+      const d = firstDifference(a[i], b[i], `${path}.${i}`);
+      if (d) return d;
+    }
+  }
+  return { field: path, existing: a, requested: b };
 }
 
 function failed(intent: Intent, code: string, message: string, seq?: number): Outcome {
