@@ -1,10 +1,10 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { JournalBrokenAtStartError, createRuntime, type Fact, type Runtime } from '../../src/index.js';
+import { JournalBrokenAtStartError, chainFact, createRuntime, type Fact, type Runtime } from '../../src/index.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { ice } from '../helpers/ice-cli.js';
-import { iid, tempDir } from '../helpers/runtime.js';
+import { MODES, iid, tempDir, tempRuntime } from '../helpers/runtime.js';
 
 /**
  * A node checks its journal before it serves: a changed fact is refused at start with its
@@ -169,5 +169,51 @@ describe('the start-up check', () => {
     );
     db.close();
     await expect(createRuntime({ dataDir: dir })).rejects.toMatchObject({ chain: 'deployment/a', seq: early.seq });
+  });
+});
+
+describe.each(MODES)('a fact that does not match its hash (%s)', (mode) => {
+  it('is never replayed: the actor refuses to load, and its chain is not appended to', async () => {
+    const h = await tempRuntime({ mode });
+    try {
+      const rt = h.rt;
+      await rt.grants.issue({ subject: BOT, scope: 'deployment/*:CONFIGURE' });
+      await rt.spawn('deployment/x', { service: 'x' });
+      const first = await rt.propose({
+        id: iid(),
+        proposer: BOT,
+        target: 'deployment/x',
+        action: 'CONFIGURE',
+        params: { version: '1.0.0', replicas: 2 },
+      });
+      expect(first.status).toBe('executed');
+      expect(await rt.passivate('deployment/x')).toBe(true);
+      // A turn whose fact links to the head, but whose body changed after it was hashed.
+      const head = await rt.store.head('deployment/x');
+      const { fact } = chainFact(
+        { ...head },
+        {
+          type: 'transition',
+          origin: 'runtime',
+          actor: 'deployment/x',
+          data: { from: 'live', to: 'live', event: { type: 'CONFIGURE', version: '6.6.6', replicas: 1 } },
+        },
+        new Date().toISOString(),
+      );
+      const changed = { ...fact, data: { ...fact.data, event: { type: 'CONFIGURE', version: '6.6.6', replicas: 9 } } };
+      await rt.store.commit({ chain: 'deployment/x', after: head, facts: [changed] });
+      const o = await rt.propose({
+        id: iid(),
+        proposer: BOT,
+        target: 'deployment/x',
+        action: 'CONFIGURE',
+        params: { version: '2.0.0', replicas: 2 },
+      });
+      expect(o.status).not.toBe('executed');
+      expect(JSON.stringify(o)).toContain('E_JOURNAL_BROKEN');
+      expect(await rt.store.head('deployment/x')).toEqual({ seq: fact.seq, hash: fact.hash });
+    } finally {
+      await h.close();
+    }
   });
 });
