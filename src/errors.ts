@@ -202,14 +202,14 @@ export class JournalBrokenAtStartError extends IceError {
   readonly seq: number | undefined;
   readonly pos: number | undefined;
   readonly reason: string;
-  constructor(where: { chain?: string; seq?: number; pos?: number }, reason: string, dataDir: string) {
+  constructor(where: { chain?: string; seq?: number; pos?: number }, reason: string, journal: string, verifyCommand: string) {
     const at = where.chain
       ? `chain ${where.chain} at seq ${where.seq ?? '?'} (position ${where.pos ?? '?'})`
       : `checkpoint position ${where.pos ?? '?'}`;
     super(
       'E_JOURNAL_BROKEN',
-      `the journal in ${dataDir} is broken at ${at}: ${reason}. Not serving. ` +
-        `See \`ice journal verify --data ${dataDir}\`; restore the data dir from a backup, or start with --serve-broken-journal ` +
+      `${journal} is broken at ${at}: ${reason}. Not serving. ` +
+        `See \`${verifyCommand}\`; restore from a backup, or start with --serve-broken-journal ` +
         '(library: serveBrokenJournal: true) to serve anyway: that is recorded as a journal.broken fact, and the broken chain is still never appended to',
       ErrorAction.terminal,
     );

@@ -50,7 +50,7 @@ import {
 } from './host/index.js';
 import { failedOutcome } from './host/intake.js';
 import { runtimeChain, turnAttestationText, type ChainHead, type PendingRecord, type StorePort } from './host/ports.js';
-import { DataDirLock, SqliteJournal, SqliteStore, checkStoreAtStart } from './store/index.js';
+import { DataDirLock, SqliteJournal, SqliteStore, checkStoreAtStart, type StartCheck } from './store/index.js';
 import { LocalOwnership } from './ownership/index.js';
 import { EmbeddedTransport, type Transport } from './transport/index.js';
 import { systemClock, type Clock } from './util/clock.js';
@@ -255,7 +255,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     // eslint-disable-next-line prefer-const
     let host!: Host;
     const factListeners = new Set<(f: Fact) => void>();
-    let brokenAtStart: Record<string, unknown> | undefined;
+    let check: StartCheck;
     let releaseOnStop = true;
 
     if (opts.cluster) {
@@ -271,6 +271,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       });
       cleanups.push(() => clusterParts!.close({ release: releaseOnStop }));
       ({ key, store, transport, ownership, grants: grantBook, reader } = clusterParts);
+      check = await clusterParts.checkAtStart();
       chainName = runtimeChain(node);
     } else {
       const dataDir = resolve(opts.dataDir ?? './.ice');
@@ -295,23 +296,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         );
       key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
       const k = key;
-      const check = checkStoreAtStart(st, k);
-      const r = check.result;
-      if (r.ok) {
-        logger.info({ facts: r.count, fromPos: check.fromPos, lastPos: r.lastPos, ms: check.ms }, 'journal verified at start');
-      } else {
-        const where = { ...(r.brokenChain ? { chain: r.brokenChain, seq: r.brokenAt } : {}), pos: r.brokenPos };
-        const broken = new JournalBrokenAtStartError(where, r.reason ?? 'broken', dataDir);
-        if (!opts.serveBrokenJournal) {
-          logger.error({ ...where, reason: r.reason }, broken.message);
-          throw broken;
-        }
-        logger.warn(
-          { ...where, reason: r.reason },
-          'serving a broken journal because serveBrokenJournal is set; recorded as a journal.broken fact',
-        );
-        brokenAtStart = { ...where, reason: r.reason ?? 'broken', fromPos: check.fromPos };
-      }
+      check = checkStoreAtStart(st, k);
       sqlite = new SqliteJournal(st, {
         now: () => clock.now(),
         attest: (hash) => ({ keyId: k.keyId, sig: k.signCheckpoint(hash) }),
@@ -328,6 +313,31 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       if (!opts.transport) cleanups.push(() => transport.close());
       reader = new SqliteJournalReader(sqlite, k);
       chainName = runtimeChain('_');
+    }
+
+    // Before serving: the journal written since the last start that verified (see the start checks).
+    let brokenAtStart: Record<string, unknown> | undefined;
+    {
+      const r = check.result;
+      const journalName = clusterParts ? `the cluster journal on ${String(opts.cluster!.servers)}` : `the journal in ${lock!.dataDir}`;
+      if (r.ok) {
+        logger.info({ facts: r.count, fromPos: check.fromPos, lastPos: r.lastPos, ms: check.ms }, 'journal verified at start');
+      } else {
+        const where = { ...(r.brokenChain ? { chain: r.brokenChain, seq: r.brokenAt } : {}), pos: r.brokenPos };
+        const verifyCommand = clusterParts
+          ? `ice journal verify --nats ${String(opts.cluster!.servers)}`
+          : `ice journal verify --data ${lock!.dataDir}`;
+        const broken = new JournalBrokenAtStartError(where, r.reason ?? 'broken', journalName, verifyCommand);
+        if (!opts.serveBrokenJournal) {
+          logger.error({ ...where, reason: r.reason }, broken.message);
+          throw broken;
+        }
+        logger.warn(
+          { ...where, reason: r.reason },
+          'serving a broken journal because serveBrokenJournal is set; recorded as a journal.broken fact',
+        );
+        brokenAtStart = { ...where, reason: r.reason ?? 'broken', fromPos: check.fromPos };
+      }
     }
 
     const authority = new Authority({

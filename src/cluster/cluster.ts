@@ -7,7 +7,8 @@ import { WatchedBucket } from '../store/jetstream/kv-stores.js';
 import { LeaseOwnership } from '../ownership/lease-ownership.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import type { Transport } from '../transport/transport.js';
-import type { JournalReader } from '../journal/reader.js';
+import type { JournalReader, StartCheck } from '../journal/reader.js';
+import { checkClusterAtStart } from './start-check.js';
 import type { OwnershipPort, StorePort } from '../host/ports.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
@@ -48,6 +49,8 @@ export interface ClusterParts {
   ownership: OwnershipPort;
   grants: GrantBook;
   reader: JournalReader;
+  /** The journal check before serving (see start-check.ts). */
+  checkAtStart(): Promise<StartCheck>;
   close(opts: { release: boolean }): Promise<void>;
 }
 
@@ -128,8 +131,10 @@ export async function startCluster(
       .catch((e: unknown) => {
         if (!(e instanceof ConflictError)) throw e; // the same key published before: fine
       });
-    const reader = new JetStreamJournalReader(nc, store, { keys: keyResolver(keys) });
+    const resolveKey = keyResolver(keys);
+    const reader = new JetStreamJournalReader(nc, store, { keys: resolveKey });
     return {
+      checkAtStart: () => checkClusterAtStart(reader, keys, resolveKey, key, ctx.node),
       key,
       store,
       transport,

@@ -1,6 +1,6 @@
 import type { Fact } from '../protocol/index.js';
 import type { AuthorityKey } from '../authority/index.js';
-import type { SqliteJournal, VerifyResult } from '../store/sqlite/sqlite-journal.js';
+import type { SqliteJournal, StartCheck, VerifyResult } from '../store/sqlite/sqlite-journal.js';
 
 /**
  * Reading and verifying the journal, the same in both modes (the CLI, the inspector, the
@@ -18,7 +18,7 @@ export interface JournalReader {
   verify(): Promise<VerifyResult>;
 }
 
-export type { VerifyResult };
+export type { StartCheck, VerifyResult };
 
 export class SqliteJournalReader implements JournalReader {
   readonly #j: SqliteJournal;

@@ -5,4 +5,4 @@ export { DataDirLock } from './data-dir-lock.js';
 export type { OwnerInfo } from './data-dir-lock.js';
 export type { ActorIndexRow, PendingRecord } from '../host/ports.js';
 export { checkStoreAtStart } from './sqlite/start-check.js';
-export type { StartCheck } from './sqlite/start-check.js';
+export type { StartCheck } from './sqlite/sqlite-journal.js';

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { assign, setup } from 'xstate';
 import { z } from 'zod';
@@ -163,15 +164,24 @@ describe('one runtime as cluster nodes on a 3-server NATS cluster (R3)', () => {
       { type: 'actor.stopped', origin: 'operator', actor: 'counter/s1', data: { reason: 'x' } },
       new Date().toISOString(),
     );
-    await (sa.store as unknown as { unsafePublishRaw(c: string, b: unknown): Promise<number> }).unsafePublishRaw('counter/s1', {
-      v: 1,
-      chain: 'counter/s1',
-      facts: [fact],
-      attestation: { keyId: ok.checkpoints ? (await sa.journal.fact('counter/s1', 1))!.hash.slice(0, 16) : 'x', sig: 'AAAA' },
-    });
+    const forgedAt = await (sa.store as unknown as { unsafePublishRaw(c: string, b: unknown): Promise<number> }).unsafePublishRaw(
+      'counter/s1',
+      {
+        v: 1,
+        chain: 'counter/s1',
+        facts: [fact],
+        attestation: { keyId: ok.checkpoints ? (await sa.journal.fact('counter/s1', 1))!.hash.slice(0, 16) : 'x', sig: 'AAAA' },
+      },
+    );
     const bad = await sa.journal.verify();
     expect(bad).toMatchObject({ ok: false, brokenChain: 'counter/s1', brokenAt: cursor.seq });
     expect(bad.reason).toMatch(/signed by unknown key|does not verify/);
+    // No node starts on it now (the start-up check)...
+    await expect(start('s-refused')).rejects.toMatchObject({ code: 'E_JOURNAL_BROKEN', chain: 'counter/s1', seq: cursor.seq });
+    // ...until the operator repairs it as docs/distributed.md says: the forged turn is deleted.
+    await (await jetstreamManager(client.connection)).streams.deleteMessage('ICE_JOURNAL', forgedAt);
+    expect(await sa.journal.verify()).toMatchObject({ ok: true });
+    await start('s-repaired');
   });
 
   it('a grant issued through one node counts at once on another (a denial waits for the grant view to catch up)', async () => {

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { JournalBrokenAtStartError, chainFact, createRuntime, type Fact, type Runtime } from '../../src/index.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { ice } from '../helpers/ice-cli.js';
-import { MODES, iid, tempDir, tempRuntime } from '../helpers/runtime.js';
+import { MODES, iid, tempDir, tempRuntime, type TempRuntime } from '../helpers/runtime.js';
 
 /**
  * A node checks its journal before it serves: a changed fact is refused at start with its
@@ -172,36 +172,46 @@ describe('the start-up check', () => {
   });
 });
 
+/** Commits, through the store port, a turn whose fact changed after it was hashed. */
+async function commitChangedFact(rt: Runtime, actor: string): Promise<Fact> {
+  const head = await rt.store.head(actor);
+  const { fact } = chainFact(
+    { ...head },
+    {
+      type: 'transition',
+      origin: 'runtime',
+      actor,
+      data: { from: 'live', to: 'live', event: { type: 'CONFIGURE', version: '6.6.6', replicas: 1 } },
+    },
+    new Date().toISOString(),
+  );
+  const changed = { ...fact, data: { ...fact.data, event: { type: 'CONFIGURE', version: '6.6.6', replicas: 9 } } };
+  await rt.store.commit({ chain: actor, after: head, facts: [changed] });
+  return fact;
+}
+
 describe.each(MODES)('a fact that does not match its hash (%s)', (mode) => {
-  it('is never replayed: the actor refuses to load, and its chain is not appended to', async () => {
+  async function withActor(): Promise<TempRuntime> {
     const h = await tempRuntime({ mode });
+    await h.rt.grants.issue({ subject: BOT, scope: 'deployment/*:CONFIGURE' });
+    await h.rt.spawn('deployment/x', { service: 'x' });
+    const first = await h.rt.propose({
+      id: iid(),
+      proposer: BOT,
+      target: 'deployment/x',
+      action: 'CONFIGURE',
+      params: { version: '1.0.0', replicas: 2 },
+    });
+    expect(first.status).toBe('executed');
+    return h;
+  }
+
+  it('is never replayed: the actor refuses to load, and its chain is not appended to', async () => {
+    const h = await withActor();
     try {
       const rt = h.rt;
-      await rt.grants.issue({ subject: BOT, scope: 'deployment/*:CONFIGURE' });
-      await rt.spawn('deployment/x', { service: 'x' });
-      const first = await rt.propose({
-        id: iid(),
-        proposer: BOT,
-        target: 'deployment/x',
-        action: 'CONFIGURE',
-        params: { version: '1.0.0', replicas: 2 },
-      });
-      expect(first.status).toBe('executed');
       expect(await rt.passivate('deployment/x')).toBe(true);
-      // A turn whose fact links to the head, but whose body changed after it was hashed.
-      const head = await rt.store.head('deployment/x');
-      const { fact } = chainFact(
-        { ...head },
-        {
-          type: 'transition',
-          origin: 'runtime',
-          actor: 'deployment/x',
-          data: { from: 'live', to: 'live', event: { type: 'CONFIGURE', version: '6.6.6', replicas: 1 } },
-        },
-        new Date().toISOString(),
-      );
-      const changed = { ...fact, data: { ...fact.data, event: { type: 'CONFIGURE', version: '6.6.6', replicas: 9 } } };
-      await rt.store.commit({ chain: 'deployment/x', after: head, facts: [changed] });
+      const fact = await commitChangedFact(rt, 'deployment/x');
       const o = await rt.propose({
         id: iid(),
         proposer: BOT,
@@ -212,6 +222,26 @@ describe.each(MODES)('a fact that does not match its hash (%s)', (mode) => {
       expect(o.status).not.toBe('executed');
       expect(JSON.stringify(o)).toContain('E_JOURNAL_BROKEN');
       expect(await rt.store.head('deployment/x')).toEqual({ seq: fact.seq, hash: fact.hash });
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('stops the next start: refused with the chain and seq; serveBrokenJournal serves and records journal.broken', async () => {
+    const h = await withActor();
+    try {
+      expect(await h.rt.passivate('deployment/x')).toBe(true);
+      const fact = await commitChangedFact(h.rt, 'deployment/x');
+      const err = await h.restart().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(JournalBrokenAtStartError);
+      expect(err).toMatchObject({ chain: 'deployment/x', seq: fact.seq });
+      expect((err as Error).message).toMatch(mode === 'cluster' ? /ice journal verify --nats/ : /ice journal verify --data/);
+      const rt = await h.restart({ serveBrokenJournal: true });
+      const recorded = (await rt.journal.tail({ chain: rt.runtimeChain, limit: 5 })).find((f) => f.type === 'journal.broken');
+      expect(recorded?.data).toMatchObject({ chain: 'deployment/x', seq: fact.seq, servedAnyway: true });
     } finally {
       await h.close();
     }

@@ -115,11 +115,16 @@ export class JetStreamJournalReader implements JournalReader {
    * fork, one past the next position a gap. With a key resolver, each turn's attestation (the
    * writing node's signature over the head it left) must verify against a published key;
    * `attestedPos` is the last position up to which every turn was attested.
+   *
+   * With `fromPos`, only the messages after that stream position are checked (the start-up
+   * check): a chain's first message there is taken to continue from its stated `prev`, whose
+   * link to the fact before is checked whenever the chain is loaded.
    */
-  async verify(): Promise<VerifyResult> {
+  async verify(opts: { fromPos?: number } = {}): Promise<VerifyResult> {
     const jsm = await this.#manager();
     const info = await jsm.streams.info(this.#stream);
     const last = info.state.last_seq;
+    const fromPos = opts.fromPos ?? 0;
     const heads = new Map<string, ChainHead>();
     let count = 0;
     let lastPos = 0;
@@ -136,24 +141,31 @@ export class JetStreamJournalReader implements JournalReader {
       ...(this.#keys ? { checkpoints: attested, attestedPos } : {}),
       ...extra,
     });
-    if (last === 0 || info.state.messages === 0) return result();
+    if (last === 0 || info.state.messages === 0 || last <= fromPos) return result({ lastPos: fromPos });
     const consumer = await jetstream(this.#nc).consumers.get(this.#stream, {
       filter_subjects: 'ice.journal.>',
       deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: info.state.first_seq,
+      opt_start_seq: Math.max(info.state.first_seq, fromPos + 1),
     });
+    // Deleted messages (a repaired chain) leave the stream's last sequence behind: the end is
+    // where the consumer has nothing pending, not that sequence.
+    if ((await consumer.info()).num_pending === 0) {
+      await consumer.delete().catch(() => {});
+      return result({ lastPos: fromPos });
+    }
     const messages = await consumer.consume();
     try {
       for await (const m of messages) {
+        const done = m.seq >= last || m.info.pending === 0;
         const body = m.json<TurnMessage>();
-        const head = heads.get(body.chain) ?? { seq: 0, hash: '' };
         const first = body.facts[0];
+        const head = heads.get(body.chain) ?? (fromPos > 0 && first ? { seq: first.seq - 1, hash: first.prev } : { seq: 0, hash: '' });
         if (first !== undefined && first.seq <= head.seq) {
           // an orphan: first at a position wins (the store confirms placement where the fence
           // can fail); reported, not part of the chain
           orphans.push({ chain: body.chain, seq: first.seq, pos: m.seq });
           lastPos = m.seq;
-          if (m.seq >= last) break;
+          if (done) break;
           continue;
         }
         const r = checkChain(body.facts, head);
@@ -181,7 +193,7 @@ export class JetStreamJournalReader implements JournalReader {
         heads.set(body.chain, r.head);
         count += body.facts.length;
         lastPos = m.seq;
-        if (m.seq >= last) break;
+        if (done) break;
       }
     } finally {
       await messages.close().catch(() => {});

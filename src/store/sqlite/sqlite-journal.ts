@@ -49,6 +49,14 @@ export interface VerifyResult {
   reason?: string;
 }
 
+/** What a node's check of its journal before serving found (both modes). */
+export interface StartCheck {
+  /** Positions after this one were checked (0: all of them). */
+  fromPos: number;
+  result: VerifyResult;
+  ms: number;
+}
+
 export interface SqliteJournalOptions {
   /** Signs a checkpoint hash; called once per flush. */
   attest?: (hash: string) => { keyId: string; sig: string };

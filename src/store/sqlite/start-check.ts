@@ -1,5 +1,5 @@
 import type { AuthorityKey } from '../../authority/index.js';
-import { verifyStore, type VerifyResult } from './sqlite-journal.js';
+import { verifyStore, type StartCheck } from './sqlite-journal.js';
 import type { SqliteStore } from './sqlite-store.js';
 
 /**
@@ -12,13 +12,6 @@ import type { SqliteStore } from './sqlite-store.js';
  * authority's signature over both, so a mark moved forward over changed facts does not verify
  * (the check then starts from the beginning).
  */
-export interface StartCheck {
-  /** Facts after this position were checked (0: all of them). */
-  fromPos: number;
-  result: VerifyResult;
-  ms: number;
-}
-
 const MARK = 'verified_at_start';
 const markText = (pos: number, hash: string) => `ice.verified-at-start:${pos}:${hash}`;
 
