@@ -1,5 +1,4 @@
 import {
-  JetStreamApiCodes,
   JetStreamApiError,
   jetstream,
   jetstreamManager,
@@ -25,7 +24,7 @@ import { EMPTY_HEAD, isRuntimeChain } from '../../host/ports.js';
 import type { ActorIndexRow, ChainHead, LoadedChain, PendingRecord, StorePort, StoredOutcome, Turn } from '../../host/ports.js';
 import type { Fact, Grant, SnapshotRecord } from '../../protocol/index.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
-import { DEDUP_WINDOW_NS } from './kv-stores.js';
+import { DEDUP_WINDOW_NS, isWrongLastSequence } from './kv-stores.js';
 
 /**
  * The store port on JetStream (cluster mode): one stream for every chain, three KV buckets of
@@ -207,13 +206,6 @@ function supersedes(next: StoredOutcome, stored: StoredOutcome): boolean {
 /** Intent ids may hold `:`, which KV keys may not; ids never hold `=`. */
 const intentKey = (intentId: string) => intentId.replaceAll(':', '=');
 const TOKEN_RE = /^[^\s.*>/]+$/;
-
-function isWrongLastSequence(e: unknown): boolean {
-  return (
-    e instanceof JetStreamApiError &&
-    (e.code === JetStreamApiCodes.StreamWrongLastSequence || e.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
-}
 
 /** Errors that pass while a stream or the meta group elects a leader. */
 function isTransient(e: unknown): boolean {

@@ -1,5 +1,5 @@
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConflictError, ensureError } from '../../errors.js';
@@ -18,6 +18,14 @@ export interface WatchedEntry {
 }
 
 /** A KV bucket of JSON records that one node mirrors into memory through a watch. */
+/** JetStream's answer to a write whose expected last sequence did not hold: the key (or subject) moved. */
+export function isWrongLastSequence(e: unknown): boolean {
+  return (
+    e instanceof JetStreamApiError &&
+    (e.code === JetStreamApiCodes.StreamWrongLastSequence || e.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
+}
+
 export class WatchedBucket {
   readonly #kv: KV;
   readonly #nc: NatsConnection;
@@ -73,12 +81,13 @@ export class WatchedBucket {
     return { value: e.json<unknown>(), revision: e.revision };
   }
 
-  /** @throws ConflictError when the key exists. */
+  /** @throws ConflictError when the key exists; any other failure (a timeout, no leader) as it is. */
   async create(key: string, value: unknown): Promise<number> {
     try {
       return await this.#kv.create(key, JSON.stringify(value));
     } catch (e) {
-      throw new ConflictError(`${key} already exists (${ensureError(e).message})`);
+      if (isWrongLastSequence(e)) throw new ConflictError(`${key} already exists (${ensureError(e).message})`);
+      throw ensureError(e);
     }
   }
 
