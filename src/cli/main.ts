@@ -44,14 +44,48 @@ export const EXIT_USAGE = 2;
 
 const VERSION = '0.1.0';
 
-/** Resolves on Ctrl-C or SIGTERM: how every serving command ends. */
-const untilStopped = () =>
-  new Promise<void>((resolveStop) => {
-    process.once('SIGINT', () => resolveStop());
-    process.once('SIGTERM', () => resolveStop());
-  });
-const print = (s: string) => process.stdout.write(s + '\n');
-const printJson = (v: unknown) => process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+/** Set once stdout's reader has gone (EPIPE, e.g. `ice … | head`): nothing more is printed. */
+let stdoutGone = false;
+const onStdoutGone = new Set<() => void>();
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  stdoutGone = true;
+  for (const f of onStdoutGone) f();
+});
+const print = (s: string) => {
+  if (!stdoutGone) process.stdout.write(s + '\n');
+};
+const printJson = (v: unknown) => print(JSON.stringify(v, null, 2));
+
+/**
+ * How every serving or following command ends: Ctrl-C, SIGTERM, stdout's reader gone, or
+ * `stop()` from within. Made before the command prints anything (a script that signals on
+ * seeing `ready` must find the handlers in place); after it fires, a second Ctrl-C ends the
+ * process at once.
+ */
+function stopper(): { done: Promise<void>; stop: () => void; readonly stopped: boolean } {
+  let stopped = false;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const stop = () => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    onStdoutGone.delete(stop);
+    stopped = true;
+    resolveDone();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  onStdoutGone.add(stop);
+  if (stdoutGone) stop();
+  return {
+    done,
+    stop,
+    get stopped() {
+      return stopped;
+    },
+  };
+}
 
 async function loadActors(modules: string[] | undefined): Promise<ActorDefinition[]> {
   const byKind = new Map(exampleActors.map((d) => [d.kind, d as ActorDefinition]));
@@ -215,7 +249,7 @@ common(program.command('demo'))
   .action(async (o: Common) => {
     const rt = await open(o);
     try {
-      const r = await runDemo(rt);
+      const r = await runDemo(rt, print);
       process.exitCode = r.verified ? 0 : 1;
     } finally {
       await rt.stop();
@@ -324,7 +358,8 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
         status: () => ({ node: rt.node, mode: rt.mode, ...rt.stats() }),
       })
     : undefined;
-  if (o.seed) await runDemo(rt);
+  const stop = stopper();
+  if (o.seed) await runDemo(rt, print);
   print(`${c.bold(title)} node ${rt.node} ${rt.mode === 'cluster' ? `in a cluster on ${o.nats ?? ''}` : `serving ${rt.dataDir}`}`);
   print(`  transport ${rt.transport.kind}${o.nats ? ` ${o.nats} (nats-server ${transport!.serverVersion ?? '?'})` : ' (in process)'}`);
   if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
@@ -332,7 +367,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
   if (inspector) print(`  inspector ${c.bold(inspector.url)}`);
   print(`  actors ${(await rt.listActors()).length} · Ctrl-C to stop`);
   print('ready');
-  await untilStopped();
+  await stop.done;
   await service?.stop();
   await inspector?.close();
   await admin?.close();
@@ -384,9 +419,10 @@ common(program.command('inspect'))
     const t = await NatsTransport.connect({ servers: o.nats.split(','), name: 'ice-inspect', maxReconnectAttempts: -1 });
     const source = await clusterInspectorSource(t, await loadActors(o.actors));
     const inspector = await startInspector({ runtime: source, port: o.inspect || 0, host: o.inspectHost ?? '127.0.0.1' });
+    const stop = stopper();
     print(`${c.bold('ice inspect')} ${o.nats} → ${c.bold(inspector.url)}`);
     print('ready');
-    await untilStopped();
+    await stop.done;
     await inspector.close();
     await source.close();
     await t.close();
@@ -552,6 +588,9 @@ common(actor.command('spawn <address>'))
   .option('--input <json>', 'input for the machine, as JSON')
   .action(spawnAction);
 
+/** Waits `ms`, or less if `until` settles first. */
+const pause = (ms: number, until: Promise<void>) => Promise.race([new Promise((r) => setTimeout(r, ms)), until]);
+
 const journal = program.command('journal').description('the hash-chained journal');
 common(journal.command('tail'))
   .description('the newest facts')
@@ -561,21 +600,19 @@ common(journal.command('tail'))
   .option('--json', 'one JSON fact per line')
   .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
   .action(async (o: Opts<'data' | 'limit'>) => {
-    const show = (f: Fact): void => {
-      if (o.json) process.stdout.write(JSON.stringify(f) + '\n');
-      else print(formatFact(f));
-    };
+    const show = (f: Fact): void => print(o.json ? JSON.stringify(f) : formatFact(f));
+    const stop = o.follow ? stopper() : undefined;
     // Where the follow starts is read before the tail, so nothing committed in between is missed.
     const startPos = !o.nats && o.follow ? await read<number>(o, 'journal.lastPos') : 0;
     const facts = (await read<Fact[]>(o, 'journal.tail', { limit: o.limit, ...(o.actor ? { chain: o.actor } : {}) })).reverse();
     facts.forEach(show);
-    if (!o.follow) return;
+    if (!stop) return;
     if (o.nats) {
       // Every node publishes each committed fact on ice.fact.<chain>.
       const t = await NatsTransport.connect({ servers: o.nats.split(','), name: 'ice-cli-tail', maxReconnectAttempts: -1 });
       try {
         const sub = t.subscribe(o.actor ? Subjects.fact(o.actor) : Subjects.factAll, (m) => show(m.data as Fact));
-        await untilStopped();
+        await stop.done;
         sub.unsubscribe();
       } finally {
         await t.close();
@@ -586,12 +623,8 @@ common(journal.command('tail'))
     try {
       let last = startPos;
       const shown = new Set(facts.map((f) => `${f.actor ?? ''}#${f.seq}`));
-      let stop = false;
-      process.once('SIGINT', () => {
-        stop = true;
-      });
-      while (!stop) {
-        await new Promise((r) => setTimeout(r, 300));
+      while (!stop.stopped) {
+        await pause(300, stop.done);
         for (const row of store.factRows(last + 1, 1000)) {
           last = row.pos;
           if ((!o.actor || row.chain === o.actor) && !shown.has(`${row.chain}#${row.seq}`)) show(rowToFact(row));
@@ -665,7 +698,7 @@ common(machines.command('export <kind>'))
           ? await graphToSvg(graph)
           : JSON.stringify({ graph, layout: await layoutGraph(graph) }, null, 2);
     if (o.out) writeFileSync(o.out, text.endsWith('\n') ? text : text + '\n');
-    else process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+    else print(text.endsWith('\n') ? text.slice(0, -1) : text);
   });
 
 program.addOption(new Option('--no-color', 'no colours').hideHelp());
