@@ -259,38 +259,73 @@ common(program.command('demo'))
 type ServeOptions = Common;
 
 /**
- * The first connection of a serving node: each failed attempt is logged with the URLs, and
- * after `timeoutMs` it gives up with what to do (instead of waiting in silence). Once
- * connected, the node reconnects for as long as it runs.
+ * The first connection of a serving node: each failed attempt is logged (warn) with the URLs,
+ * and once `timeoutMs` has passed it gives up with what to do, instead of waiting in silence.
+ * Once connected, the node reconnects for as long as it runs.
  */
 async function connectLogged(nats: string, name: string, logger: Logger, timeoutMs: number): Promise<NatsTransport> {
   const started = Date.now();
+  logger.info({ nats }, `connecting to NATS at ${nats}`);
   for (let attempt = 1; ; attempt++) {
     try {
       return await NatsTransport.connect({
         servers: nats.split(','),
         name,
         maxReconnectAttempts: -1,
-        connectTimeoutMs: 5000,
+        connectTimeoutMs: Math.max(500, Math.min(5000, started + timeoutMs - Date.now())),
         onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed'),
       });
     } catch (e) {
       const waited = Date.now() - started;
+      const why = ensureError(e).message;
       if (waited >= timeoutMs) {
         throw new IceError(
           'E_UNREACHABLE',
-          `no NATS server answered at ${nats} for ${Math.round(waited / 1000)} s (${ensureError(e).message}); ` +
-            'start one, check --nats, or set ICE_CONNECT_TIMEOUT to wait longer',
+          `no NATS server answered at ${nats} in ${Math.round(waited / 1000)} s (${attempt} attempts; ${why}); ` +
+            'start one, check --nats, or wait longer with --connect-timeout <duration> (or ICE_CONNECT_TIMEOUT)',
           'retry',
         );
       }
-      logger.warn({ nats, attempt, err: ensureError(e).message }, 'NATS not reachable yet; retrying');
-      await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt)));
+      const left = Math.ceil((timeoutMs - waited) / 1000);
+      logger.warn({ nats, attempt, err: why }, `NATS not reachable at ${nats} (attempt ${attempt}: ${why}); retrying for ${left} s more`);
+      await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt, timeoutMs - waited)));
     }
   }
 }
 
-/** `ice dev` and `ice start` (one node on a data dir, or a cluster node): serves until SIGINT/SIGTERM. */
+/** What a serving node started, stopped in reverse order: when it is told to stop, and when it fails to start. */
+class Started {
+  readonly #closers: Array<() => Promise<unknown>> = [];
+  readonly #logger: Logger;
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+  add(close: () => Promise<unknown>): void {
+    this.#closers.push(close);
+  }
+  async closeAll(): Promise<void> {
+    for (const close of this.#closers.reverse()) {
+      await close().catch((e: unknown) => this.#logger.warn({ err: ensureError(e) }, 'stopping'));
+    }
+  }
+}
+
+/** A second node on a data dir exits at once, naming the owner and what to do. */
+function servedElsewhere(e: DataDirLockedError): IceError {
+  return new IceError(
+    'E_DATA_DIR_LOCKED',
+    `data dir ${e.dataDir} is owned by another process${e.ownerPid ? ` (pid ${e.ownerPid})` : ''}, a node serving it; ` +
+      'stop that node first, or give this one a data dir of its own with --data',
+    'terminal',
+    { cause: e },
+  );
+}
+
+/**
+ * `ice dev` and `ice start` (one node on a data dir, or a cluster node): serves until SIGINT
+ * or SIGTERM. Either it prints `ready`, or it stops what it started and fails: no node is
+ * left running after an error.
+ */
 async function serve(o: ServeOptions, title: string): Promise<void> {
   if (o.cluster && o.adminPort !== undefined) {
     throw new ValidationError('--admin-port has no effect with --cluster', [
@@ -313,66 +348,80 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     ]);
   }
   const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
-  let transport: NatsTransport | undefined;
-  if (o.nats) {
-    transport = await connectLogged(o.nats, `ice-${o.node ?? 'node'}`, logger, o.connectTimeout ?? 60_000);
-    const warning = jetStreamVersionWarning(transport.serverVersion);
-    if (warning) logger.warn({ server: transport.serverVersion }, warning);
-  }
-  const node = o.node ?? (o.cluster ? `node-${process.pid}` : undefined);
-  const rt = await createRuntime({
-    ...(o.cluster
-      ? {
-          cluster: {
-            servers: o.nats!.split(','),
-            ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
-            ...(o.leaseTtl !== undefined ? { leaseTtlMs: o.leaseTtl } : {}),
-            keyFile: join(resolve(o.data), `node-${node!}.key`),
-          },
-        }
-      : { dataDir: o.data }),
-    actors: await loadActors(o.actors),
-    logger,
-    ...(node ? { node } : {}),
-    ...(transport ? { transport } : {}),
-    ...(o.requirePrincipalSubjects ? { requirePrincipalSubject: true } : {}),
-    ...(o.publishInspection ? { publishInspection: true } : {}),
-  });
-  const admin = o.cluster ? undefined : await startAdminServer(rt, o.adminPort !== undefined ? { port: o.adminPort } : {});
-  if (admin) rt.advertiseAdmin(admin.url, admin.token);
-  let inspector: Inspector | undefined;
-  if (o.inspect !== undefined && o.inspect !== false) {
-    const host = o.inspectHost ?? '127.0.0.1';
-    try {
-      inspector = await startInspector({ runtime: rt, port: o.inspect, host });
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'EADDRINUSE') throw e;
-      logger.warn(`inspector port ${o.inspect} is taken; using a free port`);
-      inspector = await startInspector({ runtime: rt, port: 0, host });
+  const started = new Started(logger);
+  try {
+    let transport: NatsTransport | undefined;
+    if (o.nats) {
+      const t = await connectLogged(o.nats, `ice-${o.node ?? 'node'}`, logger, o.connectTimeout ?? 60_000);
+      started.add(() => t.close());
+      const warning = jetStreamVersionWarning(t.serverVersion);
+      if (warning) logger.warn({ server: t.serverVersion }, warning);
+      transport = t;
     }
-  }
-  const service = transport
-    ? await registerNodeService(transport, {
+    const node = o.node ?? (o.cluster ? `node-${process.pid}` : undefined);
+    let rt: Runtime;
+    try {
+      rt = await createRuntime({
+        ...(o.cluster
+          ? {
+              cluster: {
+                servers: o.nats!.split(','),
+                ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+                ...(o.leaseTtl !== undefined ? { leaseTtlMs: o.leaseTtl } : {}),
+                keyFile: join(resolve(o.data), `node-${node!}.key`),
+              },
+            }
+          : { dataDir: o.data }),
+        actors: await loadActors(o.actors),
+        logger,
+        ...(node ? { node } : {}),
+        ...(transport ? { transport } : {}),
+        ...(o.requirePrincipalSubjects ? { requirePrincipalSubject: true } : {}),
+        ...(o.publishInspection ? { publishInspection: true } : {}),
+      });
+    } catch (e) {
+      throw e instanceof DataDirLockedError ? servedElsewhere(e) : e;
+    }
+    started.add(() => rt.stop());
+    const admin = o.cluster ? undefined : await startAdminServer(rt, o.adminPort !== undefined ? { port: o.adminPort } : {});
+    if (admin) {
+      started.add(() => admin.close());
+      rt.advertiseAdmin(admin.url, admin.token);
+    }
+    let inspector: Inspector | undefined;
+    if (o.inspect !== undefined && o.inspect !== false) {
+      const host = o.inspectHost ?? '127.0.0.1';
+      try {
+        inspector = await startInspector({ runtime: rt, port: o.inspect, host });
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'EADDRINUSE') throw e;
+        logger.warn(`inspector port ${o.inspect} is taken; using a free port`);
+        inspector = await startInspector({ runtime: rt, port: 0, host });
+      }
+      const i = inspector;
+      started.add(() => i.close());
+    }
+    if (transport) {
+      const service = await registerNodeService(transport, {
         node: rt.node.replace(/[^A-Za-z0-9_-]/g, '_'),
         version: VERSION,
         status: () => ({ node: rt.node, mode: rt.mode, ...rt.stats() }),
-      })
-    : undefined;
-  const stop = stopper();
-  if (o.seed) await runDemo(rt, print);
-  print(`${c.bold(title)} node ${rt.node} ${rt.mode === 'cluster' ? `in a cluster on ${o.nats ?? ''}` : `serving ${rt.dataDir}`}`);
-  print(`  transport ${rt.transport.kind}${o.nats ? ` ${o.nats} (nats-server ${transport!.serverVersion ?? '?'})` : ' (in process)'}`);
-  if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
-  else print('  operator commands: ice … --nats <url> (ice.admin.* on NATS)');
-  if (inspector) print(`  inspector ${c.bold(inspector.url)}`);
-  print(`  actors ${(await rt.listActors()).length} · Ctrl-C to stop`);
-  print('ready');
-  await stop.done;
-  await service?.stop();
-  await inspector?.close();
-  await admin?.close();
-  await rt.stop();
-  await transport?.close();
+      });
+      started.add(() => service.stop());
+    }
+    const stop = stopper();
+    if (o.seed) await runDemo(rt, print);
+    print(`${c.bold(title)} node ${rt.node} ${rt.mode === 'cluster' ? `in a cluster on ${o.nats ?? ''}` : `serving ${rt.dataDir}`}`);
+    print(`  transport ${rt.transport.kind}${o.nats ? ` ${o.nats} (nats-server ${transport!.serverVersion ?? '?'})` : ' (in process)'}`);
+    if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
+    else print('  operator commands: ice … --nats <url> (ice.admin.* on NATS)');
+    if (inspector) print(`  inspector ${c.bold(inspector.url)}`);
+    print(`  actors ${(await rt.listActors()).length} · Ctrl-C to stop`);
+    print('ready');
+    await stop.done;
+  } finally {
+    await started.closeAll();
+  }
 }
 
 const connectTimeoutOption = () =>
@@ -413,19 +462,26 @@ common(program.command('start'))
 common(program.command('inspect'))
   .description('serve the inspector for a cluster: journal, snapshots and owners read from JetStream')
   .requiredOption('--nats <url>', 'NATS server URL(s) of the cluster, comma-separated')
+  .addOption(connectTimeoutOption())
   .option('--inspect <port>', 'inspector port (0 = any free port)', '4848')
   .option('--inspect-host <host>', 'bind address (default 127.0.0.1: it shows contexts and the journal)')
-  .action(async (o: Opts<'nats' | 'inspect'>) => {
-    const t = await NatsTransport.connect({ servers: o.nats.split(','), name: 'ice-inspect', maxReconnectAttempts: -1 });
-    const source = await clusterInspectorSource(t, await loadActors(o.actors));
-    const inspector = await startInspector({ runtime: source, port: o.inspect || 0, host: o.inspectHost ?? '127.0.0.1' });
-    const stop = stopper();
-    print(`${c.bold('ice inspect')} ${o.nats} → ${c.bold(inspector.url)}`);
-    print('ready');
-    await stop.done;
-    await inspector.close();
-    await source.close();
-    await t.close();
+  .action(async (o: Opts<'nats' | 'inspect' | 'connectTimeout'>) => {
+    const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
+    const started = new Started(logger);
+    try {
+      const t = await connectLogged(o.nats, 'ice-inspect', logger, o.connectTimeout);
+      started.add(() => t.close());
+      const source = await clusterInspectorSource(t, await loadActors(o.actors));
+      started.add(() => source.close());
+      const inspector = await startInspector({ runtime: source, port: o.inspect || 0, host: o.inspectHost ?? '127.0.0.1' });
+      started.add(() => inspector.close());
+      const stop = stopper();
+      print(`${c.bold('ice inspect')} ${o.nats} → ${c.bold(inspector.url)}`);
+      print('ready');
+      await stop.done;
+    } finally {
+      await started.closeAll();
+    }
   });
 
 common(program.command('propose <target> <action>'))
@@ -718,5 +774,8 @@ try {
         process.stderr.write(`  ${i.path || '(value)'}: ${i.message}${i.expected ? ` (expected ${i.expected})` : ''}\n`);
     }
     process.exitCode = err instanceof ValidationError ? EXIT_USAGE : 1;
+    // Whatever failed closed what it had opened; should anything still hold the process open,
+    // an error was printed and nothing is served: do not linger.
+    setTimeout(() => process.exit(), 2000).unref();
   }
 }
