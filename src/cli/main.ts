@@ -136,16 +136,20 @@ async function change(o: Common, op: string, args: unknown): Promise<unknown> {
 async function adminOverNats(servers: string, op: string, args: unknown): Promise<unknown> {
   const t = await NatsTransport.connect({ servers: servers.split(','), name: 'ice-cli' });
   try {
-    const reply = (await t.request(Subjects.admin(op), args, { timeoutMs: 15_000 })).data as {
-      result?: unknown;
-      error?: { code: string; message: string; issues?: IssueDetail[] };
-    };
-    if (reply.error?.issues) throw new ValidationError(reply.error.message, reply.error.issues);
-    if (reply.error) throw new IceError(reply.error.code, reply.error.message.replace(/^E_[A-Z_]+: /, ''), 'reject');
-    return reply.result;
+    return await requestAdmin(t, op, args);
   } finally {
     await t.close();
   }
+}
+
+async function requestAdmin(t: NatsTransport, op: string, args: unknown): Promise<unknown> {
+  const reply = (await t.request(Subjects.admin(op), args, { timeoutMs: 15_000 })).data as {
+    result?: unknown;
+    error?: { code: string; message: string; issues?: IssueDetail[] };
+  };
+  if (reply.error?.issues) throw new ValidationError(reply.error.message, reply.error.issues);
+  if (reply.error) throw new IceError(reply.error.code, reply.error.message.replace(/^E_[A-Z_]+: /, ''), 'reject');
+  return reply.result;
 }
 
 async function proposeOverNats(servers: string, intent: unknown, timeoutMs: number): Promise<Outcome> {
@@ -216,6 +220,8 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
     }
     case 'journal.tail':
       return journal.tail({ limit: Number(a.limit ?? 20), ...(typeof a.chain === 'string' ? { chain: a.chain } : {}) });
+    case 'journal.chain':
+      return store.chainRows(String(a.chain), Number(a.fromSeq ?? 1), Number(a.limit ?? 1000)).map(rowToFact);
     case 'journal.verify': {
       const key = AuthorityKey.loadPublic(resolve(o.data));
       return {
@@ -647,17 +653,108 @@ common(actor.command('spawn <address>'))
 /** Waits `ms`, or less if `until` settles first. */
 const pause = (ms: number, until: Promise<void>) => Promise.race([new Promise((r) => setTimeout(r, ms)), until]);
 
+/**
+ * One chain oldest first from seq `from`: up to `limit` facts, or with `follow` every fact
+ * from there on, then each new one as it commits (locally by polling the store read-only;
+ * over NATS from the nodes' ice.fact.<chain> messages, filling any gap from the journal).
+ */
+async function chainFrom(
+  o: Opts<'data' | 'limit'>,
+  chain: string,
+  from: number,
+  show: (f: Fact) => void,
+  stop: ReturnType<typeof stopper> | undefined,
+): Promise<void> {
+  if (!stop) {
+    (await read<Fact[]>(o, 'journal.chain', { chain, fromSeq: from, limit: o.limit })).forEach(show);
+    return;
+  }
+  const PAGE = 1000;
+  let next = from;
+  const showNew = (facts: Fact[]) => {
+    for (const f of facts) {
+      if (f.seq < next) continue;
+      show(f);
+      next = f.seq + 1;
+    }
+  };
+  if (!o.nats) {
+    const store = readStore(o);
+    try {
+      while (!stop.stopped) {
+        const rows = store.chainRows(chain, next, PAGE);
+        showNew(rows.map(rowToFact));
+        if (rows.length < PAGE) await pause(300, stop.done);
+      }
+    } finally {
+      await store.close();
+    }
+    return;
+  }
+  const t = await NatsTransport.connect({ servers: o.nats.split(','), name: 'ice-cli-tail', maxReconnectAttempts: -1 });
+  let failure: Error | undefined;
+  try {
+    /** Reads the chain from `next` until it has nothing newer (or reaches `upTo`). */
+    const catchUp = async (upTo = Number.MAX_SAFE_INTEGER) => {
+      for (;;) {
+        const page = (await requestAdmin(t, 'journal.chain', { chain, fromSeq: next, limit: PAGE })) as Fact[];
+        showNew(page);
+        if (page.length < PAGE || next > upTo) return;
+      }
+    };
+    // One step at a time, in order; a failed step ends the follow with its error.
+    let queue = Promise.resolve();
+    const enqueue = (step: () => Promise<void>) => {
+      queue = queue.then(step);
+      queue.catch((e: unknown) => {
+        failure ??= ensureError(e);
+        stop.stop();
+      });
+    };
+    // Subscribed before the first read, so a fact committed while reading arrives live; a
+    // live fact past the next expected seq first reads what is missing from the journal.
+    const sub = t.subscribe(Subjects.fact(chain), (m) => {
+      const f = m.data as Fact;
+      enqueue(async () => {
+        if (f.seq > next) await catchUp(f.seq - 1);
+        showNew([f]);
+      });
+    });
+    await t.flush();
+    enqueue(() => catchUp());
+    await stop.done;
+    sub.unsubscribe();
+  } finally {
+    await t.close();
+  }
+  if (failure) throw failure;
+}
+
 const journal = program.command('journal').description('the hash-chained journal');
 common(journal.command('tail'))
-  .description('the newest facts')
+  .description('the newest facts; or with --actor and --from, one chain oldest first from a seq')
   .option('-n, --limit <n>', 'how many (1-100000)', '20')
   .option('--actor <address>', 'only facts of this actor (its chain)')
+  .option('--from <seq>', 'with --actor: that chain from this seq on, oldest first (with -f: every fact from there, then new ones)')
   .option('-f, --follow', 'keep printing new facts')
   .option('--json', 'one JSON fact per line')
   .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
   .action(async (o: Opts<'data' | 'limit'>) => {
     const show = (f: Fact): void => print(o.json ? JSON.stringify(f) : formatFact(f));
     const stop = o.follow ? stopper() : undefined;
+    if (o.from !== undefined) {
+      if (!o.actor) {
+        throw new ValidationError('--from needs --actor', [
+          {
+            path: '--from',
+            code: 'needs_option',
+            message: `got ${o.from} without --actor`,
+            expected: '--actor <address> as well, the chain to read, e.g. --actor deployment/web --from 1',
+          },
+        ]);
+      }
+      return chainFrom(o, o.actor, o.from, show, stop);
+    }
     // Where the follow starts is read before the tail, so nothing committed in between is missed.
     const startPos = !o.nats && o.follow ? await read<number>(o, 'journal.lastPos') : 0;
     const facts = (await read<Fact[]>(o, 'journal.tail', { limit: o.limit, ...(o.actor ? { chain: o.actor } : {}) })).reverse();

@@ -76,6 +76,7 @@ describe('ice refuses an option value no rule accepts: at once, exit 2, naming t
       'an integer from 1 to 100000',
     ],
     ['a fact count of 0', ['journal', 'tail', '-n', '0'], '--limit', '"0"', 'an integer from 1 to 100000'],
+    ['a seq of 0', ['journal', 'tail', '--actor', 'deployment/x', '--from', '0'], '--from', '"0"', 'an integer, 1 or more'],
     ['a chain that is no actor address', ['journal', 'tail', '--actor', 'web'], '--actor', '"web"', 'an actor address "kind/id"'],
     ['params that are not JSON', [...propose, '--params', '{oops'], '--params', '"{oops": not JSON', 'a JSON object'],
     ['params that are not an object', [...propose, '--params', '[1]'], '--params', '"[1]"', 'a JSON object'],
