@@ -26,6 +26,7 @@ import {
 } from '../inspector/index.js';
 import { c, formatActors, formatFact, formatGrants, formatOutcome } from './format.js';
 import { assertEveryOptionHasARule, checkOptions, type Opts } from './options.js';
+import { applyProjectConfig, findProjectConfig, type ProjectConfig } from './config.js';
 import type { ActorDetail, ActorInfo } from '../host/index.js';
 import type { PendingRecord } from '../host/ports.js';
 import type { VerifyResult } from '../journal/reader.js';
@@ -37,8 +38,8 @@ type Common = Opts<'data'>;
 export const PROPOSE_EXIT: Record<Outcome['status'], number> = { executed: 0, pending: 10, denied: 11, rejected: 12, failed: 13 };
 /**
  * Exit code of a command refused as given: an unknown or missing option, a value no rule
- * accepts (option or environment variable), or a request the runtime refused as invalid.
- * Fix the command and run it again; other failures exit 1.
+ * accepts (option, environment variable, project config), or a request the runtime refused
+ * as invalid. Fix the command and run it again; other failures exit 1.
  */
 export const EXIT_USAGE = 2;
 
@@ -87,6 +88,9 @@ function stopper(): { done: Promise<void>; stop: () => void; readonly stopped: b
   };
 }
 
+/** The project config of this command, if one was found (for the banner of serving commands). */
+let projectConfig: ProjectConfig | undefined;
+
 async function loadActors(modules: string[] | undefined): Promise<ActorDefinition[]> {
   const byKind = new Map(exampleActors.map((d) => [d.kind, d as ActorDefinition]));
   for (const m of modules ?? []) {
@@ -103,8 +107,11 @@ async function loadActors(modules: string[] | undefined): Promise<ActorDefinitio
 
 function common(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--data <dir>', 'data directory').env('ICE_DATA').default('./.ice'))
-    .option('--actors <module...>', 'extra actor definitions (an ES module exporting `actors` or defineActor results)');
+    .addOption(new Option('--data <dir>', 'data directory (else the project config\'s "data")').env('ICE_DATA').default('./.ice'))
+    .option(
+      '--actors <module...>',
+      'extra actor definitions (ES modules exporting `actors` or defineActor results; else the project config\'s "actors")',
+    );
 }
 
 async function open(o: Common, level = 'warn'): Promise<Runtime> {
@@ -247,8 +254,14 @@ const program = new Command('ice')
   // Usage errors reach the catch at the end (exit EXIT_USAGE) instead of exiting inside commander.
   .exitOverride();
 
-// Before any action: every option value is checked against its rule.
-program.hook('preAction', (_program, cmd) => checkOptions(cmd));
+// Before any action: the project config fills in what the command line and the environment
+// leave open, then every option value is checked against its rule.
+program.hook('preAction', (_program, cmd) => {
+  const usesConfig = cmd.options.some((o) => ['data', 'actors'].includes(o.attributeName()));
+  projectConfig = usesConfig ? findProjectConfig() : undefined;
+  if (projectConfig) applyProjectConfig(cmd, projectConfig);
+  checkOptions(cmd, projectConfig?.file);
+});
 
 common(program.command('demo'))
   .description('run the scripted demo on the embedded runtime and verify the journal')
@@ -419,6 +432,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     if (o.seed) await runDemo(rt, print);
     print(`${c.bold(title)} node ${rt.node} ${rt.mode === 'cluster' ? `in a cluster on ${o.nats ?? ''}` : `serving ${rt.dataDir}`}`);
     print(`  transport ${rt.transport.kind}${o.nats ? ` ${o.nats} (nats-server ${transport!.serverVersion ?? '?'})` : ' (in process)'}`);
+    print(`  config ${projectConfig ? projectConfig.file : c.dim('none (no ice.config.json or package.json "ice" field found)')}`);
     if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
     else print('  operator commands: ice … --nats <url> (ice.admin.* on NATS)');
     if (inspector) print(`  inspector ${c.bold(inspector.url)}`);

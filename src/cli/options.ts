@@ -8,7 +8,8 @@ import { ACTOR_KIND_RE, IdSchema, PrincipalSchema, ScopeSchema, SubjectPatternSc
 import { DURATION_HINT, parseDuration } from './format.js';
 
 /**
- * Every value the CLI takes from an option or an environment variable goes through one rule of the tables below: a zod schema that parses it and the words for
+ * Every value the CLI takes from an option, an environment variable or the project config
+ * goes through one rule of the tables below: a zod schema that parses it and the words for
  * what it expects. A value that fails is refused before the command does anything, naming
  * the option (or variable), what was given and what is expected.
  */
@@ -208,10 +209,10 @@ function issue(path: string, value: unknown, r: Rule, error: z.ZodError): IssueD
 
 /**
  * Checks the value of every option of `cmd`, wherever it came from (command line,
- * environment, default), and each of {@link ENV_RULES}; replaces each value with its parsed
- * form. Throws one ValidationError naming every bad value.
+ * environment, project config, default), and each of {@link ENV_RULES}; replaces each value
+ * with its parsed form. Throws one ValidationError naming every bad value.
  */
-export function checkOptions(cmd: Command): void {
+export function checkOptions(cmd: Command, configFile?: string): void {
   const issues: IssueDetail[] = [];
   const seen = new Set<string>();
   for (const option of cmd.options.filter(takesValue)) {
@@ -227,7 +228,12 @@ export function checkOptions(cmd: Command): void {
       cmd.setOptionValueWithSource(key, parsed.data, source);
       continue;
     }
-    const path = source === 'env' && option.envVar ? option.envVar : (option.long ?? key);
+    const path =
+      source === 'env' && option.envVar
+        ? option.envVar
+        : source === 'config'
+          ? `${key} in ${configFile ?? 'the project config'}`
+          : (option.long ?? key);
     issues.push(issue(path, value, r, parsed.error));
   }
   for (const [name, r] of Object.entries(ENV_RULES) as Array<[string, Rule]>) {
