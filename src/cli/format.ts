@@ -1,3 +1,4 @@
+import { ValidationError } from '../errors.js';
 import type { Fact, Grant, Outcome } from '../protocol/index.js';
 import type { ActorInfo } from '../host/index.js';
 
@@ -96,11 +97,22 @@ export function formatGrants(grants: Grant[]): string {
     .join('\n');
 }
 
-/** `30s`, `10m`, `2h`, `7d`, or plain milliseconds. */
+/** What a duration looks like, for messages. */
+export const DURATION_HINT = 'a duration with a unit, e.g. 30s, 15m, 2h, 7d';
+
+const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/**
+ * `500ms`, `30s`, `15m`, `2h`, `7d` in milliseconds. A bare number is refused: `2` could mean
+ * 2 ms or 2 s, and a grant that expires 2 ms after it is issued is never what was meant.
+ * @throws ValidationError naming what was given and what is expected.
+ */
 export function parseDuration(s: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(s.trim());
-  if (!m) throw new Error(`not a duration: ${s} (use e.g. 30s, 10m, 2h, 7d)`);
-  const n = Number(m[1]);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
-  return n * unit;
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(s.trim());
+  if (!m) {
+    throw new ValidationError(`not a duration: ${JSON.stringify(s)}`, [
+      { path: '', code: 'invalid_duration', message: `got ${JSON.stringify(s)}`, expected: DURATION_HINT },
+    ]);
+  }
+  return Number(m[1]) * DURATION_UNITS[m[2] as keyof typeof DURATION_UNITS];
 }

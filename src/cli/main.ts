@@ -2,18 +2,18 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { exampleActors } from '../../actors/index.js';
 import { callAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
 import { AuthorityKey } from '../authority/index.js';
-import { DataDirLockedError, IceError, ValidationError, ensureError, type IssueDetail } from '../errors.js';
+import { ConfigError, DataDirLockedError, IceError, ValidationError, ensureError, type IssueDetail } from '../errors.js';
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
 import { SqliteJournal, rowToFact, verifyStore } from '../journal/index.js';
 import { Subjects, type Fact, type Grant, type Outcome } from '../protocol/index.js';
 import { NatsTransport, jetStreamVersionWarning, registerNodeService } from '../transport/index.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { SqliteStore } from '../store/index.js';
-import { createLogger } from '../util/logger.js';
+import { createLogger, type Logger } from '../util/logger.js';
 import { runDemo } from './demo.js';
 import {
   clusterInspectorSource,
@@ -24,34 +24,82 @@ import {
   startInspector,
   type Inspector,
 } from '../inspector/index.js';
-import { c, formatActors, formatFact, formatGrants, formatOutcome, parseDuration } from './format.js';
+import { c, formatActors, formatFact, formatGrants, formatOutcome } from './format.js';
+import { assertEveryOptionHasARule, checkOptions, type Opts } from './options.js';
+import { applyProjectConfig, findProjectConfig, type ProjectConfig } from './config.js';
 import type { ActorDetail, ActorInfo } from '../host/index.js';
 import type { PendingRecord } from '../host/ports.js';
 import type { VerifyResult } from '../journal/reader.js';
 
-interface Common {
-  data: string;
-  actors?: string[];
-  json?: boolean;
-}
+/** The options every command with a data dir has (`data` always set: it has a default). */
+type Common = Opts<'data'>;
 
 /** Exit codes of `ice propose`, so scripts can branch on the outcome. */
 export const PROPOSE_EXIT: Record<Outcome['status'], number> = { executed: 0, pending: 10, denied: 11, rejected: 12, failed: 13 };
+/**
+ * Exit code of a command refused as given: an unknown or missing option, a value no rule
+ * accepts (option, environment variable, project config), or a request the runtime refused
+ * as invalid. Fix the command and run it again; other failures exit 1.
+ */
+export const EXIT_USAGE = 2;
 
 const VERSION = '0.1.0';
-/** Resolves on Ctrl-C or SIGTERM: how every serving command ends. */
-const untilStopped = () =>
-  new Promise<void>((resolveStop) => {
-    process.once('SIGINT', () => resolveStop());
-    process.once('SIGTERM', () => resolveStop());
-  });
-const print = (s: string) => process.stdout.write(s + '\n');
-const printJson = (v: unknown) => process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+
+/** Set once stdout's reader has gone (EPIPE, e.g. `ice … | head`): nothing more is printed. */
+let stdoutGone = false;
+const onStdoutGone = new Set<() => void>();
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  stdoutGone = true;
+  for (const f of onStdoutGone) f();
+});
+const print = (s: string) => {
+  if (!stdoutGone) process.stdout.write(s + '\n');
+};
+const printJson = (v: unknown) => print(JSON.stringify(v, null, 2));
+
+/**
+ * How every serving or following command ends: Ctrl-C, SIGTERM, stdout's reader gone, or
+ * `stop()` from within. Made before the command prints anything (a script that signals on
+ * seeing `ready` must find the handlers in place); after it fires, a second Ctrl-C ends the
+ * process at once.
+ */
+function stopper(): { done: Promise<void>; stop: () => void; readonly stopped: boolean } {
+  let stopped = false;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const stop = () => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    onStdoutGone.delete(stop);
+    stopped = true;
+    resolveDone();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  onStdoutGone.add(stop);
+  if (stdoutGone) stop();
+  return {
+    done,
+    stop,
+    get stopped() {
+      return stopped;
+    },
+  };
+}
+
+/** The project config of this command, if one was found (for the banner of serving commands). */
+let projectConfig: ProjectConfig | undefined;
 
 async function loadActors(modules: string[] | undefined): Promise<ActorDefinition[]> {
   const byKind = new Map(exampleActors.map((d) => [d.kind, d as ActorDefinition]));
   for (const m of modules ?? []) {
-    const mod = (await import(pathToFileURL(resolve(m)).href)) as Record<string, unknown>;
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(pathToFileURL(resolve(m)).href)) as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigError(`cannot load actor module ${m}: ${ensureError(e).message}`, { cause: e });
+    }
     for (const d of definitionsFromModule(mod)) byKind.set(d.kind, d);
   }
   return [...byKind.values()];
@@ -59,8 +107,11 @@ async function loadActors(modules: string[] | undefined): Promise<ActorDefinitio
 
 function common(cmd: Command): Command {
   return cmd
-    .option('--data <dir>', 'data directory', process.env.ICE_DATA ?? './.ice')
-    .option('--actors <module...>', 'extra actor definitions (an ES module exporting `actors` or defineActor results)');
+    .addOption(new Option('--data <dir>', 'data directory (else the project config\'s "data")').env('ICE_DATA').default('./.ice'))
+    .option(
+      '--actors <module...>',
+      'extra actor definitions (ES modules exporting `actors` or defineActor results; else the project config\'s "actors")',
+    );
 }
 
 async function open(o: Common, level = 'warn'): Promise<Runtime> {
@@ -72,7 +123,7 @@ async function open(o: Common, level = 'warn'): Promise<Runtime> {
 }
 
 /** Runs a change here if no one owns the dir, or through the owner's admin endpoint. */
-async function change(o: Common & { nats?: string }, op: string, args: unknown): Promise<unknown> {
+async function change(o: Common, op: string, args: unknown): Promise<unknown> {
   if (o.nats) return adminOverNats(o.nats, op, args);
   let rt: Runtime;
   try {
@@ -92,16 +143,20 @@ async function change(o: Common & { nats?: string }, op: string, args: unknown):
 async function adminOverNats(servers: string, op: string, args: unknown): Promise<unknown> {
   const t = await NatsTransport.connect({ servers: servers.split(','), name: 'ice-cli' });
   try {
-    const reply = (await t.request(Subjects.admin(op), args, { timeoutMs: 15_000 })).data as {
-      result?: unknown;
-      error?: { code: string; message: string; issues?: IssueDetail[] };
-    };
-    if (reply.error?.issues) throw new ValidationError(reply.error.message, reply.error.issues);
-    if (reply.error) throw new IceError(reply.error.code, reply.error.message.replace(/^E_[A-Z_]+: /, ''), 'reject');
-    return reply.result;
+    return await requestAdmin(t, op, args);
   } finally {
     await t.close();
   }
+}
+
+async function requestAdmin(t: NatsTransport, op: string, args: unknown): Promise<unknown> {
+  const reply = (await t.request(Subjects.admin(op), args, { timeoutMs: 15_000 })).data as {
+    result?: unknown;
+    error?: { code: string; message: string; issues?: IssueDetail[] };
+  };
+  if (reply.error?.issues) throw new ValidationError(reply.error.message, reply.error.issues);
+  if (reply.error) throw new IceError(reply.error.code, reply.error.message.replace(/^E_[A-Z_]+: /, ''), 'reject');
+  return reply.result;
 }
 
 async function proposeOverNats(servers: string, intent: unknown, timeoutMs: number): Promise<Outcome> {
@@ -130,7 +185,7 @@ function readStore(o: Common): SqliteStore {
  * answered from JetStream), or from the data dir opened read-only (no lock needed). Both
  * give the same shapes, so the printing below is shared.
  */
-async function read<T>(o: Common & { nats?: string }, op: string, args: Record<string, unknown> = {}): Promise<T> {
+async function read<T>(o: Common, op: string, args: Record<string, unknown> = {}): Promise<T> {
   if (o.nats) return (await adminOverNats(o.nats, op, args)) as T;
   const store = readStore(o);
   try {
@@ -172,6 +227,8 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
     }
     case 'journal.tail':
       return journal.tail({ limit: Number(a.limit ?? 20), ...(typeof a.chain === 'string' ? { chain: a.chain } : {}) });
+    case 'journal.chain':
+      return store.chainRows(String(a.chain), Number(a.fromSeq ?? 1), Number(a.limit ?? 1000)).map(rowToFact);
     case 'journal.verify': {
       const key = AuthorityKey.loadPublic(resolve(o.data));
       return {
@@ -190,91 +247,109 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
   }
 }
 
-function parseJsonOption(name: string, text: string | undefined): unknown {
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ValidationError(`--${name} is not JSON`, [
-      { path: name, code: 'invalid_json', message: ensureError(e).message, expected: 'JSON text' },
-    ]);
-  }
-}
-
 const program = new Command('ice')
   .description('ICE runtime: inference proposes, the runtime decides.')
   .version(VERSION)
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Usage errors reach the catch at the end (exit EXIT_USAGE) instead of exiting inside commander.
+  .exitOverride();
+
+// Before any action: the project config fills in what the command line and the environment
+// leave open, then every option value is checked against its rule.
+program.hook('preAction', (_program, cmd) => {
+  const usesConfig = cmd.options.some((o) => ['data', 'actors'].includes(o.attributeName()));
+  projectConfig = usesConfig ? findProjectConfig() : undefined;
+  if (projectConfig) applyProjectConfig(cmd, projectConfig);
+  checkOptions(cmd, projectConfig?.file);
+});
 
 common(program.command('demo'))
   .description('run the scripted demo on the embedded runtime and verify the journal')
   .action(async (o: Common) => {
     const rt = await open(o);
     try {
-      const r = await runDemo(rt);
+      const r = await runDemo(rt, print);
       process.exitCode = r.verified ? 0 : 1;
     } finally {
       await rt.stop();
     }
   });
 
-interface ServeOptions extends Common {
-  requirePrincipalSubjects?: boolean;
-  adminPort?: number;
-  /** Port, or false for none. */
-  inspect?: number | false;
-  inspectHost?: string;
-  seed?: boolean;
-  nats?: string;
-  node?: string;
-  cluster?: boolean;
-  replicas?: number;
-  leaseTtl?: string;
-  publishInspection?: boolean;
-}
+type ServeOptions = Common;
 
 /**
- * The first connection of a serving node: each failed attempt is logged with the URLs, and
- * after the connect timeout it gives up with what to do (instead of waiting in silence). Once
- * connected, the node reconnects for as long as it runs. The wait: ICE_CONNECT_TIMEOUT (default 60s).
+ * The first connection of a serving node: each failed attempt is logged (warn) with the URLs,
+ * and once `timeoutMs` has passed it gives up with what to do, instead of waiting in silence.
+ * Once connected, the node reconnects for as long as it runs.
  */
-async function connectLogged(nats: string, name: string, logger: ReturnType<typeof createLogger>): Promise<NatsTransport> {
-  const CONNECT_TIMEOUT_MS = parseDuration(process.env.ICE_CONNECT_TIMEOUT ?? '60s');
+async function connectLogged(nats: string, name: string, logger: Logger, timeoutMs: number): Promise<NatsTransport> {
   const started = Date.now();
+  logger.info({ nats }, `connecting to NATS at ${nats}`);
   for (let attempt = 1; ; attempt++) {
     try {
       return await NatsTransport.connect({
         servers: nats.split(','),
         name,
         maxReconnectAttempts: -1,
-        connectTimeoutMs: 5000,
+        connectTimeoutMs: Math.max(500, Math.min(5000, started + timeoutMs - Date.now())),
         onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed'),
       });
     } catch (e) {
       const waited = Date.now() - started;
-      if (waited >= CONNECT_TIMEOUT_MS) {
+      const why = ensureError(e).message;
+      if (waited >= timeoutMs) {
         throw new IceError(
           'E_UNREACHABLE',
-          `no NATS server answered at ${nats} for ${Math.round(waited / 1000)} s (${ensureError(e).message}); ` +
-            'start one, check --nats, or set ICE_CONNECT_TIMEOUT to wait longer',
+          `no NATS server answered at ${nats} in ${Math.round(waited / 1000)} s (${attempt} attempts; ${why}); ` +
+            'start one, check --nats, or wait longer with --connect-timeout <duration> (or ICE_CONNECT_TIMEOUT)',
           'retry',
         );
       }
-      logger.warn({ nats, attempt, err: ensureError(e).message }, 'NATS not reachable yet; retrying');
-      await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt)));
+      const left = Math.ceil((timeoutMs - waited) / 1000);
+      logger.warn({ nats, attempt, err: why }, `NATS not reachable at ${nats} (attempt ${attempt}: ${why}); retrying for ${left} s more`);
+      await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt, timeoutMs - waited)));
     }
   }
 }
 
-/** `ice dev` and `ice start` (one node on a data dir, or a cluster node): serves until SIGINT/SIGTERM. */
-async function serve(o: ServeOptions, title: string): Promise<void> {
-  if (o.node !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(o.node)) {
-    throw new ValidationError('bad --node', [{ path: 'node', code: 'invalid', message: o.node, expected: '1-64 chars of A-Za-z0-9_-' }]);
+/** What a serving node started, stopped in reverse order: when it is told to stop, and when it fails to start. */
+class Started {
+  readonly #closers: Array<() => Promise<unknown>> = [];
+  readonly #logger: Logger;
+  constructor(logger: Logger) {
+    this.#logger = logger;
   }
+  add(close: () => Promise<unknown>): void {
+    this.#closers.push(close);
+  }
+  async closeAll(): Promise<void> {
+    for (const close of this.#closers.reverse()) {
+      await close().catch((e: unknown) => this.#logger.warn({ err: ensureError(e) }, 'stopping'));
+    }
+  }
+}
+
+/** A second node on a data dir exits at once, naming the owner and what to do. */
+function servedElsewhere(e: DataDirLockedError): IceError {
+  return new IceError(
+    'E_DATA_DIR_LOCKED',
+    `data dir ${e.dataDir} is owned by another process${e.ownerPid ? ` (pid ${e.ownerPid})` : ''}, a node serving it; ` +
+      'stop that node first, or give this one a data dir of its own with --data',
+    'terminal',
+    { cause: e },
+  );
+}
+
+/**
+ * `ice dev` and `ice start` (one node on a data dir, or a cluster node): serves until SIGINT
+ * or SIGTERM. Either it prints `ready`, or it stops what it started and fails: no node is
+ * left running after an error.
+ */
+async function serve(o: ServeOptions, title: string): Promise<void> {
   if (o.cluster && o.adminPort !== undefined) {
     throw new ValidationError('--admin-port has no effect with --cluster', [
       {
-        path: 'admin-port',
+        path: '--admin-port',
         code: 'no_effect',
         message: 'a cluster node has no local admin endpoint',
         expected: 'operator commands with --nats <url> (they reach every node over NATS)',
@@ -284,7 +359,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
   if (!o.cluster && (o.replicas !== undefined || o.leaseTtl !== undefined)) {
     throw new ValidationError('--replicas and --lease-ttl need --cluster', [
       {
-        path: o.replicas !== undefined ? 'replicas' : 'lease-ttl',
+        path: o.replicas !== undefined ? '--replicas' : '--lease-ttl',
         code: 'no_effect',
         message: 'only cluster nodes use JetStream and leases',
         expected: '--cluster',
@@ -292,74 +367,96 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     ]);
   }
   const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
-  let transport: NatsTransport | undefined;
-  if (o.nats) {
-    transport = await connectLogged(o.nats, `ice-${o.node ?? 'node'}`, logger);
-    const warning = jetStreamVersionWarning(transport.serverVersion);
-    if (warning) logger.warn({ server: transport.serverVersion }, warning);
-  }
-  const node = o.node ?? (o.cluster ? `node-${process.pid}` : undefined);
-  const rt = await createRuntime({
-    ...(o.cluster
-      ? {
-          cluster: {
-            servers: o.nats!.split(','),
-            ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
-            ...(o.leaseTtl !== undefined ? { leaseTtlMs: parseDuration(o.leaseTtl) } : {}),
-            keyFile: join(resolve(o.data), `node-${node!}.key`),
-          },
-        }
-      : { dataDir: o.data }),
-    actors: await loadActors(o.actors),
-    logger,
-    ...(node ? { node } : {}),
-    ...(transport ? { transport } : {}),
-    ...(o.requirePrincipalSubjects ? { requirePrincipalSubject: true } : {}),
-    ...(o.publishInspection ? { publishInspection: true } : {}),
-  });
-  const admin = o.cluster ? undefined : await startAdminServer(rt, o.adminPort !== undefined ? { port: o.adminPort } : {});
-  if (admin) rt.advertiseAdmin(admin.url, admin.token);
-  let inspector: Inspector | undefined;
-  if (o.inspect !== undefined && o.inspect !== false) {
-    const host = o.inspectHost ?? '127.0.0.1';
-    try {
-      inspector = await startInspector({ runtime: rt, port: o.inspect, host });
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'EADDRINUSE') throw e;
-      logger.warn(`inspector port ${o.inspect} is taken; using a free port`);
-      inspector = await startInspector({ runtime: rt, port: 0, host });
+  const started = new Started(logger);
+  try {
+    let transport: NatsTransport | undefined;
+    if (o.nats) {
+      const t = await connectLogged(o.nats, `ice-${o.node ?? 'node'}`, logger, o.connectTimeout ?? 60_000);
+      started.add(() => t.close());
+      const warning = jetStreamVersionWarning(t.serverVersion);
+      if (warning) logger.warn({ server: t.serverVersion }, warning);
+      transport = t;
     }
-  }
-  const service = transport
-    ? await registerNodeService(transport, {
+    const node = o.node ?? (o.cluster ? `node-${process.pid}` : undefined);
+    let rt: Runtime;
+    try {
+      rt = await createRuntime({
+        ...(o.cluster
+          ? {
+              cluster: {
+                servers: o.nats!.split(','),
+                ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+                ...(o.leaseTtl !== undefined ? { leaseTtlMs: o.leaseTtl } : {}),
+                keyFile: join(resolve(o.data), `node-${node!}.key`),
+              },
+            }
+          : { dataDir: o.data }),
+        actors: await loadActors(o.actors),
+        logger,
+        ...(node ? { node } : {}),
+        ...(transport ? { transport } : {}),
+        ...(o.requirePrincipalSubjects ? { requirePrincipalSubject: true } : {}),
+        ...(o.publishInspection ? { publishInspection: true } : {}),
+      });
+    } catch (e) {
+      throw e instanceof DataDirLockedError ? servedElsewhere(e) : e;
+    }
+    started.add(() => rt.stop());
+    const admin = o.cluster ? undefined : await startAdminServer(rt, o.adminPort !== undefined ? { port: o.adminPort } : {});
+    if (admin) {
+      started.add(() => admin.close());
+      rt.advertiseAdmin(admin.url, admin.token);
+    }
+    let inspector: Inspector | undefined;
+    if (o.inspect !== undefined && o.inspect !== false) {
+      const host = o.inspectHost ?? '127.0.0.1';
+      try {
+        inspector = await startInspector({ runtime: rt, port: o.inspect, host });
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'EADDRINUSE') throw e;
+        logger.warn(`inspector port ${o.inspect} is taken; using a free port`);
+        inspector = await startInspector({ runtime: rt, port: 0, host });
+      }
+      const i = inspector;
+      started.add(() => i.close());
+    }
+    if (transport) {
+      const service = await registerNodeService(transport, {
         node: rt.node.replace(/[^A-Za-z0-9_-]/g, '_'),
         version: VERSION,
         status: () => ({ node: rt.node, mode: rt.mode, ...rt.stats() }),
-      })
-    : undefined;
-  if (o.seed) await runDemo(rt);
-  print(`${c.bold(title)} node ${rt.node} ${rt.mode === 'cluster' ? `in a cluster on ${o.nats ?? ''}` : `serving ${rt.dataDir}`}`);
-  print(`  transport ${rt.transport.kind}${o.nats ? ` ${o.nats} (nats-server ${transport!.serverVersion ?? '?'})` : ' (in process)'}`);
-  if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
-  else print('  operator commands: ice … --nats <url> (ice.admin.* on NATS)');
-  if (inspector) print(`  inspector ${c.bold(inspector.url)}`);
-  print(`  actors ${(await rt.listActors()).length} · Ctrl-C to stop`);
-  print('ready');
-  await untilStopped();
-  await service?.stop();
-  await inspector?.close();
-  await admin?.close();
-  await rt.stop();
-  await transport?.close();
+      });
+      started.add(() => service.stop());
+    }
+    const stop = stopper();
+    if (o.seed) await runDemo(rt, print);
+    print(`${c.bold(title)} node ${rt.node} ${rt.mode === 'cluster' ? `in a cluster on ${o.nats ?? ''}` : `serving ${rt.dataDir}`}`);
+    print(`  transport ${rt.transport.kind}${o.nats ? ` ${o.nats} (nats-server ${transport!.serverVersion ?? '?'})` : ' (in process)'}`);
+    print(`  config ${projectConfig ? projectConfig.file : c.dim('none (no ice.config.json or package.json "ice" field found)')}`);
+    if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
+    else print('  operator commands: ice … --nats <url> (ice.admin.* on NATS)');
+    if (inspector) print(`  inspector ${c.bold(inspector.url)}`);
+    print(`  actors ${(await rt.listActors()).length} · Ctrl-C to stop`);
+    print('ready');
+    await stop.done;
+  } finally {
+    await started.closeAll();
+  }
 }
+
+const connectTimeoutOption = () =>
+  new Option('--connect-timeout <duration>', 'how long to wait for a NATS server at start, e.g. 30s, 10m')
+    .env('ICE_CONNECT_TIMEOUT')
+    .default('60s');
 
 common(program.command('dev'))
   .description('run an embedded node until Ctrl-C, with a local admin endpoint for CLI changes')
-  .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1 (default: any free port)', (v) => Number(v))
+  .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1 (default: any free port)')
   .option('--nats <url>', 'also serve intents over NATS (comma-separated server URLs)')
+  .addOption(connectTimeoutOption())
   .option('--node <name>', 'node name')
   .option('--seed', 'run the scripted demo once at start')
-  .option('--inspect <port>', 'inspector port (default 4848; 0 = any free port)', (v) => Number(v), 4848)
+  .option('--inspect <port>', 'inspector port (0 = any free port)', '4848')
   .option('--no-inspect', 'do not serve the inspector')
   .option('--inspect-host <host>', 'inspector bind address (default 127.0.0.1: it shows contexts and the journal)')
   .action((o: ServeOptions) => serve(o, 'ice dev'));
@@ -367,16 +464,17 @@ common(program.command('dev'))
 common(program.command('start'))
   .description('run a node that serves intents over NATS (any language can propose on ice.intent.<kind>.<id>)')
   .requiredOption('--nats <url>', 'NATS server URL(s), comma-separated')
+  .addOption(connectTimeoutOption())
   .option('--node <name>', 'node name (subject-safe)')
-  .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1 (not with --cluster: use --nats)', (v) => Number(v))
-  .option('--inspect <port>', 'serve the inspector on this port (0 = any free port)', (v) => Number(v))
+  .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1 (not with --cluster: use --nats)')
+  .option('--inspect <port>', 'serve the inspector on this port (0 = any free port)')
   .option(
     '--require-principal-subjects',
     'accept intents only on ice.as.<principal>.<kind>.<id> (pair with NATS permissions per principal)',
   )
   .option('--inspect-host <host>', 'inspector bind address (default 127.0.0.1)')
   .option('--cluster', 'share actors with the other cluster nodes through JetStream (journal, snapshots, leases)')
-  .option('--replicas <n>', 'JetStream replicas for --cluster (1 for one server, 3 for a cluster; default 1)', (v) => Number(v))
+  .option('--replicas <n>', 'JetStream replicas for --cluster (1 for one server, 3 for a cluster; default 1)')
   .option('--lease-ttl <duration>', 'actor lease length for --cluster (default 5s)')
   .option('--publish-inspection', "publish this node's XState inspection events on ice.inspect.> (for ice inspect --nats)")
   .action((o: ServeOptions) => serve(o, o.cluster ? 'ice start --cluster' : 'ice start'));
@@ -384,18 +482,26 @@ common(program.command('start'))
 common(program.command('inspect'))
   .description('serve the inspector for a cluster: journal, snapshots and owners read from JetStream')
   .requiredOption('--nats <url>', 'NATS server URL(s) of the cluster, comma-separated')
-  .option('--inspect <port>', 'inspector port (0 = any free port)', (v) => Number(v), 4848)
+  .addOption(connectTimeoutOption())
+  .option('--inspect <port>', 'inspector port (0 = any free port)', '4848')
   .option('--inspect-host <host>', 'bind address (default 127.0.0.1: it shows contexts and the journal)')
-  .action(async (o: Common & { nats: string; inspect: number; inspectHost?: string }) => {
-    const t = await NatsTransport.connect({ servers: o.nats.split(','), name: 'ice-inspect', maxReconnectAttempts: -1 });
-    const source = await clusterInspectorSource(t, await loadActors(o.actors));
-    const inspector = await startInspector({ runtime: source, port: o.inspect, host: o.inspectHost ?? '127.0.0.1' });
-    print(`${c.bold('ice inspect')} ${o.nats} → ${c.bold(inspector.url)}`);
-    print('ready');
-    await untilStopped();
-    await inspector.close();
-    await source.close();
-    await t.close();
+  .action(async (o: Opts<'nats' | 'inspect' | 'connectTimeout'>) => {
+    const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
+    const started = new Started(logger);
+    try {
+      const t = await connectLogged(o.nats, 'ice-inspect', logger, o.connectTimeout);
+      started.add(() => t.close());
+      const source = await clusterInspectorSource(t, await loadActors(o.actors));
+      started.add(() => source.close());
+      const inspector = await startInspector({ runtime: source, port: o.inspect || 0, host: o.inspectHost ?? '127.0.0.1' });
+      started.add(() => inspector.close());
+      const stop = stopper();
+      print(`${c.bold('ice inspect')} ${o.nats} → ${c.bold(inspector.url)}`);
+      print('ready');
+      await stop.done;
+    } finally {
+      await started.closeAll();
+    }
   });
 
 common(program.command('propose <target> <action>'))
@@ -408,32 +514,26 @@ common(program.command('propose <target> <action>'))
   .option('--json', 'print the outcome as JSON')
   .option('--nats <url>', 'propose over NATS to whatever nodes serve there, instead of the local data dir')
   .option('--timeout <duration>', 'how long to wait for the outcome', '30s')
-  .action(
-    async (
-      target: string,
-      action: string,
-      o: Common & { as: string; params: string; id?: string; run?: string; rationale?: string; nats?: string; timeout: string },
-    ) => {
-      const intent = {
-        id: o.id ?? `cli-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
-        proposer: o.as,
-        target,
-        action,
-        params: parseJsonOption('params', o.params),
-        ...(o.run ? { runId: o.run } : {}),
-        ...(o.rationale ? { rationale: o.rationale } : {}),
-      };
-      const outcome = o.nats
-        ? await proposeOverNats(o.nats, intent, parseDuration(o.timeout))
-        : ((await change(o, 'propose', { intent })) as Outcome);
-      if (o.json) printJson(outcome);
-      else print(`${intent.id}  ${formatOutcome(outcome)}`);
-      process.exitCode = PROPOSE_EXIT[outcome.status];
-    },
-  );
+  .action(async (target: string, action: string, o: Opts<'data' | 'as' | 'params' | 'timeout'>) => {
+    const intent = {
+      id: o.id ?? `cli-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+      proposer: o.as,
+      target,
+      action,
+      params: o.params,
+      ...(o.run ? { runId: o.run } : {}),
+      ...(o.rationale ? { rationale: o.rationale } : {}),
+    };
+    const outcome = o.nats
+      ? await proposeOverNats(o.nats, intent, o.timeout)
+      : ((await change(o, 'propose', { intent, timeoutMs: o.timeout })) as Outcome);
+    if (o.json) printJson(outcome);
+    else print(`${intent.id}  ${formatOutcome(outcome)}`);
+    process.exitCode = PROPOSE_EXIT[outcome.status];
+  });
 
-async function spawnAction(address: string, o: Common & { input?: string }): Promise<void> {
-  const a = (await change(o, 'spawn', { address, input: parseJsonOption('input', o.input) })) as { address: string; state: string };
+async function spawnAction(address: string, o: Common): Promise<void> {
+  const a = (await change(o, 'spawn', { address, input: o.input })) as { address: string; state: string };
   print(`${a.address} started in ${a.state}`);
 }
 
@@ -449,36 +549,32 @@ common(grant.command('issue'))
   .requiredOption('--to <principal>', 'who gets it, e.g. agent:planner (wildcards: *)')
   .requiredOption('--scope <pattern>', 'kind/id:ACTION with * wildcards, e.g. deployment/*:DEPLOY')
   .option('--run <runId>', 'only for intents of this run, while it is EXECUTING')
-  .option('--ttl <duration>', 'expires after, e.g. 30m, 2h, 7d')
-  .option('--expires <iso>', 'expires at (ISO 8601)')
-  .option('--max-uses <n>', 'number of executions allowed', (v) => Number(v))
+  .addOption(new Option('--ttl <duration>', 'expires after, e.g. 30m, 2h, 7d').conflicts('expires'))
+  .option('--expires <iso>', 'expires at (ISO 8601, in the future), e.g. 2030-01-31T12:00:00Z')
+  .option('--max-uses <n>', 'number of executions allowed (1 or more)')
   .option('--by <who>', 'who issues it', process.env.USER ? `operator:${process.env.USER}` : 'operator')
   .option('--note <text>', 'why')
   .option('--json', 'print the grant as JSON')
   .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
-  .action(
-    async (
-      o: Common & { to: string; scope: string; run?: string; ttl?: string; expires?: string; maxUses?: number; by: string; note?: string },
-    ) => {
-      const g = (await change(o, 'grant.issue', {
-        subject: o.to,
-        scope: o.scope,
-        by: o.by,
-        ...(o.run ? { runId: o.run } : {}),
-        ...(o.ttl ? { ttlMs: parseDuration(o.ttl) } : {}),
-        ...(o.expires ? { expiresAt: o.expires } : {}),
-        ...(o.maxUses !== undefined ? { maxUses: o.maxUses } : {}),
-        ...(o.note ? { note: o.note } : {}),
-      })) as Grant;
-      if (o.json) printJson(g);
-      else print(`issued ${formatGrants([g])}`);
-    },
-  );
+  .action(async (o: Opts<'data' | 'to' | 'scope' | 'by'>) => {
+    const g = (await change(o, 'grant.issue', {
+      subject: o.to,
+      scope: o.scope,
+      by: o.by,
+      ...(o.run ? { runId: o.run } : {}),
+      ...(o.ttl !== undefined ? { ttlMs: o.ttl } : {}),
+      ...(o.expires ? { expiresAt: o.expires } : {}),
+      ...(o.maxUses !== undefined ? { maxUses: o.maxUses } : {}),
+      ...(o.note ? { note: o.note } : {}),
+    })) as Grant;
+    if (o.json) printJson(g);
+    else print(`issued ${formatGrants([g])}`);
+  });
 common(grant.command('ls'))
   .description('list grants')
   .option('--json', 'JSON output')
   .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
-  .action(async (o: Common & { nats?: string }) => {
+  .action(async (o: Common) => {
     const gs = (await read<Grant[]>(o, 'grant.ls')).sort((a, b) => a.issuedAt.localeCompare(b.issuedAt));
     if (o.json) printJson(gs);
     else print(formatGrants(gs));
@@ -488,7 +584,7 @@ common(grant.command('revoke <id>'))
   .option('--by <who>', 'who revokes it', 'operator')
   .option('--reason <text>', 'why')
   .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
-  .action(async (id: string, o: Common & { by: string; reason?: string }) => {
+  .action(async (id: string, o: Opts<'data' | 'by'>) => {
     const g = (await change(o, 'grant.revoke', { id, by: o.by, ...(o.reason ? { reason: o.reason } : {}) })) as Grant;
     print(`revoked ${g.id} at ${g.revokedAt}`);
   });
@@ -497,7 +593,7 @@ common(program.command('approvals'))
   .description('list intents waiting for a human approval')
   .option('--json', 'JSON output')
   .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
-  .action(async (o: Common & { nats?: string }) => {
+  .action(async (o: Common) => {
     const ps = await read<PendingRecord[]>(o, 'approvals');
     if (o.json) printJson(ps);
     else if (ps.length === 0) print(c.dim('(nothing pending)'));
@@ -512,7 +608,7 @@ common(program.command('approve <intentId>'))
   .option('--by <who>', 'the approving human', process.env.USER ? `human:${process.env.USER}` : 'human:operator')
   .option('--note <text>', 'note recorded with the approval')
   .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
-  .action(async (intentId: string, o: Common & { by: string; note?: string }) => {
+  .action(async (intentId: string, o: Opts<'data' | 'by'>) => {
     const out = (await change(o, 'approve', { intentId, by: o.by, ...(o.note ? { note: o.note } : {}) })) as Outcome;
     print(`${intentId}  ${formatOutcome(out)}`);
     process.exitCode = PROPOSE_EXIT[out.status];
@@ -522,7 +618,7 @@ common(program.command('deny <intentId>'))
   .requiredOption('--reason <text>', 'why')
   .option('--by <who>', 'the refusing human', process.env.USER ? `human:${process.env.USER}` : 'human:operator')
   .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
-  .action(async (intentId: string, o: Common & { by: string; reason: string }) => {
+  .action(async (intentId: string, o: Opts<'data' | 'by' | 'reason'>) => {
     const out = (await change(o, 'deny', { intentId, by: o.by, reason: o.reason })) as Outcome;
     print(`${intentId}  ${formatOutcome(out)}`);
   });
@@ -532,7 +628,7 @@ common(program.command('actors').description('actors').command('ls'))
   .option('--kind <kind>', 'only this kind')
   .option('--json', 'JSON output')
   .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
-  .action(async (o: Common & { kind?: string; nats?: string }) => {
+  .action(async (o: Common) => {
     const rows = (await read<ActorInfo[]>(o, 'actors.ls')).filter((r) => !o.kind || r.kind === o.kind);
     if (o.json) printJson(rows.map(({ owner: _o, active: _a, ...r }) => r));
     else print(formatActors(rows));
@@ -541,10 +637,10 @@ common(program.command('actors').description('actors').command('ls'))
 const actor = program.command('actor').description('one actor');
 common(actor.command('show <address>'))
   .description("an actor's state, context and recent journal")
-  .option('-n, --limit <n>', 'journal facts to show', (v) => Number(v), 10)
+  .option('-n, --limit <n>', 'journal facts to show (1-100000)', '10')
   .option('--json', 'JSON output')
   .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
-  .action(async (address: string, o: Common & { limit: number; nats?: string }) => {
+  .action(async (address: string, o: Opts<'data' | 'limit'>) => {
     const a = await read<ActorDetail & { updatedAt?: string; facts: Fact[] }>(o, 'actor.show', { address, limit: o.limit });
     if (o.json) {
       printJson(a);
@@ -559,7 +655,7 @@ common(actor.command('stop <address>'))
   .description('stop an actor for good (it keeps its history)')
   .requiredOption('--reason <text>', 'why')
   .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
-  .action(async (address: string, o: Common & { reason: string }) => {
+  .action(async (address: string, o: Opts<'data' | 'reason'>) => {
     await change(o, 'actor.stop', { address, reason: o.reason });
     print(`${address} stopped`);
   });
@@ -568,43 +664,134 @@ common(actor.command('spawn <address>'))
   .option('--input <json>', 'input for the machine, as JSON')
   .action(spawnAction);
 
+/** Waits `ms`, or less if `until` settles first. */
+const pause = (ms: number, until: Promise<void>) => Promise.race([new Promise((r) => setTimeout(r, ms)), until]);
+
+/**
+ * One chain oldest first from seq `from`: up to `limit` facts, or with `follow` every fact
+ * from there on, then each new one as it commits (locally by polling the store read-only;
+ * over NATS from the nodes' ice.fact.<chain> messages, filling any gap from the journal).
+ */
+async function chainFrom(
+  o: Opts<'data' | 'limit'>,
+  chain: string,
+  from: number,
+  show: (f: Fact) => void,
+  stop: ReturnType<typeof stopper> | undefined,
+): Promise<void> {
+  if (!stop) {
+    (await read<Fact[]>(o, 'journal.chain', { chain, fromSeq: from, limit: o.limit })).forEach(show);
+    return;
+  }
+  const PAGE = 1000;
+  let next = from;
+  const showNew = (facts: Fact[]) => {
+    for (const f of facts) {
+      if (f.seq < next) continue;
+      show(f);
+      next = f.seq + 1;
+    }
+  };
+  if (!o.nats) {
+    const store = readStore(o);
+    try {
+      while (!stop.stopped) {
+        const rows = store.chainRows(chain, next, PAGE);
+        showNew(rows.map(rowToFact));
+        if (rows.length < PAGE) await pause(300, stop.done);
+      }
+    } finally {
+      await store.close();
+    }
+    return;
+  }
+  const t = await NatsTransport.connect({ servers: o.nats.split(','), name: 'ice-cli-tail', maxReconnectAttempts: -1 });
+  let failure: Error | undefined;
+  try {
+    /** Reads the chain from `next` until it has nothing newer (or reaches `upTo`). */
+    const catchUp = async (upTo = Number.MAX_SAFE_INTEGER) => {
+      for (;;) {
+        const page = (await requestAdmin(t, 'journal.chain', { chain, fromSeq: next, limit: PAGE })) as Fact[];
+        showNew(page);
+        if (page.length < PAGE || next > upTo) return;
+      }
+    };
+    // One step at a time, in order; a failed step ends the follow with its error.
+    let queue = Promise.resolve();
+    const enqueue = (step: () => Promise<void>) => {
+      queue = queue.then(step);
+      queue.catch((e: unknown) => {
+        failure ??= ensureError(e);
+        stop.stop();
+      });
+    };
+    // Subscribed before the first read, so a fact committed while reading arrives live; a
+    // live fact past the next expected seq first reads what is missing from the journal.
+    const sub = t.subscribe(Subjects.fact(chain), (m) => {
+      const f = m.data as Fact;
+      enqueue(async () => {
+        if (f.seq > next) await catchUp(f.seq - 1);
+        showNew([f]);
+      });
+    });
+    await t.flush();
+    enqueue(() => catchUp());
+    await stop.done;
+    sub.unsubscribe();
+  } finally {
+    await t.close();
+  }
+  if (failure) throw failure;
+}
+
 const journal = program.command('journal').description('the hash-chained journal');
 common(journal.command('tail'))
-  .description('the newest facts')
-  .option('-n, --limit <n>', 'how many', (v) => Number(v), 20)
+  .description('the newest facts; or with --actor and --from, one chain oldest first from a seq')
+  .option('-n, --limit <n>', 'how many (1-100000)', '20')
   .option('--actor <address>', 'only facts of this actor (its chain)')
+  .option('--from <seq>', 'with --actor: that chain from this seq on, oldest first (with -f: every fact from there, then new ones)')
   .option('-f, --follow', 'keep printing new facts')
   .option('--json', 'one JSON fact per line')
   .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
-  .action(async (o: Common & { limit: number; actor?: string; follow?: boolean; nats?: string }) => {
-    const show = (f: Fact): void => {
-      if (o.json) process.stdout.write(JSON.stringify(f) + '\n');
-      else print(formatFact(f));
-    };
+  .action(async (o: Opts<'data' | 'limit'>) => {
+    const show = (f: Fact): void => print(o.json ? JSON.stringify(f) : formatFact(f));
+    const stop = o.follow ? stopper() : undefined;
+    if (o.from !== undefined) {
+      if (!o.actor) {
+        throw new ValidationError('--from needs --actor', [
+          {
+            path: '--from',
+            code: 'needs_option',
+            message: `got ${o.from} without --actor`,
+            expected: '--actor <address> as well, the chain to read, e.g. --actor deployment/web --from 1',
+          },
+        ]);
+      }
+      return chainFrom(o, o.actor, o.from, show, stop);
+    }
     // Where the follow starts is read before the tail, so nothing committed in between is missed.
     const startPos = !o.nats && o.follow ? await read<number>(o, 'journal.lastPos') : 0;
     const facts = (await read<Fact[]>(o, 'journal.tail', { limit: o.limit, ...(o.actor ? { chain: o.actor } : {}) })).reverse();
     facts.forEach(show);
-    if (!o.follow) return;
+    if (!stop) return;
     if (o.nats) {
       // Every node publishes each committed fact on ice.fact.<chain>.
       const t = await NatsTransport.connect({ servers: o.nats.split(','), name: 'ice-cli-tail', maxReconnectAttempts: -1 });
-      const sub = t.subscribe(o.actor ? Subjects.fact(o.actor) : Subjects.factAll, (m) => show(m.data as Fact));
-      await untilStopped();
-      sub.unsubscribe();
-      await t.close();
+      try {
+        const sub = t.subscribe(o.actor ? Subjects.fact(o.actor) : Subjects.factAll, (m) => show(m.data as Fact));
+        await stop.done;
+        sub.unsubscribe();
+      } finally {
+        await t.close();
+      }
       return;
     }
     const store = readStore(o);
     try {
       let last = startPos;
       const shown = new Set(facts.map((f) => `${f.actor ?? ''}#${f.seq}`));
-      let stop = false;
-      process.once('SIGINT', () => {
-        stop = true;
-      });
-      while (!stop) {
-        await new Promise((r) => setTimeout(r, 300));
+      while (!stop.stopped) {
+        await pause(300, stop.done);
         for (const row of store.factRows(last + 1, 1000)) {
           last = row.pos;
           if ((!o.actor || row.chain === o.actor) && !shown.has(`${row.chain}#${row.seq}`)) show(rowToFact(row));
@@ -618,7 +805,7 @@ common(journal.command('verify'))
   .description('walk every hash chain; exit 1 and name the first broken fact if it was tampered with')
   .option('--json', 'JSON output')
   .option('--nats <url>', 'verify the cluster journal (JetStream) over NATS instead of the local data dir')
-  .action(async (o: Common & { nats?: string }) => {
+  .action(async (o: Common) => {
     const t0 = performance.now();
     const r = await read<VerifyResult & { keyChecked?: boolean }>(o, 'journal.verify');
     const ms = performance.now() - t0;
@@ -667,7 +854,7 @@ common(machines.command('export <kind>'))
   .description('write the statechart of a kind as JSON (graph + layout), Mermaid or SVG')
   .addOption(new Option('--format <format>', 'output format').choices(['json', 'mermaid', 'svg']).default('json'))
   .option('--out <file>', 'write to a file instead of stdout')
-  .action(async (kind: string, o: Common & { format: 'json' | 'mermaid' | 'svg'; out?: string }) => {
+  .action(async (kind: string, o: Opts<'data' | 'format'>) => {
     const def = (await loadActors(o.actors)).find((d) => d.kind === kind);
     if (!def) throw new IceError('E_NOT_FOUND', `no actor kind ${kind}`, 'reject');
     const graph = machineToGraph(def.machine);
@@ -678,19 +865,28 @@ common(machines.command('export <kind>'))
           ? await graphToSvg(graph)
           : JSON.stringify({ graph, layout: await layoutGraph(graph) }, null, 2);
     if (o.out) writeFileSync(o.out, text.endsWith('\n') ? text : text + '\n');
-    else process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+    else print(text.endsWith('\n') ? text.slice(0, -1) : text);
   });
 
 program.addOption(new Option('--no-color', 'no colours').hideHelp());
+assertEveryOptionHasARule(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  const err = ensureError(e);
-  process.stderr.write(`${c.red('error')} ${err.message}\n`);
-  if (err instanceof ValidationError) {
-    for (const i of err.issues)
-      process.stderr.write(`  ${i.path || '(value)'}: ${i.message}${i.expected ? ` (expected ${i.expected})` : ''}\n`);
+  if (e instanceof CommanderError) {
+    // commander has printed the help, the version or what is wrong with the command line
+    process.exitCode = e.exitCode === 0 ? 0 : EXIT_USAGE;
+  } else {
+    const err = ensureError(e);
+    process.stderr.write(`${c.red('error')} ${err.message}\n`);
+    if (err instanceof ValidationError) {
+      for (const i of err.issues)
+        process.stderr.write(`  ${i.path || '(value)'}: ${i.message}${i.expected ? ` (expected ${i.expected})` : ''}\n`);
+    }
+    process.exitCode = err instanceof ValidationError ? EXIT_USAGE : 1;
+    // Whatever failed closed what it had opened; should anything still hold the process open,
+    // an error was printed and nothing is served: do not linger.
+    setTimeout(() => process.exit(), 2000).unref();
   }
-  process.exitCode = 1;
 }

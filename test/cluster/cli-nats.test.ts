@@ -1,8 +1,19 @@
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime, type Runtime } from '../../src/index.js';
 import { startNatsServer, type NatsServer } from '../helpers/nats-server.js';
 import { createLogger } from '../../src/util/logger.js';
 import { ice } from '../helpers/ice-cli.js';
+import { ICE_BIN } from '../helpers/ice-process.js';
+
+/** Polls `check` until it holds (a condition, not a fixed sleep). */
+async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 /**
  * Every CLI read and operator command with `--nats` against cluster nodes: the same commands
@@ -107,5 +118,61 @@ describe('ice … --nats against cluster nodes', () => {
       facts: Array<{ type: string; data: { approved?: boolean } }>;
     };
     expect(facts.facts[0]).toMatchObject({ type: 'approval', data: { approved: false } });
+  });
+
+  it('journal tail --actor --from: one chain from a seq, oldest first; with -f, then each new fact', async () => {
+    await ice(['spawn', 'deployment/tail', '--input', '{"service":"tail"}', ...nats]);
+    await ice(['grant', 'issue', '--to', 'agent:cli', '--scope', 'deployment/tail:*', ...nats]);
+    const configure = (id: string) =>
+      ice([
+        'propose',
+        'deployment/tail',
+        'CONFIGURE',
+        '--as',
+        'agent:cli',
+        '--params',
+        '{"version":"1.0.0","replicas":2}',
+        '--id',
+        id,
+        ...nats,
+      ]);
+    for (const id of ['t1', 't2']) expect((await configure(id)).code).toBe(0);
+    const head = (JSON.parse((await ice(['actor', 'show', 'deployment/tail', '--json', ...nats])).stdout) as { seq: number }).seq;
+    const lines = (out: string) =>
+      out
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { actor: string; seq: number; type: string });
+
+    const page = await ice(['journal', 'tail', '--actor', 'deployment/tail', '--from', '2', '-n', '3', '--json', ...nats]);
+    expect(page.code, page.stderr).toBe(0);
+    expect(lines(page.stdout).map((f) => [f.actor, f.seq])).toEqual([
+      ['deployment/tail', 2],
+      ['deployment/tail', 3],
+      ['deployment/tail', 4],
+    ]);
+
+    const tail = spawn(
+      process.execPath,
+      [ICE_BIN, 'journal', 'tail', '--actor', 'deployment/tail', '--from', '3', '-f', '--json', ...nats],
+      {
+        env: { ...process.env, NO_COLOR: '1', ICE_LOG_LEVEL: 'silent' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    tail.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => tail.once('exit', (code) => r(code)));
+    try {
+      await until('the chain up to its head', () => lines(out).some((f) => f.seq === head));
+      expect((await configure('t3')).code).toBe(0);
+      await until('the new facts', () => lines(out).some((f) => f.type === 'transition' && f.seq > head));
+      const seqs = lines(out).map((f) => f.seq);
+      expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 3));
+    } finally {
+      tail.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
   });
 });

@@ -91,8 +91,8 @@ describe('ice CLI against a running ice dev (changes go through its admin endpoi
     expect(rejected.stdout).toContain('params.version');
 
     const notJson = await ice(['propose', 'deployment/web', 'CONFIGURE', '--as', 'agent:cli', '--params', '{oops', ...data]);
-    expect(notJson.code).toBe(1);
-    expect(notJson.stderr).toContain('--params is not JSON');
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toContain('--params: got "{oops": not JSON');
 
     const ls = JSON.parse((await ice(['actors', 'ls', '--json', ...data])).stdout) as Array<{ address: string; state: string }>;
     expect(ls).toEqual([expect.objectContaining({ address: 'deployment/web', state: 'draft' })]);
@@ -290,7 +290,7 @@ export const actors = [defineActor({ kind: 'ticket', machine: ticketMachine, eve
     const t = tempDir('ice-cli-start-');
     try {
       const admin = await ice(['start', '--cluster', '--nats', nats, '--admin-port', '1', '--data', t.dir]);
-      expect(admin.code).toBe(1);
+      expect(admin.code).toBe(2);
       expect(admin.stderr).toContain('--admin-port');
       expect(admin.stderr).toContain('--cluster');
       expect(admin.stdout).not.toContain('ready');
@@ -299,7 +299,7 @@ export const actors = [defineActor({ kind: 'ticket', machine: ticketMachine, eve
         ['--lease-ttl', '10s'],
       ]) {
         const r = await ice(['start', '--nats', nats, ...extra, '--data', t.dir]);
-        expect(r.code, extra[0]).toBe(1);
+        expect(r.code, extra[0]).toBe(2);
         expect(r.stderr, extra[0]).toContain(extra[0]);
         expect(r.stderr, extra[0]).toContain('--cluster');
         expect(r.stdout).not.toContain('ready');
