@@ -397,6 +397,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
         ...(transport ? { transport } : {}),
         ...(o.requirePrincipalSubjects ? { requirePrincipalSubject: true } : {}),
         ...(o.publishInspection ? { publishInspection: true } : {}),
+        ...(o.serveBrokenJournal ? { serveBrokenJournal: true } : {}),
       });
     } catch (e) {
       throw e instanceof DataDirLockedError ? servedElsewhere(e) : e;
@@ -459,6 +460,10 @@ common(program.command('dev'))
   .option('--inspect <port>', 'inspector port (0 = any free port)', '4848')
   .option('--no-inspect', 'do not serve the inspector')
   .option('--inspect-host <host>', 'inspector bind address (default 127.0.0.1: it shows contexts and the journal)')
+  .option(
+    '--serve-broken-journal',
+    'serve even if the start-up check finds the journal broken (recorded as a journal.broken fact; a broken chain is still never appended to)',
+  )
   .action((o: ServeOptions) => serve(o, 'ice dev'));
 
 common(program.command('start'))
@@ -477,6 +482,10 @@ common(program.command('start'))
   .option('--replicas <n>', 'JetStream replicas for --cluster (1 for one server, 3 for a cluster; default 1)')
   .option('--lease-ttl <duration>', 'actor lease length for --cluster (default 5s)')
   .option('--publish-inspection', "publish this node's XState inspection events on ice.inspect.> (for ice inspect --nats)")
+  .option(
+    '--serve-broken-journal',
+    'serve even if the start-up check finds the journal broken (recorded as a journal.broken fact; a broken chain is still never appended to)',
+  )
   .action((o: ServeOptions) => serve(o, o.cluster ? 'ice start --cluster' : 'ice start'));
 
 common(program.command('inspect'))

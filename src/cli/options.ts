@@ -184,6 +184,7 @@ interface Flags {
   cluster?: boolean;
   publishInspection?: boolean;
   requirePrincipalSubjects?: boolean;
+  serveBrokenJournal?: boolean;
 }
 
 const takesValue = (o: Option): boolean => o.required || o.optional;

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { JournalBrokenAtStartError, chainFact, createRuntime, type Fact, type Runtime } from '../../src/index.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { ice } from '../helpers/ice-cli.js';
+import { startIceProcess } from '../../src/testing/index.js';
 import { MODES, iid, tempDir, tempRuntime, type TempRuntime } from '../helpers/runtime.js';
 
 /**
@@ -107,6 +108,10 @@ describe('the start-up check', () => {
     expect(r.stderr).toContain('E_JOURNAL_BROKEN');
     expect(r.stderr).toContain(`deployment/a at seq ${k.seq}`);
     expect(await lastPos(dir)).toBe(before);
+    // Serving anyway takes the explicit flag, and leaves a fact.
+    const node = await startIceProcess(dir, { args: ['--serve-broken-journal'] });
+    await node.kill('SIGTERM');
+    expect(await lastPos(dir)).toBe(before + 1);
   });
 
   it('with serveBrokenJournal it serves, records a journal.broken fact, and never appends to the broken chain', async () => {
