@@ -542,13 +542,18 @@ common(program.command('propose <target> <action>'))
   });
 
 async function spawnAction(address: string, o: Common): Promise<void> {
-  const a = (await change(o, 'spawn', { address, input: o.input })) as { address: string; state: string };
-  print(`${a.address} started in ${a.state}`);
+  const a = (await change(o, 'spawn', { address, input: o.input, ...(o.ifAbsent ? { ifAbsent: true } : {}) })) as {
+    address: string;
+    state: string;
+    created?: boolean;
+  };
+  print(a.created === false ? `${a.address} exists, in ${a.state}` : `${a.address} started in ${a.state}`);
 }
 
 common(program.command('spawn <address>'))
   .description('create an actor, e.g. `ice spawn deployment/web --input \'{"service":"web"}\'`')
   .option('--input <json>', 'input for the machine, as JSON')
+  .option('--if-absent', 'if the actor exists (with the same input), say so and exit 0: safe to run on every start')
   .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
   .action(spawnAction);
 
@@ -557,6 +562,8 @@ common(grant.command('issue'))
   .description('grant a principal a scope over kind/id:ACTION')
   .requiredOption('--to <principal>', 'who gets it, e.g. agent:planner (wildcards: *)')
   .requiredOption('--scope <pattern>', 'kind/id:ACTION with * wildcards, e.g. deployment/*:DEPLOY')
+  .option('--id <id>', 'the grant id (default: a fresh one); with --ensure, the grant to make sure of')
+  .option('--ensure', 'issue it unless a grant with this --id exists with the same terms (then print it); safe on every start')
   .option('--run <runId>', 'only for intents of this run, while it is EXECUTING')
   .addOption(new Option('--ttl <duration>', 'expires after, e.g. 30m, 2h, 7d').conflicts('expires'))
   .option('--expires <iso>', 'expires at (ISO 8601, in the future), e.g. 2030-01-31T12:00:00Z')
@@ -570,6 +577,8 @@ common(grant.command('issue'))
       subject: o.to,
       scope: o.scope,
       by: o.by,
+      ...(o.id ? { id: o.id } : {}),
+      ...(o.ensure ? { ensure: true } : {}),
       ...(o.run ? { runId: o.run } : {}),
       ...(o.ttl !== undefined ? { ttlMs: o.ttl } : {}),
       ...(o.expires ? { expiresAt: o.expires } : {}),
@@ -671,6 +680,7 @@ common(actor.command('stop <address>'))
 common(actor.command('spawn <address>'))
   .description('same as `ice spawn`')
   .option('--input <json>', 'input for the machine, as JSON')
+  .option('--if-absent', 'if the actor exists (with the same input), say so and exit 0')
   .action(spawnAction);
 
 /** Waits `ms`, or less if `until` settles first. */

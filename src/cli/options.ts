@@ -185,6 +185,8 @@ interface Flags {
   publishInspection?: boolean;
   requirePrincipalSubjects?: boolean;
   serveBrokenJournal?: boolean;
+  ensure?: boolean;
+  ifAbsent?: boolean;
 }
 
 const takesValue = (o: Option): boolean => o.required || o.optional;

@@ -173,6 +173,56 @@ describe('ice CLI against a running ice dev (changes go through its admin endpoi
     expect(await exited).toBe(0);
   });
 
+  it('a bootstrap script is safe to run on every start: spawn --if-absent, grant issue --id … --ensure', async () => {
+    const bootstrap = async () => {
+      const s = await ice(['spawn', 'deployment/boot', '--input', '{"service":"boot"}', '--if-absent', ...data]);
+      const g = await ice([
+        'grant',
+        'issue',
+        '--id',
+        'g-boot',
+        '--ensure',
+        '--to',
+        'agent:boot',
+        '--scope',
+        'deployment/boot:*',
+        '--json',
+        ...data,
+      ]);
+      return { s, g };
+    };
+    const first = await bootstrap();
+    expect(first.s).toMatchObject({ code: 0 });
+    expect(first.s.stdout).toContain('deployment/boot started in');
+    expect(first.g.code).toBe(0);
+    const again = await bootstrap();
+    expect(again.s).toMatchObject({ code: 0 });
+    expect(again.s.stdout).toContain('deployment/boot exists, in');
+    expect(again.g.code).toBe(0);
+    expect(JSON.parse(again.g.stdout)).toEqual(JSON.parse(first.g.stdout));
+    const grants = JSON.parse((await ice(['grant', 'ls', '--json', ...data])).stdout) as Array<{ id: string }>;
+    expect(grants.filter((g) => g.id === 'g-boot')).toHaveLength(1);
+    // Other terms under the same id are refused, naming the field.
+    const other = await ice([
+      'grant',
+      'issue',
+      '--id',
+      'g-boot',
+      '--ensure',
+      '--to',
+      'agent:other',
+      '--scope',
+      'deployment/boot:*',
+      ...data,
+    ]);
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toMatch(/E_EXISTS_DIFFERENT.*subject/);
+    // Without the idempotent form, an existing actor is an error that names it.
+    const plain = await ice(['spawn', 'deployment/boot', '--input', '{"service":"boot"}', ...data]);
+    expect(plain.code).not.toBe(0);
+    expect(plain.stderr).toMatch(/--if-absent|ifAbsent/);
+  });
+
   it('refuses a second owner of the data dir with a clear message', async () => {
     const second = await ice(['demo', ...data]);
     expect(second.code).toBe(1);
