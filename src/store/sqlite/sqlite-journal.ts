@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import { ConflictError, JournalError, ensureError } from '../../errors.js';
-import { factBodyText, type Fact, type FactBody, type Grant, type SnapshotRecord } from '../../protocol/index.js';
+import { factBodyText, sha256Hex, type Fact, type FactBody, type Grant, type SnapshotRecord } from '../../protocol/index.js';
 import type { ActorIndexRow, ChainHead, LoadedChain, PendingRecord, StoredOutcome, StorePort, Turn } from '../../host/ports.js';
 import type { Checkpoint, CommitBatch, SqliteStore, StoredFactRow } from './sqlite-store.js';
 import { JournalBrokenError } from '../../errors.js';
@@ -340,7 +339,7 @@ export function verifyStore(store: SqliteStore, checkSignature?: (cp: Checkpoint
 }
 
 export function checkpointHash(prev: string, heads: Checkpoint['heads']): string {
-  return createHash('sha256').update(prev).update(JSON.stringify(heads)).digest('hex');
+  return sha256Hex(prev + JSON.stringify(heads));
 }
 
 /**
@@ -369,7 +368,7 @@ export function verifyRows(
   for (const row of rows) {
     const h = heads.get(row.chain) ?? { seq: 0, hash: '' };
     if (row.seq !== h.seq + 1) return broken(row.chain, h.seq + 1, row.pos, `fact ${h.seq + 1} of ${row.chain} is missing`);
-    const hash = createHash('sha256').update(h.hash).update(row.body).digest('hex');
+    const hash = sha256Hex(h.hash + row.body);
     if (hash !== row.hash) return broken(row.chain, row.seq, row.pos, 'hash does not match the fact body and the previous hash');
     if (row.prev !== h.hash) return broken(row.chain, row.seq, row.pos, 'stored prev does not match the previous hash');
     const mismatch = indexMismatch(row);
