@@ -399,7 +399,8 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       decideTimeoutMs: proposeTimeoutMs,
       trust,
       ...(opts.requirePrincipalSubject ? { requirePrincipalSubject: true } : {}),
-      ...(transport.kind === 'embedded' ? {} : { localAuthority: authorityService }),
+      // The authority is co-located in both deployments: ask it directly, not over the bus.
+      localAuthority: authorityService,
       ...(clusterParts
         ? {
             forward: async (owner: string, raw: unknown): Promise<Outcome> => {
