@@ -31,7 +31,11 @@ export function chainFact(cursor: ChainCursor, draft: FactDraft, at: string): { 
   const hash = sha256Hex(prev + text);
   cursor.seq = body.seq;
   cursor.hash = hash;
-  return { fact: { ...body, prev, hash }, body: text };
+  // The body becomes the fact: prev and hash go after the hashed fields, as in a copy.
+  const fact = body as Fact;
+  fact.prev = prev;
+  fact.hash = hash;
+  return { fact, body: text };
 }
 
 /** The text a fact's hash covers. */
