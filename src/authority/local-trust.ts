@@ -37,5 +37,10 @@ export class LocalTrust {
 function deepFreeze(o: unknown): void {
   if (o === null || typeof o !== 'object' || Object.isFrozen(o)) return;
   Object.freeze(o);
-  for (const v of Object.values(o)) deepFreeze(v);
+  if (Array.isArray(o)) {
+    for (let i = 0; i < o.length; i++) deepFreeze(o[i]);
+    return;
+  }
+  const r = o as Record<string, unknown>;
+  for (const k in r) if (Object.hasOwn(r, k)) deepFreeze(r[k]);
 }
