@@ -349,9 +349,16 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       ...(opts.decisionTtlMs !== undefined ? { decisionTtlMs: opts.decisionTtlMs } : {}),
     });
     const publish = (facts: readonly Fact[]) => {
+      // A turn's facts share one chain: its subject is built once per run of it.
+      let chain: string | undefined;
+      let subject = '';
       for (const f of facts) {
+        if (f.actor !== chain || subject === '') {
+          chain = f.actor;
+          subject = Subjects.fact(chain);
+        }
         try {
-          transport.publish(Subjects.fact(f.actor), f);
+          transport.publish(subject, f);
         } catch {
           // transport closing; the fact is durable regardless
         }
@@ -409,7 +416,8 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       decideTimeoutMs: proposeTimeoutMs,
       trust,
       ...(opts.requirePrincipalSubject ? { requirePrincipalSubject: true } : {}),
-      ...(transport.kind === 'embedded' ? {} : { localAuthority: authorityService }),
+      // The authority is co-located in both deployments: ask it directly, not over the bus.
+      localAuthority: authorityService,
       ...(clusterParts
         ? {
             forward: async (owner: string, raw: unknown): Promise<Outcome> => {

@@ -11,31 +11,54 @@ import type { ValidatedIntent } from './validate.js';
  * buy nothing; the journal's signed checkpoints attest these decisions instead.
  */
 export class LocalTrust {
-  readonly #decisions = new WeakSet<object>();
-  readonly #intents = new WeakMap<object, ValidatedIntent>();
-
   vouchDecision<T extends object>(d: T): T {
+    mark(d, DECISION, this);
     deepFreeze(d);
-    this.#decisions.add(d);
     return d;
   }
 
   isLocalDecision(d: object): boolean {
-    return this.#decisions.has(d);
+    return (d as Marked)[DECISION] === this;
   }
 
   vouchIntent(v: ValidatedIntent): void {
+    mark(v.intent, INTENT, { trust: this, v });
     deepFreeze(v.intent);
-    this.#intents.set(v.intent, v);
   }
 
   validated(intent: unknown): ValidatedIntent | undefined {
-    return typeof intent === 'object' && intent !== null ? this.#intents.get(intent) : undefined;
+    if (typeof intent !== 'object' || intent === null) return undefined;
+    const m = (intent as Marked)[INTENT];
+    return m?.trust === this ? m.v : undefined;
   }
+}
+
+/**
+ * The marks are properties under symbols private to this module, set before the object is
+ * frozen: nothing outside can set or forge them, and no copy carries them (they are not
+ * enumerable: spreads, JSON and structured clones leave them out). Cheaper than a WeakSet
+ * or WeakMap entry per intent, which the garbage collector has to process as ephemerons.
+ */
+const DECISION = Symbol('ice.localDecision');
+const INTENT = Symbol('ice.localIntent');
+
+interface Marked {
+  [DECISION]?: LocalTrust;
+  [INTENT]?: { trust: LocalTrust; v: ValidatedIntent };
+}
+
+function mark(o: object, key: typeof DECISION | typeof INTENT, value: unknown): void {
+  // An object frozen before it was vouched for cannot take the mark: it stays unvouched.
+  if (Object.isExtensible(o)) Object.defineProperty(o, key, { value, enumerable: false, writable: false, configurable: false });
 }
 
 function deepFreeze(o: unknown): void {
   if (o === null || typeof o !== 'object' || Object.isFrozen(o)) return;
   Object.freeze(o);
-  for (const v of Object.values(o)) deepFreeze(v);
+  if (Array.isArray(o)) {
+    for (let i = 0; i < o.length; i++) deepFreeze(o[i]);
+    return;
+  }
+  const r = o as Record<string, unknown>;
+  for (const k in r) if (Object.hasOwn(r, k)) deepFreeze(r[k]);
 }

@@ -158,6 +158,8 @@ export class Host {
   readonly #entries = new Map<string, Entry>();
   readonly #turns = new KeyedMutex();
   readonly #inspectListeners = new Set<(r: InspectRecord) => void>();
+  /** The inspection observer of each actor that has one (see onInspect). */
+  readonly #inspecting = new WeakMap<AnyActorRef, Observed>();
   /** Actors already restored in this process: re-activation after passivation is not a new fact. */
   readonly #restored = new Set<string>();
   /** Run views read for the decision being made in the current turn. */
@@ -231,9 +233,42 @@ export class Host {
     return e ? { ...this.#info(e), context: (e.actor.getSnapshot() as { context?: unknown }).context } : undefined;
   }
 
+  /**
+   * Listens to the XState inspection events of every actor hosted here. Actors report to
+   * an inspection observer only while somebody listens: XState builds no inspection events
+   * for an actor system without observers.
+   */
   onInspect(listener: (r: InspectRecord) => void): () => void {
     this.#inspectListeners.add(listener);
-    return () => this.#inspectListeners.delete(listener);
+    if (this.#inspectListeners.size === 1) for (const e of this.#entries.values()) this.#observe(e.address, e.actor);
+    return () => {
+      if (!this.#inspectListeners.delete(listener) || this.#inspectListeners.size > 0) return;
+      for (const e of this.#entries.values()) {
+        const o = this.#inspecting.get(e.actor);
+        if (!o) continue;
+        o.on = false;
+        if (o.sub) {
+          o.sub.unsubscribe();
+          this.#inspecting.delete(e.actor);
+        }
+      }
+    };
+  }
+
+  /** Attaches (or switches back on) the inspection observer of an actor created earlier. */
+  #observe(address: string, actor: AnyActorRef): void {
+    const o = this.#inspecting.get(actor);
+    if (o) {
+      o.on = true;
+      return;
+    }
+    const n: Observed = { on: true };
+    n.sub = actor.system.inspect((ev: InspectionEvent) => n.on && this.#inspected(address, ev));
+    this.#inspecting.set(actor, n);
+  }
+
+  #inspected(address: string, ev: InspectionEvent): void {
+    for (const l of this.#inspectListeners) l({ actor: address, node: this.node, event: ev });
   }
 
   /** Runs `fn` when no other turn of this actor is running; turns run in arrival order. */
@@ -901,14 +936,14 @@ export class Host {
   }
 
   #create(address: string, machine: AnyStateMachine, opts: { input?: unknown; snapshot?: Snapshot<unknown> }): AnyActorRef {
+    // Observed from its creation while somebody listens (onInspect attaches the others later).
+    const o: Observed | undefined = this.#inspectListeners.size > 0 ? { on: true } : undefined;
     const actor = createActor(machine, {
       id: address,
       ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : { input: opts.input }),
-      inspect: (ev: InspectionEvent) => {
-        if (this.#inspectListeners.size === 0) return;
-        for (const l of this.#inspectListeners) l({ actor: address, node: this.node, event: ev });
-      },
+      ...(o ? { inspect: (ev: InspectionEvent) => o.on && this.#inspected(address, ev) } : {}),
     });
+    if (o) this.#inspecting.set(actor, o);
     // Without an error observer XState rethrows an action's error asynchronously and
     // would crash the process; errors are handled through the snapshot status instead.
     actor.subscribe({ error: () => {} });
@@ -1006,6 +1041,15 @@ export class Host {
       // already stopped
     }
   }
+}
+
+/**
+ * An actor's inspection observer: `on` while somebody listens. `sub` when it was attached
+ * after creation (it can then be detached); one given at creation stays, switched off.
+ */
+interface Observed {
+  on: boolean;
+  sub?: { unsubscribe(): void };
 }
 
 /** The facts and records of one turn of one chain, chained as they are added. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * Canonical JSON: object keys sorted by code unit, no whitespace, `undefined` members dropped.
@@ -26,7 +26,7 @@ export function canonicalJson(value: unknown): string {
         return out + ']';
       }
       const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj).sort();
+      const keys = sortedKeys(obj);
       let out = '{';
       let first = true;
       for (const k of keys) {
@@ -43,6 +43,26 @@ export function canonicalJson(value: unknown): string {
   }
 }
 
+/** sha256 as hex, in one call (a `createHash` object per small input costs several times more). */
+/**
+ * Own keys in code-unit order, as `Object.keys(obj).sort()` gives them. Objects here have few
+ * keys: an insertion sort in place allocates nothing beyond the keys array (the built-in sort
+ * allocates its own work space on every call).
+ */
+function sortedKeys(obj: object): string[] {
+  const keys = Object.keys(obj);
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = k;
+  }
+  return keys;
+}
+
 export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+  return hash('sha256', data, 'hex');
 }

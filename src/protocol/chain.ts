@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from './canonical.js';
 import type { Fact, FactBody, FactDraft } from './fact.js';
 
 /**
@@ -28,10 +28,14 @@ export function chainFact(cursor: ChainCursor, draft: FactDraft, at: string): { 
   };
   const text = JSON.stringify(body);
   const prev = cursor.hash;
-  const hash = createHash('sha256').update(prev).update(text).digest('hex');
+  const hash = sha256Hex(prev + text);
   cursor.seq = body.seq;
   cursor.hash = hash;
-  return { fact: { ...body, prev, hash }, body: text };
+  // The body becomes the fact: prev and hash go after the hashed fields, as in a copy.
+  const fact = body as Fact;
+  fact.prev = prev;
+  fact.hash = hash;
+  return { fact, body: text };
 }
 
 /** The text a fact's hash covers. */
@@ -54,7 +58,7 @@ export function checkChain(
     if (f.seq !== seq + 1)
       return { ok: false, brokenAt: seq + 1, reason: f.seq <= seq ? `fact ${f.seq} repeats a position` : `fact ${seq + 1} is missing` };
     if (f.prev !== prev) return { ok: false, brokenAt: f.seq, reason: 'prev does not match the previous hash' };
-    const hash = createHash('sha256').update(prev).update(factBodyText(f)).digest('hex');
+    const hash = sha256Hex(prev + factBodyText(f));
     if (hash !== f.hash) return { ok: false, brokenAt: f.seq, reason: 'hash does not match the fact body and the previous hash' };
     seq = f.seq;
     prev = f.hash;

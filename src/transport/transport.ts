@@ -56,11 +56,11 @@ export interface Transport {
 }
 
 const TOKEN_RE = /^[^\s.*>]+$/;
+const PUBLISH_RE = /^[^\s.*>]+(?:\.[^\s.*>]+)*$/;
 
 /** A subject to publish on: non-empty tokens, no wildcards, no whitespace. */
 export function isValidPublishSubject(subject: string): boolean {
-  if (subject.length === 0) return false;
-  return subject.split('.').every((t) => TOKEN_RE.test(t));
+  return PUBLISH_RE.test(subject);
 }
 
 /** A subject to subscribe to: like a publish subject, but `*` tokens and a final `>` are allowed. */
@@ -70,16 +70,30 @@ export function isValidSubscribeSubject(subject: string): boolean {
   return tokens.every((t, i) => t === '*' || (t === '>' && i === tokens.length - 1) || TOKEN_RE.test(t));
 }
 
-/** True when `subject` (concrete) matches `pattern` (may contain `*` and `>`). */
+/**
+ * True when `subject` (concrete) matches `pattern` (may contain `*` and `>`). Walks both
+ * strings token by token without splitting them (it runs for every message and wildcard).
+ */
 export function subjectMatches(pattern: string, subject: string): boolean {
   if (pattern === subject) return true;
-  const p = pattern.split('.');
-  const s = subject.split('.');
-  for (let i = 0; i < p.length; i++) {
-    const t = p[i];
-    if (t === '>') return s.length > i;
-    if (i >= s.length) return false;
-    if (t !== '*' && t !== s[i]) return false;
+  const pn = pattern.length;
+  const sn = subject.length;
+  // pi, si: start of the current token; past the end (n + 1) once there are no more tokens.
+  let pi = 0;
+  let si = 0;
+  while (pi <= pn) {
+    let pe = pattern.indexOf('.', pi);
+    if (pe < 0) pe = pn;
+    const plen = pe - pi;
+    if (plen === 1 && pattern.charCodeAt(pi) === 62 /* > */) return si <= sn;
+    if (si > sn) return false;
+    let se = subject.indexOf('.', si);
+    if (se < 0) se = sn;
+    if (!(plen === 1 && pattern.charCodeAt(pi) === 42) /* * */) {
+      if (se - si !== plen || !subject.startsWith(pattern.slice(pi, pe), si)) return false;
+    }
+    pi = pe + 1;
+    si = se + 1;
   }
-  return p.length === s.length;
+  return si > sn;
 }

@@ -68,6 +68,28 @@ describe.each(MODES)('smoke (%s)', (mode) => {
     expect(await rt.journal.fact('deployment/web', 4)).toEqual(web[3]);
     expect(await rt.listActors()).toMatchObject([{ address: 'deployment/web', state: 'draft', seq: 6, active: true }]);
   });
+
+  it('reports inspection events only while listened to, once each, also for actors created before', async () => {
+    await rt.spawn('deployment/web', { service: 'web' });
+    await rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/web:CONFIGURE' });
+    const configure = (version: string) =>
+      rt.propose({ id: iid(), proposer: 'agent:bot', target: 'deployment/web', action: 'CONFIGURE', params: { version, replicas: 1 } });
+    const seen: string[] = [];
+    const listen = () =>
+      rt.onInspect((r) => {
+        if (r.actor === 'deployment/web' && r.event.type === '@xstate.event') seen.push((r.event.event as { type: string }).type);
+      });
+    let off = listen();
+    await configure('1.0.0');
+    expect(seen).toEqual(['CONFIGURE']);
+    off();
+    await configure('1.0.1');
+    expect(seen).toEqual(['CONFIGURE']);
+    off = listen();
+    await configure('1.0.2');
+    off();
+    expect(seen).toEqual(['CONFIGURE', 'CONFIGURE']);
+  });
 });
 
 describe.each(MODES)('principal-bound subjects (%s)', (mode) => {
