@@ -446,36 +446,6 @@ describe('the SQLite store port (SqliteStore + SqliteJournal)', () => {
     expect(verify()).toMatchObject({ ok: true, count: 3, chains: 2 });
   });
 
-  it('a group handed to the writer behind one that fails is refused by the writer, though its own rows are fine', async () => {
-    const failures: string[][] = [];
-    const { journal, store, verify } = openJournal(freshDir(), { onFlushFailed: (chains) => failures.push([...chains].sort()) });
-    const BAD = 'deployment/bad';
-    store.unsafeExec(
-      `CREATE TRIGGER refuse_bad BEFORE INSERT ON facts WHEN NEW.chain = '${BAD}' BEGIN SELECT RAISE(ABORT, 'disk says no'); END`,
-    );
-    const settled = (p: Promise<void>) =>
-      p.then(
-        () => 'durable',
-        (e: unknown) => e,
-      );
-    const first = settled(journal.commit(turnOf(BAD, EMPTY_HEAD, 1)));
-    // The first group is with the writer; enough turns of other chains for a second group,
-    // handed over at once behind it.
-    await new Promise((r) => setImmediate(r));
-    const others = Array.from({ length: 20 }, (_, i) => `deployment/other-${i}`);
-    const second = others.map((c) => settled(journal.commit(turnOf(c, EMPTY_HEAD, 1))));
-    for (const r of await Promise.all([first, ...second])) {
-      expect(r).toBeInstanceOf(JournalError);
-      expect(((r as JournalError).cause as Error).message).toMatch(/disk says no/);
-    }
-    expect(failures).toEqual([[BAD, ...others].sort()]);
-    for (const c of others) expect(store.chainHead(c)).toEqual(EMPTY_HEAD);
-    // The writer takes new groups again once the failure is handled.
-    store.unsafeExec('DROP TRIGGER refuse_bad');
-    await Promise.all([BAD, ...others].map((c) => journal.commit(turnOf(c, EMPTY_HEAD, 1, 'again'))));
-    expect(verify()).toMatchObject({ ok: true, count: 21, chains: 21 });
-  });
-
   it('load(chain) names the chain and seq where a chain has a gap or a broken link', async () => {
     const dir = freshDir();
     const { journal } = openJournal(dir);

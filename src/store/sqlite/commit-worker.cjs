@@ -48,34 +48,16 @@ const write = db.transaction((b) => {
   }
 });
 
-// The batch written last and whether it landed: a batch chained `after` another is written
-// only if that one landed, so nothing lands after a batch that did not.
-let lastId;
-let lastOk = false;
-
 parentPort.on('message', (m) => {
   if (m.type === 'close') {
     db.close();
     parentPort.postMessage({ type: 'closed' });
     return;
   }
-  if (m.after !== undefined && !(lastId === m.after && lastOk)) {
-    lastId = m.id;
-    lastOk = false;
-    parentPort.postMessage({
-      type: 'done',
-      id: m.id,
-      error: { message: `batch ${m.after}, which this one continues, was not written`, code: 'ICE_CHAIN_BROKEN' },
-    });
-    return;
-  }
-  lastId = m.id;
   try {
     write(m.batch);
-    lastOk = true;
     parentPort.postMessage({ type: 'done', id: m.id });
   } catch (e) {
-    lastOk = false;
     parentPort.postMessage({ type: 'done', id: m.id, error: { message: String(e && e.message), code: e && e.code } });
   }
 });

@@ -10,24 +10,19 @@ import { JournalBrokenError } from '../../errors.js';
  * - `commit(turn)` checks the fence (the turn continues the chain's head, counting turns
  *   still queued), queues the turn and resolves once the group commit holding it is durable
  *   (`synchronous=FULL`). Queued turns are flushed together on the next turn of the event
- *   loop (or at once when many are queued), in call order, in ONE store transaction. Up to
- *   two groups are with the writer at a time: the second waits in its queue, so the writer
- *   starts it the moment the first is durable instead of waiting for this thread.
- * - If a flush fails, every turn in it, in the group handed over after it and queued after
- *   it is rejected (they were chained onto facts that never landed), the in-memory heads are
- *   forgotten, and `onFlushFailed` names the chains so the host can drop their in-memory
- *   state. A group handed over behind one that failed is refused by the writer itself
- *   (`chained`), so it can never land with a gap before it.
+ *   loop (or at once when many are queued and the writer is idle), in call order, in ONE
+ *   store transaction, while the writer thread fsyncs the previous group.
+ * - If a flush fails, every turn in it and every turn queued after it is rejected (they were
+ *   chained onto facts that never landed), the in-memory heads are forgotten, and
+ *   `onFlushFailed` names the chains so the host can drop their in-memory state.
  * - Every flush stores a checkpoint: the heads of the chains it touched, chained to the
  *   previous checkpoint (`hash = sha256(prev + JSON.stringify(heads))`) and signed by the
  *   authority. The newest checkpoint's signature thus attests every chain up to the heads
  *   any checkpoint names.
  */
 
-/** Queue length at which a batch goes to the writer at once (if fewer than two are with it). */
+/** Queue length at which a batch goes to the writer at once if it is idle. */
 const EAGER_FLUSH = 16;
-/** Groups with the writer at once: one being written, one waiting behind it. */
-const MAX_IN_FLIGHT = 2;
 
 export interface VerifyResult {
   ok: boolean;
@@ -74,12 +69,6 @@ interface Queued {
   reject: (e: Error) => void;
 }
 
-/** A group handed to the writer. `done` once settled here (failed with an earlier group). */
-interface InFlight {
-  queue: Queued[];
-  done: boolean;
-}
-
 export class SqliteJournal implements StorePort {
   readonly kind = 'sqlite' as const;
   readonly store: SqliteStore;
@@ -90,12 +79,9 @@ export class SqliteJournal implements StorePort {
   #heads = new Map<string, ChainHead>();
   #queue: Queued[] = [];
   #scheduled = false;
-  #inFlight: InFlight[] = [];
+  #inFlight = false;
   #pendingChains = new Map<string, number>();
-  /** Hash of the newest durable checkpoint. */
   #lastCheckpointHash: string;
-  /** Hash of the newest checkpoint handed to the writer: the next one links to it. */
-  #checkpointHead: string;
   #listeners = new Set<(facts: readonly Fact[]) => void>();
   #drainWaiters: Array<() => void> = [];
   maxBatch = 0;
@@ -107,7 +93,6 @@ export class SqliteJournal implements StorePort {
     this.#onFlushFailed = opts.onFlushFailed ?? (() => {});
     this.#now = opts.now ?? Date.now;
     this.#lastCheckpointHash = store.lastCheckpoint()?.hash ?? '';
-    this.#checkpointHead = this.#lastCheckpointHash;
   }
 
   head(chain: string): Promise<ChainHead> {
@@ -201,15 +186,14 @@ export class SqliteJournal implements StorePort {
   }
 
   #schedule(): void {
-    if (this.#inFlight.length >= MAX_IN_FLIGHT || this.#queue.length === 0) return;
-    // Enough queued: hand it over now rather than at the end of this turn of the event loop,
-    // so its fsync overlaps the work on the rest. With a group already at the writer, a small
-    // one waits for it to finish (and grows meanwhile).
+    if (this.#inFlight || this.#queue.length === 0) return;
+    // Enough queued and the writer idle: hand it over now rather than at the end of this
+    // turn of the event loop, so its fsync overlaps the work on the rest.
     if (this.#queue.length >= EAGER_FLUSH) {
       this.#flush();
       return;
     }
-    if (this.#scheduled || this.#inFlight.length > 0) return;
+    if (this.#scheduled) return;
     this.#scheduled = true;
     setImmediate(() => this.#flush());
   }
@@ -224,7 +208,7 @@ export class SqliteJournal implements StorePort {
 
   #flush(): void {
     this.#scheduled = false;
-    if (this.#inFlight.length >= MAX_IN_FLIGHT) return;
+    if (this.#inFlight) return;
     const queue = this.#queue;
     this.#queue = [];
     if (queue.length === 0) {
@@ -251,44 +235,26 @@ export class SqliteJournal implements StorePort {
     let nextCheckpointHash: string | undefined;
     if (heads.size > 0 && this.#attest) {
       const list = [...heads.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-      const prev = this.#checkpointHead;
+      const prev = this.#lastCheckpointHash;
       const hash = checkpointHash(prev, list);
       const a = this.#attest(hash);
       nextCheckpointHash = hash;
       merged.checkpoint = { pos: 0, heads: list, prev, hash, keyId: a.keyId, sig: a.sig, at: new Date(this.#now()).toISOString() };
     }
-    if (nextCheckpointHash !== undefined) this.#checkpointHead = nextCheckpointHash;
-    const flight: InFlight = { queue, done: false };
-    // Behind a group still at the writer: the writer refuses this one if that one fails.
-    const chained = this.#inFlight.some((f) => !f.done);
-    this.#inFlight.push(flight);
-    this.store.commit(merged, { chained }).then(
-      () => this.#committed(flight, merged, nextCheckpointHash),
-      (e: unknown) => this.#failed(flight, e),
+    this.#inFlight = true;
+    this.store.commit(merged).then(
+      () => this.#committed(queue, merged, nextCheckpointHash),
+      (e: unknown) => this.#failed(queue, e),
     );
   }
 
-  #failed(flight: InFlight, e: unknown): void {
-    this.#inFlight = this.#inFlight.filter((f) => f !== flight);
-    // Already failed with a group before it (and refused by the writer): nothing more to do.
-    if (flight.done) {
-      this.#schedule();
-      this.#settleDrain();
-      return;
-    }
+  #failed(queue: Queued[], e: unknown): void {
+    this.#inFlight = false;
     const err =
       e instanceof ConflictError ? e : new JournalError('commit failed; nothing in this group was acknowledged', { cause: ensureError(e) });
-    // Everything handed over or queued after the failed group chained onto facts that never
-    // landed: fail it too. (Groups still with the writer are refused there and come back done.)
-    const all = [...flight.queue];
-    for (const f of this.#inFlight) {
-      f.done = true;
-      all.push(...f.queue);
-    }
-    flight.done = true;
-    all.push(...this.#queue);
+    // Everything queued after the failed group chained onto facts that never landed: fail it too.
+    const all = [...queue, ...this.#queue];
     this.#queue = [];
-    this.#checkpointHead = this.#lastCheckpointHash;
     this.#heads.clear();
     const chains = new Set(all.map((q) => q.turn.chain));
     this.#settleChains(all);
@@ -297,17 +263,8 @@ export class SqliteJournal implements StorePort {
     this.#settleDrain();
   }
 
-  #committed(flight: InFlight, merged: CommitBatch, checkpointHash: string | undefined): void {
-    this.#inFlight = this.#inFlight.filter((f) => f !== flight);
-    if (flight.done) {
-      // Cannot happen (the writer refuses a group chained behind a failed one); if it did,
-      // its turns were rejected already and must not be acknowledged now.
-      this.#schedule();
-      this.#settleDrain();
-      return;
-    }
-    flight.done = true;
-    const queue = flight.queue;
+  #committed(queue: Queued[], merged: CommitBatch, checkpointHash: string | undefined): void {
+    this.#inFlight = false;
     if (checkpointHash !== undefined) this.#lastCheckpointHash = checkpointHash;
     this.#settleChains(queue);
     this.flushes++;
@@ -328,7 +285,7 @@ export class SqliteJournal implements StorePort {
   }
 
   #settleDrain(): void {
-    if (this.#queue.length === 0 && this.#inFlight.length === 0 && !this.#scheduled) {
+    if (this.#queue.length === 0 && !this.#inFlight && !this.#scheduled) {
       const ws = this.#drainWaiters;
       this.#drainWaiters = [];
       for (const w of ws) w();
@@ -337,7 +294,7 @@ export class SqliteJournal implements StorePort {
 
   /** Resolves when every turn committed so far is durable (or failed). */
   drain(): Promise<void> {
-    if (this.#queue.length === 0 && !this.#scheduled && this.#inFlight.length === 0) return Promise.resolve();
+    if (this.#queue.length === 0 && !this.#scheduled && !this.#inFlight) return Promise.resolve();
     return new Promise<void>((r) => this.#drainWaiters.push(r));
   }
 

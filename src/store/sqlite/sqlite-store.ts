@@ -318,11 +318,8 @@ export class SqliteStore {
   /**
    * Writes one batch atomically and durably (see the file comment); resolves after the
    * fsync. Batches are written in the order of the calls.
-   * @param opts.chained the batch continues the one handed over just before it: if that one
-   *   is still with the writer and fails, the writer refuses this one too (nothing lands
-   *   after a batch that did not).
    */
-  commit(batch: CommitBatch, opts: { chained?: boolean } = {}): Promise<void> {
+  commit(batch: CommitBatch): Promise<void> {
     if (this.readonly) return Promise.reject(new JournalError('store is open read-only'));
     if (this.#writerError) return Promise.reject(this.#writerError);
     if (!this.#worker) {
@@ -364,12 +361,10 @@ export class SqliteStore {
         : null,
     };
     const id = this.#nextCommit++;
-    // Settled already (here, so it succeeded or its failure was handled): nothing to chain on.
-    const after = opts.chained === true && this.#commits.has(id - 1) ? id - 1 : undefined;
     return new Promise<void>((resolve, reject) => {
       if (this.#commits.size === 0) this.#worker!.ref();
       this.#commits.set(id, { resolve, reject });
-      this.#worker!.postMessage({ type: 'commit', id, after, batch: rows });
+      this.#worker!.postMessage({ type: 'commit', id, batch: rows });
     });
   }
 
