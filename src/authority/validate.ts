@@ -6,7 +6,6 @@ import {
   IntentSchema,
   isAddress,
   jsonByteLength,
-  parseIntentCommon,
   splitAddress,
   type Intent,
   type JsonLimits,
@@ -71,17 +70,13 @@ export function validateIntent(raw: unknown, registry: ActorRegistry, limits: Js
       ...hint,
     };
   }
-  // The common case without zod's machinery (same result); anything else through the schema.
-  let intent = parseIntentCommon(raw);
-  if (!intent) {
-    const withVersion = rawObj && rawObj.v === undefined ? { ...rawObj, v: 1 } : raw;
-    const parsed = IntentSchema.safeParse(withVersion);
-    if (!parsed.success) return { ok: false, issues: zodIssues(parsed.error), ...hint };
-    // zod copies the envelope and the params record but keeps nested param values by
-    // reference; detach them, so that what is validated, vouched for (and frozen by LocalTrust)
-    // and journaled is never an object the caller still holds and can change.
-    intent = { ...parsed.data, params: JSON.parse(JSON.stringify(parsed.data.params)) as Intent['params'] };
-  }
+  const withVersion = rawObj && rawObj.v === undefined ? { ...rawObj, v: 1 } : raw;
+  const parsed = IntentSchema.safeParse(withVersion);
+  if (!parsed.success) return { ok: false, issues: zodIssues(parsed.error), ...hint };
+  // zod copies the envelope and the params record but keeps nested param values by
+  // reference; detach them, so that what is validated, vouched for (and frozen by LocalTrust)
+  // and journaled is never an object the caller still holds and can change.
+  const intent: Intent = { ...parsed.data, params: JSON.parse(JSON.stringify(parsed.data.params)) as Intent['params'] };
   const { kind } = splitAddress(intent.target);
   const def = registry.get(kind);
   if (!def) {

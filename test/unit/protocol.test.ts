@@ -21,7 +21,6 @@ import {
   isAddress,
   jsonByteLength,
   parseAddress,
-  parseIntentCommon,
   parseJsonBounded,
   sha256Hex,
   splitAddress,
@@ -84,92 +83,6 @@ describe('canonical JSON', () => {
   it('sha256Hex is sha256 in hex', () => {
     expect(sha256Hex('abc')).toBe(createHash('sha256').update('abc').digest('hex'));
     expect(sha256Hex('abc')).toMatch(/^[0-9a-f]{64}$/);
-  });
-});
-
-describe('parseIntentCommon (the schema without zod, for the common case)', () => {
-  const base = {
-    id: 'i-1',
-    proposer: 'agent:bot',
-    target: 'deployment/web',
-    action: 'CONFIGURE',
-    params: { version: '1.0.0', replicas: 2, nested: { list: [1, 'two', null, { x: true }] } },
-  };
-  const values: unknown[] = [
-    undefined,
-    null,
-    0,
-    1,
-    2,
-    '',
-    'x',
-    'i-2',
-    'agent:b',
-    'a'.repeat(129),
-    'b'.repeat(256),
-    'c'.repeat(257),
-    'd'.repeat(4001),
-    'deployment/w',
-    'Deployment/w',
-    'run:7',
-    'has space',
-    'a.b',
-    'ÄBC',
-    {},
-    { a: 1 },
-    [],
-    ['x'],
-    new Date(0),
-    Object.create(null) as unknown,
-  ];
-  const keys = ['v', 'id', 'proposer', 'target', 'action', 'params', 'runId', 'causationId', 'correlationId', 'rationale', 'extra'];
-  /** What validateIntent made of the schema's result before: `v` filled in, params detached. */
-  const viaSchema = (raw: Record<string, unknown>): Intent | undefined => {
-    const r = IntentSchema.safeParse(raw.v === undefined ? { ...raw, v: 1 } : raw);
-    return r.success ? { ...r.data, params: JSON.parse(JSON.stringify(r.data.params)) as Intent['params'] } : undefined;
-  };
-  const same = (raw: Record<string, unknown>) => {
-    const fast = parseIntentCommon(raw);
-    const slow = viaSchema(raw);
-    if (fast === undefined) return; // the schema decides (and explains) what the fast path leaves
-    expect(slow).toBeDefined();
-    expect(Object.keys(fast)).toEqual(Object.keys(slow!));
-    expect(JSON.stringify(fast)).toBe(JSON.stringify(slow));
-    expect(fast.params).not.toBe(raw.params);
-  };
-
-  it('gives what the schema gives, key order included, for every field set to every kind of value', () => {
-    let taken = 0;
-    for (const k of keys) {
-      for (const v of values) {
-        const raw: Record<string, unknown> = { ...base, [k]: v };
-        same(raw);
-        if (parseIntentCommon(raw)) taken++;
-        const without: Record<string, unknown> = { ...base };
-        delete without[k];
-        same(without);
-      }
-    }
-    // the common shapes do take the fast path
-    expect(taken).toBeGreaterThan(20);
-    expect(parseIntentCommon({ ...base, v: 1, runId: 'r-1', rationale: 'because' })).toBeDefined();
-    expect(parseIntentCommon({ ...base, params: undefined })).toMatchObject({ params: {} });
-  });
-
-  it('takes the optional fields in any order and writes them in the schema order', () => {
-    const raw = { rationale: 'r', correlationId: 'c', ...base, causationId: 'x', runId: 'run-1', v: 1 };
-    same(raw);
-    expect(Object.keys(parseIntentCommon(raw)!)).toEqual(Object.keys(IntentSchema.shape));
-  });
-
-  it('leaves anything unusual to the schema: unknown or inherited keys, explicit undefined, arrays, non-objects', () => {
-    expect(parseIntentCommon({ ...base, extra: 1 })).toBeUndefined();
-    expect(parseIntentCommon(Object.assign(Object.create({ extra: 1 }) as object, base))).toBeUndefined();
-    expect(parseIntentCommon({ ...base, runId: undefined })).toBeUndefined();
-    expect(parseIntentCommon({ ...base, params: ['x'] })).toBeUndefined();
-    expect(parseIntentCommon([base])).toBeUndefined();
-    expect(parseIntentCommon('intent')).toBeUndefined();
-    expect(parseIntentCommon(null)).toBeUndefined();
   });
 });
 
