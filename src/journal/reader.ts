@@ -1,6 +1,7 @@
 import type { Fact } from '../protocol/index.js';
 import type { AuthorityKey } from '../authority/index.js';
-import type { SqliteJournal, VerifyResult } from '../store/sqlite/sqlite-journal.js';
+import type { SqliteJournal } from '../store/sqlite/sqlite-journal.js';
+import type { VerifyResult } from '../store/sqlite/verify-store.js';
 
 /**
  * Reading and verifying the journal, the same in both modes (the CLI, the inspector, the
