@@ -94,8 +94,10 @@ export interface VerifyProgress {
 /** Default positions per read. */
 export const VERIFY_CHUNK_ROWS = 2000;
 const WORKERS_FROM = 50_000;
-/** Ranges handed to each worker ahead of the one being stitched. */
+/** Ranges each worker has at a time. */
 const AHEAD_PER_WORKER = 2;
+/** Summaries checked but not yet stitched, at most. */
+const MAX_AHEAD = 32;
 
 /** [chain, first seq, first prev, last seq, last hash] of a chain within one range. */
 type ChainSpan = [string, number, string, number, string];
@@ -199,27 +201,38 @@ export async function verifyStoreInWorkers(
     return v.finish();
   }
   const pool = new VerifyPool(workers, store.path, checkSignature !== undefined);
+  // Each worker keeps AHEAD_PER_WORKER ranges and gets the next one as soon as it answers, so
+  // a worker slowed down by other load does not hold the others back; summaries wait here to
+  // be stitched in order (at most MAX_AHEAD ranges ahead of the stitching).
+  const ranges = v.ranges();
+  const pending: Array<{ from: number; to: number; summary: Promise<RangeSummary> }> = [];
+  const outstanding = new Array<number>(workers).fill(0);
+  let stopped = false;
+  const feed = (w: number): void => {
+    while (!stopped && outstanding[w]! < AHEAD_PER_WORKER && pending.length < MAX_AHEAD) {
+      const r = ranges.next();
+      if (r.done) return;
+      const [from, to] = r.value;
+      outstanding[w]!++;
+      const summary = pool.run(w, from, to, v.upTo);
+      summary.then(
+        () => {
+          outstanding[w]!--;
+          feed(w);
+        },
+        () => {}, // awaited in order below
+      );
+      pending.push({ from, to, summary });
+    }
+  };
   try {
-    const ranges = v.ranges();
-    const queue: Array<{ from: number; to: number; summary: Promise<RangeSummary> }> = [];
-    let n = 0;
-    const fill = () => {
-      while (queue.length < workers * AHEAD_PER_WORKER) {
-        const r = ranges.next();
-        if (r.done) return;
-        const [from, to] = r.value;
-        const summary = pool.run(n++ % workers, from, to, v.upTo);
-        summary.catch(() => {}); // awaited in order below; ranges left when it stops early are dropped
-        queue.push({ from, to, summary });
-      }
-    };
-    fill();
-    for (let next = queue.shift(); next; next = queue.shift()) {
-      const summary = await next.summary;
-      if (!v.apply(next.from, next.to, summary)) break;
-      fill();
+    for (let w = 0; w < workers; w++) feed(w);
+    for (let next = pending.shift(); next; next = pending.shift()) {
+      if (!v.apply(next.from, next.to, await next.summary)) break;
+      for (let w = 0; w < workers; w++) feed(w);
     }
   } finally {
+    stopped = true;
     await pool.close();
   }
   return v.finish();
