@@ -30,9 +30,13 @@ function checkpointHash(prev, heads) {
 // eslint-disable-next-line no-control-regex -- exactly the characters JSON.stringify escapes
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
-/** Where `s` ends in `text` if `text` has it at `o`, else -1 (and from -1, -1). */
+/**
+ * Where `s` ends in `text` if `text` has it at `o`, else -1 (and from -1, -1). `indexOf` from
+ * `o` rather than `startsWith` at `o`: the same answer (a miss scans on, but only a broken row
+ * misses), and V8 runs it a few times faster.
+ */
 function after(text, o, s) {
-  return o >= 0 && text.startsWith(s, o) ? o + s.length : -1;
+  return o >= 0 && text.indexOf(s, o) === o ? o + s.length : -1;
 }
 
 /** Where the JSON string literal of `s` (as JSON.stringify writes it) ends, if `text` has it at `o`. */
@@ -40,7 +44,7 @@ function afterString(text, o, s) {
   if (o < 0) return -1;
   // The common case (ids, times, types) needs no escaping: compare in place, build nothing.
   if (NEEDS_ESCAPE.test(s)) return after(text, o, JSON.stringify(s));
-  return text.charCodeAt(o) === 34 && text.startsWith(s, o + 1) && text.charCodeAt(o + 1 + s.length) === 34 ? o + s.length + 2 : -1;
+  return text.charCodeAt(o) === 34 && text.indexOf(s, o + 1) === o + 1 && text.charCodeAt(o + 1 + s.length) === 34 ? o + s.length + 2 : -1;
 }
 
 /**
