@@ -296,7 +296,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         );
       key = AuthorityKey.loadOrCreate(join(dataDir, 'authority.key'));
       const k = key;
-      check = checkStoreAtStart(st, k);
+      check = await checkStoreAtStart(st, k);
       sqlite = new SqliteJournal(st, {
         now: () => clock.now(),
         attest: (hash) => ({ keyId: k.keyId, sig: k.signCheckpoint(hash) }),

@@ -8,7 +8,7 @@ import { callAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
 import { AuthorityKey } from '../authority/index.js';
 import { ConfigError, DataDirLockedError, IceError, ValidationError, ensureError, type IssueDetail } from '../errors.js';
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
-import { SqliteJournal, rowToFact, verifyStore } from '../journal/index.js';
+import { SqliteJournal, rowToFact, verifyStoreInWorkers } from '../journal/index.js';
 import { Subjects, type Fact, type Grant, type Outcome } from '../protocol/index.js';
 import { NatsTransport, jetStreamVersionWarning, registerNodeService } from '../transport/index.js';
 import { createRuntime, type Runtime } from '../runtime.js';
@@ -231,10 +231,9 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
       return store.chainRows(String(a.chain), Number(a.fromSeq ?? 1), Number(a.limit ?? 1000)).map(rowToFact);
     case 'journal.verify': {
       const key = AuthorityKey.loadPublic(resolve(o.data));
-      return {
-        ...verifyStore(store, key ? (cp) => cp.keyId === key.keyId && key.verifyCheckpoint(cp.hash, cp.sig) : undefined),
-        keyChecked: !!key,
-      };
+      return verifyStoreInWorkers(store, key ? (cp) => cp.keyId === key.keyId && key.verifyCheckpoint(cp.hash, cp.sig) : undefined).then(
+        (r) => ({ ...r, keyChecked: !!key }),
+      );
     }
     case 'grant.ls':
       return store.grants();

@@ -1,2 +1,11 @@
-export { SqliteJournal, verifyRows, verifyStore, rowToFact, checkpointHash } from '../store/sqlite/sqlite-journal.js';
-export type { VerifyResult, SqliteJournalOptions } from '../store/sqlite/sqlite-journal.js';
+export { SqliteJournal, rowToFact } from '../store/sqlite/sqlite-journal.js';
+export type { SqliteJournalOptions } from '../store/sqlite/sqlite-journal.js';
+export {
+  verifyRows,
+  verifyStore,
+  verifyStoreSteps,
+  verifyStoreInWorkers,
+  checkpointHash,
+  VERIFY_CHUNK_ROWS,
+} from '../store/sqlite/verify-store.js';
+export type { VerifyResult, VerifyOptions, VerifyInWorkersOptions, VerifyProgress } from '../store/sqlite/verify-store.js';

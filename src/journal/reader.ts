@@ -1,6 +1,7 @@
 import type { Fact } from '../protocol/index.js';
 import type { AuthorityKey } from '../authority/index.js';
-import type { SqliteJournal, StartCheck, VerifyResult } from '../store/sqlite/sqlite-journal.js';
+import type { SqliteJournal } from '../store/sqlite/sqlite-journal.js';
+import { verifyStoreInWorkers, type StartCheck, type VerifyResult } from '../store/sqlite/verify-store.js';
 
 /**
  * Reading and verifying the journal, the same in both modes (the CLI, the inspector, the
@@ -45,8 +46,9 @@ export class SqliteJournalReader implements JournalReader {
     return Promise.resolve(this.#j.factsOfIntent(intentId));
   }
 
+  /** Up to the newest fact when it starts; reads by range, on worker threads for a long journal, without blocking the event loop. */
   verify(): Promise<VerifyResult> {
     const key = this.#key;
-    return Promise.resolve(this.#j.verify(key ? (cp) => cp.keyId === key.keyId && key.verifyCheckpoint(cp.hash, cp.sig) : undefined));
+    return verifyStoreInWorkers(this.#j.store, key ? (cp) => cp.keyId === key.keyId && key.verifyCheckpoint(cp.hash, cp.sig) : undefined);
   }
 }

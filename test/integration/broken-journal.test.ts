@@ -159,21 +159,24 @@ describe('the start-up check', () => {
   });
 
   it('a mark moved past a changed fact does not verify: the check starts from the beginning', async () => {
-    const { dir, facts } = await history();
-    await stop(await start(dir));
-    const early = aTransition(facts, 'deployment/a');
-    editOneCharacter(dir, early);
+    const { dir } = await history();
+    await stop(await start(dir)); // marks the end of the first history
+    const { facts } = await history(dir); // more facts after the mark
+    const late = facts.filter((f) => f.actor === 'deployment/a' && f.type === 'transition').at(-1)!;
+    editOneCharacter(dir, late);
     const db = new Database(join(dir, 'ice.db'));
     const mark = JSON.parse((db.prepare("SELECT value FROM meta WHERE key = 'verified_at_start'").get() as { value: string }).value) as {
       pos: number;
+      sig: string;
     };
-    // Without the authority's key, a forged mark cannot be signed: move it and keep the old signature.
+    // Without the authority's key a mark cannot be signed: move it past the change, keep the old signature.
     const last = db.prepare('SELECT pos, hash FROM facts ORDER BY pos DESC LIMIT 1').get() as { pos: number; hash: string };
+    expect(last.pos).toBeGreaterThan(mark.pos);
     db.prepare("UPDATE meta SET value = ? WHERE key = 'verified_at_start'").run(
       JSON.stringify({ ...mark, pos: last.pos, hash: last.hash }),
     );
     db.close();
-    await expect(createRuntime({ dataDir: dir })).rejects.toMatchObject({ chain: 'deployment/a', seq: early.seq });
+    await expect(createRuntime({ dataDir: dir })).rejects.toMatchObject({ chain: 'deployment/a', seq: late.seq });
   });
 });
 

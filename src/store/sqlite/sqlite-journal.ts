@@ -1,8 +1,9 @@
 import { ConflictError, JournalError, ensureError } from '../../errors.js';
-import { factBodyText, sha256Hex, type Fact, type FactBody, type Grant, type SnapshotRecord } from '../../protocol/index.js';
+import { factBodyText, type Fact, type FactBody, type Grant, type SnapshotRecord } from '../../protocol/index.js';
 import type { ActorIndexRow, ChainHead, LoadedChain, PendingRecord, StoredOutcome, StorePort, Turn } from '../../host/ports.js';
 import type { Checkpoint, CommitBatch, SqliteStore, StoredFactRow } from './sqlite-store.js';
 import { JournalBrokenError } from '../../errors.js';
+import { checkpointHash, verifyStore, type VerifyOptions, type VerifyResult } from './verify-store.js';
 
 /**
  * The embedded store port: turns go into SQLite in groups.
@@ -23,38 +24,6 @@ import { JournalBrokenError } from '../../errors.js';
 
 /** Queue length at which a batch goes to the writer at once if it is idle. */
 const EAGER_FLUSH = 16;
-
-export interface VerifyResult {
-  ok: boolean;
-  /** Facts checked. */
-  count: number;
-  /** Chains seen. */
-  chains: number;
-  /** Position of the newest fact checked. */
-  lastPos: number;
-  /** Checkpoints checked (when a key was given). */
-  checkpoints?: number;
-  /** Position of the newest checkpoint whose signature verified: every fact up to it is attested. */
-  attestedPos?: number;
-  /**
-   * Turns that claimed a position already taken (cluster: two writers with one expectation,
-   * the later one confirmed it lost and acknowledged nothing). Not part of any chain.
-   */
-  orphans?: Array<{ chain: string; seq: number; pos: number }>;
-  /** Where it breaks: the chain and seq, and the row position. */
-  brokenChain?: string;
-  brokenAt?: number;
-  brokenPos?: number;
-  reason?: string;
-}
-
-/** What a node's check of its journal before serving found (both modes). */
-export interface StartCheck {
-  /** Positions after this one were checked (0: all of them). */
-  fromPos: number;
-  result: VerifyResult;
-  ms: number;
-}
 
 export interface SqliteJournalOptions {
   /** Signs a checkpoint hash; called once per flush. */
@@ -324,126 +293,10 @@ export class SqliteJournal implements StorePort {
     return this.store.lastPos();
   }
 
-  /** Walks every chain and checks the checkpoints. See {@link verifyRows}. */
-  verify(checkSignature?: (cp: Checkpoint) => boolean): VerifyResult {
-    return verifyStore(this.store, checkSignature);
+  /** Walks every chain and checks the checkpoints, in this thread. See {@link verifyStore}. */
+  verify(checkSignature?: (cp: Checkpoint) => boolean, opts?: VerifyOptions): VerifyResult {
+    return verifyStore(this.store, checkSignature, opts);
   }
-}
-
-/** Verifies a whole store: every chain, then the checkpoints (see {@link verifyRows}). */
-export function verifyStore(store: SqliteStore, checkSignature?: (cp: Checkpoint) => boolean): VerifyResult {
-  const checkpoints = checkSignature ? store.checkpoints() : [];
-  const r = verifyRows(store.iterateFactRows(), checkSignature ? { checkpoints, checkSignature } : {});
-  if (!r.ok || !checkSignature) return r;
-  const m = checkpointMismatch(store, checkpoints);
-  if (!m) return r;
-  return {
-    ...r,
-    ok: false,
-    brokenChain: m.chain,
-    brokenAt: m.seq,
-    reason: 'a signed checkpoint names another hash here (history was rewritten)',
-  };
-}
-
-export function checkpointHash(prev: string, heads: Checkpoint['heads']): string {
-  return sha256Hex(prev + JSON.stringify(heads));
-}
-
-/**
- * Checks every chain in rows given in write order: seq continuity per chain, each stored
- * hash against sha256(prev + body), the index columns against the body; then the chain of
- * checkpoints, that each names heads the chains really had, and the newest signature.
- * Works on a store opened read-only, so `ice journal verify` needs no lock.
- */
-export function verifyRows(
-  rows: Iterable<StoredFactRow>,
-  opts: { checkpoints?: Checkpoint[]; checkSignature?: (cp: Checkpoint) => boolean } = {},
-): VerifyResult {
-  const heads = new Map<string, ChainHead>();
-  let count = 0;
-  let lastPos = 0;
-  const broken = (chain: string, seq: number, pos: number, reason: string): VerifyResult => ({
-    ok: false,
-    count,
-    chains: heads.size,
-    lastPos,
-    brokenChain: chain,
-    brokenAt: seq,
-    brokenPos: pos,
-    reason,
-  });
-  for (const row of rows) {
-    const h = heads.get(row.chain) ?? { seq: 0, hash: '' };
-    if (row.seq !== h.seq + 1) return broken(row.chain, h.seq + 1, row.pos, `fact ${h.seq + 1} of ${row.chain} is missing`);
-    const hash = sha256Hex(h.hash + row.body);
-    if (hash !== row.hash) return broken(row.chain, row.seq, row.pos, 'hash does not match the fact body and the previous hash');
-    if (row.prev !== h.hash) return broken(row.chain, row.seq, row.pos, 'stored prev does not match the previous hash');
-    const mismatch = indexMismatch(row);
-    if (mismatch) return broken(row.chain, row.seq, row.pos, mismatch);
-    heads.set(row.chain, { seq: row.seq, hash });
-    lastPos = row.pos;
-    count++;
-  }
-  const cps = opts.checkpoints ?? [];
-  if (!opts.checkSignature) return { ok: true, count, chains: heads.size, lastPos };
-  // Every checkpoint links to the one before and names heads the chains really passed
-  // through, so the newest signature attests all of them; older signatures add nothing.
-  let prev = '';
-  for (const cp of cps) {
-    if (cp.prev !== prev || checkpointHash(prev, cp.heads) !== cp.hash) {
-      return { ...broken('', 0, cp.pos, `checkpoint at position ${cp.pos} does not link to the one before (history was rewritten)`) };
-    }
-    for (const [chain, seq] of cp.heads) {
-      const h = heads.get(chain);
-      if (!h || h.seq < seq) return broken(chain, seq, cp.pos, `a signed checkpoint names fact ${seq} of ${chain}, which is missing`);
-    }
-    prev = cp.hash;
-  }
-  const last = cps.at(-1);
-  if (last && !opts.checkSignature(last)) {
-    return broken('', 0, last.pos, 'the newest checkpoint signature does not verify');
-  }
-  return { ok: true, count, chains: heads.size, lastPos, checkpoints: cps.length, attestedPos: last?.pos ?? 0 };
-}
-
-/**
- * Checks the hashes a checkpoint names against the stored facts (a second pass, by key).
- * `verifyRows` checks that the named positions exist; this checks that they hold the named
- * hashes, which catches a chain rewritten consistently from some seq on.
- */
-export function checkpointMismatch(store: Pick<SqliteStore, 'factRow'>, cps: Checkpoint[]): { chain: string; seq: number } | undefined {
-  for (const cp of cps) {
-    for (const [chain, seq, hash] of cp.heads) {
-      if (store.factRow(chain, seq)?.hash !== hash) return { chain, seq };
-    }
-  }
-  return undefined;
-}
-
-/**
- * The index columns (seq, at, type, actor, intent_id) must say what the hashed body says, or
- * lookups by actor or intent (and restore's replay) would read a history other than the
- * verified one. Bodies are written with a fixed key order, so the check is a string
- * comparison of the body's head, not a parse.
- */
-function indexMismatch(row: StoredFactRow): string | undefined {
-  const head = `{"v":1,"seq":${row.seq},"at":${q(row.at ?? '')},"type":${q(row.type ?? '')},"origin":"`;
-  if (row.type === undefined) return row.body.startsWith(`{"v":1,"seq":${row.seq},`) ? undefined : 'fact body carries another seq';
-  if (!row.body.startsWith(head)) return 'seq, time or type columns disagree with the fact body';
-  const originEnd = row.body.indexOf('"', head.length);
-  const rest =
-    (row.actor != null ? `,"actor":${q(row.actor)}` : '') + (row.intent_id != null ? `,"intentId":${q(row.intent_id)}` : '') + ',"causes":';
-  if (originEnd < 0 || !row.body.startsWith(rest, originEnd + 1)) return 'actor or intent columns disagree with the fact body';
-  if (row.actor != null && row.actor !== row.chain) return 'the chain column disagrees with the fact body';
-  return undefined;
-}
-
-// eslint-disable-next-line no-control-regex -- exactly the characters JSON.stringify escapes
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-/** JSON string literal; the common case (ids, times, types) needs no escaping. */
-function q(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
 export function rowToFact(row: StoredFactRow): Fact {

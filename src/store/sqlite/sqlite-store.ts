@@ -28,8 +28,11 @@ import type { ActorIndexRow, ChainHead, PendingRecord } from '../../host/ports.j
  *   connection in its own thread (checkpoint-worker.cjs) copies the log into the main file
  *   while commits go on. Once everything is copied and no reader needs the log, the next
  *   commit starts it over and truncates it to 64 MiB. Opening for writing checkpoints the
- *   whole log left by the last run and truncates it before anything is served. Long reads go
- *   in chunks (no statement stays open across them), so no reader pins the log for long.
+ *   whole log left by the last run and truncates it before anything is served.
+ * - no read pins the WAL: a long read (verify, export, tail) goes in bounded ranges of
+ *   positions, each its own statement and so its own short read transaction. SQLite can only
+ *   reset the WAL when no reader still needs its frames; one statement held open across a
+ *   whole journal would let `ice.db-wal` grow for as long as it runs.
  * - a store file is created whole (schema written under a temporary name, then renamed), so
  *   an existing `ice.db` without the schema is damage, never a store to start fresh in.
  */
@@ -78,6 +81,41 @@ export interface StoredFactRow {
   intent_id?: string | null;
   at?: string;
 }
+
+/**
+ * A fact row as verification reads it, an array: `prevBody` is the stored prev followed by the
+ * body, which is exactly what the row's hash is over; the body starts at `prevLength`.
+ * @internal
+ */
+export type RawFactRow = [
+  pos: number,
+  chain: string,
+  seq: number,
+  prevBody: string,
+  prevLength: number,
+  hash: string,
+  type: string,
+  actor: string | null,
+  intent_id: string | null,
+  at: string,
+];
+/** A checkpoint row as verification reads it (`heads` still JSON text). @internal */
+export type RawCheckpointRow = [pos: number, heads: string, prev: string, hash: string];
+
+/**
+ * The statements of verification, also prepared by the verify workers on their own
+ * connections. Each reads one bounded range of positions.
+ * @internal
+ */
+export const VERIFY_SQL = {
+  facts:
+    'SELECT pos, chain, seq, prev || body, length(prev), hash, type, actor, intent_id, at FROM facts WHERE pos > ? AND pos <= ? ORDER BY pos',
+  checkpoints: 'SELECT pos, heads, prev, hash FROM checkpoints WHERE pos > ? AND pos <= ? ORDER BY pos',
+  factHash: 'SELECT hash, pos FROM facts WHERE chain = ? AND seq = ?',
+} as const;
+
+/** Rows per statement of a long read: each is its own short read transaction. */
+const READ_CHUNK = 1000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -293,7 +331,12 @@ export class SqliteStore {
     const cols = 'pos, chain, seq, body, prev, hash, type, actor, intent_id, at';
     return {
       checkpoints: db.prepare('SELECT pos, heads, prev, hash, key_id AS keyId, sig, at FROM checkpoints ORDER BY pos'),
-      lastCheckpoint: db.prepare('SELECT pos, heads, prev, hash, key_id AS keyId, sig, at FROM checkpoints ORDER BY pos DESC LIMIT 1'),
+      lastCheckpoint: db.prepare(
+        'SELECT pos, heads, prev, hash, key_id AS keyId, sig, at FROM checkpoints WHERE pos <= ? ORDER BY pos DESC LIMIT 1',
+      ),
+      verifyFacts: db.prepare(VERIFY_SQL.facts).raw(),
+      verifyCheckpoints: db.prepare(VERIFY_SQL.checkpoints).raw(),
+      factHash: db.prepare(VERIFY_SQL.factHash).raw(),
       chainHead: db.prepare('SELECT seq, hash FROM facts WHERE chain = ? ORDER BY seq DESC LIMIT 1'),
       lastPos: db.prepare('SELECT max(pos) AS pos FROM facts'),
       factCount: db.prepare('SELECT count(*) AS n FROM facts'),
@@ -368,13 +411,31 @@ export class SqliteStore {
     });
   }
 
+  /** Every checkpoint, in memory at once: for tests and small stores (verification reads them by range). */
   checkpoints(): Checkpoint[] {
     return (this.#stmts.checkpoints.all() as Array<Omit<Checkpoint, 'heads'> & { heads: string }>).map(parseCheckpoint);
   }
 
-  lastCheckpoint(): Checkpoint | undefined {
-    const row = this.#stmts.lastCheckpoint.get() as (Omit<Checkpoint, 'heads'> & { heads: string }) | undefined;
+  /** The newest checkpoint, or the newest at or before position `atOrBefore`. */
+  lastCheckpoint(atOrBefore = Number.MAX_SAFE_INTEGER): Checkpoint | undefined {
+    const row = this.#stmts.lastCheckpoint.get(atOrBefore) as (Omit<Checkpoint, 'heads'> & { heads: string }) | undefined;
     return row ? parseCheckpoint(row) : undefined;
+  }
+
+  /** Fact rows with `afterPos < pos ≤ toPos`, in write order, as verification reads them (one statement: keep the range short). @internal */
+  factRange(afterPos: number, toPos: number): RawFactRow[] {
+    return this.#stmts.verifyFacts.all(afterPos, toPos) as RawFactRow[];
+  }
+
+  /** Checkpoint rows with `afterPos < pos ≤ toPos`, in write order, as arrays (one statement: keep the range short). @internal */
+  checkpointRange(afterPos: number, toPos: number): RawCheckpointRow[] {
+    return this.#stmts.verifyCheckpoints.all(afterPos, toPos) as RawCheckpointRow[];
+  }
+
+  /** The stored hash and position of one fact. */
+  factHash(chain: string, seq: number): { hash: string; pos: number } | undefined {
+    const row = this.#stmts.factHash.get(chain, seq) as [string, number] | undefined;
+    return row ? { hash: row[0], pos: row[1] } : undefined;
   }
 
   /** Where a chain ends on disk. */
@@ -397,9 +458,21 @@ export class SqliteStore {
     return this.#stmts.factRange.all(fromPos, limit) as StoredFactRow[];
   }
 
-  /** Iterates every fact row in write order, without loading the journal into memory. */
-  *iterateFactRows(fromPos = 1): Generator<StoredFactRow> {
-    yield* this.#stmts.factRange.iterate(fromPos, Number.MAX_SAFE_INTEGER) as IterableIterator<StoredFactRow>;
+  /**
+   * Iterates the fact rows from position `fromPos` in write order, without loading the journal
+   * into memory and without pinning the WAL: rows are read `chunk` at a time, each read its
+   * own statement, so no read transaction stays open while the caller works (SQLite can
+   * checkpoint and reset the WAL between chunks). Rows appended meanwhile are included.
+   */
+  *iterateFactRows(fromPos = 1, chunk = READ_CHUNK): Generator<StoredFactRow> {
+    let next = fromPos;
+    for (;;) {
+      const rows = this.factRows(next, chunk);
+      yield* rows;
+      const last = rows.at(-1);
+      if (!last || rows.length < chunk) return;
+      next = last.pos + 1;
+    }
   }
 
   /** Newest first, pos < beforePos, optionally of one chain. */

@@ -1,5 +1,5 @@
 import type { AuthorityKey } from '../../authority/index.js';
-import { verifyStore, type StartCheck } from './sqlite-journal.js';
+import { verifyStoreInWorkers, type StartCheck } from './verify-store.js';
 import type { SqliteStore } from './sqlite-store.js';
 
 /**
@@ -15,10 +15,10 @@ import type { SqliteStore } from './sqlite-store.js';
 const MARK = 'verified_at_start';
 const markText = (pos: number, hash: string) => `ice.verified-at-start:${pos}:${hash}`;
 
-export function checkStoreAtStart(store: SqliteStore, key: AuthorityKey): StartCheck {
+export async function checkStoreAtStart(store: SqliteStore, key: AuthorityKey): Promise<StartCheck> {
   const t0 = performance.now();
   const fromPos = readMark(store, key);
-  const result = verifyStore(store, (cp) => cp.keyId === key.keyId && key.verifyCheckpoint(cp.hash, cp.sig) /* fromPos: pending */);
+  const result = await verifyStoreInWorkers(store, (cp) => cp.keyId === key.keyId && key.verifyCheckpoint(cp.hash, cp.sig), { fromPos });
   if (result.ok && result.lastPos > fromPos) {
     const hash = store.factRows(result.lastPos, 1)[0]?.hash ?? '';
     store.setMeta(MARK, JSON.stringify({ pos: result.lastPos, hash, sig: key.signText(markText(result.lastPos, hash)) }));
