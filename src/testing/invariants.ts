@@ -75,7 +75,9 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
       for (const f of chain) {
         if (f.type !== 'transition' || !f.intentId) continue;
         executed++;
-        transitions.set(f.intentId, [...(transitions.get(f.intentId) ?? []), { chain: row.actor, seq: f.seq }]);
+        const seen = transitions.get(f.intentId);
+        if (seen) seen.push({ chain: row.actor, seq: f.seq });
+        else transitions.set(f.intentId, [{ chain: row.actor, seq: f.seq }]);
         const decisionFact = bySeq.get(f.causes[0] ?? 0);
         const decision = decisionFact?.data.decision as { verdict?: string; intentId?: string; grantId?: string } | undefined;
         if (decisionFact?.type !== 'decision' || decision?.verdict !== 'granted' || decision.intentId !== f.intentId) {
@@ -85,7 +87,12 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
           if (!origin || origin.intentId !== f.intentId || (origin.type !== 'intent.proposed' && origin.type !== 'approval')) {
             violations.push(`${row.actor} #${decisionFact.seq}: decision for ${f.intentId} without its intent`);
           }
-          if (decision.grantId) paidBy.set(decision.grantId, [...(paidBy.get(decision.grantId) ?? []), f.intentId]);
+          if (decision.grantId) {
+            // one grant can pay for hundreds of thousands of intents: append, never copy
+            const paid = paidBy.get(decision.grantId);
+            if (paid) paid.push(f.intentId);
+            else paidBy.set(decision.grantId, [f.intentId]);
+          }
         }
       }
       const def = defs.get(row.kind);
