@@ -214,17 +214,7 @@ export class Host {
     const rec = await this.store.latestSnapshot(address);
     if (!rec) return undefined;
     const context = (rec.snapshot as { context?: unknown } | undefined)?.context;
-    return {
-      address,
-      kind: rec.kind,
-      state: rec.state,
-      status: rec.status,
-      seq: rec.seq,
-      owner: '',
-      active: false,
-      context,
-      snapshot: rec.snapshot,
-    };
+    return { ...storedInfo(address, rec), context, snapshot: rec.snapshot };
   }
 
   /** This process's in-memory entry of an actor (it believes it owns it). */
@@ -632,17 +622,7 @@ export class Host {
     if (ifAbsent) {
       // Not activated: returning an existing actor leaves no fact behind (not even actor.restored).
       const rec = await this.store.latestSnapshot(addr);
-      if (rec) {
-        return this.#existing(addr, input, {
-          address: addr,
-          kind: rec.kind,
-          state: rec.state,
-          status: rec.status,
-          seq: rec.seq,
-          owner: '',
-          active: false,
-        });
-      }
+      if (rec) return this.#existing(addr, input, storedInfo(addr, rec));
     }
     const own = await this.ownership.claim(addr);
     if (own.kind === 'elsewhere') {
@@ -1164,4 +1144,9 @@ export function eventOf(intent: Intent, def: ActorDefinition): { type: string } 
   const schema = def.events[intent.action];
   const params = schema ? (schema.parse(intent.params) as Record<string, unknown>) : intent.params;
   return { ...params, type: intent.action };
+}
+
+/** An actor as its stored snapshot describes it (not in this process's memory). */
+function storedInfo(address: string, rec: SnapshotRecord): ActorInfo {
+  return { address, kind: rec.kind, state: rec.state, status: rec.status, seq: rec.seq, owner: '', active: false };
 }

@@ -31,6 +31,9 @@ async function stop(rt: Runtime): Promise<void> {
   await rt.stop();
 }
 
+const configure = (rt: Runtime, target: string, version: string, replicas: number) =>
+  rt.propose({ id: iid(), proposer: BOT, target, action: 'CONFIGURE', params: { version, replicas } });
+
 /** Two deployments with a few configurations each; returns the dir and every fact in write order. */
 async function history(dir?: string): Promise<{ dir: string; facts: Fact[] }> {
   const d =
@@ -45,13 +48,7 @@ async function history(dir?: string): Promise<{ dir: string; facts: Fact[] }> {
   for (const id of ['a', 'b']) {
     if (!(await rt.actor(`deployment/${id}`))) await rt.spawn(`deployment/${id}`, { service: id });
     for (let i = 0; i < 3; i++) {
-      const o = await rt.propose({
-        id: iid(),
-        proposer: BOT,
-        target: `deployment/${id}`,
-        action: 'CONFIGURE',
-        params: { version: `1.${i}.0`, replicas: 2 },
-      });
+      const o = await configure(rt, `deployment/${id}`, `1.${i}.0`, 2);
       expect(o.status).toBe('executed');
     }
   }
@@ -126,24 +123,12 @@ describe('the start-up check', () => {
     const recorded = (await rt.journal.tail({ chain: rt.runtimeChain, limit: 5 })).find((f) => f.type === 'journal.broken');
     expect(recorded?.data).toMatchObject({ chain: 'deployment/a', seq: k.seq, servedAnyway: true });
     const headA = (await rt.journal.chain('deployment/a')).length;
-    const o = await rt.propose({
-      id: iid(),
-      proposer: BOT,
-      target: 'deployment/a',
-      action: 'CONFIGURE',
-      params: { version: '9.0.0', replicas: 1 },
-    });
+    const o = await configure(rt, 'deployment/a', '9.0.0', 1);
     expect(o.status).not.toBe('executed');
     expect(JSON.stringify(o)).toContain('E_JOURNAL_BROKEN');
     expect((await rt.journal.chain('deployment/a')).length).toBe(headA);
     // The other chains are intact and served.
-    const ok = await rt.propose({
-      id: iid(),
-      proposer: BOT,
-      target: 'deployment/b',
-      action: 'CONFIGURE',
-      params: { version: '9.0.0', replicas: 1 },
-    });
+    const ok = await configure(rt, 'deployment/b', '9.0.0', 1);
     expect(ok.status).toBe('executed');
   });
 
@@ -203,13 +188,7 @@ describe.each(MODES)('a fact that does not match its hash (%s)', (mode) => {
     const h = await tempRuntime({ mode });
     await h.rt.grants.issue({ subject: BOT, scope: 'deployment/*:CONFIGURE' });
     await h.rt.spawn('deployment/x', { service: 'x' });
-    const first = await h.rt.propose({
-      id: iid(),
-      proposer: BOT,
-      target: 'deployment/x',
-      action: 'CONFIGURE',
-      params: { version: '1.0.0', replicas: 2 },
-    });
+    const first = await configure(h.rt, 'deployment/x', '1.0.0', 2);
     expect(first.status).toBe('executed');
     return h;
   }
@@ -220,13 +199,7 @@ describe.each(MODES)('a fact that does not match its hash (%s)', (mode) => {
       const rt = h.rt;
       expect(await rt.passivate('deployment/x')).toBe(true);
       const fact = await commitChangedFact(rt, 'deployment/x');
-      const o = await rt.propose({
-        id: iid(),
-        proposer: BOT,
-        target: 'deployment/x',
-        action: 'CONFIGURE',
-        params: { version: '2.0.0', replicas: 2 },
-      });
+      const o = await configure(rt, 'deployment/x', '2.0.0', 2);
       expect(o.status).not.toBe('executed');
       expect(JSON.stringify(o)).toContain('E_JOURNAL_BROKEN');
       expect(await rt.store.head('deployment/x')).toEqual({ seq: fact.seq, hash: fact.hash });
