@@ -1,13 +1,19 @@
 'use strict';
 // Copies the write-ahead log into the main file in the background, on its own connection and
-// thread, so that no commit ever waits on a checkpoint (the writer has them off). PASSIVE
-// never waits for readers or the writer: it copies what it can; once all is copied and no
-// reader needs the log, the writer's next commit starts the log over. See sqlite-store.ts.
+// thread, so that no commit waits on copying the log (the writer has automatic checkpoints
+// off). PASSIVE never waits for readers or the writer: it copies what it can. But under
+// sustained commits the writer always finds frames not yet copied, and the log only starts
+// over when a commit finds all of it copied: so once the log passes `restartBytes`, a RESTART
+// checkpoint copies the few frames left and holds the next commit for that moment (one short
+// wait per `restartBytes` of log, not one per commit); that commit starts the log over and
+// cuts the file back to the writer's journal_size_limit. See sqlite-store.ts.
 const { parentPort, workerData } = require('node:worker_threads');
 const { statSync } = require('node:fs');
 const Database = require(workerData.driver);
 
 const db = new Database(workerData.path, { fileMustExist: true });
+// How long a RESTART may wait for the writer's transaction and for readers to move on.
+db.pragma('busy_timeout = 1000');
 const wal = workerData.path + '-wal';
 const size = () => {
   try {
@@ -21,7 +27,8 @@ let last = '';
 const tick = () => {
   if (size() === 0) return;
   try {
-    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    const mode = size() > workerData.restartBytes ? 'RESTART' : 'PASSIVE';
+    const [r] = db.pragma(`wal_checkpoint(${mode})`);
     const seen = `${r.log}/${r.checkpointed}`;
     if (seen === last) return; // nothing new since the last look
     last = seen;

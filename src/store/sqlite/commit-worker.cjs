@@ -12,7 +12,7 @@ db.pragma('synchronous = FULL');
 // No checkpoint inside a commit: checkpoint-worker.cjs does them beside the writer. When the
 // log starts over, it is cut back to this size.
 db.pragma('wal_autocheckpoint = 0');
-db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+db.pragma(`journal_size_limit = ${workerData.walRestartBytes}`);
 
 const s = {
   fact: db.prepare('INSERT INTO facts(chain, seq, type, actor, intent_id, at, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),

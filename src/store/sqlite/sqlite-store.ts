@@ -177,6 +177,11 @@ export interface SqliteStoreOptions {
    * snapshot keeps the checkpointer from resetting it). Default 256 MiB.
    */
   walLimitBytes?: number;
+  /**
+   * Log size past which the checkpointer makes the next commit start the log over (a RESTART
+   * checkpoint), and the size the log file is cut back to then. Default 64 MiB.
+   */
+  walRestartBytes?: number;
   /** How often the background checkpointer looks at the log (default 200 ms; 0 = never, for tests). */
   checkpointEveryMs?: number;
   /** Called after each background checkpoint that found work, and when the log passes `walLimitBytes`. */
@@ -193,6 +198,7 @@ export interface WalStatus {
 }
 
 const DEFAULT_WAL_LIMIT = 256 * 1024 * 1024;
+const DEFAULT_WAL_RESTART = 64 * 1024 * 1024;
 
 export class SqliteStore {
   readonly path: string;
@@ -207,6 +213,7 @@ export class SqliteStore {
   readonly #walLimitBytes: number;
   readonly #onWal: (w: WalStatus) => void;
   readonly #checkpointEveryMs: number;
+  readonly #walRestartBytes: number;
   /** What opening for writing found and did: the log left by the last run, checkpointed before serving. */
   startup: { walBytes: number; checkpointMs: number; complete: boolean } | undefined;
 
@@ -216,6 +223,7 @@ export class SqliteStore {
     this.#walLimitBytes = opts.walLimitBytes ?? DEFAULT_WAL_LIMIT;
     this.#onWal = opts.onWal ?? (() => {});
     this.#checkpointEveryMs = opts.checkpointEveryMs ?? 200;
+    this.#walRestartBytes = opts.walRestartBytes ?? DEFAULT_WAL_RESTART;
     if (this.readonly) {
       this.#db = openForReading(this.path);
     } else {
@@ -271,7 +279,11 @@ export class SqliteStore {
 
   #startWriter(): Worker {
     const w = new Worker(new URL('./commit-worker.cjs', import.meta.url), {
-      workerData: { path: this.path, driver: createRequire(import.meta.url).resolve('better-sqlite3') },
+      workerData: {
+        path: this.path,
+        driver: createRequire(import.meta.url).resolve('better-sqlite3'),
+        walRestartBytes: this.#walRestartBytes,
+      },
     });
     w.on('message', (m: { type: string; id?: number; error?: { message: string; code?: string } }) => {
       if (m.type !== 'done' || m.id === undefined) return;
@@ -302,7 +314,12 @@ export class SqliteStore {
   #startCheckpointer(): Worker | undefined {
     if (this.#checkpointEveryMs <= 0) return undefined;
     const w = new Worker(new URL('./checkpoint-worker.cjs', import.meta.url), {
-      workerData: { path: this.path, driver: createRequire(import.meta.url).resolve('better-sqlite3'), everyMs: this.#checkpointEveryMs },
+      workerData: {
+        path: this.path,
+        driver: createRequire(import.meta.url).resolve('better-sqlite3'),
+        everyMs: this.#checkpointEveryMs,
+        restartBytes: this.#walRestartBytes,
+      },
     });
     let reported = 0;
     w.on('message', (m: { type: string; frames?: number; checkpointed?: number; walBytes?: number; message?: string }) => {
