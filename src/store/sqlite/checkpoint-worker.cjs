@@ -27,8 +27,10 @@ let last = '';
 const tick = () => {
   if (size() === 0) return;
   try {
-    const mode = size() > workerData.restartBytes ? 'RESTART' : 'PASSIVE';
-    const [r] = db.pragma(`wal_checkpoint(${mode})`);
+    let [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    // Copied without holding anyone up first; the RESTART then holds the next commit only for
+    // the frames added meanwhile and one sync.
+    if (size() > workerData.restartBytes) [r] = db.pragma('wal_checkpoint(RESTART)');
     const seen = `${r.log}/${r.checkpointed}`;
     if (seen === last) return; // nothing new since the last look
     last = seen;
