@@ -9,8 +9,9 @@ const db = new Database(workerData.path);
 db.pragma('busy_timeout = 5000');
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
-// No checkpoint inside a commit: checkpoint-worker.cjs does them beside the writer. When the
-// log starts over, it is cut back to this size.
+// No checkpoint inside a commit: checkpoint-worker.cjs does them beside the writer (and this
+// writer finishes one between commits when the log is long, below). When the log starts
+// over, it is cut back to this size.
 db.pragma('wal_autocheckpoint = 0');
 db.pragma(`journal_size_limit = ${workerData.walRestartBytes}`);
 
@@ -48,6 +49,27 @@ const write = db.transaction((b) => {
   }
 });
 
+// The log starts over only when a commit finds all of it copied into the main file. Under
+// sustained commits the background checkpointer never gets there (this writer adds frames
+// while it copies), so past `walRestartBytes` this writer copies the few frames left itself,
+// between two commits (after acknowledging the one before): its next commit then starts the
+// log over, and journal_size_limit cuts the file back. One short pause per walRestartBytes of
+// log; the background checkpointer has copied the rest.
+const { statSync } = require('node:fs');
+const walPath = workerData.path + '-wal';
+let sinceLook = 0;
+const restartIfLong = () => {
+  if (++sinceLook < 16) return;
+  sinceLook = 0;
+  let size = 0;
+  try {
+    size = statSync(walPath).size;
+  } catch {
+    return;
+  }
+  if (size > workerData.walRestartBytes) db.pragma('wal_checkpoint(PASSIVE)');
+};
+
 parentPort.on('message', (m) => {
   if (m.type === 'close') {
     db.close();
@@ -59,5 +81,11 @@ parentPort.on('message', (m) => {
     parentPort.postMessage({ type: 'done', id: m.id });
   } catch (e) {
     parentPort.postMessage({ type: 'done', id: m.id, error: { message: String(e && e.message), code: e && e.code } });
+    return;
+  }
+  try {
+    restartIfLong();
+  } catch {
+    // a checkpoint that fails changes nothing durable; the background one goes on
   }
 });

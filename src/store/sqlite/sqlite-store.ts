@@ -178,8 +178,8 @@ export interface SqliteStoreOptions {
    */
   walLimitBytes?: number;
   /**
-   * Log size past which the checkpointer makes the next commit start the log over (a RESTART
-   * checkpoint), and the size the log file is cut back to then. Default 64 MiB.
+   * Log size past which the writer finishes copying the log between two commits, so that the
+   * next one starts it over; and the size the log file is cut back to then. Default 64 MiB.
    */
   walRestartBytes?: number;
   /** How often the background checkpointer looks at the log (default 200 ms; 0 = never, for tests). */
@@ -318,7 +318,6 @@ export class SqliteStore {
         path: this.path,
         driver: createRequire(import.meta.url).resolve('better-sqlite3'),
         everyMs: this.#checkpointEveryMs,
-        restartBytes: this.#walRestartBytes,
       },
     });
     let reported = 0;
