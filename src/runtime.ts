@@ -52,7 +52,7 @@ import { failedOutcome } from './host/intake.js';
 import { runtimeChain, turnAttestationText, type ChainHead, type PendingRecord, type StorePort } from './host/ports.js';
 import { DataDirLock, SqliteJournal, SqliteStore, checkStoreAtStart, type StartCheck } from './store/index.js';
 import { LocalOwnership } from './ownership/index.js';
-import { EmbeddedTransport, type Transport } from './transport/index.js';
+import { EmbeddedTransport, redactNatsUrls, type Transport } from './transport/index.js';
 import { systemClock, type Clock } from './util/clock.js';
 import { randomIds, type IdGen } from './util/ids.js';
 import { createLogger, type Logger } from './util/logger.js';
@@ -319,13 +319,15 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     let brokenAtStart: Record<string, unknown> | undefined;
     {
       const r = check.result;
-      const journalName = clusterParts ? `the cluster journal on ${String(opts.cluster!.servers)}` : `the journal in ${lock!.dataDir}`;
+      const journalName = clusterParts
+        ? `the cluster journal on ${redactNatsUrls(opts.cluster!.servers).join(',')}`
+        : `the journal in ${lock!.dataDir}`;
       if (r.ok) {
         logger.info({ facts: r.count, fromPos: check.fromPos, lastPos: r.lastPos, ms: check.ms }, 'journal verified at start');
       } else {
         const where = { ...(r.brokenChain ? { chain: r.brokenChain, seq: r.brokenAt } : {}), pos: r.brokenPos };
         const verifyCommand = clusterParts
-          ? `ice journal verify --nats ${String(opts.cluster!.servers)}`
+          ? `ice journal verify --nats ${redactNatsUrls(opts.cluster!.servers).join(',')}`
           : `ice journal verify --data ${lock!.dataDir}`;
         const broken = new JournalBrokenAtStartError(where, r.reason ?? 'broken', journalName, verifyCommand);
         if (!opts.serveBrokenJournal) {

@@ -10,7 +10,7 @@ import { ConfigError, DataDirLockedError, IceError, ValidationError, ensureError
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
 import { SqliteJournal, rowToFact, verifyStoreInWorkers } from '../journal/index.js';
 import { Subjects, type Fact, type Grant, type Outcome } from '../protocol/index.js';
-import { NatsTransport, jetStreamVersionWarning, registerNodeService } from '../transport/index.js';
+import { NatsTransport, jetStreamVersionWarning, redactNatsUrls, registerNodeService } from '../transport/index.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { SqliteStore } from '../store/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
@@ -283,7 +283,8 @@ type ServeOptions = Common;
  */
 async function connectLogged(nats: string, name: string, logger: Logger, timeoutMs: number): Promise<NatsTransport> {
   const started = Date.now();
-  logger.info({ nats }, `connecting to NATS at ${nats}`);
+  const shown = redactNatsUrls(nats).join(','); // never a password or token in a log line
+  logger.info({ nats: shown }, `connecting to NATS at ${shown}`);
   for (let attempt = 1; ; attempt++) {
     try {
       return await NatsTransport.connect({
@@ -296,16 +297,28 @@ async function connectLogged(nats: string, name: string, logger: Logger, timeout
     } catch (e) {
       const waited = Date.now() - started;
       const why = ensureError(e).message;
+      if (/authorization violation|authentication/i.test(why)) {
+        // Waiting will not change the answer.
+        throw new IceError(
+          'E_UNAUTHORIZED',
+          `NATS at ${shown} refused this client's credentials (${why}); give them in the URL: ` +
+            'nats://user:password@host:port or nats://token@host:port',
+          'reject',
+        );
+      }
       if (waited >= timeoutMs) {
         throw new IceError(
           'E_UNREACHABLE',
-          `no NATS server answered at ${nats} in ${Math.round(waited / 1000)} s (${attempt} attempts; ${why}); ` +
+          `no NATS server answered at ${shown} in ${Math.round(waited / 1000)} s (${attempt} attempts; ${why}); ` +
             'start one, check --nats, or wait longer with --connect-timeout <duration> (or ICE_CONNECT_TIMEOUT)',
           'retry',
         );
       }
       const left = Math.ceil((timeoutMs - waited) / 1000);
-      logger.warn({ nats, attempt, err: why }, `NATS not reachable at ${nats} (attempt ${attempt}: ${why}); retrying for ${left} s more`);
+      logger.warn(
+        { nats: shown, attempt, err: why },
+        `NATS not reachable at ${shown} (attempt ${attempt}: ${why}); retrying for ${left} s more`,
+      );
       await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt, timeoutMs - waited)));
     }
   }
@@ -383,7 +396,8 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
         ...(o.cluster
           ? {
               cluster: {
-                servers: o.nats!.split(','),
+                // the node's own connection is given below: these only name the servers in messages
+                servers: redactNatsUrls(o.nats!),
                 ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
                 ...(o.leaseTtl !== undefined ? { leaseTtlMs: o.leaseTtl } : {}),
                 keyFile: join(resolve(o.data), `node-${node!}.key`),
@@ -430,8 +444,12 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     }
     const stop = stopper();
     if (o.seed) await runDemo(rt, print);
-    print(`${c.bold(title)} node ${rt.node} ${rt.mode === 'cluster' ? `in a cluster on ${o.nats ?? ''}` : `serving ${rt.dataDir}`}`);
-    print(`  transport ${rt.transport.kind}${o.nats ? ` ${o.nats} (nats-server ${transport!.serverVersion ?? '?'})` : ' (in process)'}`);
+    print(
+      `${c.bold(title)} node ${rt.node} ${rt.mode === 'cluster' ? `in a cluster on ${redactNatsUrls(o.nats ?? '').join(',')}` : `serving ${rt.dataDir}`}`,
+    );
+    print(
+      `  transport ${rt.transport.kind}${o.nats ? ` ${redactNatsUrls(o.nats).join(',')} (nats-server ${transport!.serverVersion ?? '?'})` : ' (in process)'}`,
+    );
     print(`  config ${projectConfig ? projectConfig.file : c.dim('none (no ice.config.json or package.json "ice" field found)')}`);
     if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
     else print('  operator commands: ice … --nats <url> (ice.admin.* on NATS)');
@@ -504,7 +522,7 @@ common(program.command('inspect'))
       const inspector = await startInspector({ runtime: source, port: o.inspect || 0, host: o.inspectHost ?? '127.0.0.1' });
       started.add(() => inspector.close());
       const stop = stopper();
-      print(`${c.bold('ice inspect')} ${o.nats} → ${c.bold(inspector.url)}`);
+      print(`${c.bold('ice inspect')} ${redactNatsUrls(o.nats).join(',')} → ${c.bold(inspector.url)}`);
       print('ready');
       await stop.done;
     } finally {

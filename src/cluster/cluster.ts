@@ -6,6 +6,7 @@ import { JetStreamJournalReader, keyResolver, KEYS_BUCKET } from '../store/jetst
 import { WatchedBucket } from '../store/jetstream/kv-stores.js';
 import { LeaseOwnership } from '../ownership/lease-ownership.js';
 import { NatsTransport } from '../transport/nats-transport.js';
+import { redactNatsUrls } from '../transport/nats-url.js';
 import type { Transport } from '../transport/transport.js';
 import type { JournalReader, StartCheck } from '../journal/reader.js';
 import { checkClusterAtStart } from './start-check.js';
@@ -62,6 +63,7 @@ export async function startCluster(
     throw new ConfigError('cluster mode needs a NATS transport (or none: it connects to cluster.servers itself)');
   }
   const replicas = opts.replicas ?? 1;
+  const shownServers = redactNatsUrls(opts.servers).join(','); // never a password in a message
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) {
     throw new ConfigError(`replicas ${String(opts.replicas)}: expected an integer from 1 to 5`);
   }
@@ -92,12 +94,12 @@ export async function startCluster(
           const err = ensureError(e);
           if (Date.now() - started >= startTimeoutMs) {
             throw new ConfigError(
-              `${what} on ${String(opts.servers)} failed for ${startTimeoutMs} ms (${err.message}); ` +
+              `${what} on ${shownServers} failed for ${startTimeoutMs} ms (${err.message}); ` +
                 'check that the servers run with JetStream enabled, or raise the start timeout',
               { cause: err },
             );
           }
-          ctx.logger.warn({ servers: opts.servers, attempt, err: err.message }, `${what} failed; retrying`);
+          ctx.logger.warn({ servers: shownServers, attempt, err: err.message }, `${what} failed; retrying`);
           await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt)));
         }
       }

@@ -7,3 +7,5 @@ export type { NatsTransportOptions, NatsTransportConnectOptions } from './nats-t
 export { registerNodeService } from './nats-service.js';
 export type { NodeServiceOptions } from './nats-service.js';
 export { jetStreamVersionWarning } from './server-version.js';
+export { splitNatsCredentials, redactNatsUrls } from './nats-url.js';
+export type { NatsCredentials } from './nats-url.js';

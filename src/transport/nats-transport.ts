@@ -13,6 +13,7 @@ import {
   type Subscription as NatsSubscription,
 } from '@nats-io/transport-node';
 import { ClosedError, NoRespondersError, TimeoutError, ensureError } from '../errors.js';
+import { splitNatsCredentials } from './nats-url.js';
 import {
   isValidPublishSubject,
   isValidSubscribeSubject,
@@ -100,11 +101,17 @@ export class NatsTransport implements Transport {
   static async connect(opts: NatsTransportConnectOptions): Promise<NatsTransport> {
     // No async stack traces: nats.js would capture two per request (20 % of a busy node's
     // CPU, measured); errors still name the subject and the operation.
-    const co: NodeConnectionOptions = { servers: opts.servers, noAsyncTraces: true };
+    // Credentials in the URLs (`nats://user:pass@host`, `nats://token@host`) become options;
+    // explicit options win over them.
+    const fromUrls = splitNatsCredentials(opts.servers);
+    const co: NodeConnectionOptions = { servers: fromUrls.servers, noAsyncTraces: true };
     if (opts.name !== undefined) co.name = opts.name;
-    if (opts.token !== undefined) co.token = opts.token;
-    if (opts.user !== undefined) co.user = opts.user;
-    if (opts.pass !== undefined) co.pass = opts.pass;
+    const token = opts.token ?? fromUrls.token;
+    const user = opts.user ?? fromUrls.user;
+    const pass = opts.pass ?? fromUrls.pass;
+    if (token !== undefined) co.token = token;
+    if (user !== undefined) co.user = user;
+    if (pass !== undefined) co.pass = pass;
     if (opts.reconnect !== undefined) co.reconnect = opts.reconnect;
     if (opts.maxReconnectAttempts !== undefined) co.maxReconnectAttempts = opts.maxReconnectAttempts;
     if (opts.reconnectTimeWaitMs !== undefined) co.reconnectTimeWait = opts.reconnectTimeWaitMs;
