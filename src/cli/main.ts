@@ -848,7 +848,12 @@ common(journal.command('verify'))
     if (o.json) printJson({ ...r, ms: Math.round(ms) });
     else if (r.ok) {
       print(c.green(`ok: ${r.count} facts in ${r.chains} chains verified in ${ms.toFixed(0)} ms`));
-      if (o.nats) print(c.dim('   cluster journal: chains checked link by link (turns are not signed in cluster mode yet)'));
+      if (o.nats)
+        print(
+          (r.attestedPos ?? 0) === r.lastPos
+            ? `   attested: every turn carries a node signature that verifies (${r.checkpoints ?? 0} turns)`
+            : c.yellow(`   attested up to stream position ${r.attestedPos ?? 0}; later turns carry no node signature`),
+        );
       else if (!r.keyChecked) print(c.yellow('   no authority key in the data dir: checkpoint signatures not checked'));
       else if ((r.attestedPos ?? 0) === r.lastPos)
         print(`   attested: the newest signed checkpoint covers the last fact (${r.checkpoints ?? 0} checkpoints match the chains)`);

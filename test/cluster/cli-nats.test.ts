@@ -93,6 +93,7 @@ describe('ice … --nats against cluster nodes', () => {
     expect(v).toMatchObject({ ok: true });
     expect(v.chains).toBeGreaterThanOrEqual(2); // the actor and at least one runtime chain
     expect(v.attestedPos).toBe(v.lastPos); // every turn signed by its node
+    expect((await ice(['journal', 'verify', ...nats])).stdout).toContain('attested: every turn carries a node signature that verifies');
 
     const grants = JSON.parse((await ice(['grant', 'ls', '--json', ...nats])).stdout) as Array<{ id: string }>;
     expect(grants.map((x) => x.id)).toContain(grantId);

@@ -34,7 +34,6 @@ const tick = () => {
 const timer = setInterval(tick, workerData.everyMs);
 
 parentPort.on('message', (m) => {
-  if (m.type === 'kick') tick();
   if (m.type === 'close') {
     clearInterval(timer);
     db.close();

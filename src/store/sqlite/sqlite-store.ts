@@ -336,11 +336,6 @@ export class SqliteStore {
     return w;
   }
 
-  /** Asks the checkpointer to look now (tests, and after a burst). */
-  checkpointSoon(): void {
-    this.#checkpointer?.postMessage({ type: 'kick' });
-  }
-
   private prepare() {
     const db = this.#db;
     const ro = this.readonly;
