@@ -86,6 +86,11 @@ export class AuthorityKey {
     }
   }
 
+  /** A stored checkpoint was signed by this key: its key id is this one and the signature verifies. */
+  signedCheckpoint(cp: { keyId: string; hash: string; sig: string }): boolean {
+    return cp.keyId === this.keyId && this.verifyCheckpoint(cp.hash, cp.sig);
+  }
+
   verify(d: Decision): boolean {
     const { sig, ...rest } = d;
     try {

@@ -49,6 +49,6 @@ export class SqliteJournalReader implements JournalReader {
   /** Up to the newest fact when it starts; reads by range, on worker threads for a long journal, without blocking the event loop. */
   verify(): Promise<VerifyResult> {
     const key = this.#key;
-    return verifyStoreInWorkers(this.#j.store, key ? (cp) => cp.keyId === key.keyId && key.verifyCheckpoint(cp.hash, cp.sig) : undefined);
+    return verifyStoreInWorkers(this.#j.store, key ? (cp) => key.signedCheckpoint(cp) : undefined);
   }
 }

@@ -18,7 +18,7 @@ const markText = (pos: number, hash: string) => `ice.verified-at-start:${pos}:${
 export async function checkStoreAtStart(store: SqliteStore, key: AuthorityKey): Promise<StartCheck> {
   const t0 = performance.now();
   const fromPos = readMark(store, key);
-  const result = await verifyStoreInWorkers(store, (cp) => cp.keyId === key.keyId && key.verifyCheckpoint(cp.hash, cp.sig), { fromPos });
+  const result = await verifyStoreInWorkers(store, (cp) => key.signedCheckpoint(cp), { fromPos });
   if (result.ok && result.lastPos > fromPos) {
     const hash = store.factRows(result.lastPos, 1)[0]?.hash ?? '';
     store.setMeta(MARK, JSON.stringify({ pos: result.lastPos, hash, sig: key.signText(markText(result.lastPos, hash)) }));
