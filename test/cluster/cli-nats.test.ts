@@ -1,10 +1,8 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime, type Runtime } from '../../src/index.js';
 import { startNatsServer, type NatsServer } from '../helpers/nats-server.js';
 import { createLogger } from '../../src/util/logger.js';
-import { ice } from '../helpers/ice-cli.js';
-import { ICE_BIN } from '../helpers/ice-process.js';
+import { ice, spawnIce } from '../helpers/ice-cli.js';
 
 /** Polls `check` until it holds (a condition, not a fixed sleep). */
 async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
@@ -154,26 +152,16 @@ describe('ice … --nats against cluster nodes', () => {
       ['deployment/tail', 4],
     ]);
 
-    const tail = spawn(
-      process.execPath,
-      [ICE_BIN, 'journal', 'tail', '--actor', 'deployment/tail', '--from', '3', '-f', '--json', ...nats],
-      {
-        env: { ...process.env, NO_COLOR: '1', ICE_LOG_LEVEL: 'silent' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    tail.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => tail.once('exit', (code) => r(code)));
+    const tail = spawnIce(['journal', 'tail', '--actor', 'deployment/tail', '--from', '3', '-f', '--json', ...nats]);
     try {
-      await until('the chain up to its head', () => lines(out).some((f) => f.seq === head));
+      await until('the chain up to its head', () => lines(tail.stdout()).some((f) => f.seq === head));
       expect((await configure('t3')).code).toBe(0);
-      await until('the new facts', () => lines(out).some((f) => f.type === 'transition' && f.seq > head));
-      const seqs = lines(out).map((f) => f.seq);
+      await until('the new facts', () => lines(tail.stdout()).some((f) => f.type === 'transition' && f.seq > head));
+      const seqs = lines(tail.stdout()).map((f) => f.seq);
       expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 3));
     } finally {
-      tail.kill('SIGINT');
+      tail.child.kill('SIGINT');
     }
-    expect(await exited).toBe(0);
+    expect(await tail.exited).toBe(0);
   });
 });

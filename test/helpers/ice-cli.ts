@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ICE_BIN } from '../../src/testing/index.js';
 
@@ -26,4 +26,19 @@ export async function ice(args: string[], opts: IceRunOptions = {}): Promise<{ c
     const err = e as { code: number | string | null; killed?: boolean; stdout: string; stderr: string };
     return { code: err.killed ? null : typeof err.code === 'number' ? err.code : -1, stdout: err.stdout, stderr: err.stderr };
   }
+}
+
+/**
+ * Starts the real `ice` binary for a command that keeps running (`journal tail -f`, …): its
+ * stdout collected as it comes, its exit code once it ends. Same defaults as {@link ice}.
+ */
+export function spawnIce(args: string[]): { child: ChildProcess; stdout: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [ICE_BIN, ...args], {
+    env: { ...process.env, NO_COLOR: '1', ICE_LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, stdout: () => out, exited };
 }

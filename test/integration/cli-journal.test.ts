@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../src/index.js';
 import { createLogger } from '../../src/util/logger.js';
 import { ICE_BIN } from '../helpers/ice-process.js';
-import { ice } from '../helpers/ice-cli.js';
+import { ice, spawnIce } from '../helpers/ice-cli.js';
 import { tempDir } from '../helpers/runtime.js';
 
 /** Polls `check` until it holds (a condition, not a fixed sleep). */
@@ -124,28 +124,18 @@ describe('ice journal tail --actor <address> --from <seq>: one chain, oldest fir
   });
 
   it('with -f, prints every fact from the seq, then each new one as it commits', async () => {
-    const tail = spawn(
-      process.execPath,
-      [ICE_BIN, 'journal', 'tail', '--actor', 'deployment/web', '--from', '2', '-f', '--json', ...data],
-      {
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    tail.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => tail.once('exit', (code) => r(code)));
+    const tail = spawnIce(['journal', 'tail', '--actor', 'deployment/web', '--from', '2', '-f', '--json', ...data]);
     try {
-      await until('the chain up to its head', () => jsonLines(out).some((f) => f.seq === head));
-      expect(jsonLines(out).map((f) => f.seq)).toEqual(Array.from({ length: head - 1 }, (_, i) => i + 2));
+      await until('the chain up to its head', () => jsonLines(tail.stdout()).some((f) => f.seq === head));
+      expect(jsonLines(tail.stdout()).map((f) => f.seq)).toEqual(Array.from({ length: head - 1 }, (_, i) => i + 2));
       expect((await configure('c3')).code).toBe(0);
-      await until('the new facts', () => jsonLines(out).some((f) => f.type === 'transition' && f.seq > head));
-      const seqs = jsonLines(out).map((f) => f.seq);
+      await until('the new facts', () => jsonLines(tail.stdout()).some((f) => f.type === 'transition' && f.seq > head));
+      const seqs = jsonLines(tail.stdout()).map((f) => f.seq);
       expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 2));
-      expect(new Set(jsonLines(out).map((f) => f.actor))).toEqual(new Set(['deployment/web']));
+      expect(new Set(jsonLines(tail.stdout()).map((f) => f.actor))).toEqual(new Set(['deployment/web']));
     } finally {
-      tail.kill('SIGINT');
+      tail.child.kill('SIGINT');
     }
-    expect(await exited).toBe(0);
+    expect(await tail.exited).toBe(0);
   });
 });
