@@ -174,21 +174,11 @@ describe('ice CLI against a running ice dev (changes go through its admin endpoi
   });
 
   it('a bootstrap script is safe to run on every start: spawn --if-absent, grant issue --id … --ensure', async () => {
+    const ensureGrant = (to: string, ...more: string[]) =>
+      ice(['grant', 'issue', '--id', 'g-boot', '--ensure', '--to', to, '--scope', 'deployment/boot:*', ...more, ...data]);
     const bootstrap = async () => {
       const s = await ice(['spawn', 'deployment/boot', '--input', '{"service":"boot"}', '--if-absent', ...data]);
-      const g = await ice([
-        'grant',
-        'issue',
-        '--id',
-        'g-boot',
-        '--ensure',
-        '--to',
-        'agent:boot',
-        '--scope',
-        'deployment/boot:*',
-        '--json',
-        ...data,
-      ]);
+      const g = await ensureGrant('agent:boot', '--json');
       return { s, g };
     };
     const first = await bootstrap();
@@ -203,18 +193,7 @@ describe('ice CLI against a running ice dev (changes go through its admin endpoi
     const grants = JSON.parse((await ice(['grant', 'ls', '--json', ...data])).stdout) as Array<{ id: string }>;
     expect(grants.filter((g) => g.id === 'g-boot')).toHaveLength(1);
     // Other terms under the same id are refused, naming the field.
-    const other = await ice([
-      'grant',
-      'issue',
-      '--id',
-      'g-boot',
-      '--ensure',
-      '--to',
-      'agent:other',
-      '--scope',
-      'deployment/boot:*',
-      ...data,
-    ]);
+    const other = await ensureGrant('agent:other');
     expect(other.code).not.toBe(0);
     expect(other.stderr).toMatch(/E_EXISTS_DIFFERENT.*subject/);
     // Without the idempotent form, an existing actor is an error that names it.
