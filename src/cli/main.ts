@@ -479,7 +479,19 @@ common(program.command('dev'))
     '--serve-broken-journal',
     'serve even if the start-up check finds the journal broken (recorded as a journal.broken fact; a broken chain is still never appended to)',
   )
-  .action((o: ServeOptions) => serve(o, 'ice dev'));
+  .action((o: ServeOptions, cmd: Command) => {
+    if (!o.nats && cmd.getOptionValueSource('connectTimeout') === 'cli') {
+      throw new ValidationError('--connect-timeout has no effect without --nats', [
+        {
+          path: '--connect-timeout',
+          code: 'no_effect',
+          message: 'ice dev connects to NATS only with --nats',
+          expected: '--nats <url> too, or no --connect-timeout',
+        },
+      ]);
+    }
+    return serve(o, 'ice dev');
+  });
 
 common(program.command('start'))
   .description('run a node that serves intents over NATS (any language can propose on ice.intent.<kind>.<id>)')

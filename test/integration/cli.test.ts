@@ -313,7 +313,7 @@ export const actors = [defineActor({ kind: 'ticket', machine: ticketMachine, eve
     }
   });
 
-  it('ice start refuses options that have no effect in its mode, at once and by name', async () => {
+  it('ice start and ice dev refuse options that have no effect in their mode, at once and by name', async () => {
     // An unreachable NATS URL: had either command got past its options, it would wait to connect.
     const nats = 'nats://127.0.0.1:1';
     const t = tempDir('ice-cli-start-');
@@ -333,6 +333,11 @@ export const actors = [defineActor({ kind: 'ticket', machine: ticketMachine, eve
         expect(r.stderr, extra[0]).toContain('--cluster');
         expect(r.stdout).not.toContain('ready');
       }
+      // ice dev: a connect timeout with no NATS to connect to.
+      const dev = await ice(['dev', '--no-inspect', '--connect-timeout', '5s', '--data', t.dir]);
+      expect(dev.code).toBe(2);
+      expect(dev.stderr).toContain('--connect-timeout has no effect without --nats');
+      expect(dev.stdout).not.toContain('ready');
     } finally {
       t.cleanup();
     }
