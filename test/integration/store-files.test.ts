@@ -30,14 +30,23 @@ function freshDir(): string {
   return t.dir;
 }
 
-/** Runs the real CLI; as root, as the unprivileged `nobody` (root ignores file permissions). */
-async function ice(args: string[], opts: { asNobody?: boolean } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const nobody = opts.asNobody && process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+/**
+ * Runs the real CLI. With `readOnly`, the data dir is read-only for it: its permissions say so,
+ * and as root (whom permissions do not stop) it runs in a mount namespace of its own where the
+ * dir is bind-mounted read-only, as a mounted backup would be.
+ */
+async function ice(args: string[], opts: { readOnly?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [file, argv] =
+    opts.readOnly && process.getuid?.() === 0
+      ? [
+          'unshare',
+          ['-m', 'sh', '-c', 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"', 'sh', opts.readOnly],
+        ]
+      : [process.execPath, []];
   try {
-    const r = await run(process.execPath, [ICE_BIN, ...args], {
+    const r = await run(file, [...argv, ...(file === 'unshare' ? [process.execPath] : []), ICE_BIN, ...args], {
       env: { ...process.env, NO_COLOR: '1', ICE_LOG_LEVEL: 'silent' },
       timeout: 30_000,
-      ...nobody,
     });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
@@ -202,17 +211,17 @@ describe('a read-only data dir', () => {
     const dir = await demoDir();
     for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o444);
     chmodSync(dir, 0o555);
-    const ls = await ice(['actors', 'ls', '--data', dir, '--json'], { asNobody: true });
+    const ls = await ice(['actors', 'ls', '--data', dir, '--json'], { readOnly: dir });
     expect(ls.stderr).toBe('');
     expect(ls.code).toBe(0);
     const actors = JSON.parse(ls.stdout) as Array<{ address: string }>;
     expect(actors.length).toBe(2);
-    const show = await ice(['actor', 'show', actors[0]!.address, '--data', dir, '--json'], { asNobody: true });
+    const show = await ice(['actor', 'show', actors[0]!.address, '--data', dir, '--json'], { readOnly: dir });
     expect(show.code).toBe(0);
-    const tail = await ice(['journal', 'tail', '--data', dir, '--json'], { asNobody: true });
+    const tail = await ice(['journal', 'tail', '--data', dir, '--json'], { readOnly: dir });
     expect(tail.code).toBe(0);
     expect(tail.stdout.trim().split('\n').length).toBe(20);
-    const verify = await ice(['journal', 'verify', '--data', dir, '--json'], { asNobody: true });
+    const verify = await ice(['journal', 'verify', '--data', dir, '--json'], { readOnly: dir });
     expect(verify.code).toBe(0);
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, count: 52 });
     // Nothing was written into the directory.
