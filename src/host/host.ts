@@ -383,6 +383,13 @@ export class Host {
       const where = await this.locate(v.intent.target);
       if (where.kind === 'elsewhere') return { forward: where.owner };
       if (where.kind === 'missing') throw new NotFoundError(`actor ${v.intent.target}`);
+      // An approval or refusal settled moments ago in this process may not have reached the
+      // store's pending list yet (its turn applied, its commit or derived write in flight):
+      // the outcome it left is the answer, not the pending record.
+      const settled = where.entry.uncommitted.get(intentId) ?? (await this.store.outcome(intentId));
+      if (settled && settled.outcome.status !== 'pending') {
+        throw new ConflictError(`intent ${intentId} is no longer pending (it was ${settled.outcome.status})`);
+      }
       const [still] = await this.store.pending(intentId);
       if (!still) throw new ConflictError(`intent ${intentId} is no longer pending`);
       const pendingDecision = p.decision as Decision;

@@ -656,6 +656,23 @@ describe.each(MODES)('authority (%s)', (mode) => {
       return { ctx, p };
     }
 
+    it('two approvals of one pending intent at once execute it once; the second is told it is no longer pending', async () => {
+      const { ctx, p } = await pendingSetup();
+      const results = await Promise.allSettled([
+        ctx.rt.approvals.approve(p.id, 'human:alice'),
+        ctx.rt.approvals.approve(p.id, 'human:bob'),
+      ]);
+      const ok = results.filter((r) => r.status === 'fulfilled');
+      expect(ok).toHaveLength(1);
+      expect((ok[0] as PromiseFulfilledResult<{ status: string }>).value.status).toBe('executed');
+      const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      expect(refused.reason).toBeInstanceOf(ConflictError);
+      expect(String(refused.reason.message)).toMatch(/no longer pending/);
+      expect(await transitionsOf(ctx.rt, 'deployment/web')).toHaveLength(1);
+      const types = (await ctx.rt.journal.factsOfIntent(p.id)).map((f) => f.type);
+      expect(types.filter((t) => t === 'approval')).toHaveLength(1);
+    });
+
     it('require_approval → pending; approve executes it', async () => {
       const { ctx, p } = await pendingSetup();
       const { rt } = ctx;
