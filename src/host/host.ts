@@ -114,8 +114,12 @@ export interface Entry {
   lastUsed: number;
   /** Turns handed to the store and not yet settled: the actor stays in memory meanwhile. */
   pending: number;
-  /** Outcomes of this entry's turns whose commits are not settled yet, by intent id. */
-  uncommitted: Map<string, StoredOutcome>;
+  /**
+   * Outcomes of this entry's turns whose commits are not settled yet, by intent id, with the
+   * commit: a repeat answered from here is answered once that commit is durable, and fails
+   * with it.
+   */
+  uncommitted: Map<string, { stored: StoredOutcome; committed: Promise<void> }>;
 }
 
 export interface HostOptions {
@@ -356,10 +360,11 @@ export class Host {
       if (where.kind === 'missing') return { missing: true as const };
       // A repeat may have been executed by a previous owner, or by this process moments ago
       // (its turn applied, its commit not yet acknowledged: then only this entry knows it).
-      const stored = where.entry.uncommitted.get(intent.id) ?? (await this.store.outcome(intent.id));
+      const inFlight = where.entry.uncommitted.get(intent.id);
+      const stored = inFlight?.stored ?? (await this.store.outcome(intent.id));
       if (stored) {
         if (stored.digest !== digest) return { conflict: true as const };
-        return { outcome: stored.outcome, committed: Promise.resolve() };
+        return { outcome: stored.outcome, committed: inFlight?.committed ?? Promise.resolve() };
       }
       return this.#decideAndApply(where.entry, intent, digest, decide, opts);
     });
@@ -386,7 +391,7 @@ export class Host {
       // An approval or refusal settled moments ago in this process may not have reached the
       // store's pending list yet (its turn applied, its commit or derived write in flight):
       // the outcome it left is the answer, not the pending record.
-      const settled = where.entry.uncommitted.get(intentId) ?? (await this.store.outcome(intentId));
+      const settled = where.entry.uncommitted.get(intentId)?.stored ?? (await this.store.outcome(intentId));
       if (settled && settled.outcome.status !== 'pending') {
         throw new ConflictError(`intent ${intentId} is no longer pending (it was ${settled.outcome.status})`);
       }
@@ -878,13 +883,13 @@ export class Host {
     turn.stillSure = () => this.ownership.holds(e.address);
     e.pending++;
     const o = turn.outcome;
-    if (o) e.uncommitted.set(o.intentId, o);
+    let inFlight: { stored: StoredOutcome; committed: Promise<void> } | undefined;
     const settled = () => {
       e.pending--;
       // Once settled the store answers for it (committed), or it never happened (failed).
-      if (o && e.uncommitted.get(o.intentId) === o) e.uncommitted.delete(o.intentId);
+      if (o && e.uncommitted.get(o.intentId) === inFlight) e.uncommitted.delete(o.intentId);
     };
-    return this.store.commit(turn).then(
+    const committed = this.store.commit(turn).then(
       () => {
         settled();
         this.#onCommitted(turn.facts);
@@ -895,6 +900,11 @@ export class Host {
         throw err;
       },
     );
+    if (o) {
+      inFlight = { stored: o, committed };
+      e.uncommitted.set(o.intentId, inFlight);
+    }
+    return committed;
   }
 
   #record(e: Entry): SnapshotRecord {

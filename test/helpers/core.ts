@@ -1,7 +1,7 @@
 import { exampleActors } from '../../actors/index.js';
 import { AuthorityKey, GrantBook, type LocalTrust } from '../../src/authority/index.js';
 import { ActorRegistry, Host } from '../../src/host/index.js';
-import { runtimeChain } from '../../src/host/ports.js';
+import { runtimeChain, type StorePort } from '../../src/host/ports.js';
 import { SqliteJournalReader } from '../../src/journal/reader.js';
 import { LocalOwnership } from '../../src/ownership/index.js';
 import { SqliteJournal, SqliteStore } from '../../src/store/index.js';
@@ -32,7 +32,11 @@ export interface Core {
   close(): Promise<void>;
 }
 
-export function embeddedCore(opts: { trust?: LocalTrust; ids?: IdGen } = {}): Core {
+/**
+ * @param opts.wrapStore wraps the store port the host writes through (fault injection: hold or
+ *   fail a commit); `journal` stays the real one.
+ */
+export function embeddedCore(opts: { trust?: LocalTrust; ids?: IdGen; wrapStore?: (s: StorePort) => StorePort } = {}): Core {
   const t = tempDir('ice-core-');
   const clock = new ManualClock();
   const ids = opts.ids ?? sequentialIds();
@@ -50,7 +54,7 @@ export function embeddedCore(opts: { trust?: LocalTrust; ids?: IdGen } = {}): Co
   host = new Host({
     node: 'test',
     registry,
-    store: journal,
+    store: opts.wrapStore ? opts.wrapStore(journal) : journal,
     ownership: new LocalOwnership('test'),
     grants,
     runtimeChain: chain,
