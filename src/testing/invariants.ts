@@ -52,7 +52,9 @@ export interface CheckInvariantsOptions {
  * - every transition caused by an intent follows a `decision` fact that granted that same
  *   intent, on the same chain, and the decision follows the intent's `intent.proposed` or
  *   `approval` fact;
- * - every actor's newest stored snapshot equals a replay of its chain (state and context);
+ * - every actor's newest stored snapshot equals a replay of its chain (state and context), and
+ *   every transition's recorded `from` → `to` is what its event does at that point of the
+ *   replay: no owner executed on a stale copy of the actor;
  * - every grant use is accounted for: executions paid by a grant with maxUses are at most
  *   maxUses, and each is listed in the grant's `usedBy`.
  */
@@ -98,6 +100,10 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
       const def = defs.get(row.kind);
       if (!def || !chain.some((f) => f.type === 'actor.started')) continue;
       const replay = replayActor(def, chain);
+      for (const m of replay.mismatches)
+        violations.push(
+          `${row.actor} #${m.seq}: transition recorded ${String(m.recorded.from)} → ${String(m.recorded.to)}, the chain's replay gives ${m.replayed.from} → ${m.replayed.to} (executed on a stale copy of the actor)`,
+        );
       const snap = await view.store.latestSnapshot(row.actor);
       const context = (snap?.snapshot as { context?: unknown } | undefined)?.context;
       if (!snap) violations.push(`${row.actor}: no stored snapshot`);
@@ -149,14 +155,15 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
   }
 }
 
-interface JournalView {
+export interface JournalView {
   store: StorePort;
   reader: JournalReader;
   grants(): Promise<Grant[]>;
   close(): Promise<void>;
 }
 
-async function openJournal(opts: CheckInvariantsOptions): Promise<JournalView> {
+/** The journal of a stopped data dir or of a cluster, read-only (for checks and reports). */
+export async function openJournal(opts: Pick<CheckInvariantsOptions, 'dataDir' | 'servers'>): Promise<JournalView> {
   if (opts.dataDir !== undefined) {
     const st = new SqliteStore(opts.dataDir, { readonly: true });
     const journal = new SqliteJournal(st);

@@ -2,7 +2,9 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Outcome, Runtime } from '../../src/index.js';
-import { checkInvariants, type CheckInvariantsOptions } from '../../src/testing/index.js';
+import { replayActor, type ActorDefinition } from '../../src/index.js';
+import { deploymentActor } from '../../actors/index.js';
+import { checkInvariants, openJournal, type CheckInvariantsOptions } from '../../src/testing/index.js';
 import { MODES, iid, tempRuntime, type Mode, type TempRuntime } from '../helpers/runtime.js';
 
 const open: TempRuntime[] = [];
@@ -95,6 +97,21 @@ describe.each(MODES)('checkInvariants (testing kit, %s)', (mode) => {
     const r = await checkInvariants({ ...where, acknowledged: acked });
     expect(r.ok).toBe(false);
     expect(r.violations).toEqual(['acknowledged never-executed has 0 transitions']);
+  });
+
+  it("finds a transition executed on a stale copy of the actor: its recorded from → to is not the replay's", async () => {
+    const { where } = await history(mode);
+    const view = await openJournal(where);
+    const chain = await view.reader.chain('deployment/a', 1, 1000);
+    await view.close();
+    const def = deploymentActor as unknown as ActorDefinition;
+    expect(replayActor(def, chain).mismatches).toEqual([]);
+    // the third CONFIGURE as an owner would record it that still believed the actor was in review
+    const at = chain.filter((f) => f.type === 'transition')[2]!;
+    const stale = chain.map((f) => (f === at ? { ...f, data: { ...f.data, from: 'in_review' } } : f));
+    expect(replayActor(def, stale).mismatches).toEqual([
+      { seq: at.seq, recorded: { from: 'in_review', to: 'draft' }, replayed: { from: 'draft', to: 'draft' } },
+    ]);
   });
 
   it('finds an acknowledged outcome that names another seq than the journal', async () => {
