@@ -6,7 +6,10 @@ export { startNatsServer, startNatsCluster, resolveNatsServerBin, freePort } fro
 export type { NatsServer, NatsCluster, StartNatsServerOptions, StartNatsClusterOptions } from './nats-server.js';
 export { startIceProcess, ICE_BIN } from './ice-process.js';
 export type { IceProcess, StartIceOptions } from './ice-process.js';
-export { checkInvariants } from './invariants.js';
-export type { InvariantReport, CheckInvariantsOptions } from './invariants.js';
-export { runClusterChaos, faultSchedule, seededRandom, FAULT_KINDS } from './cluster-chaos.js';
-export type { ClusterChaosOptions, ClusterChaosReport, FaultKind, ScheduledFault } from './cluster-chaos.js';
+export { checkInvariants, openJournal } from './invariants.js';
+export type { InvariantReport, CheckInvariantsOptions, JournalView } from './invariants.js';
+export { runChaos, faultSchedule, formatSchedule, seededRandom, ledgerWorkload, FAULT_KINDS, MODE_FAULTS } from './chaos.js';
+export type { ChaosMode, ChaosOptions, ChaosReport, ChaosWorkload, FaultKind, ScheduledFault } from './chaos.js';
+export { ledgerActor } from './chaos-actors.js';
+export { startTcpProxy } from './tcp-proxy.js';
+export type { TcpProxy } from './tcp-proxy.js';

@@ -12,6 +12,7 @@ import { accessSync, constants as fsConstants, mkdtempSync, rmSync, writeFileSyn
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 
 const HOST = '127.0.0.1';
 const FORBIDDEN_PORTS = new Set([4222, 6222, 8222]);
@@ -56,6 +57,19 @@ export interface NatsCluster {
   readonly servers: NatsServer[];
   /** Client URLs of all nodes. */
   readonly urls: string[];
+  /**
+   * With `proxiedRoutes`: cuts server `i` off from every other server (its routes stall; its
+   * clients still reach it) until `heal`. Throws without `proxiedRoutes`.
+   */
+  partition(i: number): void;
+  /** Ends every partition made with `partition` (the stalled routes are reset and re-form). */
+  heal(): void;
+  /**
+   * Resolves once every server is healthy and, for every stream, all servers agree on its
+   * leader: after faults, before reading what the cluster holds (a leader deposed by a
+   * partition may answer reads until it learns it was).
+   */
+  settled(timeoutMs?: number): Promise<void>;
   stopAll(): Promise<void>;
 }
 
@@ -188,7 +202,12 @@ interface ServerSpec {
   port: number;
   httpPort: number;
   jetstream: boolean;
-  cluster?: { name: string; port: number; routes: number[] };
+  /**
+   * `sealed`: the routes go through proxies of the caller; the server advertises neither its
+   * route address (a server that learned it could route around the proxies) nor the client
+   * URLs of the others (a client could reconnect around its own proxies).
+   */
+  cluster?: { name: string; port: number; routes: number[]; sealed?: boolean };
   extraConfig?: string;
   startTimeoutMs: number;
 }
@@ -249,6 +268,8 @@ class NatsServerProcess implements NatsServer {
         'cluster {',
         `  name: ${q(s.cluster.name)}`,
         `  listen: ${q(`${HOST}:${s.cluster.port}`)}`,
+        // port 1 on loopback refuses at once; discovered routes are not retried (connect_retries 0)
+        ...(s.cluster.sealed ? [`  advertise: ${q(`${HOST}:1`)}`, '  no_advertise: true'] : []),
         '  routes: [',
         ...s.cluster.routes.map((p) => `    ${q(`nats-route://${HOST}:${p}`)}`),
         '  ]',
@@ -414,6 +435,11 @@ export interface StartNatsClusterOptions {
   bin?: string;
   /** How long to wait for the cluster and its JetStream meta group to form (default 30 s). */
   formTimeoutMs?: number;
+  /**
+   * Route every server-to-server link through a TCP proxy of this process, so `partition(i)`
+   * can cut one server off from the others (see tcp-proxy.ts for what such a cut is).
+   */
+  proxiedRoutes?: boolean;
 }
 
 interface JszMeta {
@@ -438,8 +464,21 @@ export async function startNatsCluster(n = 3, opts: StartNatsClusterOptions = {}
     const clusterPorts = ports.slice(2 * n);
     const clusterName = `ice-test-${ports[0]}`;
     const servers: NatsServerProcess[] = [];
+    // routes[i][j]: the port server i dials to reach server j (a proxy's, with proxiedRoutes)
+    const proxies: Array<{ from: number; to: number; proxy: TcpProxy }> = [];
+    const closeProxies = () => Promise.allSettled(proxies.map((p) => p.proxy.close()));
     try {
       for (let i = 0; i < n; i++) {
+        const routes: number[] = [];
+        for (let j = 0; j < n; j++) {
+          if (j === i) continue;
+          if (!opts.proxiedRoutes) routes.push(clusterPorts[j]!);
+          else {
+            const proxy = await startTcpProxy({ port: clusterPorts[j]! });
+            proxies.push({ from: i, to: j, proxy });
+            routes.push(proxy.port);
+          }
+        }
         servers.push(
           new NatsServerProcess({
             bin,
@@ -447,7 +486,7 @@ export async function startNatsCluster(n = 3, opts: StartNatsClusterOptions = {}
             port: ports[i]!,
             httpPort: ports[n + i]!,
             jetstream: true,
-            cluster: { name: clusterName, port: clusterPorts[i]!, routes: clusterPorts.filter((_, j) => j !== i) },
+            cluster: { name: clusterName, port: clusterPorts[i]!, routes, sealed: opts.proxiedRoutes === true },
             startTimeoutMs: 10_000,
           }),
         );
@@ -456,14 +495,54 @@ export async function startNatsCluster(n = 3, opts: StartNatsClusterOptions = {}
       await waitForMetaLeader(servers, formTimeoutMs);
       const stopAll = async () => {
         await Promise.allSettled(servers.map((s) => s.stop()));
+        await closeProxies();
       };
-      return { servers, urls: servers.map((s) => s.url), stopAll };
+      return {
+        servers,
+        urls: servers.map((s) => s.url),
+        partition(i: number) {
+          if (!opts.proxiedRoutes) throw new Error('partition needs a cluster started with proxiedRoutes');
+          for (const p of proxies) if (p.from === i || p.to === i) p.proxy.partition();
+        },
+        heal() {
+          for (const p of proxies) p.proxy.heal();
+        },
+        settled: (timeoutMs = 60_000) => waitForSettledStreams(servers, timeoutMs),
+        stopAll,
+      };
     } catch (e) {
       await Promise.allSettled(servers.map((s) => s.stop()));
+      await closeProxies();
       if (attempt < 3 && looksLikePortClash(e)) continue;
       throw e;
     }
   }
+}
+
+interface JszStreams {
+  account_details?: Array<{
+    stream_detail?: Array<{ name: string; cluster?: { leader?: string } }>;
+  }>;
+}
+
+async function waitForSettledStreams(servers: NatsServerProcess[], timeoutMs: number): Promise<void> {
+  await pollUntil('every stream settled on every server', timeoutMs, async () => {
+    const health = await Promise.all(servers.map((s) => httpJson(`${s.monitorUrl}/healthz`).then((r) => r.status)));
+    if (!health.every((h) => h === 200)) throw new Error(`healthz: ${health.join(',')}`);
+    const views = await Promise.all(
+      servers.map((s) => httpJson(`${s.monitorUrl}/jsz?accounts=true&streams=true`).then((r) => r.body as JszStreams)),
+    );
+    const seen = new Map<string, Set<string>>();
+    for (const v of views)
+      for (const a of v.account_details ?? [])
+        for (const st of a.stream_detail ?? []) {
+          const key = st.cluster?.leader ?? '?';
+          seen.set(st.name, (seen.get(st.name) ?? new Set()).add(key));
+        }
+    const split = [...seen].filter(([, keys]) => keys.size > 1 || [...keys].some((k) => k.startsWith('?@')));
+    if (split.length > 0) throw new Error(`not settled: ${split.map(([n, k]) => `${n} led by ${[...k].join(' and ')}`).join('; ')}`);
+    return true;
+  });
 }
 
 async function waitForMetaLeader(servers: NatsServerProcess[], timeoutMs: number): Promise<void> {
