@@ -2,7 +2,7 @@
 // Seeded fault runs against real `ice start` processes (src/testing/chaos.ts):
 //   npm run chaos -- --mode embedded|cluster --duration 10m --seed 42
 //     [--nodes 3] [--actors 12] [--proposers 3] [--in-flight 16] [--lease 2s]
-//     [--faults node-kill,partition-node,…] [--schedule "2000:node-kill#0 6100:actor-crash#7"] [--cpu-load]
+//     [--faults node-kill,partition-node,…] [--fault-gap 2s,6s] [--schedule "2000:node-kill#0 6100:actor-crash#7"] [--cpu-load]
 //   npm run chaos -- --long-journal …   the long-journal case (scripts/chaos-long-journal.mjs)
 // Prints the schedule first, every fault as it is injected, and a JSON summary last; exits 1
 // on any violation (with the seed and schedule to replay it), 2 on a wrong option.
@@ -31,6 +31,7 @@ try {
       'in-flight': { type: 'string', default: '16' },
       lease: { type: 'string', default: '2s' },
       faults: { type: 'string' },
+      'fault-gap': { type: 'string', default: '2s,6s' },
       schedule: { type: 'string' },
       'cpu-load': { type: 'boolean', default: false },
     },
@@ -39,12 +40,12 @@ try {
   }));
 } catch (e) {
   refuse(
-    `${e.message} (options: --mode --duration --seed --nodes --actors --proposers --in-flight --lease --faults --schedule --cpu-load)`,
+    `${e.message} (options: --mode --duration --seed --nodes --actors --proposers --in-flight --lease --faults --fault-gap --schedule --cpu-load)`,
   );
 }
-const duration = (name) => {
-  const m = /^(\d+)(ms|s|m|h)$/.exec(values[name]);
-  if (!m) refuse(`--${name} ${values[name]}: expected a duration like 30s, 10m, 1h`);
+const duration = (name, text = values[name]) => {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
+  if (!m) refuse(`--${name} ${text}: expected a duration like 30s, 10m, 1h`);
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2]];
 };
 const int = (name, min = 0) => {
@@ -67,6 +68,10 @@ const schedule = values.schedule
     if (!m || !MODE_FAULTS[mode].includes(m[2])) refuse(`--schedule: ${s} is not atMs:kind#target with a fault of ${mode} mode`);
     return { atMs: Number(m[1]), kind: m[2], target: Number(m[3]) };
   });
+const gap = values['fault-gap'].split(',');
+if (gap.length !== 2) refuse(`--fault-gap ${values['fault-gap']}: expected min,max like 2s,6s`);
+const faultGapMs = gap.map((g) => duration('fault-gap', g));
+if (faultGapMs[0] <= 0 || faultGapMs[1] < faultGapMs[0]) refuse(`--fault-gap ${values['fault-gap']}: expected 0 < min ≤ max`);
 const seed = values.seed !== undefined ? int('seed') : Math.floor(Math.random() * 1e9);
 
 const report = await runChaos({
@@ -78,6 +83,7 @@ const report = await runChaos({
   proposers: int('proposers', 1),
   inFlight: int('in-flight', 1),
   leaseMs: duration('lease'),
+  faultGapMs,
   ...(faults ? { faults } : {}),
   ...(schedule ? { schedule } : {}),
   cpuLoad: values['cpu-load'],
@@ -102,6 +108,6 @@ console.log(
 if (report.violations.length > 0) {
   console.error(`VIOLATIONS (${report.violations.length}):\n${report.violations.slice(0, 50).join('\n')}`);
   console.error(`evidence:\n${evidence.join('\n')}`);
-  console.error(`replay: npm run chaos -- --mode ${mode} --seed ${seed} --schedule "${formatSchedule(ran)}"`);
+  console.error(`replay: npm run chaos -- --mode ${mode} --seed ${seed} --duration ${values.duration} --schedule "${formatSchedule(ran)}"`);
   process.exit(1);
 }

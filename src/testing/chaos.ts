@@ -270,6 +270,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   };
 
   let healing = false;
+  /** Nodes that would not start again (a start-up check refusing a broken journal, say): each a violation. */
+  const failures: string[] = [];
+  const restartNode = async (i: number) => {
+    try {
+      await startNode(i);
+    } catch (e) {
+      nodes[i] = undefined;
+      const lines = (e as Error).message.split('\n').filter((l) => /E_[A-Z_]+|error/.test(l));
+      failures.push(`node n${i} did not start again: ${(lines.at(-1) ?? (e as Error).message).slice(0, 600)}`);
+      log(`node n${i} did not start again; ending the run`);
+    }
+  };
   try {
     if (opts.cpuLoad) spinner = spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' });
     for (let i = 0; i < nNodes; i++) await startNode(i);
@@ -370,6 +382,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const t0 = Date.now();
     const progress = setInterval(() => log(`${Date.now() - t0} ms: acknowledged ${acked.size}, open ${open.size}`), 5000);
     for (const f of schedule) {
+      if (failures.length > 0) break;
       const wait = t0 + f.atMs - Date.now();
       if (wait > 0) await sleep(wait);
       log(`${Date.now() - t0} ms: ${f.kind} #${f.target} (acknowledged so far ${acked.size})`);
@@ -378,14 +391,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       watchRecovery(f.kind);
     }
     const rest = t0 + opts.durationMs - Date.now();
-    if (rest > 0) await sleep(rest);
+    if (rest > 0 && failures.length === 0) await sleep(rest);
     clearInterval(progress);
 
     // ---- heal and drain: stop new ids, let open ones resolve (bounded)
     accepting = false;
     draining = true;
     await healAll();
-    const drainUntil = Date.now() + 60_000 + 4 * leaseMs;
+    // a node that would not start is the finding: no waiting on what it would have served
+    const drainUntil = failures.length > 0 ? Date.now() : Date.now() + 60_000 + 4 * leaseMs;
     while (open.size > 0 && Date.now() < drainUntil) await sleep(200);
     draining = false;
     await Promise.all([...workers, ...sideJobs]);
@@ -394,7 +408,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // ---- no bricked actor: each one takes one more intent
     const bricked: string[] = [];
     draining = true;
-    for (const [k, a] of workload.actors.entries()) {
+    for (const [k, a] of failures.length > 0 ? [] : workload.actors.entries()) {
       const b = { id: `c-${opts.seed}-probe-${k}`, proposer: proposers[0]!, target: a.address, ...workload.probe };
       const done = await Promise.race([settle(b).then(() => true), sleep(30_000).then(() => false)]);
       const o = acked.get(b.id);
@@ -413,6 +427,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     });
     const evidence = await gatherEvidence(source, invariants.violations);
     const violations = [
+      ...failures,
       ...invariants.violations,
       ...unresolved.map((id) => `unresolved intent ${id}`),
       ...bricked.map((b) => `bricked actor ${b}`),
@@ -471,7 +486,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     for (let i = 0; i < nNodes; i++) {
       const p = nodes[i];
       if (p) process.kill(p.pid, 'SIGCONT');
-      else await startNode(i);
+      else if (failures.length === 0) await restartNode(i);
     }
   }
 
@@ -484,7 +499,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         await p.kill('SIGKILL');
         nodes[f.target] = undefined;
         await sleep(500);
-        await startNode(f.target);
+        await restartNode(f.target);
         return;
       }
       case 'node-pause-past-lease':
