@@ -562,8 +562,10 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         logger.info('runtime stopped');
       },
     };
-    // Operator requests over NATS (both modes; restrict ice.admin.> with NATS permissions).
-    if (transport.kind === 'nats') cleanups.push(serveAdminOverNats(runtime, transport));
+    // Operator requests over NATS (both modes), bound to the operator's identity
+    // (ice.admin.as.<principal>.<op>); strict nodes refuse the unbound ice.admin.<op>.
+    if (transport.kind === 'nats')
+      cleanups.push(serveAdminOverNats(runtime, transport, { requireIdentity: opts.requirePrincipalSubject === true, logger }));
     if (opts.publishInspection) cleanups.push(publishInspection(runtime, transport));
     return runtime;
   } catch (e) {
