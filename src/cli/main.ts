@@ -181,10 +181,35 @@ function operatorIdentity(o: NatsOpts): string {
   return PrincipalSchema.safeParse(user).success ? user : 'operator:operator';
 }
 
+/**
+ * The connection of a command that does one thing over NATS: a failure says where (URLs
+ * without credentials) and what to check, instead of nats.js's bare "timeout".
+ */
+async function connectOnce(auth: NatsAuthOptions, name: string, extra: { maxReconnectAttempts?: number } = {}): Promise<NatsTransport> {
+  try {
+    return await NatsTransport.connect({ ...auth, name, connectTimeoutMs: 10_000, ...extra });
+  } catch (e) {
+    if (e instanceof ValidationError) throw e;
+    const why = ensureError(e).message;
+    const shown = redactNatsUrls(auth.servers).join(',');
+    const refused = /authorization violation|authentication/i.test(why);
+    throw new IceError(
+      refused ? 'E_UNAUTHORIZED' : 'E_UNREACHABLE',
+      refused
+        ? `NATS at ${shown} refused this client's credentials (${why}); give the right ones: --user and --password, --token, ` +
+            '--nkey <seed file> or --creds <file> (or NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS)'
+        : `cannot connect to NATS at ${shown} (${why}); check --nats (or NATS_URL), that a server runs there, and for a TLS ` +
+            'server --tls-ca, and --tls-cert with --tls-key if it verifies clients',
+      refused ? 'reject' : 'retry',
+      { cause: e },
+    );
+  }
+}
+
 /** An operator request sent to the nodes serving `ice.admin.as.<principal>.<op>` on NATS. */
 async function adminOverNats(o: NatsOpts & { nats: string }, op: string, args: unknown): Promise<unknown> {
   const as = operatorIdentity(o);
-  const t = await NatsTransport.connect({ ...natsAuth(o, as), name: 'ice-cli' });
+  const t = await connectOnce(natsAuth(o, as), 'ice-cli');
   try {
     return await requestAdmin(t, as, op, args);
   } finally {
@@ -202,8 +227,12 @@ async function requestAdmin(t: NatsTransport, as: string, op: string, args: unkn
   return reply.result;
 }
 
-async function proposeOverNats(o: NatsOpts & { nats: string }, intent: { proposer: string; target: string }, timeoutMs: number): Promise<Outcome> {
-  const t = await NatsTransport.connect({ ...natsAuth(o, intent.proposer), name: 'ice-cli' });
+async function proposeOverNats(
+  o: NatsOpts & { nats: string },
+  intent: { proposer: string; target: string },
+  timeoutMs: number,
+): Promise<Outcome> {
+  const t = await connectOnce(natsAuth(o, intent.proposer), 'ice-cli');
   try {
     const reply = await t.request(Subjects.intentAs(intent.proposer, intent.target), intent, { timeoutMs });
     return reply.data as Outcome;
@@ -576,7 +605,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     );
     print(`  config ${projectConfig ? projectConfig.file : c.dim('none (no ice.config.json or package.json "ice" field found)')}`);
     if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
-    else print('  operator commands: ice … --nats <url> (ice.admin.* on NATS)');
+    else print('  operator commands: ice … --nats <url> --as <principal> (ice.admin.as.<principal>.<op> on NATS)');
     if (inspector) print(`  inspector ${c.bold(inspector.url)}`);
     print(`  actors ${(await rt.listActors()).length} · Ctrl-C to stop`);
     print('ready');
@@ -597,6 +626,10 @@ common(program.command('dev'))
   .addOption(natsOption('also serve intents over NATS (comma-separated server URLs)'))
   .addOption(connectTimeoutOption())
   .option('--node <name>', 'node name')
+  .option(
+    '--require-principal-subjects',
+    'accept intents only on ice.as.<principal>.<kind>.<id> and admin requests only on ice.admin.as.<principal>.<op> (pair with NATS permissions per principal)',
+  )
   .option('--seed', 'run the scripted demo once at start')
   .option('--inspect <port>', 'inspector port (0 = any free port)', '4848')
   .option('--no-inspect', 'do not serve the inspector')
@@ -628,7 +661,7 @@ common(program.command('start'))
   .option('--inspect <port>', 'serve the inspector on this port (0 = any free port)')
   .option(
     '--require-principal-subjects',
-    'accept intents only on ice.as.<principal>.<kind>.<id> (pair with NATS permissions per principal)',
+    'accept intents only on ice.as.<principal>.<kind>.<id> and admin requests only on ice.admin.as.<principal>.<op> (pair with NATS permissions per principal)',
   )
   .option('--inspect-host <host>', 'inspector bind address (default 127.0.0.1)')
   .option('--cluster', 'share actors with the other cluster nodes through JetStream (journal, snapshots, leases)')
@@ -878,7 +911,7 @@ async function chainFrom(
     return;
   }
   const as = operatorIdentity(o);
-  const t = await NatsTransport.connect({ ...natsAuth({ ...o, nats: o.nats }, as), name: 'ice-cli-tail', maxReconnectAttempts: -1 });
+  const t = await connectOnce(natsAuth({ ...o, nats: o.nats }, as), 'ice-cli-tail', { maxReconnectAttempts: -1 });
   let failure: Error | undefined;
   try {
     /** Reads the chain from `next` until it has nothing newer (or reaches `upTo`). */
@@ -949,11 +982,7 @@ common(journal.command('tail'))
     if (!stop) return;
     if (o.nats) {
       // Every node publishes each committed fact on ice.fact.<chain>.
-      const t = await NatsTransport.connect({
-        ...natsAuth({ ...o, nats: o.nats }, operatorIdentity(o)),
-        name: 'ice-cli-tail',
-        maxReconnectAttempts: -1,
-      });
+      const t = await connectOnce(natsAuth({ ...o, nats: o.nats }, operatorIdentity(o)), 'ice-cli-tail', { maxReconnectAttempts: -1 });
       try {
         const sub = t.subscribe(o.actor ? Subjects.fact(o.actor) : Subjects.factAll, (m) => show(m.data as Fact));
         await stop.done;

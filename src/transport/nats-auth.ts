@@ -31,7 +31,9 @@ export interface NatsAuthOptions {
 }
 
 /** What each field is called where it was given (an option, an environment variable), for messages. */
-export type NatsAuthNames = Partial<Record<'servers' | 'user' | 'pass' | 'token' | 'credsFile' | 'nkeyFile' | 'caFile' | 'certFile' | 'keyFile', string>>;
+export type NatsAuthNames = Partial<
+  Record<'servers' | 'user' | 'pass' | 'token' | 'credsFile' | 'nkeyFile' | 'caFile' | 'certFile' | 'keyFile', string>
+>;
 
 const DEFAULT_NAMES: Required<NatsAuthNames> = {
   servers: 'servers',
@@ -72,14 +74,17 @@ function fileProblem(path: string): string | undefined {
   return undefined;
 }
 
-const CREDS_RE = /-{3,}[^\n]*BEGIN NATS USER JWT[^\n]*-{3,}\s*\n\s*(\S+)\s*\n[\s\S]*-{3,}[^\n]*BEGIN USER NKEY SEED[^\n]*-{3,}\s*\n\s*(S[A-Z2-7]+)\s*\n/;
+const CREDS_RE =
+  /-{3,}[^\n]*BEGIN NATS USER JWT[^\n]*-{3,}\s*\n\s*(\S+)\s*\n[\s\S]*-{3,}[^\n]*BEGIN USER NKEY SEED[^\n]*-{3,}\s*\n\s*(S[A-Z2-7]+)\s*\n/;
 
 function contentProblem(kind: 'creds' | 'nkey', abs: string): string | undefined {
   const text = readFileSync(abs, 'utf8');
   if (kind === 'creds')
     return CREDS_RE.test(text) ? undefined : `${abs} is not a NATS creds file (a USER JWT block and a USER NKEY SEED block, as nsc writes)`;
   const seed = text.trim();
-  return /^SU[A-Z2-7]{50,}$/.test(seed) ? undefined : `${abs} does not hold a user nkey seed (one line starting with SU, as nk -gen user writes)`;
+  return /^SU[A-Z2-7]{50,}$/.test(seed)
+    ? undefined
+    : `${abs} does not hold a user nkey seed (one line starting with SU, as nk -gen user writes)`;
 }
 
 /**
@@ -87,7 +92,10 @@ function contentProblem(kind: 'creds' | 'nkey', abs: string): string | undefined
  * do; empty when they can be used. Checks that files exist and are readable, and that one
  * way of authenticating is chosen.
  */
-export function natsAuthIssues(a: Omit<NatsAuthOptions, 'servers'> & { servers?: string | string[] }, names: NatsAuthNames = {}): IssueDetail[] {
+export function natsAuthIssues(
+  a: Omit<NatsAuthOptions, 'servers'> & { servers?: string | string[] },
+  names: NatsAuthNames = {},
+): IssueDetail[] {
   const n = { ...DEFAULT_NAMES, ...names };
   const issues: IssueDetail[] = [];
   let fromUrl: { user?: string; pass?: string; token?: string } = {};
@@ -95,7 +103,12 @@ export function natsAuthIssues(a: Omit<NatsAuthOptions, 'servers'> & { servers?:
     try {
       fromUrl = splitNatsCredentials(a.servers);
     } catch (e) {
-      issues.push({ path: n.servers, code: 'conflict', message: (e as Error).message, expected: 'the same credentials in every URL, or none' });
+      issues.push({
+        path: n.servers,
+        code: 'conflict',
+        message: (e as Error).message,
+        expected: 'the same credentials in every URL, or none',
+      });
     }
   }
   const ways: string[] = [];
