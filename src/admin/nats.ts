@@ -120,13 +120,13 @@ export function serveAdminOverNats(rt: Runtime, transport: Transport, opts: Admi
           if (opts.requireIdentity)
             throw new AdminSubjectError(
               'E_UNBOUND_SUBJECT',
-              `${msg.subject} carries no identity and this node requires one; send to ${adminSubject('<principal>', op)}, e.g. ${adminSubject('operator:alice', op)}`,
+              `${msg.subject} carries no identity and this node requires one; send to ice.admin.as.<principal>.${op}, e.g. ${adminSubject('operator:alice', op)}`,
             );
           if (!warned) {
             warned = true;
             opts.logger?.warn(
               { subject: msg.subject },
-              `admin request on ${msg.subject}, which carries no identity (deprecated): use ${adminSubject('<principal>', op)}`,
+              `admin request on ${msg.subject}, which carries no identity (deprecated): use ice.admin.as.<principal>.${op}`,
             );
           }
           return runAdminOp(rt, op, msg.data);

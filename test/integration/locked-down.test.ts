@@ -199,9 +199,9 @@ describe.each(['embedded', 'cluster'] as const)('locked-down NATS, %s node', (mo
       throw new Error('an agent received a decision request');
     });
     const others: unknown[] = [];
-    planner.t.subscribe('_INBOX.agent:builder.>', (m) => others.push(m.data));
-    planner.t.subscribe('_INBOX.>', (m) => others.push(m.data));
-    planner.t.subscribe('ice.as.>', (m) => others.push(m.data));
+    planner.t.subscribe('_INBOX.agent:builder.>', (m) => void others.push(m.data));
+    planner.t.subscribe('_INBOX.>', (m) => void others.push(m.data));
+    planner.t.subscribe('ice.as.>', (m) => void others.push(m.data));
     await settle(planner);
     for (const [subject] of tries) expect(planner.violations).toContain(`publish ${subject}`);
     expect(planner.violations).toContain('publish _INBOX.somebody.reply');
@@ -231,7 +231,7 @@ describe.each(['embedded', 'cluster'] as const)('locked-down NATS, %s node', (mo
   it('an observer reads facts and cannot propose or read replies', async () => {
     const observer = await as('observer');
     const seen: Fact[] = [];
-    observer.t.subscribe('ice.fact.>', (m) => seen.push(m.data as Fact));
+    observer.t.subscribe('ice.fact.>', (m) => void seen.push(m.data as Fact));
     await observer.t.flush();
     const planner = await as('planner', '_INBOX.agent:planner');
     const out = (
