@@ -174,7 +174,7 @@ function natsAuth(o: NatsOpts & { nats: string }, principal?: string): NatsAuthO
   };
 }
 
-/** Who an operator command acts as over NATS: --as, else ICE_OPERATOR, else operator:$USER. */
+/** Who an operator command acts as over NATS: --as, else ICE_OPERATOR, else --by, else operator:$USER. */
 function operatorIdentity(o: NatsOpts): string {
   if (o.as) return o.as;
   const user = `operator:${process.env.USER ?? ''}`;
@@ -343,7 +343,7 @@ function addNatsAuthOptions(cmd: Command): void {
       cmd.addOption(
         new Option(
           '--as <principal>',
-          'with --nats: who you are, e.g. operator:alice; requests go to ice.admin.as.<principal>.<op> (default: operator:$USER)',
+          'with --nats: who you are, e.g. operator:alice; requests go to ice.admin.as.<principal>.<op> and the node records it as who acted (default: --by if given, else operator:$USER)',
         ).env('ICE_OPERATOR'),
       );
   }
@@ -393,8 +393,23 @@ function checkNatsAuth(cmd: Command): void {
   };
   const issues = natsAuthIssues(natsAuth({ ...o, nats: o.nats }), names);
   if (issues.length) throw new ValidationError(`cannot connect to NATS as given: ${issues.map((i) => i.path).join('; ')}`, issues);
-  if (opt('by') && opt('as')?.envVar === 'ICE_OPERATOR' && cmd.getOptionValueSource('by') === 'default')
-    cmd.setOptionValueWithSource('by', undefined, 'default');
+  if (opt('by') && opt('as')?.envVar === 'ICE_OPERATOR') {
+    const bySource = cmd.getOptionValueSource('by');
+    if (bySource === 'default') cmd.setOptionValueWithSource('by', undefined, 'default');
+    // `--by human:bob` alone: bob acts, so the request is sent as human:bob
+    else if (bySource === 'cli' && o.as === undefined) {
+      if (!PrincipalSchema.safeParse(o.by).success)
+        throw new ValidationError('--by over NATS names who sends the request', [
+          {
+            path: '--by',
+            code: 'invalid_option',
+            message: `got ${JSON.stringify(o.by)}: over NATS the request is sent as --as, else --by`,
+            expected: 'a principal "type:name", e.g. human:bob (or --as <principal> as well)',
+          },
+        ]);
+      cmd.setOptionValueWithSource('as', o.by, 'cli');
+    }
+  }
 }
 
 const program = new Command('ice')
