@@ -102,8 +102,9 @@ export interface RuntimeOptions {
    */
   passivateAfterMs?: number;
   /**
-   * Accept intents only on `ice.as.<principal>.<kind>.<id>` with a matching proposer (see
-   * docs/protocol.md, Security). `rt.propose` always uses those subjects.
+   * Accept intents only on `ice.as.<principal>.<kind>.<id>` with a matching proposer, and
+   * admin requests over NATS only on `ice.admin.as.<principal>.<op>` (see docs/protocol.md,
+   * Security). `rt.propose` always uses those subjects.
    */
   requirePrincipalSubject?: boolean;
   /**
