@@ -126,6 +126,11 @@ describe('NATS authentication options', () => {
     const noClientCert = await ice(['grant', 'ls', '--nats', url, '--tls-ca', tls.ca]);
     expect(noClientCert.code).toBe(1);
     expect(noClientCert.stderr).toMatch(/cannot connect to NATS at tls:\/\/127\.0\.0\.1:\d+ .*--tls-cert with --tls-key/);
+    // a tls:// URL never falls back to plain text: a server without TLS is refused
+    const plain = await server('');
+    const downgraded = await ice(['grant', 'ls', '--nats', `tls://127.0.0.1:${plain.port}`]);
+    expect(downgraded.code).toBe(1);
+    expect(downgraded.stderr).toMatch(/does not support 'tls'/);
     // the library takes the same options
     const t = await NatsTransport.connect({ servers: url, tls: { caFile: tls.ca, certFile: tls.clientCert, keyFile: tls.clientKey } });
     await t.close();

@@ -114,6 +114,7 @@ async function expectRefused(intent: { id: string }, answer: (i: Intent) => Deci
 
 describe('a rogue authority answering ice.authority.decide', () => {
   let replayable: Decision;
+  let usedTwice = '';
 
   it('the genuine authority over the bus: an intent executes (its decision is in the journal)', async () => {
     const service = new AuthorityService(authority, core.registry, core.host, bus, DEFAULT_LIMITS, silentLogger());
@@ -159,6 +160,30 @@ describe('a rogue authority answering ice.authority.decide', () => {
     await expectRefused(raw(7), () => replayable, 'intent_mismatch');
   });
 
+  it('replayed for the same intent (as if its outcome had not been recorded): a decision is used once', async () => {
+    const i = raw(9);
+    usedTwice = i.id;
+    const v = validateIntent(i, core.registry, DEFAULT_LIMITS);
+    if (!v.ok) throw new Error('invalid');
+    const d = genuine(i);
+    const applyOnce = async () => {
+      const applied = await core.host.withActor(TARGET, async () => {
+        expect((await core.host.locate(TARGET)).kind).toBe('here');
+        return core.host.apply(v.intent, v.digest, d, { event: v.event });
+      });
+      await applied.committed;
+      return applied.outcome;
+    };
+    expect((await applyOnce()).status).toBe('executed');
+    const before = (await chain()).length;
+    const again = await applyOnce();
+    expect(again.status === 'failed' && again.error.code).toBe('E_DECISION_INVALID');
+    const added = (await chain()).slice(before);
+    expect(added.map((f) => f.type)).toEqual(['intent.proposed', 'decision.refused']);
+    expect((added[1]!.data as { reason: string }).reason).toBe('replayed');
+    expect((await chain()).filter((f) => f.type === 'transition' && f.intentId === i.id)).toHaveLength(1);
+  });
+
   it('after every refusal the same intent still executes once when the genuine authority answers; the journal verifies', async () => {
     const i = raw(8);
     await expectRefused(i, () => replayable, 'intent_mismatch');
@@ -173,8 +198,8 @@ describe('a rogue authority answering ice.authority.decide', () => {
       service.close();
     }
     const facts = await chain();
-    expect(facts.filter((f) => f.type === 'transition').map((f) => f.intentId)).toEqual(['rogue-1', i.id]);
-    expect(facts.filter((f) => f.type === 'decision.refused')).toHaveLength(7);
+    expect(facts.filter((f) => f.type === 'transition').map((f) => f.intentId)).toEqual(['rogue-1', usedTwice, i.id]);
+    expect(facts.filter((f) => f.type === 'decision.refused')).toHaveLength(8);
     await core.journal.drain();
     const verified = await core.reader.verify();
     expect(verified.ok, JSON.stringify(verified)).toBe(true);
