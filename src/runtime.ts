@@ -102,8 +102,9 @@ export interface RuntimeOptions {
    */
   passivateAfterMs?: number;
   /**
-   * Accept intents only on `ice.as.<principal>.<kind>.<id>` with a matching proposer (see
-   * docs/protocol.md, Security). `rt.propose` always uses those subjects.
+   * Accept intents only on `ice.as.<principal>.<kind>.<id>` with a matching proposer, and
+   * admin requests over NATS only on `ice.admin.as.<principal>.<op>` (see docs/protocol.md,
+   * Security). `rt.propose` always uses those subjects.
    */
   requirePrincipalSubject?: boolean;
   /**
@@ -562,8 +563,10 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         logger.info('runtime stopped');
       },
     };
-    // Operator requests over NATS (both modes; restrict ice.admin.> with NATS permissions).
-    if (transport.kind === 'nats') cleanups.push(serveAdminOverNats(runtime, transport));
+    // Operator requests over NATS (both modes), bound to the operator's identity
+    // (ice.admin.as.<principal>.<op>); strict nodes refuse the unbound ice.admin.<op>.
+    if (transport.kind === 'nats')
+      cleanups.push(serveAdminOverNats(runtime, transport, { requireIdentity: opts.requirePrincipalSubject === true, logger }));
     if (opts.publishInspection) cleanups.push(publishInspection(runtime, transport));
     return runtime;
   } catch (e) {

@@ -4,13 +4,21 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { exampleActors } from '../../actors/index.js';
-import { callAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
+import { adminSubject, callAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
 import { AuthorityKey } from '../authority/index.js';
 import { ConfigError, DataDirLockedError, IceError, ValidationError, ensureError, type IssueDetail } from '../errors.js';
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
 import { SqliteJournal, rowToFact, verifyStoreInWorkers } from '../journal/index.js';
-import { Subjects, type Fact, type Grant, type Outcome } from '../protocol/index.js';
-import { NatsTransport, jetStreamVersionWarning, redactNatsUrls, registerNodeService } from '../transport/index.js';
+import { PrincipalSchema, Subjects, principalToken, type Fact, type Grant, type Outcome } from '../protocol/index.js';
+import {
+  NatsTransport,
+  jetStreamVersionWarning,
+  natsAuthIssues,
+  redactNatsUrls,
+  registerNodeService,
+  type NatsAuthNames,
+  type NatsAuthOptions,
+} from '../transport/index.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { SqliteStore } from '../store/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
@@ -124,7 +132,7 @@ async function open(o: Common, level = 'warn'): Promise<Runtime> {
 
 /** Runs a change here if no one owns the dir, or through the owner's admin endpoint. */
 async function change(o: Common, op: string, args: unknown): Promise<unknown> {
-  if (o.nats) return adminOverNats(o.nats, op, args);
+  if (o.nats) return adminOverNats({ ...o, nats: o.nats }, op, args);
   let rt: Runtime;
   try {
     rt = await open(o);
@@ -139,18 +147,78 @@ async function change(o: Common, op: string, args: unknown): Promise<unknown> {
   }
 }
 
-/** An operator change sent to the cluster nodes serving `ice.admin.<op>` on NATS. */
-async function adminOverNats(servers: string, op: string, args: unknown): Promise<unknown> {
-  const t = await NatsTransport.connect({ servers: servers.split(','), name: 'ice-cli' });
+/** The NATS options of a command (see {@link addNatsAuthOptions}). */
+type NatsOpts = Pick<Opts, 'nats' | 'creds' | 'nkey' | 'user' | 'password' | 'token' | 'tlsCa' | 'tlsCert' | 'tlsKey' | 'as'>;
+
+/**
+ * How this command connects to NATS: the servers of --nats (or NATS_URL) and the
+ * authentication and TLS options (or their NATS_* variables), checked by checkNatsAuth.
+ * Replies come to `_INBOX.<principal>` when the command acts as a principal, so NATS
+ * permissions can give each principal its own replies only.
+ */
+function natsAuth(o: NatsOpts & { nats: string }, principal?: string): NatsAuthOptions {
+  const tls = {
+    ...(o.tlsCa !== undefined ? { caFile: o.tlsCa } : {}),
+    ...(o.tlsCert !== undefined ? { certFile: o.tlsCert } : {}),
+    ...(o.tlsKey !== undefined ? { keyFile: o.tlsKey } : {}),
+  };
+  return {
+    servers: o.nats.split(','),
+    ...(o.user !== undefined ? { user: o.user } : {}),
+    ...(o.password !== undefined ? { pass: o.password } : {}),
+    ...(o.token !== undefined ? { token: o.token } : {}),
+    ...(o.creds !== undefined ? { credsFile: o.creds } : {}),
+    ...(o.nkey !== undefined ? { nkeyFile: o.nkey } : {}),
+    ...(Object.keys(tls).length ? { tls } : {}),
+    ...(principal !== undefined ? { inboxPrefix: `_INBOX.${principalToken(principal)}` } : {}),
+  };
+}
+
+/** Who an operator command acts as over NATS: --as, else ICE_OPERATOR, else --by, else operator:$USER. */
+function operatorIdentity(o: NatsOpts): string {
+  if (o.as) return o.as;
+  const user = `operator:${process.env.USER ?? ''}`;
+  return PrincipalSchema.safeParse(user).success ? user : 'operator:operator';
+}
+
+/**
+ * The connection of a command that does one thing over NATS: a failure says where (URLs
+ * without credentials) and what to check, instead of nats.js's bare "timeout".
+ */
+async function connectOnce(auth: NatsAuthOptions, name: string, extra: { maxReconnectAttempts?: number } = {}): Promise<NatsTransport> {
   try {
-    return await requestAdmin(t, op, args);
+    return await NatsTransport.connect({ ...auth, name, connectTimeoutMs: 10_000, ...extra });
+  } catch (e) {
+    if (e instanceof ValidationError) throw e;
+    const why = ensureError(e).message;
+    const shown = redactNatsUrls(auth.servers).join(',');
+    const refused = /authorization violation|authentication/i.test(why);
+    throw new IceError(
+      refused ? 'E_UNAUTHORIZED' : 'E_UNREACHABLE',
+      refused
+        ? `NATS at ${shown} refused this client's credentials (${why}); give the right ones: --user and --password, --token, ` +
+            '--nkey <seed file> or --creds <file> (or NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS)'
+        : `cannot connect to NATS at ${shown} (${why}); check --nats (or NATS_URL), that a server runs there, and for a TLS ` +
+            'server --tls-ca, and --tls-cert with --tls-key if it verifies clients',
+      refused ? 'reject' : 'retry',
+      { cause: e },
+    );
+  }
+}
+
+/** An operator request sent to the nodes serving `ice.admin.as.<principal>.<op>` on NATS. */
+async function adminOverNats(o: NatsOpts & { nats: string }, op: string, args: unknown): Promise<unknown> {
+  const as = operatorIdentity(o);
+  const t = await connectOnce(natsAuth(o, as), 'ice-cli');
+  try {
+    return await requestAdmin(t, as, op, args);
   } finally {
     await t.close();
   }
 }
 
-async function requestAdmin(t: NatsTransport, op: string, args: unknown): Promise<unknown> {
-  const reply = (await t.request(Subjects.admin(op), args, { timeoutMs: 15_000 })).data as {
+async function requestAdmin(t: NatsTransport, as: string, op: string, args: unknown): Promise<unknown> {
+  const reply = (await t.request(adminSubject(as, op), args, { timeoutMs: 15_000 })).data as {
     result?: unknown;
     error?: { code: string; message: string; issues?: IssueDetail[] };
   };
@@ -159,11 +227,14 @@ async function requestAdmin(t: NatsTransport, op: string, args: unknown): Promis
   return reply.result;
 }
 
-async function proposeOverNats(servers: string, intent: unknown, timeoutMs: number): Promise<Outcome> {
-  const t = await NatsTransport.connect({ servers: servers.split(','), name: 'ice-cli' });
+async function proposeOverNats(
+  o: NatsOpts & { nats: string },
+  intent: { proposer: string; target: string },
+  timeoutMs: number,
+): Promise<Outcome> {
+  const t = await connectOnce(natsAuth(o, intent.proposer), 'ice-cli');
   try {
-    const target = (intent as { target: string }).target;
-    const reply = await t.request(Subjects.intentAs((intent as { proposer: string }).proposer, target), intent, { timeoutMs });
+    const reply = await t.request(Subjects.intentAs(intent.proposer, intent.target), intent, { timeoutMs });
     return reply.data as Outcome;
   } finally {
     await t.close();
@@ -186,7 +257,7 @@ function readStore(o: Common): SqliteStore {
  * give the same shapes, so the printing below is shared.
  */
 async function read<T>(o: Common, op: string, args: Record<string, unknown> = {}): Promise<T> {
-  if (o.nats) return (await adminOverNats(o.nats, op, args)) as T;
+  if (o.nats) return (await adminOverNats({ ...o, nats: o.nats }, op, args)) as T;
   const store = readStore(o);
   try {
     return (await localRead(store, o, op, args)) as T;
@@ -244,6 +315,103 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
   }
 }
 
+/** `--nats <url>`, also from NATS_URL as the NATS tools read it. */
+const natsOption = (description: string) => new Option('--nats <url>', description).env('NATS_URL');
+
+/** The options that authenticate to NATS: [flags, environment variable, description]. */
+const NATS_AUTH_OPTIONS: Array<[string, string, string]> = [
+  ['--creds <file>', 'NATS_CREDS', 'NATS credentials file (user JWT and nkey seed, as nsc writes)'],
+  ['--nkey <file>', 'NATS_NKEY', 'file holding the nkey seed (SU…) of a NATS nkey user'],
+  ['--user <name>', 'NATS_USER', 'NATS user (with --password)'],
+  ['--password <password>', 'NATS_PASSWORD', 'NATS password (prefer NATS_PASSWORD: a command line is visible to other users)'],
+  ['--token <token>', 'NATS_TOKEN', 'NATS token (prefer NATS_TOKEN)'],
+  ['--tls-ca <file>', 'NATS_CA', 'TLS: CA certificate(s) the NATS server certificate must chain to (PEM)'],
+  ['--tls-cert <file>', 'NATS_CERT', 'TLS: client certificate (PEM; with --tls-key)'],
+  ['--tls-key <file>', 'NATS_KEY', 'TLS: private key of the client certificate (PEM)'],
+];
+/** Commands with --nats that serve or propose: they act as themselves, not as an operator. */
+const NOT_OPERATOR_COMMANDS = new Set(['dev', 'start', 'inspect', 'propose']);
+
+/**
+ * Gives every command with --nats the NATS authentication options, and the operator commands
+ * `--as <principal>`: who they act as over NATS (ice.admin.as.<principal>.<op>).
+ */
+function addNatsAuthOptions(cmd: Command): void {
+  if (cmd.options.some((o) => o.attributeName() === 'nats')) {
+    for (const [flags, env, description] of NATS_AUTH_OPTIONS) cmd.addOption(new Option(flags, description).env(env));
+    if (!NOT_OPERATOR_COMMANDS.has(cmd.name()))
+      cmd.addOption(
+        new Option(
+          '--as <principal>',
+          'with --nats: who you are, e.g. operator:alice; requests go to ice.admin.as.<principal>.<op> and the node records it as who acted (default: --by if given, else operator:$USER)',
+        ).env('ICE_OPERATOR'),
+      );
+  }
+  for (const sub of cmd.commands) addNatsAuthOptions(sub);
+}
+
+const AUTH_ATTRIBUTES = ['creds', 'nkey', 'user', 'password', 'token', 'tlsCa', 'tlsCert', 'tlsKey'] as const;
+
+/**
+ * Refuses at once what cannot work: NATS options given on the command line without a NATS
+ * server, two ways to authenticate, a client certificate without its key, a file that cannot
+ * be read (named). Over NATS, a `--by` left at its default is dropped: the node records the
+ * principal the request is sent as.
+ */
+function checkNatsAuth(cmd: Command): void {
+  const opt = (key: string) => cmd.options.find((x) => x.attributeName() === key);
+  if (!opt('nats')) return;
+  const nameOf = (key: string) => {
+    const x = opt(key)!;
+    return cmd.getOptionValueSource(key) === 'env' && x.envVar ? x.envVar : x.long!;
+  };
+  const o = cmd.opts<NatsOpts & { by?: string }>();
+  if (!o.nats) {
+    const identity = opt('as')?.envVar === 'ICE_OPERATOR' ? ['as'] : [];
+    const given = [...AUTH_ATTRIBUTES, ...identity].filter((k) => cmd.getOptionValueSource(k) === 'cli');
+    if (given.length)
+      throw new ValidationError(`${given.map(nameOf).join(', ')} without a NATS server`, [
+        ...given.map((k) => ({
+          path: nameOf(k),
+          code: 'needs_option',
+          message: `${nameOf(k)} only applies to NATS connections, and this command has none`,
+          expected: `--nats <url> (or NATS_URL) as well, or no ${nameOf(k)}`,
+        })),
+      ]);
+    return;
+  }
+  const names: NatsAuthNames = {
+    servers: nameOf('nats'),
+    credsFile: nameOf('creds'),
+    nkeyFile: nameOf('nkey'),
+    user: nameOf('user'),
+    pass: nameOf('password'),
+    token: nameOf('token'),
+    caFile: nameOf('tlsCa'),
+    certFile: nameOf('tlsCert'),
+    keyFile: nameOf('tlsKey'),
+  };
+  const issues = natsAuthIssues(natsAuth({ ...o, nats: o.nats }), names);
+  if (issues.length) throw new ValidationError(`cannot connect to NATS as given: ${issues.map((i) => i.path).join('; ')}`, issues);
+  if (opt('by') && opt('as')?.envVar === 'ICE_OPERATOR') {
+    const bySource = cmd.getOptionValueSource('by');
+    if (bySource === 'default') cmd.setOptionValueWithSource('by', undefined, 'default');
+    // `--by human:bob` alone: bob acts, so the request is sent as human:bob
+    else if (bySource === 'cli' && o.as === undefined) {
+      if (!PrincipalSchema.safeParse(o.by).success)
+        throw new ValidationError('--by over NATS names who sends the request', [
+          {
+            path: '--by',
+            code: 'invalid_option',
+            message: `got ${JSON.stringify(o.by)}: over NATS the request is sent as --as, else --by`,
+            expected: 'a principal "type:name", e.g. human:bob (or --as <principal> as well)',
+          },
+        ]);
+      cmd.setOptionValueWithSource('as', o.by, 'cli');
+    }
+  }
+}
+
 const program = new Command('ice')
   .description('ICE runtime: inference proposes, the runtime decides.')
   .version(VERSION)
@@ -258,6 +426,7 @@ program.hook('preAction', (_program, cmd) => {
   projectConfig = usesConfig ? findProjectConfig() : undefined;
   if (projectConfig) applyProjectConfig(cmd, projectConfig);
   checkOptions(cmd, projectConfig?.file);
+  checkNatsAuth(cmd);
 });
 
 common(program.command('demo'))
@@ -279,14 +448,14 @@ type ServeOptions = Common;
  * and once `timeoutMs` has passed it gives up with what to do, instead of waiting in silence.
  * Once connected, the node reconnects for as long as it runs.
  */
-async function connectLogged(nats: string, name: string, logger: Logger, timeoutMs: number): Promise<NatsTransport> {
+async function connectLogged(auth: NatsAuthOptions, name: string, logger: Logger, timeoutMs: number): Promise<NatsTransport> {
   const started = Date.now();
-  const shown = redactNatsUrls(nats).join(','); // never a password or token in a log line
+  const shown = redactNatsUrls(auth.servers).join(','); // never a password or token in a log line
   logger.info({ nats: shown }, `connecting to NATS at ${shown}`);
   for (let attempt = 1; ; attempt++) {
     try {
       return await NatsTransport.connect({
-        servers: nats.split(','),
+        ...auth,
         name,
         maxReconnectAttempts: -1,
         connectTimeoutMs: Math.max(500, Math.min(5000, started + timeoutMs - Date.now())),
@@ -299,8 +468,9 @@ async function connectLogged(nats: string, name: string, logger: Logger, timeout
         // Waiting will not change the answer.
         throw new IceError(
           'E_UNAUTHORIZED',
-          `NATS at ${shown} refused this client's credentials (${why}); give them in the URL: ` +
-            'nats://user:password@host:port or nats://token@host:port',
+          `NATS at ${shown} refused this client's credentials (${why}); give the right ones: ` +
+            '--user and --password, --token, --nkey <seed file> or --creds <file> (or NATS_USER/NATS_PASSWORD, ' +
+            'NATS_TOKEN, NATS_NKEY, NATS_CREDS), or in the URL: nats://user:password@host:port or nats://token@host:port',
           'reject',
         );
       }
@@ -381,7 +551,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
   try {
     let transport: NatsTransport | undefined;
     if (o.nats) {
-      const t = await connectLogged(o.nats, `ice-${o.node ?? 'node'}`, logger, o.connectTimeout ?? 60_000);
+      const t = await connectLogged(natsAuth({ ...o, nats: o.nats }), `ice-${o.node ?? 'node'}`, logger, o.connectTimeout ?? 60_000);
       started.add(() => t.close());
       const warning = jetStreamVersionWarning(t.serverVersion);
       if (warning) logger.warn({ server: t.serverVersion }, warning);
@@ -450,7 +620,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     );
     print(`  config ${projectConfig ? projectConfig.file : c.dim('none (no ice.config.json or package.json "ice" field found)')}`);
     if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
-    else print('  operator commands: ice … --nats <url> (ice.admin.* on NATS)');
+    else print('  operator commands: ice … --nats <url> --as <principal> (ice.admin.as.<principal>.<op> on NATS)');
     if (inspector) print(`  inspector ${c.bold(inspector.url)}`);
     print(`  actors ${(await rt.listActors()).length} · Ctrl-C to stop`);
     print('ready');
@@ -468,9 +638,13 @@ const connectTimeoutOption = () =>
 common(program.command('dev'))
   .description('run an embedded node until Ctrl-C, with a local admin endpoint for CLI changes')
   .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1 (default: any free port)')
-  .option('--nats <url>', 'also serve intents over NATS (comma-separated server URLs)')
+  .addOption(natsOption('also serve intents over NATS (comma-separated server URLs)'))
   .addOption(connectTimeoutOption())
   .option('--node <name>', 'node name')
+  .option(
+    '--require-principal-subjects',
+    'accept intents only on ice.as.<principal>.<kind>.<id> and admin requests only on ice.admin.as.<principal>.<op> (pair with NATS permissions per principal)',
+  )
   .option('--seed', 'run the scripted demo once at start')
   .option('--inspect <port>', 'inspector port (0 = any free port)', '4848')
   .option('--no-inspect', 'do not serve the inspector')
@@ -495,14 +669,14 @@ common(program.command('dev'))
 
 common(program.command('start'))
   .description('run a node that serves intents over NATS (any language can propose on ice.intent.<kind>.<id>)')
-  .requiredOption('--nats <url>', 'NATS server URL(s), comma-separated')
+  .addOption(natsOption('NATS server URL(s), comma-separated').makeOptionMandatory())
   .addOption(connectTimeoutOption())
   .option('--node <name>', 'node name (subject-safe)')
   .option('--admin-port <port>', 'admin endpoint port on 127.0.0.1 (not with --cluster: use --nats)')
   .option('--inspect <port>', 'serve the inspector on this port (0 = any free port)')
   .option(
     '--require-principal-subjects',
-    'accept intents only on ice.as.<principal>.<kind>.<id> (pair with NATS permissions per principal)',
+    'accept intents only on ice.as.<principal>.<kind>.<id> and admin requests only on ice.admin.as.<principal>.<op> (pair with NATS permissions per principal)',
   )
   .option('--inspect-host <host>', 'inspector bind address (default 127.0.0.1)')
   .option('--cluster', 'share actors with the other cluster nodes through JetStream (journal, snapshots, leases)')
@@ -517,7 +691,7 @@ common(program.command('start'))
 
 common(program.command('inspect'))
   .description('serve the inspector for a cluster: journal, snapshots and owners read from JetStream')
-  .requiredOption('--nats <url>', 'NATS server URL(s) of the cluster, comma-separated')
+  .addOption(natsOption('NATS server URL(s) of the cluster, comma-separated').makeOptionMandatory())
   .addOption(connectTimeoutOption())
   .option('--inspect <port>', 'inspector port (0 = any free port)', '4848')
   .option('--inspect-host <host>', 'bind address (default 127.0.0.1: it shows contexts and the journal)')
@@ -525,7 +699,7 @@ common(program.command('inspect'))
     const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
     const started = new Started(logger);
     try {
-      const t = await connectLogged(o.nats, 'ice-inspect', logger, o.connectTimeout);
+      const t = await connectLogged(natsAuth(o), 'ice-inspect', logger, o.connectTimeout);
       started.add(() => t.close());
       const source = await clusterInspectorSource(t, await loadActors(o.actors));
       started.add(() => source.close());
@@ -548,7 +722,7 @@ common(program.command('propose <target> <action>'))
   .option('--run <runId>', 'the ICE run this intent belongs to')
   .option('--rationale <text>', "the proposer's stated reason")
   .option('--json', 'print the outcome as JSON')
-  .option('--nats <url>', 'propose over NATS to whatever nodes serve there, instead of the local data dir')
+  .addOption(natsOption('propose over NATS to whatever nodes serve there, instead of the local data dir'))
   .option('--timeout <duration>', 'how long to wait for the outcome', '30s')
   .action(async (target: string, action: string, o: Opts<'data' | 'as' | 'params' | 'timeout'>) => {
     const intent = {
@@ -561,7 +735,7 @@ common(program.command('propose <target> <action>'))
       ...(o.rationale ? { rationale: o.rationale } : {}),
     };
     const outcome = o.nats
-      ? await proposeOverNats(o.nats, intent, o.timeout)
+      ? await proposeOverNats({ ...o, nats: o.nats }, intent, o.timeout)
       : ((await change(o, 'propose', { intent, timeoutMs: o.timeout })) as Outcome);
     if (o.json) printJson(outcome);
     else print(`${intent.id}  ${formatOutcome(outcome)}`);
@@ -581,7 +755,7 @@ common(program.command('spawn <address>'))
   .description('create an actor, e.g. `ice spawn deployment/web --input \'{"service":"web"}\'`')
   .option('--input <json>', 'input for the machine, as JSON')
   .option('--if-absent', 'if the actor exists (with the same input), say so and exit 0: safe to run on every start')
-  .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
+  .addOption(natsOption('send it to the cluster nodes on NATS instead of the local data dir'))
   .action(spawnAction);
 
 const grant = program.command('grant').description('issue, list and revoke capability grants');
@@ -598,7 +772,7 @@ common(grant.command('issue'))
   .option('--by <who>', 'who issues it', process.env.USER ? `operator:${process.env.USER}` : 'operator')
   .option('--note <text>', 'why')
   .option('--json', 'print the grant as JSON')
-  .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
+  .addOption(natsOption('send it to the cluster nodes on NATS instead of the local data dir'))
   .action(async (o: Opts<'data' | 'to' | 'scope' | 'by'>) => {
     const g = (await change(o, 'grant.issue', {
       subject: o.to,
@@ -618,7 +792,7 @@ common(grant.command('issue'))
 common(grant.command('ls'))
   .description('list grants')
   .option('--json', 'JSON output')
-  .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
+  .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
   .action(async (o: Common) => {
     const gs = (await read<Grant[]>(o, 'grant.ls')).sort((a, b) => a.issuedAt.localeCompare(b.issuedAt));
     if (o.json) printJson(gs);
@@ -628,7 +802,7 @@ common(grant.command('revoke <id>'))
   .description('revoke a grant; it stops counting at once')
   .option('--by <who>', 'who revokes it', 'operator')
   .option('--reason <text>', 'why')
-  .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
+  .addOption(natsOption('send it to the cluster nodes on NATS instead of the local data dir'))
   .action(async (id: string, o: Opts<'data' | 'by'>) => {
     const g = (await change(o, 'grant.revoke', { id, by: o.by, ...(o.reason ? { reason: o.reason } : {}) })) as Grant;
     print(`revoked ${g.id} at ${g.revokedAt}`);
@@ -637,7 +811,7 @@ common(grant.command('revoke <id>'))
 common(program.command('approvals'))
   .description('list intents waiting for a human approval')
   .option('--json', 'JSON output')
-  .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
+  .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
   .action(async (o: Common) => {
     const ps = await read<PendingRecord[]>(o, 'approvals');
     if (o.json) printJson(ps);
@@ -652,7 +826,7 @@ common(program.command('approve <intentId>'))
   .description('approve a pending intent; the authority decides it again with the approval')
   .option('--by <who>', 'the approving human', process.env.USER ? `human:${process.env.USER}` : 'human:operator')
   .option('--note <text>', 'note recorded with the approval')
-  .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
+  .addOption(natsOption('send it to the cluster nodes on NATS instead of the local data dir'))
   .action(async (intentId: string, o: Opts<'data' | 'by'>) => {
     const out = (await change(o, 'approve', { intentId, by: o.by, ...(o.note ? { note: o.note } : {}) })) as Outcome;
     print(`${intentId}  ${formatOutcome(out)}`);
@@ -662,7 +836,7 @@ common(program.command('deny <intentId>'))
   .description('refuse a pending intent')
   .requiredOption('--reason <text>', 'why')
   .option('--by <who>', 'the refusing human', process.env.USER ? `human:${process.env.USER}` : 'human:operator')
-  .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
+  .addOption(natsOption('send it to the cluster nodes on NATS instead of the local data dir'))
   .action(async (intentId: string, o: Opts<'data' | 'by' | 'reason'>) => {
     const out = (await change(o, 'deny', { intentId, by: o.by, reason: o.reason })) as Outcome;
     print(`${intentId}  ${formatOutcome(out)}`);
@@ -672,7 +846,7 @@ common(program.command('actors').description('actors').command('ls'))
   .description('list actors with their state')
   .option('--kind <kind>', 'only this kind')
   .option('--json', 'JSON output')
-  .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
+  .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
   .action(async (o: Common) => {
     const rows = (await read<ActorInfo[]>(o, 'actors.ls')).filter((r) => !o.kind || r.kind === o.kind);
     if (o.json) printJson(rows.map(({ owner: _o, active: _a, ...r }) => r));
@@ -684,7 +858,7 @@ common(actor.command('show <address>'))
   .description("an actor's state, context and recent journal")
   .option('-n, --limit <n>', 'journal facts to show (1-100000)', '10')
   .option('--json', 'JSON output')
-  .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
+  .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
   .action(async (address: string, o: Opts<'data' | 'limit'>) => {
     const a = await read<ActorDetail & { updatedAt?: string; facts: Fact[] }>(o, 'actor.show', { address, limit: o.limit });
     if (o.json) {
@@ -699,7 +873,7 @@ common(actor.command('show <address>'))
 common(actor.command('stop <address>'))
   .description('stop an actor for good (it keeps its history)')
   .requiredOption('--reason <text>', 'why')
-  .option('--nats <url>', 'send it to the cluster nodes on NATS instead of the local data dir')
+  .addOption(natsOption('send it to the cluster nodes on NATS instead of the local data dir'))
   .action(async (address: string, o: Opts<'data' | 'reason'>) => {
     await change(o, 'actor.stop', { address, reason: o.reason });
     print(`${address} stopped`);
@@ -751,13 +925,14 @@ async function chainFrom(
     }
     return;
   }
-  const t = await NatsTransport.connect({ servers: o.nats.split(','), name: 'ice-cli-tail', maxReconnectAttempts: -1 });
+  const as = operatorIdentity(o);
+  const t = await connectOnce(natsAuth({ ...o, nats: o.nats }, as), 'ice-cli-tail', { maxReconnectAttempts: -1 });
   let failure: Error | undefined;
   try {
     /** Reads the chain from `next` until it has nothing newer (or reaches `upTo`). */
     const catchUp = async (upTo = Number.MAX_SAFE_INTEGER) => {
       for (;;) {
-        const page = (await requestAdmin(t, 'journal.chain', { chain, fromSeq: next, limit: PAGE })) as Fact[];
+        const page = (await requestAdmin(t, as, 'journal.chain', { chain, fromSeq: next, limit: PAGE })) as Fact[];
         showNew(page);
         if (page.length < PAGE || next > upTo) return;
       }
@@ -798,7 +973,7 @@ common(journal.command('tail'))
   .option('--from <seq>', 'with --actor: that chain from this seq on, oldest first (with -f: every fact from there, then new ones)')
   .option('-f, --follow', 'keep printing new facts')
   .option('--json', 'one JSON fact per line')
-  .option('--nats <url>', 'read the cluster over NATS instead of the local data dir')
+  .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
   .action(async (o: Opts<'data' | 'limit'>) => {
     const show = (f: Fact): void => print(o.json ? JSON.stringify(f) : formatFact(f));
     const stop = o.follow ? stopper() : undefined;
@@ -822,7 +997,7 @@ common(journal.command('tail'))
     if (!stop) return;
     if (o.nats) {
       // Every node publishes each committed fact on ice.fact.<chain>.
-      const t = await NatsTransport.connect({ servers: o.nats.split(','), name: 'ice-cli-tail', maxReconnectAttempts: -1 });
+      const t = await connectOnce(natsAuth({ ...o, nats: o.nats }, operatorIdentity(o)), 'ice-cli-tail', { maxReconnectAttempts: -1 });
       try {
         const sub = t.subscribe(o.actor ? Subjects.fact(o.actor) : Subjects.factAll, (m) => show(m.data as Fact));
         await stop.done;
@@ -850,7 +1025,7 @@ common(journal.command('tail'))
 common(journal.command('verify'))
   .description('walk every hash chain; exit 1 and name the first broken fact if it was tampered with')
   .option('--json', 'JSON output')
-  .option('--nats <url>', 'verify the cluster journal (JetStream) over NATS instead of the local data dir')
+  .addOption(natsOption('verify the cluster journal (JetStream) over NATS instead of the local data dir'))
   .action(async (o: Common) => {
     const t0 = performance.now();
     const r = await read<VerifyResult & { keyChecked?: boolean }>(o, 'journal.verify');
@@ -920,6 +1095,7 @@ common(machines.command('export <kind>'))
   });
 
 program.addOption(new Option('--no-color', 'no colours').hideHelp());
+addNatsAuthOptions(program);
 assertEveryOptionHasARule(program);
 
 try {

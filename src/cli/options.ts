@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { IceError, ValidationError, ensureError, type IssueDetail } from '../errors.js';
 import { isRuntimeChain } from '../host/ports.js';
 import { ACTOR_KIND_RE, IdSchema, PrincipalSchema, ScopeSchema, SubjectPatternSchema, isAddress } from '../protocol/index.js';
+import { redactNatsUrls } from '../transport/nats-url.js';
 import { DURATION_HINT, parseDuration } from './format.js';
 
 /**
@@ -69,16 +70,17 @@ const text = (min: number, max: number) => z.string().min(min).max(max);
 /** `nats://host:port`, `tls://host:port` or `host:port`; port 1-65535. */
 function natsUrlProblem(u: string): string | undefined {
   if (u === '') return 'an empty URL';
+  const shownUrl = JSON.stringify(redactNatsUrls(u)[0]); // never a password or token in a message
   let url: URL;
   try {
     url = new URL(u.includes('://') ? u : `nats://${u}`);
   } catch {
-    return `${JSON.stringify(u)} is not a URL`;
+    return `${shownUrl} is not a URL`;
   }
-  if (url.protocol !== 'nats:' && url.protocol !== 'tls:') return `${JSON.stringify(u)}: the scheme is not nats:// or tls://`;
-  if (url.hostname === '') return `${JSON.stringify(u)} has no host`;
-  if (url.port === '0') return `${JSON.stringify(u)}: port 0 (a server listens on 1-65535)`;
-  if (url.pathname !== '' && url.pathname !== '/') return `${JSON.stringify(u)} has a path`;
+  if (url.protocol !== 'nats:' && url.protocol !== 'tls:') return `${shownUrl}: the scheme is not nats:// or tls://`;
+  if (url.hostname === '') return `${shownUrl} has no host`;
+  if (url.port === '0') return `${shownUrl}: port 0 (a server listens on 1-65535)`;
+  if (url.pathname !== '' && url.pathname !== '/') return `${shownUrl} has a path`;
   return undefined;
 }
 const natsUrls = z.string().transform((s, ctx) => {
@@ -135,6 +137,15 @@ export const OPTION_RULES = {
   data: rule('a directory path', z.string().trim().min(1)),
   actors: rule('paths of ES module files that exist', moduleFiles),
   nats: rule('NATS server URLs, comma-separated, e.g. nats://127.0.0.1:4222', natsUrls),
+  // NATS authentication (files are checked with the combination, see checkNatsAuth in main.ts)
+  creds: rule('the path of a NATS .creds file', z.string().trim().min(1)),
+  nkey: rule('the path of a file holding an nkey seed (SU…)', z.string().trim().min(1)),
+  user: rule('a NATS user name, 1-256 characters', text(1, 256)),
+  password: rule('a NATS password, 1-1024 characters', text(1, 1024)),
+  token: rule('a NATS token, 1-1024 characters', text(1, 1024)),
+  tlsCa: rule('the path of a PEM file with the CA certificate(s) of the server', z.string().trim().min(1)),
+  tlsCert: rule('the path of a PEM client certificate', z.string().trim().min(1)),
+  tlsKey: rule('the path of the PEM private key of the client certificate', z.string().trim().min(1)),
   node: rule('1-64 characters of A-Z a-z 0-9 _ -, as it names a NATS subject token', z.string().regex(/^[A-Za-z0-9_-]{1,64}$/)),
   limit: rule('an integer from 1 to 100000', int(1, 100_000)),
   from: rule('a seq number: an integer, 1 or more', int(1)),
@@ -205,9 +216,16 @@ const shown = (v: unknown): string => {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 };
 
-function issue(path: string, value: unknown, r: Rule, error: z.ZodError): IssueDetail {
+/** Options whose value is a secret: a refused value is never shown. */
+export const SECRET_OPTIONS: ReadonlySet<string> = new Set(['password', 'token']);
+
+function issue(path: string, value: unknown, r: Rule, error: z.ZodError, key?: string): IssueDetail {
   const custom = error.issues.find((i) => i.code === 'custom')?.message;
-  return { path, code: 'invalid_option', message: `got ${shown(value)}${custom ? `: ${custom}` : ''}`, expected: r.expected };
+  const got =
+    key !== undefined && SECRET_OPTIONS.has(key)
+      ? 'a value (not shown: it is a secret)'
+      : shown(key === 'nats' ? redactNatsUrls(String(value)).join(',') : value);
+  return { path, code: 'invalid_option', message: `got ${got}${custom ? `: ${custom}` : ''}`, expected: r.expected };
 }
 
 /**
@@ -237,7 +255,7 @@ export function checkOptions(cmd: Command, configFile?: string): void {
         : source === 'config'
           ? `${key} in ${configFile ?? 'the project config'}`
           : (option.long ?? key);
-    issues.push(issue(path, value, r, parsed.error));
+    issues.push(issue(path, value, r, parsed.error, key));
   }
   for (const [name, r] of Object.entries(ENV_RULES) as Array<[string, Rule]>) {
     const value = process.env[name];

@@ -18,6 +18,7 @@ import {
   type Outcome,
 } from '../protocol/index.js';
 import { NatsTransport } from '../transport/nats-transport.js';
+import type { NatsAuthOptions } from '../transport/nats-auth.js';
 import type { Subscription, Transport } from '../transport/transport.js';
 import { IntentRejectedError, ProtocolError } from './errors.js';
 
@@ -35,18 +36,17 @@ export interface ClientOptions {
   ownsTransport?: boolean;
 }
 
-export interface ConnectOptions extends Omit<ClientOptions, 'ownsTransport'> {
-  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`. */
-  servers: string | string[];
+/**
+ * Servers and authentication as every ICE connection takes them ({@link NatsAuthOptions}:
+ * user/password, token, nkey seed file, creds file, TLS, credentials in the URLs), plus:
+ */
+export interface ConnectOptions extends Omit<ClientOptions, 'ownsTransport'>, NatsAuthOptions {
   /** Connection name shown by the server (`nats server report connections`). */
   name?: string;
-  token?: string;
-  user?: string;
-  pass?: string;
   /**
    * Prefix of the private reply subjects (default `_INBOX`). Set it when the NATS account
-   * gives each principal its own inbox space (`subscribe: _INBOX_planner.>`), so agents
-   * cannot read each other's outcomes.
+   * gives each principal its own inbox space (`subscribe: _INBOX.agent:planner.>`), so agents
+   * cannot read each other's outcomes; the ice CLI uses `_INBOX.<principal>`.
    */
   inboxPrefix?: string;
   /** Timeout of the initial connect in ms (nats.js default 20 000). */
@@ -291,8 +291,11 @@ export async function connect(opts: ConnectOptions): Promise<IceClient> {
     ...(opts.token !== undefined ? { token: opts.token } : {}),
     ...(opts.user !== undefined ? { user: opts.user } : {}),
     ...(opts.pass !== undefined ? { pass: opts.pass } : {}),
+    ...(opts.credsFile !== undefined ? { credsFile: opts.credsFile } : {}),
+    ...(opts.nkeyFile !== undefined ? { nkeyFile: opts.nkeyFile } : {}),
+    ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
+    ...(opts.inboxPrefix !== undefined ? { inboxPrefix: opts.inboxPrefix } : {}),
     ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
-    ...(opts.inboxPrefix !== undefined ? { connectOptions: { inboxPrefix: opts.inboxPrefix } } : {}),
     ...(opts.onError !== undefined ? { onHandlerError: opts.onError } : {}),
   });
   return new IceClient(transport, client);

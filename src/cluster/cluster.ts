@@ -7,6 +7,7 @@ import { WatchedBucket } from '../store/jetstream/kv-stores.js';
 import { LeaseOwnership } from '../ownership/lease-ownership.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { redactNatsUrls } from '../transport/nats-url.js';
+import type { NatsAuthOptions } from '../transport/nats-auth.js';
 import type { Transport } from '../transport/transport.js';
 import type { JournalReader, StartCheck } from '../journal/reader.js';
 import { checkClusterAtStart } from './start-check.js';
@@ -25,6 +26,11 @@ import { ClusterGrants } from './cluster-grants.js';
 export interface ClusterOptions {
   /** NATS server URL(s). */
   servers: string | string[];
+  /**
+   * How the node authenticates when it connects itself (no transport given): user/password,
+   * token, nkey seed file, creds file, TLS (see nats-auth.ts). Credentials in `servers` count too.
+   */
+  auth?: Omit<NatsAuthOptions, 'servers'>;
   /** JetStream replicas of the stream and buckets this node creates (default 1). */
   replicas?: number;
   /** Lease length (default 5000 ms). */
@@ -70,6 +76,7 @@ export async function startCluster(
   const transport =
     ctx.transport ??
     (await NatsTransport.connect({
+      ...opts.auth,
       servers: opts.servers,
       name: `ice-node-${ctx.node}`,
       // A node outlives server restarts: it reconnects for as long as it runs.

@@ -168,6 +168,11 @@ export class Host {
   readonly #restored = new Set<string>();
   /** Run views read for the decision being made in the current turn. */
   readonly #runViews = new Map<string, RunView>();
+  /**
+   * Ids of the signed decisions this host accepted, until they expire: a decision is used
+   * once. (Decisions vouched for in this process are never copied off it, so they need no entry.)
+   */
+  readonly #usedDecisions = new Map<string, number>();
   #runtimeHead: ChainHead | undefined;
   readonly #unsubscribeLost: () => void;
 
@@ -462,7 +467,9 @@ export class Host {
     const f1 = this.#proposed(b, intent, digest, opts);
     try {
       const local = this.#trust?.isLocalDecision(decision) === true;
-      verifyDecision(decision, intent, digest, this.#keys, this.#clock.now(), { skipSignature: local });
+      const now = this.#clock.now();
+      verifyDecision(decision, intent, digest, this.#keys, now, { skipSignature: local });
+      if (!local) this.#useDecision(decision, now);
     } catch (err) {
       const v = err instanceof DecisionVerificationError ? err : new DecisionVerificationError('invalid', ensureError(err).message);
       log('warn', { reason: v.reason }, 'decision refused');
@@ -546,6 +553,21 @@ export class Host {
     this.#advance(e, b, after.status === 'done' ? 'done' : 'active', to);
     log('debug', { from, to }, 'intent executed');
     return { outcome, committed: this.#commit(e, b.turn()) };
+  }
+
+  /**
+   * Marks a verified decision as used; refuses one used before (`replayed`): a copy answered
+   * again for the same intent while it is still valid, e.g. after a grant was revoked.
+   */
+  #useDecision(decision: Decision, now: number): void {
+    for (const [id, expires] of this.#usedDecisions) {
+      if (expires > now) break; // kept in the order they were used; near enough to expiry order
+      this.#usedDecisions.delete(id);
+    }
+    const key = `${decision.authority} ${decision.id}`;
+    if (this.#usedDecisions.has(key))
+      throw new DecisionVerificationError('replayed', `decision ${decision.id} was used before; a decision is used once`);
+    this.#usedDecisions.set(key, Date.parse(decision.expiresAt));
   }
 
   /** Records a human's refusal of a pending intent. */

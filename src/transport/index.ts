@@ -9,3 +9,5 @@ export type { NodeServiceOptions } from './nats-service.js';
 export { jetStreamVersionWarning } from './server-version.js';
 export { splitNatsCredentials, redactNatsUrls } from './nats-url.js';
 export type { NatsCredentials } from './nats-url.js';
+export { natsConnectOptions, natsAuthIssues, natsAuthFromEnv, NATS_ENV } from './nats-auth.js';
+export type { NatsAuthOptions, NatsAuthNames } from './nats-auth.js';

@@ -13,7 +13,7 @@ import {
   type Subscription as NatsSubscription,
 } from '@nats-io/transport-node';
 import { ClosedError, NoRespondersError, TimeoutError, ensureError } from '../errors.js';
-import { splitNatsCredentials } from './nats-url.js';
+import { natsConnectOptions, type NatsAuthOptions } from './nats-auth.js';
 import {
   isValidPublishSubject,
   isValidSubscribeSubject,
@@ -40,13 +40,13 @@ export interface NatsTransportOptions {
   drainTimeoutMs?: number;
 }
 
-export interface NatsTransportConnectOptions extends Omit<NatsTransportOptions, 'ownsConnection'> {
-  servers: string | string[];
+/**
+ * Servers and authentication ({@link NatsAuthOptions}: user/password, token, nkey seed file,
+ * creds file, TLS, inbox prefix; credentials in the URLs count too) plus connection behaviour.
+ */
+export interface NatsTransportConnectOptions extends Omit<NatsTransportOptions, 'ownsConnection'>, NatsAuthOptions {
   /** Client name shown in the server's connection list. */
   name?: string;
-  token?: string;
-  user?: string;
-  pass?: string;
   /** Reconnect after losing the server (default true, as in nats.js). */
   reconnect?: boolean;
   /** -1 retries forever; nats.js default is 10. */
@@ -101,17 +101,10 @@ export class NatsTransport implements Transport {
   static async connect(opts: NatsTransportConnectOptions): Promise<NatsTransport> {
     // No async stack traces: nats.js would capture two per request (20 % of a busy node's
     // CPU, measured); errors still name the subject and the operation.
-    // Credentials in the URLs (`nats://user:pass@host`, `nats://token@host`) become options;
-    // explicit options win over them.
-    const fromUrls = splitNatsCredentials(opts.servers);
-    const co: NodeConnectionOptions = { servers: fromUrls.servers, noAsyncTraces: true };
+    // Authentication and TLS in one place (nats-auth.ts): credentials in the URLs
+    // (`nats://user:pass@host`, `nats://token@host`), user/password, token, nkey, creds, TLS.
+    const co: NodeConnectionOptions = { ...natsConnectOptions(opts), noAsyncTraces: true };
     if (opts.name !== undefined) co.name = opts.name;
-    const token = opts.token ?? fromUrls.token;
-    const user = opts.user ?? fromUrls.user;
-    const pass = opts.pass ?? fromUrls.pass;
-    if (token !== undefined) co.token = token;
-    if (user !== undefined) co.user = user;
-    if (pass !== undefined) co.pass = pass;
     if (opts.reconnect !== undefined) co.reconnect = opts.reconnect;
     if (opts.maxReconnectAttempts !== undefined) co.maxReconnectAttempts = opts.maxReconnectAttempts;
     if (opts.reconnectTimeWaitMs !== undefined) co.reconnectTimeWait = opts.reconnectTimeWaitMs;

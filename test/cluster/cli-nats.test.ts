@@ -15,7 +15,7 @@ async function until(what: string, check: () => boolean, timeoutMs = 20_000): Pr
 
 /**
  * Every CLI read and operator command with `--nats` against cluster nodes: the same commands
- * as on a data dir, answered by whichever node takes the request (ice.admin.<op>).
+ * as on a data dir, answered by whichever node takes the request (ice.admin.as.<principal>.<op>).
  */
 describe('ice … --nats against cluster nodes', () => {
   let srv: NatsServer;

@@ -14,6 +14,7 @@ interface Service {
   ports?: string[];
   volumes?: string[];
   depends_on?: Record<string, unknown>;
+  environment?: Record<string, string>;
 }
 
 describe('docker-compose.yml', () => {
@@ -54,6 +55,22 @@ describe('docker-compose.yml', () => {
       const natsUrls = args[args.indexOf('--nats') + 1]!.split(',');
       for (const u of natsUrls) expect(Object.keys(services)).toContain(new URL(u).hostname);
       for (const dep of Object.keys(s.depends_on ?? {})) expect(Object.keys(services)).toContain(dep);
+    }
+  });
+
+  it('locks NATS down: every server includes deploy/nats/locked-down.conf, the runtime nodes connect as its node user and run strict', () => {
+    const lockedDown = readFileSync(resolve(root, 'deploy/nats/locked-down.conf'), 'utf8');
+    for (const n of ['nats-1', 'nats-2', 'nats-3']) {
+      const s = services[n]!;
+      expect(s.volumes).toContain('./deploy/nats/locked-down.conf:/etc/nats/locked-down.conf:ro');
+      const confMount = s.volumes!.find((v) => v.endsWith(':/etc/nats/nats.conf:ro'))!;
+      expect(readFileSync(resolve(root, confMount.split(':')[0]!), 'utf8')).toMatch(/^include locked-down\.conf$/m);
+    }
+    for (const [, s] of Object.entries(services).filter(([, s]) => s.build !== undefined)) {
+      const user = s.environment?.NATS_USER;
+      expect(user).toBe('ice-node');
+      expect(lockedDown).toContain(`user: "${user}", password: "${s.environment?.NATS_PASSWORD}"`);
+      if (s.command![0] === 'start') expect(s.command).toContain('--require-principal-subjects');
     }
   });
 });

@@ -1,0 +1,16 @@
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { startNatsServer, startIceProcess } from './dist/src/testing/index.js';
+const s = await startNatsServer({ extraConfig: readFileSync('deploy/nats/locked-down.conf', 'utf8') });
+const dir = mkdtempSync('/tmp/ice-x-');
+const node = await startIceProcess(dir, { command: 'start', args: ['--nats', s.url, '--cluster', '--require-principal-subjects', '--node', 'n1', '--user', 'ice-node'], env: { NATS_PASSWORD: 'change-me-node', ICE_LOG_LEVEL: 'warn' } });
+const ice = (args, env) => { try { return execFileSync(process.execPath, ['dist/src/cli/main.js', ...args, '--nats', s.url], { env: { ...process.env, NO_COLOR: '1', ...env }, encoding: 'utf8' }); } catch (e) { return `rc=${e.status} ${e.stdout}${e.stderr}`; } };
+const alice = { NATS_USER: 'alice', NATS_PASSWORD: 'change-me-alice' };
+console.log(ice(['spawn', 'deployment/web', '--input', '{"service":"web"}', '--as', 'operator:alice'], alice));
+console.log(ice(['grant', 'issue', '--to', 'agent:planner', '--scope', 'deployment/web:*', '--as', 'operator:alice'], alice));
+console.log(ice(['grant', 'ls', '--as', 'operator:alice', '--json'], alice));
+console.log(ice(['propose', 'deployment/web', 'CONFIGURE', '--as', 'agent:planner', '--params', '{"version":"1.0.0","replicas":2}'], { NATS_USER: 'planner', NATS_PASSWORD: 'change-me-planner' }));
+console.log(ice(['journal', 'verify', '--as', 'operator:alice'], alice));
+console.log(node.output());
+console.log(s.log().split('\n').filter((l) => /violation|error/i.test(l)).join('\n'));
+await node.kill('SIGTERM'); await s.stop();
