@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ActorDefinition } from '../host/definition.js';
+import { adminSubject } from '../admin/nats.js';
 import { Subjects, type Outcome } from '../protocol/index.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { exampleActors } from '../../actors/index.js';
@@ -207,6 +208,8 @@ export function ledgerWorkload(actors = 12): ChaosWorkload {
 /** Failures a proposer retries with the same id: the node, the store or the network was not there. */
 const TRANSIENT = /E_NOT_OWNER|E_OWNER_UNREACHABLE|E_OWNERSHIP|E_TIMEOUT|E_COMMIT|E_JOURNAL|E_CONFLICT|E_CLOSED|E_INTERNAL|E_AUTHORITY/;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Who the run's admin requests (spawns, grants, approvals) are recorded as. */
+const OPERATOR = 'operator:chaos';
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const log = opts.log ?? (() => {});
@@ -255,7 +258,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const admin = async (op: string, args: unknown, attempts = 40): Promise<unknown> => {
     for (let attempt = 0; ; attempt++) {
       try {
-        const r = (await client.request(`ice.admin.${op}`, args, { timeoutMs: 5000 })).data as {
+        const r = (await client.request(adminSubject(OPERATOR, op), args, { timeoutMs: 5000 })).data as {
           result?: unknown;
           error?: { code: string; message: string };
         };
@@ -335,7 +338,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           try {
             const waiting = (await admin('approvals', {}, 0)) as Array<{ intentId: string }>;
             for (const w of waiting) {
-              await admin('approve', { intentId: w.intentId, by: 'human:chaos-approver' }, 0).then(
+              await admin('approve', { intentId: w.intentId }, 0).then(
                 () => approved++,
                 () => {},
               );
@@ -352,11 +355,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           await sleep(3000);
           if (!accepting) break;
           try {
-            await admin(
-              'grant.revoke',
-              { id: `g-${p.slice(6)}-${round - 1}`, by: 'operator:chaos', reason: 'chaos: revoke and reissue' },
-              10,
-            );
+            await admin('grant.revoke', { id: `g-${p.slice(6)}-${round - 1}`, reason: 'chaos: revoke and reissue' }, 10);
             grantsRevoked++;
             await sleep(1000);
           } catch {
