@@ -15,6 +15,13 @@ export { ActorStatus, SnapshotRecordSchema } from './snapshot.js';
 export type { SnapshotRecord } from './snapshot.js';
 export { OutcomeSchema, IssueSchema } from './outcome.js';
 export type { Outcome, OutcomeStatus, Issue } from './outcome.js';
-export { Subjects, addressFromIntentSubject, principalToken, principalFromSubject } from './subjects.js';
+export {
+  Subjects,
+  addressFromIntentSubject,
+  parseIntentSubject,
+  principalToken,
+  principalFromSubject,
+  type IntentSubject,
+} from './subjects.js';
 export { chainFact, checkChain, factBodyText } from './chain.js';
 export type { ChainCursor } from './chain.js';
