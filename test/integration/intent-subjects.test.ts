@@ -14,6 +14,7 @@ import {
 } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime, OutcomeSchema, PermissionDeniedError, type Outcome, type Runtime } from '../../src/index.js';
+import { connect } from '../../src/client/index.js';
 import { EmbeddedTransport, NatsTransport, type Transport } from '../../src/transport/index.js';
 import { startNatsServer, type NatsServer } from '../helpers/nats-server.js';
 import { iid, tempDir, until } from '../helpers/runtime.js';
@@ -313,6 +314,20 @@ authorization {
       expect((err as Error).message).toMatch(/Permissions Violation for Publish to "ice\.as\.agent:admin\.deployment\.web"/);
     } finally {
       await t.close();
+    }
+    const ice = await connect({ servers: server.url, user: 'planner', pass: 'p' });
+    try {
+      const t0 = performance.now();
+      const err = await ice
+        .propose(
+          { proposer: 'agent:admin', target: 'deployment/web', action: 'CONFIGURE', params: { version: '1.0.0', replicas: 1 } },
+          { timeoutMs: 5000, retries: 3 },
+        )
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PermissionDeniedError);
+      expect(performance.now() - t0).toBeLessThan(1000); // not retried, not waited for
+    } finally {
+      await ice.close();
     }
   });
 });
