@@ -167,11 +167,10 @@ export function principalFromSubject(subject: string): string | undefined {
   return p.ok ? p.principal : undefined;
 }
 
+/** The target a `ice.intent.<kind>.<id>` subject names, or undefined (see {@link parseIntentSubject}). */
 export function addressFromIntentSubject(subject: string): ActorAddress | undefined {
-  const parts = subject.split('.');
-  if (parts.length !== 4) return undefined;
-  const a = `${parts[2]}/${parts[3]}`;
-  return isAddress(a) ? a : undefined;
+  const p = parseIntentSubject(subject);
+  return p.ok && p.principal === undefined ? p.target : undefined;
 }
 
 export { splitAddress };
