@@ -1,7 +1,8 @@
 /**
  * Property-based fuzzing of the other doors of a runtime serving over a real nats-server
  * (max_payload 64 KiB), in both modes (embedded: SQLite; cluster: JetStream): the authority
- * (`ice.authority.decide`), the admin subjects as a black box (`ice.admin.<op>`,
+ * (`ice.authority.decide`), the node forwards (`ice.node.<node>.intent`, cluster mode: every message
+ * `rejected`), the admin subjects as a black box (`ice.admin.<op>`,
  * `ice.node.<node>.admin.<op>`), and the runtime API that takes untrusted input
  * (`rt.grants.issue`, `rt.approvals.approve/deny`). FUZZ_MESSAGES generated messages per door.
  *
@@ -30,10 +31,19 @@ import {
   type DoorCount,
   type RawMsg,
 } from '../helpers/fuzz.js';
-import { describeMsg, expectNothingChanged, startFuzzNode, stateOf, typedError, type FuzzNode, type State } from '../helpers/fuzz-node.js';
+import {
+  describeMsg,
+  expectNothingChanged,
+  outcomeStatus,
+  startFuzzNode,
+  stateOf,
+  typedError,
+  type FuzzNode,
+  type State,
+} from '../helpers/fuzz-node.js';
 import { MODES } from '../helpers/runtime.js';
 
-describe.each(MODES)('fuzzing the authority, admin and API doors (%s)', (mode) => {
+describe.each(MODES)('fuzzing the authority, node-forward, admin and API doors (%s)', (mode) => {
   let node: FuzzNode;
   let rt: Runtime;
   let before: State;
@@ -69,6 +79,24 @@ describe.each(MODES)('fuzzing the authority, admin and API doors (%s)', (mode) =
       describe: describeMsg,
     });
     counts.push(c);
+  });
+
+  it.skipIf(mode !== 'cluster')('ice.node.<node>.intent (forwards): every message rejected', async () => {
+    const c = await fuzzDoor({
+      door: 'ice.node.<node>.intent',
+      arb: fc.oneof(
+        {
+          weight: 3,
+          arbitrary: badIntentBody.map((b) => rawMsg('ice.node.fz.intent', enc.encode(b.text), b.what)),
+        },
+        { weight: 1, arbitrary: rawPayload.map((p) => rawMsg('ice.node.fz.intent', p.bytes, p.what)) },
+      ),
+      send: request,
+      classify: outcomeStatus,
+      describe: describeMsg,
+    });
+    counts.push(c);
+    expect(c.rejected).toBe(c.messages);
   });
 
   it('ice.admin.<op> and ice.node.<node>.admin.<op> (black box): every request answered with { result } or { error: { code, message } }', async () => {

@@ -9,7 +9,7 @@
  * afterwards nothing changed (actors, chains, grants), the only facts added are
  * `intent.rejected`, the journal verifies and a valid intent executes.
  *
- * The other doors are in fuzz-doors-ops.test.ts, raw bytes against a runtime process in
+ * Node forwards (`ice.node.<node>.intent`) and the other doors are in fuzz-doors-ops.test.ts, raw bytes against a runtime process in
  * fuzz-raw-bytes.test.ts. Seed: ICE_FUZZ_SEED (printed); messages per door: ICE_FUZZ_MESSAGES.
  */
 import fc from 'fast-check';
@@ -91,24 +91,6 @@ describe.each(MODES)('fuzzing the intent doors (%s)', (mode) => {
     const c = await fuzzDoor({
       door: 'ice.intent.<kind>.<id>',
       arb: intentDoor(intentSubject, (b) => `ice.intent.${b.target.replace('/', '.')}`),
-      send: request,
-      classify: outcomeStatus,
-      describe: describeMsg,
-    });
-    counts.push(c);
-    expect(c.rejected).toBe(c.messages);
-  });
-
-  it.skipIf(mode !== 'cluster')('ice.node.<node>.intent (forwards): every message rejected', async () => {
-    const c = await fuzzDoor({
-      door: 'ice.node.<node>.intent',
-      arb: fc.oneof(
-        {
-          weight: 3,
-          arbitrary: badIntentBody.map((b) => rawMsg('ice.node.fz.intent', enc.encode(b.text), b.what)),
-        },
-        { weight: 1, arbitrary: rawPayload.map((p) => rawMsg('ice.node.fz.intent', p.bytes, p.what)) },
-      ),
       send: request,
       classify: outcomeStatus,
       describe: describeMsg,
