@@ -123,6 +123,20 @@ export class NoRespondersError extends IceError {
   }
 }
 
+/**
+ * The NATS server refused to let this connection publish on `subject` (`-ERR 'Permissions
+ * Violation for Publish to "<subject>"'`). Nothing was delivered: no runtime saw the request.
+ * Not worth retrying unchanged; the connection's permissions or the subject are wrong.
+ */
+export class PermissionDeniedError extends IceError {
+  override name = 'PermissionDeniedError';
+  readonly subject: string;
+  constructor(subject: string, serverMessage: string, options?: { cause?: unknown }) {
+    super('E_PERMISSION', `the NATS server refused to publish on ${subject}: ${serverMessage}`, ErrorAction.terminal, options);
+    this.subject = subject;
+  }
+}
+
 export class ClosedError extends IceError {
   override name = 'ClosedError';
   constructor(what: string) {

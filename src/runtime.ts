@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
+import { z } from 'zod';
 import { exampleActors } from '../actors/index.js';
 import {
   ConfigError,
@@ -13,6 +14,7 @@ import {
 import {
   DEFAULT_LIMITS,
   FactType,
+  IdSchema,
   Origin,
   PrincipalSchema,
   Subjects,
@@ -34,6 +36,7 @@ import {
   GrantBook,
   LocalTrust,
   validateIntent,
+  zodIssues,
   type EnsureGrantRequest,
   type PolicyRule,
 } from './authority/index.js';
@@ -493,6 +496,13 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       return r.outcome;
     };
 
+    /** A human's decision on a pending intent, checked before anything is looked up (callers may pass anything). */
+    const settleArgs = <S extends z.ZodType>(schema: S, args: unknown, what: string): z.output<S> => {
+      const p = schema.safeParse(args);
+      if (!p.success) throw new ValidationError(`invalid ${what} arguments`, zodIssues(p.error));
+      return p.data;
+    };
+
     let stopped = false;
     const runtime: Runtime = {
       node,
@@ -540,8 +550,14 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       },
       approvals: {
         list: async () => (await store.pending()) as unknown as PendingApproval[],
-        approve: (intentId, by, note) => settle(intentId, { approve: { by, ...(note ? { note } : {}) } }),
-        deny: (intentId, by, reason) => settle(intentId, { deny: { by, reason } }),
+        approve: async (intentId, by, note) => {
+          const a = settleArgs(ApproveArgs, { intentId, by, ...(note !== undefined ? { note } : {}) }, 'approve');
+          return settle(a.intentId, { approve: { by: a.by, ...(a.note ? { note: a.note } : {}) } });
+        },
+        deny: async (intentId, by, reason) => {
+          const a = settleArgs(DenyArgs, { intentId, by, reason }, 'deny');
+          return settle(a.intentId, { deny: { by: a.by, reason: a.reason } });
+        },
       },
       journal: reader,
       advertiseAdmin: (adminUrl, adminToken) => lock?.writeOwner({ ...owner, adminUrl, adminToken }),
@@ -574,6 +590,13 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     throw e;
   }
 }
+
+const ApproveArgs = z.strictObject({
+  intentId: IdSchema,
+  by: z.string().min(1).max(200),
+  note: z.string().max(4000).optional(),
+});
+const DenyArgs = z.strictObject({ intentId: IdSchema, by: z.string().min(1).max(200), reason: z.string().min(1).max(4000) });
 
 /** A node's own subjects (closed to clients by NATS permissions): `ice.node.<node>.<what>`. */
 export const nodeSubject = (node: string, what: string): string => `ice.node.${node}.${what}`;

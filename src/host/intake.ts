@@ -3,7 +3,7 @@ import {
   FactType,
   Origin,
   Subjects,
-  principalFromSubject,
+  parseIntentSubject,
   type Decision,
   type Intent,
   type JsonLimits,
@@ -87,12 +87,18 @@ export class Intake {
    */
   async handle(raw: unknown, subject?: string, opts: { forwarded?: boolean } = {}): Promise<Outcome> {
     const v = validateIntent(raw, this.#o.registry, this.#o.limits);
+    if (subject !== undefined) {
+      // Every request on an intent subject is answered, a malformed subject included (a
+      // client told to retry on no responders would otherwise retry forever).
+      const issue = this.#subjectIssue(v.ok ? v.intent : undefined, subject);
+      if (issue) {
+        const id = v.ok ? v.intent.id : v.intentId;
+        const target = v.ok ? v.intent.target : v.target;
+        return this.#reject(v.ok ? [issue] : [issue, ...v.issues], id, target);
+      }
+    }
     if (!v.ok) return this.#reject(v.issues, v.intentId, v.target);
     const { intent, digest } = v;
-    if (subject !== undefined) {
-      const issue = this.#subjectIssue(intent, subject);
-      if (issue) return this.#reject([issue], intent.id, intent.target);
-    }
 
     const inflight = this.#inflight.get(intent.id);
     if (inflight) {
@@ -111,15 +117,37 @@ export class Intake {
     }
   }
 
-  #subjectIssue(intent: Intent, subject: string): IssueDetail | undefined {
-    const principal = principalFromSubject(subject);
-    const expected = principal !== undefined ? Subjects.intentAs(principal, intent.target) : Subjects.intent(intent.target);
-    if (subject !== expected) {
+  /**
+   * What is wrong with the subject an intent arrived on, given its body (`intent`, when the
+   * body is a valid intent): the subject itself (token count, principal encoding, target
+   * tokens), or how it fits the body. `expected` is the exact subject to use when the body
+   * says which.
+   */
+  #subjectIssue(intent: Intent | undefined, subject: string): IssueDetail | undefined {
+    const parsed = parseIntentSubject(subject);
+    if (!parsed.ok) {
+      const p = parsed.issue;
+      // `Subjects.intent(t)` of a `t` that is no address: the body's own target issue says it.
+      if (!intent && p.code === 'subject_target' && subject.endsWith(INVALID_TARGET_TOKENS)) return undefined;
+      if (!intent) return p;
+      const use =
+        parsed.principalBound || this.#o.requirePrincipalSubject
+          ? Subjects.intentAs(intent.proposer, intent.target)
+          : Subjects.intent(intent.target);
+      return { ...p, expected: use };
+    }
+    // Without a valid body only the subject itself can be judged; the body's issues follow.
+    if (!intent) return undefined;
+    const { principal, target } = parsed;
+    if (target !== intent.target) {
       return {
         path: 'target',
         code: 'subject_mismatch',
         message: `intent for ${intent.target} arrived on ${subject}`,
-        expected: `subject ${expected}`,
+        expected:
+          principal !== undefined || this.#o.requirePrincipalSubject
+            ? Subjects.intentAs(principal ?? intent.proposer, intent.target)
+            : Subjects.intent(intent.target),
       };
     }
     if (principal !== undefined && principal !== intent.proposer) {
@@ -135,7 +163,7 @@ export class Intake {
         path: 'proposer',
         code: 'unauthenticated_subject',
         message: 'this node accepts intents only on principal-bound subjects',
-        expected: `subject ${Subjects.intentAs(intent.proposer, intent.target)}`,
+        expected: Subjects.intentAs(intent.proposer, intent.target),
       };
     }
     return undefined;
@@ -213,6 +241,8 @@ export class Intake {
     );
   }
 }
+
+const INVALID_TARGET_TOKENS = '._invalid._';
 
 /** A timeout of the messaging or storage layer (nats.js names its errors `TimeoutError`). */
 function isTimeout(err: Error): boolean {

@@ -38,6 +38,13 @@ export const GrantSchema = z.strictObject({
 });
 export type Grant = z.infer<typeof GrantSchema>;
 
+/**
+ * The longest `ttlMs`: 3650 days, as the CLI's `--ttl`. A longer one named an instant past
+ * what a Date holds (year 275760: `toISOString` threw a RangeError) or a six-digit year that
+ * no ISO 8601 reader of the grant takes.
+ */
+export const MAX_GRANT_TTL_MS = 3650 * 86_400_000;
+
 /** What an operator supplies to issue a grant. */
 export const GrantRequestSchema = z.strictObject({
   id: IdSchema.optional(),
@@ -46,7 +53,7 @@ export const GrantRequestSchema = z.strictObject({
   runId: IdSchema.optional(),
   /** Absolute expiry, or `ttlMs` from now; neither means no expiry. */
   expiresAt: z.iso.datetime().optional(),
-  ttlMs: z.int().positive().optional(),
+  ttlMs: z.int().positive().max(MAX_GRANT_TTL_MS).optional(),
   maxUses: z.int().positive().optional(),
   by: z.string().min(1).max(200).default('operator'),
   note: z.string().max(1000).optional(),

@@ -5,7 +5,7 @@ export { DEFAULT_LIMITS, checkJsonShape, parseJsonBounded, jsonByteLength } from
 export type { JsonLimits } from './limits.js';
 export { PROTOCOL_VERSION, IdSchema, PrincipalSchema, ActionSchema, ParamsSchema, IntentSchema, intentDigest } from './intent.js';
 export type { Intent, IntentInput } from './intent.js';
-export { ScopeSchema, SubjectPatternSchema, GrantSchema, GrantRequestSchema } from './grant.js';
+export { ScopeSchema, SubjectPatternSchema, GrantSchema, GrantRequestSchema, MAX_GRANT_TTL_MS } from './grant.js';
 export type { Grant, GrantRequest } from './grant.js';
 export { Verdict, ReasonSchema, DecisionSchema } from './decision.js';
 export type { Decision, UnsignedDecision, Reason } from './decision.js';
@@ -15,6 +15,13 @@ export { ActorStatus, SnapshotRecordSchema } from './snapshot.js';
 export type { SnapshotRecord } from './snapshot.js';
 export { OutcomeSchema, IssueSchema } from './outcome.js';
 export type { Outcome, OutcomeStatus, Issue } from './outcome.js';
-export { Subjects, addressFromIntentSubject, principalToken, principalFromSubject } from './subjects.js';
+export {
+  Subjects,
+  addressFromIntentSubject,
+  parseIntentSubject,
+  principalToken,
+  principalFromSubject,
+  type IntentSubject,
+} from './subjects.js';
 export { chainFact, checkChain, factBodyText } from './chain.js';
 export type { ChainCursor } from './chain.js';

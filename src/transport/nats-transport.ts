@@ -2,6 +2,7 @@ import {
   ClosedConnectionError as NatsClosedConnectionError,
   DrainingConnectionError as NatsDrainingConnectionError,
   NoRespondersError as NatsNoRespondersError,
+  PermissionViolationError as NatsPermissionViolationError,
   RequestError as NatsRequestError,
   TimeoutError as NatsTimeoutError,
   connect,
@@ -12,7 +13,7 @@ import {
   type NodeConnectionOptions,
   type Subscription as NatsSubscription,
 } from '@nats-io/transport-node';
-import { ClosedError, NoRespondersError, TimeoutError, ensureError } from '../errors.js';
+import { ClosedError, NoRespondersError, PermissionDeniedError, TimeoutError, ensureError } from '../errors.js';
 import { natsConnectOptions, type NatsAuthOptions } from './nats-auth.js';
 import {
   isValidPublishSubject,
@@ -316,6 +317,11 @@ export class NatsTransport implements Transport {
     if (e instanceof NatsRequestError) {
       if (e.isNoResponders()) return new NoRespondersError(subject);
       if (e.cause instanceof NatsTimeoutError) return new TimeoutError(subject, timeoutMs);
+      // nats.js v3 rejects the request whose subject the server's -ERR names with a
+      // RequestError caused by a PermissionViolationError (operation "publish"), at once.
+      if (e.cause instanceof NatsPermissionViolationError && e.cause.operation === 'publish') {
+        return new PermissionDeniedError(subject, e.cause.message, { cause: e });
+      }
       // the connection closed with the request in flight ("connection closed")
       if (this.#closed || this.#nc.isClosed()) return new ClosedError('transport');
     }

@@ -15,6 +15,9 @@ import {
   SubjectPatternSchema,
   Subjects,
   addressFromIntentSubject,
+  parseIntentSubject,
+  principalFromSubject,
+  principalToken,
   canonicalJson,
   checkJsonShape,
   intentDigest,
@@ -452,5 +455,44 @@ describe('addresses and subjects', () => {
     expect(addressFromIntentSubject('ice.intent.a.b.c')).toBeUndefined();
     expect(Subjects.fact()).toBe('ice.fact._runtime._');
     expect(Subjects.fact('run/r')).toBe('ice.fact.run.r');
+  });
+
+  it('parses intent subjects with one parser: canonical principal tokens only, every mistake named', () => {
+    expect(parseIntentSubject('ice.as.agent:planner.deployment.web')).toEqual({
+      ok: true,
+      principal: 'agent:planner',
+      target: 'deployment/web',
+    });
+    expect(parseIntentSubject('ice.intent.deployment.web')).toEqual({ ok: true, principal: undefined, target: 'deployment/web' });
+    for (const p of ['agent:a.b', 'svc:x@y.z', 'human:alice']) {
+      const subject = Subjects.intentAs(p, 'run/r-1');
+      expect(parseIntentSubject(subject)).toEqual({ ok: true, principal: p, target: 'run/r-1' });
+      expect(principalFromSubject(subject)).toBe(p);
+    }
+    expect(principalToken('agent:a.b')).toBe('agent:a%2Eb');
+    const bad: Array<[string, string, string]> = [
+      ['ice.as.agent%3Aplanner.deployment.web', 'principal', 'principal_encoding'],
+      ['ice.as.agent:a%2eb.deployment.web', 'principal', 'principal_encoding'],
+      ['ice.as.agent:a%.deployment.web', 'principal', 'principal_encoding'],
+      ['ice.as.agent:a%2.deployment.web', 'principal', 'principal_encoding'],
+      ['ice.as.agent:a%252Eb.deployment.web', 'principal', 'principal_invalid'],
+      ['ice.as.planner.deployment.web', 'principal', 'principal_invalid'],
+      ['ice.as.agent:x.deployment', 'subject', 'subject_tokens'],
+      ['ice.as.agent:x.deployment.web.extra', 'subject', 'subject_tokens'],
+      ['ice.as.agent:x', 'subject', 'subject_tokens'],
+      ['ice.intent.deployment', 'subject', 'subject_tokens'],
+      ['ice.intent.deployment.web.x', 'subject', 'subject_tokens'],
+      ['ice.as.agent:x.Deployment.web', 'target', 'subject_target'],
+      ['ice.intent.deployment.-web', 'target', 'subject_target'],
+      ['ice.fact.deployment.web', 'subject', 'subject_prefix'],
+    ];
+    for (const [subject, path, code] of bad) {
+      const r = parseIntentSubject(subject);
+      expect(r.ok, subject).toBe(false);
+      if (r.ok) continue;
+      expect(r.issue, subject).toMatchObject({ path, code });
+      expect(r.issue.expected, subject).toBeTypeOf('string');
+      expect(principalFromSubject(subject), subject).toBeUndefined();
+    }
   });
 });
