@@ -6,10 +6,10 @@
  * the journal verifies; a valid intent still executes).
  */
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { createRuntime, OutcomeSchema, type Runtime } from '../../src/index.js';
 import { NatsTransport } from '../../src/transport/index.js';
-import { isPlainObject, LIVE, type DoorCount, type RawMsg } from './fuzz.js';
+import { FUZZ_SEED, isPlainObject, LIVE, printCounts, type DoorCount, type RawMsg } from './fuzz.js';
 import { startNatsServer, type NatsServer } from './nats-server.js';
 import { tempDir, type Mode } from './runtime.js';
 
@@ -23,6 +23,44 @@ export interface FuzzNode {
   /** Sends a raw message as a request; the answer parsed as JSON (else `{ notJson }`). */
   request(m: RawMsg): Promise<unknown>;
   close(): Promise<void>;
+}
+
+export interface FuzzSuite {
+  readonly rt: Runtime;
+  /** The actors, grants and facts before the first message. */
+  readonly before: State;
+  /** Each door's counts, printed after the suite. */
+  readonly counts: DoorCount[];
+  request(m: RawMsg): Promise<unknown>;
+}
+
+/**
+ * A describe block's fuzz node: started (and the state before taken) before its tests, its
+ * per-door counts printed and the node closed after them.
+ */
+export function fuzzSuite(mode: Mode, label: string): FuzzSuite {
+  let node: FuzzNode | undefined;
+  let before: State | undefined;
+  const counts: DoorCount[] = [];
+  beforeAll(async () => {
+    node = await startFuzzNode(mode);
+    before = await stateOf(node.rt);
+    console.log(`fuzz seed ${FUZZ_SEED} (${mode}); replay with ICE_FUZZ_SEED=${FUZZ_SEED}`);
+  }, 60_000);
+  afterAll(async () => {
+    printCounts(`${label} (${mode})`, counts);
+    await node?.close();
+  });
+  return {
+    get rt() {
+      return node!.rt;
+    },
+    get before() {
+      return before!;
+    },
+    counts,
+    request: (m) => node!.request(m),
+  };
 }
 
 export async function startFuzzNode(mode: Mode): Promise<FuzzNode> {

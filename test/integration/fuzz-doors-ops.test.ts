@@ -4,7 +4,7 @@
  * (`ice.authority.decide`), the node forwards (`ice.node.<node>.intent`, cluster mode: every message
  * `rejected`), the admin subjects as a black box (`ice.admin.<op>`,
  * `ice.node.<node>.admin.<op>`), and the runtime API that takes untrusted input
- * (`rt.grants.issue`, `rt.approvals.approve/deny`). FUZZ_MESSAGES generated messages per door.
+ * (`suite.rt.grants.issue`, `suite.rt.approvals.approve/deny`). FUZZ_MESSAGES generated messages per door.
  *
  * Properties: every request is answered within a bounded wait with a typed answer
  * (`{ error: { code, message } }`, or a decision / a result for a well-formed request; the API
@@ -13,54 +13,16 @@
  * intent executes.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ADMIN_OPS } from '../../src/admin/ops.js';
-import { IceError, type Runtime } from '../../src/index.js';
-import {
-  FUZZ_SEED,
-  badIntentBody,
-  enc,
-  fuzzDoor,
-  garbageArgs,
-  isPlainObject,
-  printCounts,
-  rawMsg,
-  rawPayload,
-  short,
-  token,
-  type DoorCount,
-  type RawMsg,
-} from '../helpers/fuzz.js';
-import {
-  describeMsg,
-  expectNothingChanged,
-  outcomeStatus,
-  startFuzzNode,
-  stateOf,
-  typedError,
-  type FuzzNode,
-  type State,
-} from '../helpers/fuzz-node.js';
+import { IceError } from '../../src/index.js';
+import { badIntentBody, enc, fuzzDoor, garbageArgs, isPlainObject, rawMsg, rawPayload, short, token } from '../helpers/fuzz.js';
+import { describeMsg, expectNothingChanged, fuzzSuite, outcomeStatus, typedError } from '../helpers/fuzz-node.js';
 import { MODES } from '../helpers/runtime.js';
 
 describe.each(MODES)('fuzzing the authority, node-forward, admin and API doors (%s)', (mode) => {
-  let node: FuzzNode;
-  let rt: Runtime;
-  let before: State;
-  const counts: DoorCount[] = [];
-  const request = (m: RawMsg) => node.request(m);
-
-  beforeAll(async () => {
-    node = await startFuzzNode(mode);
-    rt = node.rt;
-    before = await stateOf(rt);
-    console.log(`fuzz seed ${FUZZ_SEED} (${mode}); replay with ICE_FUZZ_SEED=${FUZZ_SEED}`);
-  }, 60_000);
-
-  afterAll(async () => {
-    printCounts(`other doors (${mode})`, counts);
-    await node?.close();
-  });
+  const suite = fuzzSuite(mode, 'other doors');
+  const { counts, request } = suite;
 
   it('ice.authority.decide: malformed decide requests get { error } (a well-formed one for a ghost actor a decision)', async () => {
     const decideBody = fc.oneof(
@@ -127,7 +89,7 @@ describe.each(MODES)('fuzzing the authority, node-forward, admin and API doors (
   const classifyThrown = (r: unknown) =>
     isPlainObject(r) && 'iceError' in r ? 'typed' : isPlainObject(r) && 'resolved' in r ? 'resolved' : `untyped error ${short(r, 200)}`;
 
-  it('rt.grants.issue(garbage): every call throws a typed error, no grant is issued', async () => {
+  it('suite.rt.grants.issue(garbage): every call throws a typed error, no grant is issued', async () => {
     const valid = { subject: 'agent:fz', scope: 'deployment/web:CONFIGURE' };
     const bad: Array<[string, unknown[]]> = [
       ['subject', [123, '', 'nocolon', null, 'agent:a b', ['agent:x']]],
@@ -154,27 +116,29 @@ describe.each(MODES)('fuzzing the authority, node-forward, admin and API doors (
       { weight: 1, arbitrary: fc.anything({ maxDepth: 3 }).filter((v) => !(isPlainObject(v) && typeof v['subject'] === 'string')) },
     );
     const c = await fuzzDoor({
-      door: 'rt.grants.issue',
+      door: 'suite.rt.grants.issue',
       arb: req,
-      send: (r) => thrown(() => rt.grants.issue(r as never)),
+      send: (r) => thrown(() => suite.rt.grants.issue(r as never)),
       classify: (r) => (classifyThrown(r) === 'resolved' ? `issued a grant ${short(r, 300)}` : classifyThrown(r)),
       describe: (r) => short(r, 300),
     });
     counts.push(c);
-    expect(rt.grants.list().map((g) => g.id)).toEqual(['g-fuzz']);
+    expect(suite.rt.grants.list().map((g) => g.id)).toEqual(['g-fuzz']);
   });
 
-  it('rt.approvals.approve / deny(garbage): every call throws a typed error', async () => {
+  it('suite.rt.approvals.approve / deny(garbage): every call throws a typed error', async () => {
     const arg = fc.oneof(
       fc.constantFrom<unknown>(undefined, null, '', 'i-none', 5, {}, [], { id: 'x' }, 'a.b', 'x'.repeat(5000)),
       fc.anything({ maxDepth: 2 }),
     );
     const c = await fuzzDoor({
-      door: 'rt.approvals.approve/deny',
+      door: 'suite.rt.approvals.approve/deny',
       arb: fc.tuple(fc.boolean(), arg, arg, arg),
       send: ([approve, id, by, x]) =>
         thrown(() =>
-          approve ? rt.approvals.approve(id as never, by as never, x as never) : rt.approvals.deny(id as never, by as never, x as never),
+          approve
+            ? suite.rt.approvals.approve(id as never, by as never, x as never)
+            : suite.rt.approvals.deny(id as never, by as never, x as never),
         ),
       classify: (r) => (classifyThrown(r) === 'resolved' ? `settled ${short(r, 300)}` : classifyThrown(r)),
       describe: (m) => short(m, 300),
@@ -183,6 +147,6 @@ describe.each(MODES)('fuzzing the authority, node-forward, admin and API doors (
   });
 
   it('afterwards: no actor changed, no grant changed, only intent.rejected facts were added, and a valid intent still executes', async () => {
-    await expectNothingChanged(rt, before, counts, `other doors ${mode}`);
+    await expectNothingChanged(suite.rt, suite.before, counts, `other doors ${mode}`);
   });
 });

@@ -13,30 +13,9 @@
  * fuzz-raw-bytes.test.ts. Seed: ICE_FUZZ_SEED (printed); messages per door: ICE_FUZZ_MESSAGES.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Runtime } from '../../src/index.js';
-import {
-  FUZZ_SEED,
-  asSubject,
-  badIntentBody,
-  enc,
-  fuzzDoor,
-  intentSubject,
-  printCounts,
-  rawMsg,
-  rawPayload,
-  type DoorCount,
-  type RawMsg,
-} from '../helpers/fuzz.js';
-import {
-  describeMsg,
-  expectNothingChanged,
-  outcomeStatus,
-  startFuzzNode,
-  stateOf,
-  type FuzzNode,
-  type State,
-} from '../helpers/fuzz-node.js';
+import { describe, expect, it } from 'vitest';
+import { asSubject, badIntentBody, enc, fuzzDoor, intentSubject, rawMsg, rawPayload } from '../helpers/fuzz.js';
+import { describeMsg, expectNothingChanged, fuzzSuite, outcomeStatus } from '../helpers/fuzz-node.js';
 import { MODES } from '../helpers/runtime.js';
 
 const encodePrincipal = (p: string) => p.replaceAll('%', '%25').replaceAll('.', '%2E');
@@ -57,23 +36,8 @@ const intentDoor = (subjects: fc.Arbitrary<string>, fitting: (b: { proposer: str
   );
 
 describe.each(MODES)('fuzzing the intent doors (%s)', (mode) => {
-  let node: FuzzNode;
-  let rt: Runtime;
-  let before: State;
-  const counts: DoorCount[] = [];
-  const request = (m: RawMsg) => node.request(m);
-
-  beforeAll(async () => {
-    node = await startFuzzNode(mode);
-    rt = node.rt;
-    before = await stateOf(rt);
-    console.log(`fuzz seed ${FUZZ_SEED} (${mode}); replay with ICE_FUZZ_SEED=${FUZZ_SEED}`);
-  }, 60_000);
-
-  afterAll(async () => {
-    printCounts(`intent doors (${mode})`, counts);
-    await node?.close();
-  });
+  const suite = fuzzSuite(mode, 'intent doors');
+  const { counts, request } = suite;
 
   it('ice.as.<principal>.<kind>.<id>: every message rejected', async () => {
     const c = await fuzzDoor({
@@ -100,6 +64,6 @@ describe.each(MODES)('fuzzing the intent doors (%s)', (mode) => {
   });
 
   it('afterwards: no actor changed, no grant changed, only intent.rejected facts were added, and a valid intent still executes', async () => {
-    await expectNothingChanged(rt, before, counts, `intent doors ${mode}`);
+    await expectNothingChanged(suite.rt, suite.before, counts, `intent doors ${mode}`);
   });
 });
