@@ -425,6 +425,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       acknowledged: acked,
     });
     const evidence = await gatherEvidence(source, invariants.violations);
+    if (nats && (invariants.violations.length > 0 || failures.length > 0)) {
+      // replicas that hold different histories point at the servers, one history at the writers
+      for (const r of await nats.streamStates())
+        if (r.stream === 'ICE_JOURNAL')
+          evidence.push(`${r.stream} on ${r.server} (leader ${r.leader}): ${r.messages} messages, last seq ${r.lastSeq}`);
+    }
     const violations = [
       ...failures,
       ...invariants.violations,

@@ -70,6 +70,8 @@ export interface NatsCluster {
    * partition may answer reads until it learns it was).
    */
   settled(timeoutMs?: number): Promise<void>;
+  /** What each server holds of each stream (from its monitoring port): to tell diverged replicas apart. */
+  streamStates(): Promise<Array<{ server: string; stream: string; leader: string; messages: number; lastSeq: number }>>;
   stopAll(): Promise<void>;
 }
 
@@ -508,6 +510,7 @@ export async function startNatsCluster(n = 3, opts: StartNatsClusterOptions = {}
           for (const p of proxies) p.proxy.heal();
         },
         settled: (timeoutMs = 60_000) => waitForSettledStreams(servers, timeoutMs),
+        streamStates: () => streamStatesOf(servers),
         stopAll,
       };
     } catch (e) {
@@ -521,8 +524,27 @@ export async function startNatsCluster(n = 3, opts: StartNatsClusterOptions = {}
 
 interface JszStreams {
   account_details?: Array<{
-    stream_detail?: Array<{ name: string; cluster?: { leader?: string } }>;
+    stream_detail?: Array<{ name: string; cluster?: { leader?: string }; state?: { messages?: number; last_seq?: number } }>;
   }>;
+}
+
+async function streamStatesOf(
+  servers: NatsServerProcess[],
+): Promise<Array<{ server: string; stream: string; leader: string; messages: number; lastSeq: number }>> {
+  const out: Array<{ server: string; stream: string; leader: string; messages: number; lastSeq: number }> = [];
+  for (const s of servers) {
+    const v = (await httpJson(`${s.monitorUrl}/jsz?accounts=true&streams=true`).catch(() => ({ body: {} }))).body as JszStreams;
+    for (const a of v.account_details ?? [])
+      for (const st of a.stream_detail ?? [])
+        out.push({
+          server: s.serverName,
+          stream: st.name,
+          leader: st.cluster?.leader ?? '',
+          messages: st.state?.messages ?? 0,
+          lastSeq: st.state?.last_seq ?? 0,
+        });
+  }
+  return out;
 }
 
 async function waitForSettledStreams(servers: NatsServerProcess[], timeoutMs: number): Promise<void> {
