@@ -554,7 +554,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         // its outcome (failed, E_TRANSITION_THREW) is checked like any other: no transition
         try {
           const o = (await client.request(Subjects.intentAs(b.proposer, b.target), b, { timeoutMs: 4000 })).data as Outcome;
-          log(`  ${a} crashed: ${o.status}${o.status === 'failed' ? ` ${o.error.code}` : ''}`);
+          log(`  ${a} crashed: ${o.status}${o.status === 'failed' ? ` ${o.error.code} ${o.error.message.slice(0, 200)}` : ''}`);
         } catch {
           // not answered in time: the journal still says what happened
         }
