@@ -306,7 +306,8 @@ class NatsServerProcess implements NatsServer {
         liveChildren.delete(child);
         resolve();
       };
-      child.once('exit', (code, signal) => finish(signal ? `signal ${signal}` : `exit code ${code}`));
+      // 'close', not 'exit': its output is read to the end first, so a failure shows the server's log
+      child.once('close', (code, signal) => finish(signal ? `signal ${signal}` : `exit code ${code}`));
       child.once('error', (err) => finish(`spawn error: ${err.message}`));
     });
     const exited = this.#exited;
@@ -462,8 +463,10 @@ export async function startNatsCluster(n = 3, opts: StartNatsClusterOptions = {}
   const bin = opts.bin ?? resolveNatsServerBin();
   const formTimeoutMs = opts.formTimeoutMs ?? 30_000;
   for (let attempt = 1; ; attempt++) {
-    const ports = await freePorts(3 * n);
-    const clusterPorts = ports.slice(2 * n);
+    // the proxies' ports are picked with the servers', so no proxy takes a port a server was given
+    const ports = await freePorts(3 * n + (opts.proxiedRoutes ? n * (n - 1) : 0));
+    const clusterPorts = ports.slice(2 * n, 3 * n);
+    const proxyPorts = ports.slice(3 * n);
     const clusterName = `ice-test-${ports[0]}`;
     const servers: NatsServerProcess[] = [];
     // routes[i][j]: the port server i dials to reach server j (a proxy's, with proxiedRoutes)
@@ -476,7 +479,7 @@ export async function startNatsCluster(n = 3, opts: StartNatsClusterOptions = {}
           if (j === i) continue;
           if (!opts.proxiedRoutes) routes.push(clusterPorts[j]!);
           else {
-            const proxy = await startTcpProxy({ port: clusterPorts[j]! });
+            const proxy = await startTcpProxy({ port: clusterPorts[j]! }, { port: proxyPorts.shift()! });
             proxies.push({ from: i, to: j, proxy });
             routes.push(proxy.port);
           }
