@@ -73,7 +73,15 @@ try {
               ack = { seq: next.seq, duplicate: true, viaRead: true };
               break;
             }
-            anomalies.push({ at: Date.now() - t0, subject, n, pos, what: 'wrong last sequence and the next message is not ours', next: got, nextSeq: next?.seq });
+            anomalies.push({
+              at: Date.now() - t0,
+              subject,
+              n,
+              pos,
+              what: 'wrong last sequence and the next message is not ours',
+              next: got,
+              nextSeq: next?.seq,
+            });
             const last = await wm.streams.getMessage(STREAM, { last_by_subj: subject }).catch(() => null);
             pos = last?.seq ?? pos;
             n = (last?.json().n ?? n - 1) + 1;
@@ -86,7 +94,17 @@ try {
       if (!ack) continue;
       if (ack.duplicate && !ack.viaRead) {
         const there = await wm.streams.getMessage(STREAM, { seq: pos + 1, next_by_subj: subject }).catch(() => null);
-        if (there?.json().n !== n) anomalies.push({ at: Date.now() - t0, subject, n, pos, what: 'duplicate ack, the message there is not ours', there: there?.json(), thereSeq: there?.seq, ackSeq: ack.seq });
+        if (there?.json().n !== n)
+          anomalies.push({
+            at: Date.now() - t0,
+            subject,
+            n,
+            pos,
+            what: 'duplicate ack, the message there is not ours',
+            there: there?.json(),
+            thereSeq: there?.seq,
+            ackSeq: ack.seq,
+          });
       }
       acked.push({ subject, n, seq: ack.seq, writer: w, duplicate: !!ack.duplicate, at: Date.now() - t0 });
       pos = ack.seq;
@@ -121,25 +139,36 @@ try {
   await cluster.settled(60_000).catch((e) => log(`not settled: ${e.message}`));
   await sleep(2000);
   const states = await cluster.streamStates();
-  for (const s of states.filter((x) => x.stream === STREAM)) log(`${s.server} (leader ${s.leader}): ${s.messages} messages, last seq ${s.lastSeq}`);
+  for (const s of states.filter((x) => x.stream === STREAM))
+    log(`${s.server} (leader ${s.leader}): ${s.messages} messages, last seq ${s.lastSeq}`);
 
-  // each replica on its own
+  // each replica on its own: made the stream leader in turn (leader stepdowns until it is), then
+  // read whole through STREAM.MSG.GET, which only the leader answers, from its own store
+  // (direct gets are answered by any replica, so they mix replicas)
   const replicas = [];
   for (let i = 0; i < 3; i++) {
-    const nc = await connect({ servers: cluster.urls[i] });
-    conns.push(nc);
-    const m = await jetstreamManager(nc);
-    const st = states.find((x) => x.stream === STREAM && x.server === cluster.servers[i].serverName);
-    const msgs = new Map();
-    let answeredBy = new Set();
-    for (let seq = 1; seq <= (st?.lastSeq ?? 0); seq++) {
-      const g = await m.direct.getMessage(STREAM, { seq }).catch(() => null);
-      if (g) {
-        msgs.set(seq, { subject: g.subject, ...g.json() });
-        answeredBy.add(g.header?.get('Nats-Stream') ?? '');
-      }
+    const name = cluster.servers[i].serverName;
+    let leader;
+    for (let k = 0; k < 30; k++) {
+      leader = (await jsm.streams.info(STREAM).catch(() => null))?.cluster?.leader;
+      if (leader === name) break;
+      if (leader) await admin.request(`$JS.API.STREAM.LEADER.STEPDOWN.${STREAM}`, '', { timeout: 5000 }).catch(() => {});
+      await sleep(1500);
     }
-    replicas.push({ server: cluster.servers[i].serverName, msgs });
+    if (leader !== name) {
+      log(`${name} did not become the stream leader; its replica is not read`);
+      continue;
+    }
+    const last = (await jsm.streams.info(STREAM)).state.last_seq;
+    const msgs = new Map();
+    for (let seq = 1; seq <= last; seq++) {
+      const g = await jsm.streams.getMessage(STREAM, { seq }).catch(() => null);
+      if (g) msgs.set(seq, { subject: g.subject, ...g.json() });
+    }
+    const now = (await jsm.streams.info(STREAM)).cluster?.leader;
+    if (now !== name) log(`the leader changed while ${name} was read (now ${now}): its reading may mix replicas`);
+    log(`${name} read as the stream leader: ${msgs.size} messages, last seq ${last}`);
+    replicas.push({ server: name, msgs });
   }
   // per replica: per subject, the n's in stream order
   const report = { acked: acked.length, anomalies, states, replicas: [] };
@@ -162,7 +191,14 @@ try {
       const m = r.msgs.get(a.seq);
       return !m || m.subject !== a.subject || m.n !== a.n;
     });
-    report.replicas.push({ server: r.server, messages: r.msgs.size, dups, gaps, ackedNotAtItsSeq: lost.length, lostExamples: lost.slice(0, 5).map((a) => ({ ...a, there: r.msgs.get(a.seq) })) });
+    report.replicas.push({
+      server: r.server,
+      messages: r.msgs.size,
+      dups,
+      gaps,
+      ackedNotAtItsSeq: lost.length,
+      lostExamples: lost.slice(0, 5).map((a) => ({ ...a, there: r.msgs.get(a.seq) })),
+    });
   }
   // replicas compared seq by seq
   const differ = [];
@@ -172,13 +208,38 @@ try {
     if (new Set(v).size > 1) differ.push({ seq, values: v });
   }
   report.replicasDifferAt = differ.length;
+  // the messages in stream order, seqs aside: a replica that lacks or repeats one is shifted
+  const order = replicas.map((r) => [...r.msgs].sort((a, b) => a[0] - b[0]).map(([seq, m]) => ({ seq, key: `${m.subject}:${m.n}` })));
+  for (let a = 1; a < order.length; a++) {
+    const x = order[0];
+    const y = order[a];
+    let k = 0;
+    while (k < x.length && k < y.length && x[k].key === y[k].key) k++;
+    const ySet = new Set(y.map((e) => e.key));
+    const xSet = new Set(x.map((e) => e.key));
+    const onlyX = x.filter((e) => !ySet.has(e.key));
+    const onlyY = y.filter((e) => !xSet.has(e.key));
+    const line = `${replicas[0].server} vs ${replicas[a].server}: same messages in the same order up to seq ${k}; only in the first ${JSON.stringify(onlyX.slice(0, 5))} (${onlyX.length}), only in the second ${JSON.stringify(onlyY.slice(0, 5))} (${onlyY.length}); at the first difference ${JSON.stringify(x.slice(k, k + 3))} vs ${JSON.stringify(y.slice(k, k + 3))}`;
+    log(line);
+    (report.orderComparisons ??= []).push(line);
+  }
   report.firstDifferences = differ.slice(0, 8);
   for (const r of report.replicas)
-    log(`${r.server}: ${r.messages} messages; stored twice ${r.dups.length}, gaps ${r.gaps.length}, acked message not at its seq ${r.ackedNotAtItsSeq}`, JSON.stringify({ dups: r.dups.slice(0, 4), gaps: r.gaps.slice(0, 4), lost: r.lostExamples }));
+    log(
+      `${r.server}: ${r.messages} messages; stored twice ${r.dups.length}, gaps ${r.gaps.length}, acked message not at its seq ${r.ackedNotAtItsSeq}`,
+      JSON.stringify({ dups: r.dups.slice(0, 4), gaps: r.gaps.slice(0, 4), lost: r.lostExamples }),
+    );
   log(`replicas differ at ${differ.length} seqs`, JSON.stringify(differ.slice(0, 4)));
   log(`anomalies seen by writers: ${anomalies.length}`, JSON.stringify(anomalies.slice(0, 6)));
   if (values.json) {
-    report.logs = cluster.servers.map((s) => ({ server: s.serverName, log: s.log().split('\n').filter((l) => /leader|Catchup|catchup|truncat|Resetting|mismatch|WRN|ERR|lost/i.test(l)).slice(-400) }));
+    report.logs = cluster.servers.map((s) => ({
+      server: s.serverName,
+      log: s
+        .log()
+        .split('\n')
+        .filter((l) => /leader|Catchup|catchup|truncat|Resetting|mismatch|WRN|ERR|lost/i.test(l))
+        .slice(-400),
+    }));
     writeFileSync(values.json, JSON.stringify(report, null, 2));
   }
 } finally {
