@@ -187,6 +187,8 @@ try {
         else if (l[k].n !== l[k - 1].n + 1) gaps.push({ subject, after: l[k - 1], next: l[k] });
       }
     }
+    const keys = new Set([...r.msgs.values()].map((m) => `${m.subject}:${m.n}`));
+    const missing = acked.filter((a) => !keys.has(`${a.subject}:${a.n}`));
     const lost = acked.filter((a) => {
       const m = r.msgs.get(a.seq);
       return !m || m.subject !== a.subject || m.n !== a.n;
@@ -197,6 +199,8 @@ try {
       dups,
       gaps,
       ackedNotAtItsSeq: lost.length,
+      ackedMissing: missing.length,
+      missingExamples: missing.slice(0, 5),
       lostExamples: lost.slice(0, 5).map((a) => ({ ...a, there: r.msgs.get(a.seq) })),
     });
   }
@@ -226,8 +230,8 @@ try {
   report.firstDifferences = differ.slice(0, 8);
   for (const r of report.replicas)
     log(
-      `${r.server}: ${r.messages} messages; stored twice ${r.dups.length}, gaps ${r.gaps.length}, acked message not at its seq ${r.ackedNotAtItsSeq}`,
-      JSON.stringify({ dups: r.dups.slice(0, 4), gaps: r.gaps.slice(0, 4), lost: r.lostExamples }),
+      `${r.server}: ${r.messages} messages; stored twice ${r.dups.length}, gaps ${r.gaps.length}, acked message not at its seq ${r.ackedNotAtItsSeq}, acked message not there at all ${r.ackedMissing}`,
+      JSON.stringify({ dups: r.dups.slice(0, 4), gaps: r.gaps.slice(0, 4), lost: r.lostExamples, missing: r.missingExamples }),
     );
   log(`replicas differ at ${differ.length} seqs`, JSON.stringify(differ.slice(0, 4)));
   log(`anomalies seen by writers: ${anomalies.length}`, JSON.stringify(anomalies.slice(0, 6)));
