@@ -38,6 +38,7 @@ import { applyProjectConfig, findProjectConfig, type ProjectConfig } from './con
 import type { ActorDetail, ActorInfo } from '../host/index.js';
 import type { PendingRecord } from '../host/ports.js';
 import type { VerifyResult } from '../journal/reader.js';
+import { describeOrphan } from '../store/jetstream/journal-reader.js';
 
 /** The options every command with a data dir has (`data` always set: it has a default). */
 type Common = Opts<'data'>;
@@ -1049,6 +1050,11 @@ common(journal.command('verify'))
           `BROKEN ${r.brokenChain ? `at ${r.brokenChain} #${r.brokenAt ?? '?'}` : `at checkpoint position ${r.brokenPos ?? '?'}`}: ${r.reason} (${r.count} facts verify)`,
         ),
       );
+    for (const orphan of r.orphans ?? [])
+      if (!o.json)
+        print(
+          c.yellow(`   fork: ${orphan.chain} #${orphan.seq} claimed again by stream message ${orphan.pos} (${describeOrphan(orphan)})`),
+        );
     process.exitCode = r.ok ? 0 : 1;
   });
 

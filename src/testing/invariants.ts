@@ -7,7 +7,7 @@ import { SqliteJournalReader } from '../journal/reader.js';
 import { SqliteJournal, SqliteStore } from '../store/index.js';
 import { AuthorityKey } from '../authority/index.js';
 import { JetStreamStore } from '../store/jetstream/jetstream-store.js';
-import { JetStreamJournalReader, KEYS_BUCKET, keyResolver } from '../store/jetstream/journal-reader.js';
+import { describeOrphan, JetStreamJournalReader, KEYS_BUCKET, keyResolver } from '../store/jetstream/journal-reader.js';
 import { WatchedBucket } from '../store/jetstream/kv-stores.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 
@@ -65,7 +65,8 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
     const v = await view.reader.verify();
     if (!v.ok) violations.push(`journal broken at ${v.brokenChain ?? '?'} #${v.brokenAt ?? '?'}: ${v.reason ?? ''}`);
     // An orphan is a fork the fences should have made impossible: report it as one.
-    for (const o of v.orphans ?? []) violations.push(`fork: ${o.chain} #${o.seq} claimed again by stream message ${o.pos} (an orphan)`);
+    for (const o of v.orphans ?? [])
+      violations.push(`fork: ${o.chain} #${o.seq} claimed again by stream message ${o.pos} (${describeOrphan(o)})`);
     const defs = new Map((opts.actors ?? (exampleActors as ActorDefinition[])).map((d) => [d.kind, d]));
     const rows = await view.store.actors();
     const transitions = new Map<string, Array<{ chain: string; seq: number }>>();

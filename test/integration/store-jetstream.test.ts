@@ -1,12 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { ConflictError, JournalBrokenError } from '../../src/errors.js';
 import { EMPTY_HEAD, runtimeChain, type ChainHead } from '../../src/host/ports.js';
 import { JetStreamStore } from '../../src/store/jetstream/index.js';
+import { describeOrphan, JetStreamJournalReader } from '../../src/store/jetstream/journal-reader.js';
 import { startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from '../../src/testing/index.js';
-import { makeTurn, makeTurns, pendingOf, pendingOutcomeOf, storeContract, type StoreHarness } from '../helpers/store-contract.js';
+import {
+  makeFacts,
+  makeTurn,
+  makeTurns,
+  pendingOf,
+  pendingOutcomeOf,
+  storeContract,
+  type StoreHarness,
+} from '../helpers/store-contract.js';
 
 const STREAM = 'ICE_JOURNAL';
 
@@ -401,6 +410,55 @@ describe('JetStreamStore on a 3-node cluster (R3)', () => {
         }
       });
       expect(reloaded).toEqual(head);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('JetStreamJournalReader.verify names what an orphan is', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    server = await startNatsServer(); // a stream of its own: verify reads all of it
+    nc = await connect({ servers: server.url });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it('a byte-identical copy of the holder, the same facts in another message, another writer’s turn', async () => {
+    const store = await JetStreamStore.open(nc);
+    try {
+      const chain = 'orphan/o1';
+      const subject = 'ice.journal.orphan.o1';
+      await store.load(chain);
+      const { turns, head } = makeTurns(chain, EMPTY_HEAD, 3, 'o1'); // seqs 1..9, three facts a turn
+      for (const t of turns) await store.commit(t);
+      await store.drain();
+      const jsm = await jetstreamManager(nc);
+      const js = jetstream(nc);
+      const holder = await jsm.streams.getMessage(STREAM, { seq: 1, next_by_subj: subject } as never);
+      // the turn holding seqs 4..6: the second message of the chain
+      const second = await jsm.streams.getMessage(STREAM, { seq: holder!.seq + 1, next_by_subj: subject } as never);
+      const copy = (await js.publish(subject, second!.data)).seq; // stored twice, byte for byte
+      const sameFacts = await store.unsafePublishRaw(chain, { v: 1, chain, facts: turns[1]!.facts });
+      const other = makeFacts(chain, { seq: 3, hash: turns[0]!.facts[2]!.hash }, [{ data: { other: 1 } }]);
+      const otherPos = await store.unsafePublishRaw(chain, { v: 1, chain, facts: other });
+      const v = await new JetStreamJournalReader(nc, store).verify();
+      expect(v).toMatchObject({ ok: true, count: 9, chains: 1 });
+      expect(v.orphans).toEqual([
+        { chain, seq: 4, pos: copy, heldBy: second!.seq, kind: 'copy' },
+        { chain, seq: 4, pos: sameFacts, heldBy: second!.seq, kind: 'same-facts' },
+        { chain, seq: 4, pos: otherPos, heldBy: second!.seq, kind: 'other-writer' },
+      ]);
+      expect(v.orphans!.map((o) => describeOrphan(o))).toEqual([
+        `an orphan: a byte-identical copy of stream message ${second!.seq}, the server stored one append twice`,
+        `an orphan: the same facts as stream message ${second!.seq} in another message`,
+        `an orphan: another writer's turn; stream message ${second!.seq} holds the position`,
+      ]);
+      expect((await store.load(chain)).head).toEqual(head); // first at a position wins
     } finally {
       await store.close();
     }

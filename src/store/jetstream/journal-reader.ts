@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { checkChain, type Fact } from '../../protocol/index.js';
 import type { ChainHead } from '../../host/ports.js';
 import type { JournalReader, VerifyResult } from '../../journal/reader.js';
+import type { OrphanTurn } from '../sqlite/verify-store.js';
 import type { JetStreamStore } from './jetstream-store.js';
 import type { WatchedBucket } from './kv-stores.js';
 import { AuthorityKey } from '../../authority/signer.js';
@@ -12,6 +14,53 @@ interface TurnMessage {
   chain: string;
   facts: Fact[];
   attestation?: { keyId: string; sig: string };
+}
+
+/** A turn that holds positions of its chain, as far as verify needs it to name an orphan. */
+interface HeldTurn {
+  from: number;
+  to: number;
+  pos: number;
+  digest: string;
+  hashes: string[];
+  keyId: string | undefined;
+}
+
+/** How many recent turns per chain verify keeps to compare an orphan with its holder. */
+const HELD_TURNS = 512;
+
+/**
+ * What an orphan is next to the turn(s) holding its positions: a byte-identical copy (the
+ * server stored one append twice), the same facts in another message, or another writer's turn.
+ */
+export function classifyOrphan(
+  orphan: { seq: number; digest: string; hashes: string[] },
+  held: readonly HeldTurn[],
+): { heldBy: number; kind: NonNullable<OrphanTurn['kind']>; heldByKeyId?: string } | undefined {
+  const holder = held.find((t) => t.from <= orphan.seq && orphan.seq <= t.to);
+  if (!holder) return undefined;
+  const base = { heldBy: holder.pos, ...(holder.keyId ? { heldByKeyId: holder.keyId } : {}) };
+  if (holder.digest === orphan.digest) return { ...base, kind: 'copy' };
+  // the same facts, possibly spread over the holder and the turns after it
+  const byPosition = new Map<number, string>();
+  for (const t of held) if (t.to >= orphan.seq) t.hashes.forEach((h, i) => byPosition.set(t.from + i, h));
+  const same = orphan.hashes.every((h, i) => byPosition.get(orphan.seq + i) === h);
+  return { ...base, kind: same ? 'same-facts' : 'other-writer' };
+}
+
+/** What an orphan is, in words (`checkInvariants`, `ice journal verify`). */
+export function describeOrphan(o: OrphanTurn): string {
+  const by = (k: string | undefined) => (k ? ` signed by ${k}` : '');
+  switch (o.kind) {
+    case 'copy':
+      return `an orphan: a byte-identical copy of stream message ${o.heldBy}, the server stored one append twice`;
+    case 'same-facts':
+      return `an orphan: the same facts as stream message ${o.heldBy} in another message`;
+    case 'other-writer':
+      return `an orphan: another writer's turn${by(o.keyId)}; stream message ${o.heldBy}${by(o.heldByKeyId)} holds the position`;
+    default:
+      return 'an orphan; the turn holding the position was not found';
+  }
 }
 
 /** KV bucket of every cluster node's public key, by key id. */
@@ -131,7 +180,8 @@ export class JetStreamJournalReader implements JournalReader {
     let attested = 0;
     let attestedPos = 0;
     let unattested = false;
-    const orphans: Array<{ chain: string; seq: number; pos: number }> = [];
+    const orphans: OrphanTurn[] = [];
+    const held = new Map<string, HeldTurn[]>(); // recent turns per chain, to name an orphan's holder
     const result = (extra: Partial<VerifyResult> = {}): VerifyResult => ({
       ok: true,
       count,
@@ -160,10 +210,19 @@ export class JetStreamJournalReader implements JournalReader {
         const body = m.json<TurnMessage>();
         const first = body.facts[0];
         const head = heads.get(body.chain) ?? (fromPos > 0 && first ? { seq: first.seq - 1, hash: first.prev } : { seq: 0, hash: '' });
+        const digest = createHash('sha256').update(m.data).digest('hex');
         if (first !== undefined && first.seq <= head.seq) {
           // an orphan: first at a position wins (the store confirms placement where the fence
-          // can fail); reported, not part of the chain
-          orphans.push({ chain: body.chain, seq: first.seq, pos: m.seq });
+          // can fail); reported, not part of the chain, with what it is next to its holder
+          const hashes = body.facts.map((f) => f.hash);
+          const c = classifyOrphan({ seq: first.seq, digest, hashes }, held.get(body.chain) ?? []);
+          orphans.push({
+            chain: body.chain,
+            seq: first.seq,
+            pos: m.seq,
+            ...(c ?? {}),
+            ...(body.attestation?.keyId ? { keyId: body.attestation.keyId } : {}),
+          });
           lastPos = m.seq;
           if (done) break;
           continue;
@@ -191,6 +250,17 @@ export class JetStreamJournalReader implements JournalReader {
           }
         }
         heads.set(body.chain, r.head);
+        let recent = held.get(body.chain);
+        if (!recent) held.set(body.chain, (recent = []));
+        recent.push({
+          from: first?.seq ?? r.head.seq,
+          to: r.head.seq,
+          pos: m.seq,
+          digest,
+          hashes: body.facts.map((f) => f.hash),
+          keyId: body.attestation?.keyId,
+        });
+        if (recent.length > HELD_TURNS) recent.shift();
         count += body.facts.length;
         lastPos = m.seq;
         if (done) break;

@@ -64,12 +64,30 @@ export interface VerifyResult {
    * Turns that claimed a position already taken (cluster: two writers with one expectation,
    * the later one confirmed it lost and acknowledged nothing). Not part of any chain.
    */
-  orphans?: Array<{ chain: string; seq: number; pos: number }>;
+  orphans?: OrphanTurn[];
   /** Where it breaks: the chain and seq, and the row position. */
   brokenChain?: string;
   brokenAt?: number;
   brokenPos?: number;
   reason?: string;
+}
+
+/**
+ * A turn that claimed a position already taken (cluster journal). `kind` says what it is next
+ * to the turn that holds the position (`heldBy`, its stream position): `copy` — byte for byte
+ * the same message, so the server stored one append twice; `same-facts` — the same facts in
+ * another message (the same writer's turn published again); `other-writer` — different facts:
+ * a second writer appended at the same position. Without `kind` the holder was not found.
+ */
+export interface OrphanTurn {
+  chain: string;
+  seq: number;
+  pos: number;
+  heldBy?: number;
+  kind?: 'copy' | 'same-facts' | 'other-writer';
+  /** Key ids of the node signatures on the orphan and on the holder, when the turns carry one. */
+  keyId?: string;
+  heldByKeyId?: string;
 }
 
 export interface VerifyOptions {
