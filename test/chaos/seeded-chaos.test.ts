@@ -14,9 +14,10 @@ describe.each(MODES)('seeded chaos (%s, real processes, CPU load)', (mode) => {
     const seed = Number(process.env.ICE_CHAOS_SEED ?? Date.now() % 1_000_000);
     // Every kind but two. A SIGKILL of all three servers at once: nats-server 2.9.10 itself can
     // lose acknowledged writes then (docs/distributed.md); quorum loss (two of three) is here.
-    // And a server cut off from the other two (partition-server): long runs found a fork and a
-    // gap in the journal right after one (docs/testing.md, "Open findings"), not yet explained;
-    // until it is, it would make this test fail now and then. The long runs include both.
+    // And a server cut off from the other two (partition-server): when it leads the stream,
+    // nats-server 2.9.10's replicas diverge (docs/nats-fencing.md, "Partitions", measured
+    // without the runtime), which would make this test fail now and then on the server's
+    // account. The long runs include both.
     const kinds = MODE_FAULTS[mode].filter((k: FaultKind) => k !== 'nats-kill-all' && k !== 'partition-server');
     const gap = mode === 'cluster' ? 4500 : 3000;
     const schedule: ScheduledFault[] = kinds.map((kind, i) => ({ atMs: 3000 + i * gap, kind, target: (seed + i) % 3 }));
