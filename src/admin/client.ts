@@ -1,5 +1,19 @@
 import { ConfigError, IceError, ValidationError, type IssueDetail } from '../errors.js';
 import { DataDirLock } from '../store/index.js';
+import type { Transport } from '../transport/transport.js';
+import { adminSubject } from './nats.js';
+
+/** An admin reply, `{ result }` or `{ error }`, as the result or the typed error it carries. */
+function adminResult(reply: { result?: unknown; error?: { code: string; message: string; issues?: IssueDetail[] } }): unknown {
+  if (reply.error?.issues) throw new ValidationError(reply.error.message, reply.error.issues);
+  if (reply.error) throw new IceError(reply.error.code, reply.error.message.replace(/^E_[A-Z_]+: /, ''), 'reject');
+  return reply.result;
+}
+
+/** Sends one admin operation over NATS as `principal` (`ice.admin.as.<principal>.<op>`). */
+export async function requestAdmin(t: Transport, principal: string, op: string, args: unknown, timeoutMs = 15_000): Promise<unknown> {
+  return adminResult((await t.request(adminSubject(principal, op), args, { timeoutMs })).data as Parameters<typeof adminResult>[0]);
+}
 
 /** Sends one admin operation to the process that owns `dataDir`. */
 export async function callAdmin(dataDir: string, op: string, args: unknown): Promise<unknown> {
@@ -19,10 +33,5 @@ export async function callAdmin(dataDir: string, op: string, args: unknown): Pro
   } catch (e) {
     throw new ConfigError(`the owner of ${dataDir} (pid ${owner.pid}) does not answer at ${owner.adminUrl}`, { cause: e });
   }
-  const body = (await res.json()) as { result?: unknown; error?: { code: string; message: string; issues?: IssueDetail[] } };
-  if (body.error) {
-    if (body.error.issues) throw new ValidationError(body.error.message, body.error.issues);
-    throw new IceError(body.error.code, body.error.message.replace(/^E_[A-Z_]+: /, ''), 'reject');
-  }
-  return body.result;
+  return adminResult((await res.json()) as Parameters<typeof adminResult>[0]);
 }

@@ -4,9 +4,9 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { exampleActors } from '../../actors/index.js';
-import { adminSubject, callAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
+import { callAdmin, requestAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
 import { AuthorityKey } from '../authority/index.js';
-import { ConfigError, DataDirLockedError, IceError, ValidationError, ensureError, type IssueDetail } from '../errors.js';
+import { ConfigError, DataDirLockedError, IceError, ValidationError, ensureError } from '../errors.js';
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
 import { SqliteJournal, rowToFact, verifyStoreInWorkers } from '../journal/index.js';
 import { PrincipalSchema, Subjects, principalToken, type Fact, type Grant, type Outcome } from '../protocol/index.js';
@@ -216,16 +216,6 @@ async function adminOverNats(o: NatsOpts & { nats: string }, op: string, args: u
   } finally {
     await t.close();
   }
-}
-
-async function requestAdmin(t: NatsTransport, as: string, op: string, args: unknown): Promise<unknown> {
-  const reply = (await t.request(adminSubject(as, op), args, { timeoutMs: 15_000 })).data as {
-    result?: unknown;
-    error?: { code: string; message: string; issues?: IssueDetail[] };
-  };
-  if (reply.error?.issues) throw new ValidationError(reply.error.message, reply.error.issues);
-  if (reply.error) throw new IceError(reply.error.code, reply.error.message.replace(/^E_[A-Z_]+: /, ''), 'reject');
-  return reply.result;
 }
 
 async function proposeOverNats(

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ActorDefinition } from '../host/definition.js';
-import { adminSubject } from '../admin/nats.js';
+import { requestAdmin } from '../admin/client.js';
 import { Subjects, type Outcome } from '../protocol/index.js';
 import { NatsTransport } from '../transport/nats-transport.js';
 import { exampleActors } from '../../actors/index.js';
@@ -258,12 +258,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const admin = async (op: string, args: unknown, attempts = 40): Promise<unknown> => {
     for (let attempt = 0; ; attempt++) {
       try {
-        const r = (await client.request(adminSubject(OPERATOR, op), args, { timeoutMs: 5000 })).data as {
-          result?: unknown;
-          error?: { code: string; message: string };
-        };
-        if (r.error) throw Object.assign(new Error(r.error.message), { code: r.error.code });
-        return r.result;
+        return await requestAdmin(client, OPERATOR, op, args, 5000);
       } catch (e) {
         const code = (e as { code?: string }).code ?? '';
         if (attempt >= attempts || /E_VALIDATION|E_NOT_FOUND|E_EXISTS/.test(code)) throw e;
