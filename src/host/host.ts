@@ -365,14 +365,24 @@ export class Host {
       if (where.kind === 'missing') return { missing: true as const };
       // A repeat may have been executed by a previous owner, or by this process moments ago
       // (its turn applied, its commit not yet acknowledged: then only this entry knows it).
-      const inFlight = where.entry.uncommitted.get(intent.id);
-      const stored = inFlight?.stored ?? (await this.store.outcome(intent.id));
-      if (stored) {
-        if (stored.digest !== digest) return { conflict: true as const };
-        return { outcome: stored.outcome, committed: inFlight?.committed ?? Promise.resolve() };
+      const known = await this.#knownOutcome(where.entry, intent.id);
+      if (known) {
+        if (known.stored.digest !== digest) return { conflict: true as const };
+        return { outcome: known.stored.outcome, committed: known.committed };
       }
       return this.#decideAndApply(where.entry, intent, digest, decide, opts);
     });
+  }
+
+  /**
+   * The outcome an intent already has on this actor: of a turn of this process still
+   * committing (answered once that commit is durable, failing with it), else the stored one.
+   */
+  async #knownOutcome(e: Entry, intentId: string): Promise<{ stored: StoredOutcome; committed: Promise<void> } | undefined> {
+    const inFlight = e.uncommitted.get(intentId);
+    if (inFlight) return inFlight;
+    const stored = await this.store.outcome(intentId);
+    return stored ? { stored, committed: Promise.resolve() } : undefined;
   }
 
   /**
@@ -396,9 +406,9 @@ export class Host {
       // An approval or refusal settled moments ago in this process may not have reached the
       // store's pending list yet (its turn applied, its commit or derived write in flight):
       // the outcome it left is the answer, not the pending record.
-      const settled = where.entry.uncommitted.get(intentId)?.stored ?? (await this.store.outcome(intentId));
-      if (settled && settled.outcome.status !== 'pending') {
-        throw new ConflictError(`intent ${intentId} is no longer pending (it was ${settled.outcome.status})`);
+      const settled = (await this.#knownOutcome(where.entry, intentId))?.stored.outcome;
+      if (settled && settled.status !== 'pending') {
+        throw new ConflictError(`intent ${intentId} is no longer pending (it was ${settled.status})`);
       }
       const [still] = await this.store.pending(intentId);
       if (!still) throw new ConflictError(`intent ${intentId} is no longer pending`);
