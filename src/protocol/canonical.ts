@@ -43,14 +43,15 @@ export function canonicalJson(value: unknown): string {
   }
 }
 
-/** sha256 as hex, in one call (a `createHash` object per small input costs several times more). */
 /**
- * Own keys in code-unit order, as `Object.keys(obj).sort()` gives them. Objects here have few
- * keys: an insertion sort in place allocates nothing beyond the keys array (the built-in sort
- * allocates its own work space on every call).
+ * Own keys in code-unit order, as `Object.keys(obj).sort()` gives them. Most objects here have
+ * a few keys: an insertion sort in place allocates nothing beyond the keys array (the built-in
+ * sort allocates its own work space on every call). It is quadratic, so a large object (an
+ * intent may carry thousands of keys) takes the built-in sort.
  */
 function sortedKeys(obj: object): string[] {
   const keys = Object.keys(obj);
+  if (keys.length > 16) return keys.sort();
   for (let i = 1; i < keys.length; i++) {
     const k = keys[i]!;
     let j = i - 1;
@@ -63,6 +64,7 @@ function sortedKeys(obj: object): string[] {
   return keys;
 }
 
+/** sha256 as hex, in one call (a `createHash` object per small input costs several times more). */
 export function sha256Hex(data: string | Uint8Array): string {
   return hash('sha256', data, 'hex');
 }
