@@ -14,7 +14,6 @@ import {
 import {
   DEFAULT_LIMITS,
   FactType,
-  IdSchema,
   Origin,
   PrincipalSchema,
   Subjects,
@@ -63,6 +62,7 @@ import { SqliteJournalReader, type JournalReader } from './journal/reader.js';
 import { startCluster, type ClusterOptions } from './cluster/cluster.js';
 import { publishInspection } from './inspector/wire.js';
 import { serveAdminOverNats } from './admin/nats.js';
+import { ApproveArgs, DenyArgs } from './admin/ops.js';
 
 export interface RuntimeOptions {
   /** Where the store, the authority key and the owner lock live. Default `./.ice`. */
@@ -590,13 +590,6 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     throw e;
   }
 }
-
-const ApproveArgs = z.strictObject({
-  intentId: IdSchema,
-  by: z.string().min(1).max(200),
-  note: z.string().max(4000).optional(),
-});
-const DenyArgs = z.strictObject({ intentId: IdSchema, by: z.string().min(1).max(200), reason: z.string().min(1).max(4000) });
 
 /** A node's own subjects (closed to clients by NATS permissions): `ice.node.<node>.<what>`. */
 export const nodeSubject = (node: string, what: string): string => `ice.node.${node}.${what}`;

@@ -1,8 +1,12 @@
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.js';
-import { GrantRequestSchema } from '../protocol/index.js';
+import { GrantRequestSchema, IdSchema } from '../protocol/index.js';
 import { zodIssues, type EnsureGrantRequest } from '../authority/index.js';
 import type { Runtime } from '../runtime.js';
+
+/** What `rt.approvals.approve` / `deny` take, from the API and from an operator alike. */
+export const ApproveArgs = z.strictObject({ intentId: IdSchema, by: z.string().min(1).max(200), note: z.string().max(4000).optional() });
+export const DenyArgs = z.strictObject({ intentId: IdSchema, by: z.string().min(1).max(200), reason: z.string().min(1).max(4000) });
 
 /**
  * Every change an operator can make, as named operations with a zod schema for their
@@ -16,8 +20,8 @@ const S = {
   /** `ensure`: issue only if no grant has this `id`; the same terms return it (see `rt.grants.ensure`). */
   'grant.issue': GrantRequestSchema.extend({ ensure: z.boolean().optional() }),
   'grant.revoke': z.strictObject({ id: z.string(), by: z.string().optional(), reason: z.string().optional() }),
-  approve: z.strictObject({ intentId: z.string(), by: z.string().min(1), note: z.string().optional() }),
-  deny: z.strictObject({ intentId: z.string(), by: z.string().min(1), reason: z.string().min(1) }),
+  approve: ApproveArgs,
+  deny: DenyArgs,
   'actor.stop': z.strictObject({ address: z.string(), reason: z.string().min(1) }),
   signal: z.strictObject({ address: z.string(), event: z.looseObject({ type: z.string() }), reason: z.string().min(1) }),
   // Reads: the same answers from one node (its SQLite store) and from a cluster (JetStream).
