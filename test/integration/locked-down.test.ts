@@ -173,6 +173,24 @@ describe.each(['embedded', 'cluster'] as const)('locked-down NATS, %s node', (mo
     expect(op.violations).toContain('publish ice.admin.as.operator:bob.grant.issue');
     const grants = await ice(['grant', 'ls', '--json', '--nats', url, '--as', 'operator:alice'], { env: alice });
     expect((JSON.parse(grants.stdout) as Grant[]).length).toBe(2);
+    // an admin propose as itself reaches the intake (the node sends it on as the node user)
+    const proposed = (
+      await op.t.request(
+        'ice.admin.as.operator:alice.propose',
+        {
+          intent: {
+            id: `op-${mode}`,
+            proposer: 'operator:alice',
+            target: 'deployment/web',
+            action: 'CONFIGURE',
+            params: { version: '1.0.0', replicas: 1 },
+          },
+        },
+        { timeoutMs: 10_000 },
+      )
+    ).data as { result?: { status: string; reasons?: Array<{ code: string }> }; error?: unknown };
+    expect(proposed.error).toBeUndefined();
+    expect(proposed.result?.status).toBe('denied'); // no grant of operator:alice's covers it
   });
 
   it('an agent proposes as itself and gets its outcome (library and CLI)', async () => {
