@@ -16,16 +16,12 @@ import { join } from 'node:path';
 
 const { startIceProcess, checkInvariants, ICE_BIN } = await import('../dist/src/testing/index.js');
 const { SqliteStore } = await import('../dist/src/store/index.js');
+const { parseDuration } = await import('../dist/src/cli/format.js');
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : dflt;
-};
-const parseDuration = (s) => {
-  const m = /^(\d+)(ms|s|m|h)$/.exec(s);
-  if (!m) throw new Error(`bad duration ${s} (e.g. 5s, 10m)`);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2]];
 };
 const targetFacts = Number(opt('facts', '1000000'));
 const restarts = Number(opt('restarts', '5'));
@@ -84,9 +80,15 @@ const lastPos = async (node) => ((await node.admin('journal.tail', { limit: 1 })
 function verifyLoop() {
   let stop = false;
   let runs = 0;
+  const failures = [];
   const done = (async () => {
     while (!stop) {
-      await new Promise((resolve) => execFile(process.execPath, [ICE_BIN, 'journal', 'verify', '--data', dir], () => resolve()));
+      const err = await new Promise((resolve) =>
+        execFile(process.execPath, [ICE_BIN, 'journal', 'verify', '--data', dir], (e, _out, stderr) =>
+          resolve(e ? `ice journal verify exited ${e.code ?? e.signal}: ${stderr.trim()}` : undefined),
+        ),
+      );
+      if (err) failures.push(err);
       runs++;
     }
   })();
@@ -94,6 +96,8 @@ function verifyLoop() {
     async stop() {
       stop = true;
       await done;
+      // a verify that found the journal broken (or crashed) fails the run
+      if (failures.length > 0) throw new Error(`${failures.length} of ${runs} verifies failed:\n${failures.join('\n')}`);
       return runs;
     },
   };
