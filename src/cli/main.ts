@@ -453,6 +453,8 @@ async function connectLogged(auth: NatsAuthOptions, name: string, logger: Logger
         onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed'),
       });
     } catch (e) {
+      // what was given is wrong (an auth file gone or unreadable since the pre-check): waiting will not change it
+      if (e instanceof ValidationError) throw e;
       const waited = Date.now() - started;
       const why = ensureError(e).message;
       if (/authorization violation|authentication/i.test(why)) {
