@@ -15,8 +15,7 @@ import { ADMIN_OPS, runAdminOp, type AdminOp } from './ops.js';
  * refused), and an intent proposed through `propose` must have it as its proposer.
  */
 export const adminSubject = (principal: string, op: string): string => `ice.admin.as.${principalToken(principal)}.${op}`;
-/** The old subject without an identity, `ice.admin.<op>`: refused by strict nodes, served (deprecated) by the others. */
-export const unboundAdminSubject = (op: string): string => `ice.admin.${op}`;
+
 const ADMIN_FORM = 'ice.admin.as.<principal>.<op>, e.g. ice.admin.as.operator:alice.grant.ls';
 
 /** Operations whose `by` names who acted: the bound principal. */

@@ -1,7 +1,6 @@
 export { SqliteJournal, rowToFact } from '../store/sqlite/sqlite-journal.js';
 export type { SqliteJournalOptions } from '../store/sqlite/sqlite-journal.js';
 export {
-  verifyRows,
   verifyStore,
   verifyStoreSteps,
   verifyStoreInWorkers,

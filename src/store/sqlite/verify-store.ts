@@ -265,53 +265,6 @@ export async function verifyStoreInWorkers(
 }
 
 /**
- * Checks every chain in rows given in write order (rows need not carry the index columns):
- * seq continuity per chain, each stored hash against sha256(prev + body), the index columns
- * against the body; then the chain of checkpoints, that each names facts the chains reached,
- * and the newest signature. Everything in memory; {@link verifyStore} reads a store by range
- * and also checks the hashes the checkpoints name.
- */
-export function verifyRows(
-  rows: Iterable<StoredFactRow>,
-  opts: { checkpoints?: Checkpoint[]; checkSignature?: (cp: Checkpoint) => boolean } = {},
-): VerifyResult {
-  const heads = new Map<string, ChainHead>();
-  let count = 0;
-  let lastPos = 0;
-  const broken = (chain: string, seq: number, pos: number, reason: string): VerifyResult => ({
-    ok: false,
-    count,
-    chains: heads.size,
-    lastPos,
-    brokenChain: chain,
-    brokenAt: seq,
-    brokenPos: pos,
-    reason,
-  });
-  for (const row of rows) {
-    const h = heads.get(row.chain) ?? { seq: 0, hash: '' };
-    const wrong = rowBreak(h, row);
-    if (wrong) return broken(row.chain, wrong[0], row.pos, wrong[1]);
-    heads.set(row.chain, { seq: row.seq, hash: row.hash });
-    lastPos = row.pos;
-    count++;
-  }
-  if (!opts.checkSignature) return { ok: true, count, chains: heads.size, lastPos };
-  const cps = opts.checkpoints ?? [];
-  let prev = '';
-  for (const cp of cps) {
-    if (cp.prev !== prev || checks.checkpointHash(prev, cp.heads) !== cp.hash) return broken('', 0, cp.pos, checks.REASON.link(cp.pos));
-    for (const [chain, seq] of cp.heads) {
-      if ((heads.get(chain)?.seq ?? 0) < seq) return broken(chain, seq, cp.pos, checks.REASON.missing(chain, seq));
-    }
-    prev = cp.hash;
-  }
-  const last = cps.at(-1);
-  if (last && !opts.checkSignature(last)) return broken('', 0, last.pos, 'the newest checkpoint signature does not verify');
-  return { ok: true, count, chains: heads.size, lastPos, checkpoints: cps.length, attestedPos: last?.pos ?? 0 };
-}
-
-/**
  * The checks of one fact against where its chain stood, in the order a single pass makes
  * them; returns [seq, reason] for the first that fails.
  */
