@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { checkChain, type Fact } from '../../protocol/index.js';
@@ -16,35 +15,41 @@ interface TurnMessage {
   attestation?: { keyId: string; sig: string };
 }
 
-/** A turn that holds positions of its chain, as far as verify needs it to name an orphan. */
+/** Where a turn that holds positions of its chain sits: all verify keeps to name an orphan's holder. */
 interface HeldTurn {
   from: number;
   to: number;
   pos: number;
-  digest: string;
-  hashes: string[];
-  keyId: string | undefined;
 }
 
-/** How many recent turns per chain verify keeps to compare an orphan with its holder. */
+/** How many recent turns per chain verify keeps to find an orphan's holder. */
 const HELD_TURNS = 512;
 
+/** A turn as read back to compare with an orphan: its stored bytes and facts. */
+interface ReadTurn {
+  from: number;
+  pos: number;
+  data: Uint8Array;
+  body: TurnMessage;
+}
+
 /**
- * What an orphan is next to the turn(s) holding its positions: a byte-identical copy (the
- * server stored one append twice), the same facts in another message, or another writer's turn.
+ * What an orphan is next to the turns holding its positions (`holders`, the first holding its
+ * first position): a byte-identical copy (the server stored one append twice), the same facts
+ * in another message, or another writer's turn.
  */
-export function classifyOrphan(
-  orphan: { seq: number; digest: string; hashes: string[] },
-  held: readonly HeldTurn[],
-): { heldBy: number; kind: NonNullable<OrphanTurn['kind']>; heldByKeyId?: string } | undefined {
-  const holder = held.find((t) => t.from <= orphan.seq && orphan.seq <= t.to);
-  if (!holder) return undefined;
-  const base = { heldBy: holder.pos, ...(holder.keyId ? { heldByKeyId: holder.keyId } : {}) };
-  if (holder.digest === orphan.digest) return { ...base, kind: 'copy' };
+function classifyOrphan(
+  orphan: { seq: number; data: Uint8Array; body: TurnMessage },
+  holders: readonly ReadTurn[],
+): Pick<OrphanTurn, 'heldBy' | 'kind' | 'heldByKeyId'> {
+  const holder = holders[0]!;
+  const keyId = holder.body.attestation?.keyId;
+  const base = { heldBy: holder.pos, ...(keyId ? { heldByKeyId: keyId } : {}) };
+  if (Buffer.from(holder.data).equals(orphan.data)) return { ...base, kind: 'copy' };
   // the same facts, possibly spread over the holder and the turns after it
   const byPosition = new Map<number, string>();
-  for (const t of held) if (t.to >= orphan.seq) t.hashes.forEach((h, i) => byPosition.set(t.from + i, h));
-  const same = orphan.hashes.every((h, i) => byPosition.get(orphan.seq + i) === h);
+  for (const t of holders) t.body.facts.forEach((f, i) => byPosition.set(t.from + i, f.hash));
+  const same = orphan.body.facts.every((f, i) => byPosition.get(orphan.seq + i) === f.hash);
   return { ...base, kind: same ? 'same-facts' : 'other-writer' };
 }
 
@@ -210,12 +215,21 @@ export class JetStreamJournalReader implements JournalReader {
         const body = m.json<TurnMessage>();
         const first = body.facts[0];
         const head = heads.get(body.chain) ?? (fromPos > 0 && first ? { seq: first.seq - 1, hash: first.prev } : { seq: 0, hash: '' });
-        const digest = createHash('sha256').update(m.data).digest('hex');
         if (first !== undefined && first.seq <= head.seq) {
           // an orphan: first at a position wins (the store confirms placement where the fence
-          // can fail); reported, not part of the chain, with what it is next to its holder
-          const hashes = body.facts.map((f) => f.hash);
-          const c = classifyOrphan({ seq: first.seq, digest, hashes }, held.get(body.chain) ?? []);
+          // can fail); reported, not part of the chain, with what it is next to its holder,
+          // read back only now (orphans are rare; verify keeps no bytes of the turns it passed)
+          const end = first.seq + body.facts.length - 1;
+          const spots = (held.get(body.chain) ?? []).filter((t) => t.to >= first.seq && t.from <= end);
+          const holders: ReadTurn[] = [];
+          for (const t of spots) {
+            const hm = await jsm.streams.getMessage(this.#stream, { seq: t.pos }).catch(() => null);
+            if (hm) holders.push({ from: t.from, pos: t.pos, data: hm.data, body: hm.json<TurnMessage>() });
+          }
+          const c =
+            holders[0]?.from !== undefined && holders[0].from <= first.seq
+              ? classifyOrphan({ seq: first.seq, data: m.data, body }, holders)
+              : undefined;
           orphans.push({
             chain: body.chain,
             seq: first.seq,
@@ -252,14 +266,7 @@ export class JetStreamJournalReader implements JournalReader {
         heads.set(body.chain, r.head);
         let recent = held.get(body.chain);
         if (!recent) held.set(body.chain, (recent = []));
-        recent.push({
-          from: first?.seq ?? r.head.seq,
-          to: r.head.seq,
-          pos: m.seq,
-          digest,
-          hashes: body.facts.map((f) => f.hash),
-          keyId: body.attestation?.keyId,
-        });
+        recent.push({ from: first?.seq ?? r.head.seq, to: r.head.seq, pos: m.seq });
         if (recent.length > HELD_TURNS) recent.shift();
         count += body.facts.length;
         lastPos = m.seq;
