@@ -227,9 +227,7 @@ export class JetStreamJournalReader implements JournalReader {
             if (hm) holders.push({ from: t.from, pos: t.pos, data: hm.data, body: hm.json<TurnMessage>() });
           }
           const c =
-            holders[0]?.from !== undefined && holders[0].from <= first.seq
-              ? classifyOrphan({ seq: first.seq, data: m.data, body }, holders)
-              : undefined;
+            holders[0] && holders[0].from <= first.seq ? classifyOrphan({ seq: first.seq, data: m.data, body }, holders) : undefined;
           orphans.push({
             chain: body.chain,
             seq: first.seq,
