@@ -289,6 +289,8 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
               'the write-ahead log is over its limit: a reader holds an old snapshot, so checkpoints cannot finish (close long-running readers of ice.db)',
             );
         },
+        onCheckpointError: (err) =>
+          logger.error({ err }, 'background checkpoints of ice.db fail; the writer copies the log itself meanwhile'),
       });
       cleanups.push(() => st.close());
       if (st.startup && st.startup.walBytes > 0)

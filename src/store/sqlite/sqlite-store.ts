@@ -186,6 +186,11 @@ export interface SqliteStoreOptions {
   checkpointEveryMs?: number;
   /** Called after each background checkpoint that found work, and when the log passes `walLimitBytes`. */
   onWal?: (status: WalStatus) => void;
+  /**
+   * Called when the background checkpointer fails (once per distinct error) or dies: the log
+   * then grows until the writer copies it itself; commits go on.
+   */
+  onCheckpointError?: (err: Error) => void;
 }
 
 /** One background checkpoint: frames in the log, frames copied to the main file, the log's size. */
@@ -212,6 +217,7 @@ export class SqliteStore {
   #checkpointer: Worker | undefined;
   readonly #walLimitBytes: number;
   readonly #onWal: (w: WalStatus) => void;
+  readonly #onCheckpointError: (err: Error) => void;
   readonly #checkpointEveryMs: number;
   readonly #walRestartBytes: number;
   /** What opening for writing found and did: the log left by the last run, checkpointed before serving. */
@@ -222,6 +228,7 @@ export class SqliteStore {
     this.path = join(dataDir, 'ice.db');
     this.#walLimitBytes = opts.walLimitBytes ?? DEFAULT_WAL_LIMIT;
     this.#onWal = opts.onWal ?? (() => {});
+    this.#onCheckpointError = opts.onCheckpointError ?? (() => {});
     this.#checkpointEveryMs = opts.checkpointEveryMs ?? 200;
     this.#walRestartBytes = opts.walRestartBytes ?? DEFAULT_WAL_RESTART;
     if (this.readonly) {
@@ -321,8 +328,14 @@ export class SqliteStore {
       },
     });
     let reported = 0;
+    let lastError = '';
     w.on('message', (m: { type: string; frames?: number; checkpointed?: number; walBytes?: number; message?: string }) => {
+      if (m.type === 'error' && m.message !== lastError) {
+        lastError = m.message ?? '';
+        this.#onCheckpointError(new JournalError(`background checkpoint failed: ${lastError}`));
+      }
       if (m.type !== 'checkpoint') return;
+      lastError = '';
       const walBytes = m.walBytes ?? 0;
       // Over the limit: report it, then again each time it has doubled since.
       const overLimit = walBytes > this.#walLimitBytes && walBytes > reported * 2;
@@ -330,8 +343,8 @@ export class SqliteStore {
       if (walBytes <= this.#walLimitBytes) reported = 0;
       this.#onWal({ frames: m.frames ?? 0, checkpointed: m.checkpointed ?? 0, walBytes, overLimit });
     });
-    // A checkpointer that fails leaves the log to grow, which onWal reports; commits go on.
-    w.on('error', () => {});
+    // A checkpointer that dies leaves the log to the writer (commit-worker.cjs); commits go on.
+    w.on('error', (err) => this.#onCheckpointError(new JournalError(`the background checkpointer died: ${err.message}`, { cause: err })));
     w.unref();
     return w;
   }
@@ -567,7 +580,8 @@ export class SqliteStore {
   }
 }
 
-async function stopWorker(w: Worker): Promise<void> {
+/** Asks a store worker to close its connection, waits until it has (or exited), then ends it. */
+export async function stopWorker(w: Worker): Promise<void> {
   w.ref();
   await new Promise<void>((resolve) => {
     w.on('message', (m: { type: string }) => m.type === 'closed' && resolve());

@@ -5,6 +5,7 @@ import { JournalError, ValidationError, ensureError } from '../../errors.js';
 import type { ChainHead } from '../../host/ports.js';
 import {
   VERIFY_SQL,
+  stopWorker,
   type Checkpoint,
   type RawCheckpointRow,
   type RawFactRow,
@@ -484,18 +485,7 @@ class VerifyPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(
-      this.#workers.map(async ({ worker, exited }) => {
-        if (!exited) {
-          await new Promise<void>((resolve) => {
-            worker.on('message', (m: { type: string }) => m.type === 'closed' && resolve());
-            worker.once('exit', () => resolve());
-            worker.postMessage({ type: 'close' });
-          });
-        }
-        await worker.terminate();
-      }),
-    );
+    await Promise.all(this.#workers.map(({ worker, exited }) => (exited ? worker.terminate() : stopWorker(worker))));
     this.#pending.clear();
   }
 }
