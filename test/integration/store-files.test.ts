@@ -117,10 +117,19 @@ describe('the write-ahead log', () => {
   it('is copied into the main file in the background while commits go on, and starts over', async () => {
     const dir = freshDir();
     let last: WalStatus | undefined;
-    const store = new SqliteStore(dir, { checkpointEveryMs: 20, onWal: (w) => (last = w) });
+    let mostCopied = 0;
+    const store = new SqliteStore(dir, {
+      checkpointEveryMs: 20,
+      onWal: (w) => {
+        last = w;
+        mostCopied = Math.max(mostCopied, w.checkpointed);
+      },
+    });
     try {
       for (let b = 0; b < 24; b++) await store.commit(bigBatch('t/a', b * 500 + 1, 500));
-      expect(last?.frames).toBeGreaterThan(0);
+      // the checkpointer copied frames while the commits went on (its latest report may be of a
+      // log the writer has just started over, with no frames yet)
+      expect(mostCopied).toBeGreaterThan(0);
       // Once all of it is copied and no reader holds it, a commit starts the log over: the
       // checkpointer then reports a short log, copied whole.
       let seq = 24 * 500;
