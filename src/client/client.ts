@@ -285,19 +285,9 @@ export async function connect(opts: ConnectOptions): Promise<IceClient> {
   if (opts.limits !== undefined) client.limits = opts.limits;
   if (opts.onError !== undefined) client.onError = opts.onError;
   positive(opts.timeoutMs, 1, 'timeoutMs'); // fail before opening a connection we would have to close
-  const transport = await NatsTransport.connect({
-    servers: opts.servers,
-    ...(opts.name !== undefined ? { name: opts.name } : {}),
-    ...(opts.token !== undefined ? { token: opts.token } : {}),
-    ...(opts.user !== undefined ? { user: opts.user } : {}),
-    ...(opts.pass !== undefined ? { pass: opts.pass } : {}),
-    ...(opts.credsFile !== undefined ? { credsFile: opts.credsFile } : {}),
-    ...(opts.nkeyFile !== undefined ? { nkeyFile: opts.nkeyFile } : {}),
-    ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
-    ...(opts.inboxPrefix !== undefined ? { inboxPrefix: opts.inboxPrefix } : {}),
-    ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
-    ...(opts.onError !== undefined ? { onHandlerError: opts.onError } : {}),
-  });
+  // everything but the client's own options is the connection's (every auth field included)
+  const { timeoutMs: _timeout, limits: _limits, onError, ...connection } = opts;
+  const transport = await NatsTransport.connect({ ...connection, ...(onError !== undefined ? { onHandlerError: onError } : {}) });
   return new IceClient(transport, client);
 }
 
