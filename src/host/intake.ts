@@ -123,6 +123,11 @@ export class Intake {
    * tokens), or how it fits the body. `expected` is the exact subject to use when the body
    * says which.
    */
+  /** The subject `intent` should have come on: principal-bound if it was (or must be), for `principal` or its proposer. */
+  #subjectFor(intent: Intent, bound: boolean, principal = intent.proposer): string {
+    return bound || this.#o.requirePrincipalSubject ? Subjects.intentAs(principal, intent.target) : Subjects.intent(intent.target);
+  }
+
   #subjectIssue(intent: Intent | undefined, subject: string): IssueDetail | undefined {
     const parsed = parseIntentSubject(subject);
     if (!parsed.ok) {
@@ -130,11 +135,7 @@ export class Intake {
       // `Subjects.intent(t)` of a `t` that is no address: the body's own target issue says it.
       if (!intent && p.code === 'subject_target' && subject.endsWith(INVALID_TARGET_TOKENS)) return undefined;
       if (!intent) return p;
-      const use =
-        parsed.principalBound || this.#o.requirePrincipalSubject
-          ? Subjects.intentAs(intent.proposer, intent.target)
-          : Subjects.intent(intent.target);
-      return { ...p, expected: use };
+      return { ...p, expected: this.#subjectFor(intent, parsed.principalBound) };
     }
     // Without a valid body only the subject itself can be judged; the body's issues follow.
     if (!intent) return undefined;
@@ -144,10 +145,7 @@ export class Intake {
         path: 'target',
         code: 'subject_mismatch',
         message: `intent for ${intent.target} arrived on ${subject}`,
-        expected:
-          principal !== undefined || this.#o.requirePrincipalSubject
-            ? Subjects.intentAs(principal ?? intent.proposer, intent.target)
-            : Subjects.intent(intent.target),
+        expected: this.#subjectFor(intent, principal !== undefined, principal),
       };
     }
     if (principal !== undefined && principal !== intent.proposer) {
