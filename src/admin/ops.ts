@@ -34,6 +34,8 @@ const S = {
     limit: z.int().positive().max(100_000).optional(),
   }),
   'journal.verify': z.strictObject({}),
+  /** Every fact of one intent, in every chain it touched (`ice why`). */
+  'journal.intent': z.strictObject({ intentId: IdSchema }),
   'grant.ls': z.strictObject({}),
   approvals: z.strictObject({}),
 } as const;
@@ -66,6 +68,7 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
     rt.journal.tail({ ...(a.limit !== undefined ? { limit: a.limit } : {}), ...(a.chain ? { chain: a.chain } : {}) }),
   'journal.chain': (rt, a) => rt.journal.chain(a.chain, a.fromSeq ?? 1, a.limit ?? 1000),
   'journal.verify': (rt) => rt.journal.verify(),
+  'journal.intent': (rt, a) => rt.journal.factsOfIntent(a.intentId),
   'grant.ls': (rt) => Promise.resolve(rt.grants.list()),
   approvals: (rt) => rt.approvals.list(),
 };

@@ -6,10 +6,10 @@ import { Command, CommanderError, Option } from 'commander';
 import { exampleActors } from '../../actors/index.js';
 import { callAdmin, requestAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
 import { AuthorityKey } from '../authority/index.js';
-import { ConfigError, DataDirLockedError, IceError, ValidationError, ensureError } from '../errors.js';
+import { ConfigError, DataDirLockedError, IceError, NotFoundError, ValidationError, ensureError } from '../errors.js';
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
 import { SqliteJournal, rowToFact, verifyStoreInWorkers } from '../journal/index.js';
-import { PrincipalSchema, Subjects, principalToken, type Fact, type Grant, type Outcome } from '../protocol/index.js';
+import { IdSchema, PrincipalSchema, Subjects, isAddress, principalToken, type Fact, type Grant, type Outcome } from '../protocol/index.js';
 import {
   NatsTransport,
   jetStreamVersionWarning,
@@ -33,6 +33,8 @@ import {
   type Inspector,
 } from '../inspector/index.js';
 import { c, formatActors, formatFact, formatGrants, formatOutcome } from './format.js';
+import { actorAt, actorHistory, formatHistory } from './actor-history.js';
+import { explainIntent, formatWhy } from './why.js';
 import { assertEveryOptionHasARule, checkOptions, type Opts } from './options.js';
 import { applyProjectConfig, findProjectConfig, type ProjectConfig } from './config.js';
 import type { ActorDetail, ActorInfo } from '../host/index.js';
@@ -295,6 +297,8 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
       const key = AuthorityKey.loadPublic(resolve(o.data));
       return verifyStoreInWorkers(store, key ? (cp) => key.signedCheckpoint(cp) : undefined).then((r) => ({ ...r, keyChecked: !!key }));
     }
+    case 'journal.intent':
+      return journal.factsOfIntent(String(a.intentId));
     case 'grant.ls':
       return store.grants();
     case 'journal.lastPos':
@@ -876,6 +880,96 @@ common(actor.command('spawn <address>'))
   .option('--input <json>', 'input for the machine, as JSON')
   .option('--if-absent', 'if the actor exists (with the same input), say so and exit 0')
   .action(spawnAction);
+
+/** An actor address given as an argument, checked before anything is read. */
+function actorAddress(address: string): string {
+  if (!isAddress(address))
+    throw new ValidationError(`not an actor address: ${JSON.stringify(address)}`, [
+      { path: '<address>', code: 'invalid_address', message: `got ${JSON.stringify(address)}`, expected: 'kind/id, e.g. deployment/web' },
+    ]);
+  return address;
+}
+
+/** One actor's whole chain, oldest first, read a page at a time (locally or over NATS). */
+async function wholeChain(o: Common, chain: string, upTo = Number.MAX_SAFE_INTEGER): Promise<Fact[]> {
+  const PAGE = 1000;
+  const out: Fact[] = [];
+  for (;;) {
+    const page = await read<Fact[]>(o, 'journal.chain', { chain, fromSeq: out.length + 1, limit: PAGE });
+    out.push(...page.filter((f) => f.seq <= upTo));
+    if (page.length < PAGE || out.length >= upTo) return out;
+  }
+}
+
+/** The definition of an address's kind, from the registered and --actors definitions. */
+async function definitionOf(o: Common, address: string): Promise<ActorDefinition> {
+  const kind = address.slice(0, address.indexOf('/'));
+  const def = (await loadActors(o.actors)).find((d) => d.kind === kind);
+  if (!def)
+    throw new ConfigError(
+      `no definition of kind ${kind} to replay ${address} with: pass the module that defines it with --actors <module>`,
+    );
+  return def;
+}
+
+common(actor.command('history <address>'))
+  .description("an actor's transitions (with who proposed each) and lifecycle facts, each checked by replaying the chain")
+  .option('--json', 'JSON output')
+  .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
+  .action(async (address: string, o: Common) => {
+    const facts = await wholeChain(o, actorAddress(address));
+    if (facts.length === 0) throw new NotFoundError(`actor ${address}`);
+    const h = actorHistory(facts, await definitionOf(o, address));
+    if (o.json) printJson(h);
+    else print(formatHistory(address, h.rows));
+    if (h.mismatches.length) {
+      if (!o.json) print(c.red(`replay differs from the journal at #${h.mismatches.map((m) => m.seq).join(', #')}`));
+      process.exitCode = 1;
+    }
+  });
+common(actor.command('at <address>'))
+  .description('what an actor was right after fact --seq of its chain, rebuilt by replaying its journal')
+  .requiredOption('--seq <n>', 'the fact of its chain to stop at')
+  .option('--json', 'JSON output')
+  .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
+  .action(async (address: string, o: Opts<'data' | 'seq'>) => {
+    const facts = await wholeChain(o, actorAddress(address), o.seq);
+    if (facts.length === 0) throw new NotFoundError(`actor ${address}`);
+    const at = actorAt(address, facts, o.seq, await definitionOf(o, address));
+    if (o.json) printJson(at);
+    else {
+      print(
+        `${c.bold(address)} at #${at.seq} (${at.at}): ${c.bold(at.state)}${at.lastTransition !== undefined ? c.dim(`  last transition #${at.lastTransition}`) : ''}`,
+      );
+      print(`context ${JSON.stringify(at.context, null, 2)}`);
+    }
+    if (at.mismatches.length) {
+      if (!o.json) print(c.red(`replay differs from the journal at #${at.mismatches.map((m) => m.seq).join(', #')}`));
+      process.exitCode = 1;
+    }
+  });
+
+common(program.command('why <intentId>'))
+  .description('the causal chain of an intent: proposal → decision (grant, policies) → transition or refusal, with approvals')
+  .option('--json', 'JSON output')
+  .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
+  .action(async (intentId: string, o: Common) => {
+    if (!IdSchema.safeParse(intentId).success)
+      throw new ValidationError(`not an intent id: ${JSON.stringify(intentId)}`, [
+        {
+          path: '<intentId>',
+          code: 'invalid_id',
+          message: `got ${JSON.stringify(intentId)}`,
+          expected: '1-128 characters of A-Z a-z 0-9 _ : - starting with a letter or digit',
+        },
+      ]);
+    const facts = await read<Fact[]>(o, 'journal.intent', { intentId });
+    if (facts.length === 0) throw new NotFoundError(`intent ${intentId} (no fact names it)`);
+    const r = explainIntent(intentId, facts, await read<Grant[]>(o, 'grant.ls'));
+    if (o.json) printJson(r);
+    else print(formatWhy(r));
+    if (r.broken) process.exitCode = 1;
+  });
 
 /** Waits `ms`, or less if `until` settles first. */
 const pause = (ms: number, until: Promise<void>) => Promise.race([new Promise((r) => setTimeout(r, ms)), until]);

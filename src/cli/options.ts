@@ -149,6 +149,7 @@ export const OPTION_RULES = {
   node: rule('1-64 characters of A-Z a-z 0-9 _ -, as it names a NATS subject token', z.string().regex(/^[A-Za-z0-9_-]{1,64}$/)),
   limit: rule('an integer from 1 to 100000', int(1, 100_000)),
   from: rule('a seq number: an integer, 1 or more', int(1)),
+  seq: rule('a seq number: an integer, 1 or more', int(1)),
   maxUses: rule('an integer, 1 or more', int(1)),
   replicas: rule('an integer from 1 to 5, the JetStream maximum', int(1, 5)),
   adminPort: rule('a port from 0 to 65535; 0 for any free port', listenPort),
