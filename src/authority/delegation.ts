@@ -130,7 +130,12 @@ export function delegateFrom(
     throw new DelegationRefusedError(parent.id, field, code, message, expected);
   };
   if (!principalMatches(parent.subject, r.by)) {
-    refuse('by', 'not_holder', `${r.by} does not hold grant ${parent.id} (it is for ${parent.subject})`, `a principal matching ${parent.subject}`);
+    refuse(
+      'by',
+      'not_holder',
+      `${r.by} does not hold grant ${parent.id} (it is for ${parent.subject})`,
+      `a principal matching ${parent.subject}`,
+    );
   }
   const status = ownStatus(parent, now);
   if (status !== GrantStatus.active) {
@@ -146,7 +151,12 @@ export function delegateFrom(
     );
   }
   if (chainOf(parent, ctx.lookup).length > MAX_DELEGATION_DEPTH) {
-    refuse('parentId', 'too_deep', `grant ${parent.id} is ${MAX_DELEGATION_DEPTH} delegations from its root`, `a grant fewer than ${MAX_DELEGATION_DEPTH} delegations deep`);
+    refuse(
+      'parentId',
+      'too_deep',
+      `grant ${parent.id} is ${MAX_DELEGATION_DEPTH} delegations from its root`,
+      `a grant fewer than ${MAX_DELEGATION_DEPTH} delegations deep`,
+    );
   }
   if (r.expiresAt !== undefined && r.ttlMs !== undefined) {
     refuse('expiresAt', 'two_expiries', 'both expiresAt and ttlMs given', 'one of expiresAt, ttlMs');
@@ -169,14 +179,24 @@ export function delegateFrom(
   const left = usesLeft(parent);
   if (left !== undefined) {
     if (r.maxUses === undefined) {
-      refuse('maxUses', 'wider_than_parent', `grant ${parent.id} has ${left} uses left; a delegated grant without maxUses would have no limit`, `maxUses from 1 to ${left}`);
+      refuse(
+        'maxUses',
+        'wider_than_parent',
+        `grant ${parent.id} has ${left} uses left; a delegated grant without maxUses would have no limit`,
+        `maxUses from 1 to ${left}`,
+      );
     } else if (r.maxUses > left) {
       refuse('maxUses', 'wider_than_parent', `${r.maxUses} uses, the parent has ${left} left`, `at most ${left}`);
     }
   }
 
   if (parent.runId !== undefined && r.runId !== undefined && r.runId !== parent.runId) {
-    refuse('runId', 'wider_than_parent', `run ${r.runId}, the parent is bound to run ${parent.runId}`, `run ${parent.runId} (or leave it out)`);
+    refuse(
+      'runId',
+      'wider_than_parent',
+      `run ${r.runId}, the parent is bound to run ${parent.runId}`,
+      `run ${parent.runId} (or leave it out)`,
+    );
   }
   const runId = r.runId ?? parent.runId;
 

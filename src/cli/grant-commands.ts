@@ -46,14 +46,20 @@ export function registerGrantCommands(grant: Command, d: GrantCommandDeps): void
     .requiredOption('--to <principal>', 'who gets it, e.g. agent:deployer (one principal, no wildcards)')
     .requiredOption('--as <principal>', 'who delegates: a holder of the parent grant (over --nats, the principal the request is sent as)')
     .option('--scope <pattern>', "a scope within the parent's (default: the parent's)")
-    .addOption(new Option('--ttl <duration>', "expires after, e.g. 30m; no later than the parent (default: the parent's expiry)").conflicts('expires'))
+    .addOption(
+      new Option('--ttl <duration>', "expires after, e.g. 30m; no later than the parent (default: the parent's expiry)").conflicts(
+        'expires',
+      ),
+    )
     .option('--expires <iso>', "expires at (ISO 8601), no later than the parent's expiry")
-    .option('--uses <n>', "number of executions; needed when the parent has maxUses, at most its uses left (they are taken from it)")
+    .option('--uses <n>', 'number of executions; needed when the parent has maxUses, at most its uses left (they are taken from it)')
     .option('--run <runId>', "only for intents of this run (must be the parent's run if it has one)")
     .option('--id <id>', 'the new grant id (default: a fresh one)')
     .option('--note <text>', 'why')
     .option('--json', 'print the grant as JSON')
-    .addOption(d.natsOption('send it to the nodes on NATS (as --as, on ice.admin.as.<principal>.grant.delegate) instead of the local data dir'))
+    .addOption(
+      d.natsOption('send it to the nodes on NATS (as --as, on ice.admin.as.<principal>.grant.delegate) instead of the local data dir'),
+    )
     .action(async (parentId: string, o: Opts<'data' | 'to' | 'as'>) => {
       const g = (await d.change(o, 'grant.delegate', {
         parentId,

@@ -12,7 +12,16 @@ export type { ClientOptions, ConnectOptions, ProposeOptions, ProposeInput, FactW
 export { IntentRejectedError, ProtocolError } from './errors.js';
 export type { DelegateInput } from './grant-requests.js';
 export type { GrantView, GrantLine } from '../authority/grant-view.js';
-export { IceError, ErrorAction, ValidationError, DelegationRefusedError, TimeoutError, NoRespondersError, PermissionDeniedError, ClosedError } from '../errors.js';
+export {
+  IceError,
+  ErrorAction,
+  ValidationError,
+  DelegationRefusedError,
+  TimeoutError,
+  NoRespondersError,
+  PermissionDeniedError,
+  ClosedError,
+} from '../errors.js';
 export type { IssueDetail } from '../errors.js';
 export { FactType, OutcomeSchema, FactSchema, IntentSchema } from '../protocol/index.js';
 export type { Intent, IntentInput, Outcome, OutcomeStatus, Fact, Issue, Reason, Grant } from '../protocol/index.js';
