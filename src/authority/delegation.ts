@@ -226,8 +226,20 @@ export function delegateFrom(
  */
 export function carve(parent: Grant, child: Grant): Grant | undefined {
   if (parent.maxUses === undefined) return parent;
+  if (parent.delegatedTo?.includes(child.id)) return parent;
   const n = child.maxUses ?? Infinity;
   const left = usesLeft(parent) ?? 0;
   if (n > left) return undefined;
-  return { ...parent, delegatedUses: (parent.delegatedUses ?? 0) + n };
+  // The child's id in the record makes two delegations from one parent state differ, so a
+  // compare-and-set keyed on the revision cannot take the second for a retry of the first.
+  return { ...parent, delegatedUses: (parent.delegatedUses ?? 0) + n, delegatedTo: [...(parent.delegatedTo ?? []), child.id].slice(-100) };
+}
+
+/** The parent with the uses carved for `child` given back (its delegation did not happen). */
+export function uncarve(parent: Grant, child: Grant): Grant | undefined {
+  if (!parent.delegatedTo?.includes(child.id) || child.maxUses === undefined) return undefined;
+  const { delegatedUses = 0, delegatedTo, ...rest } = parent;
+  const uses = delegatedUses - child.maxUses;
+  const to = delegatedTo.filter((id) => id !== child.id);
+  return { ...rest, ...(uses > 0 ? { delegatedUses: uses } : {}), ...(to.length > 0 ? { delegatedTo: to } : {}) };
 }

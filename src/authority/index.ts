@@ -12,6 +12,7 @@ export {
   descendantsOf,
   describeGrant,
   ownStatus,
+  uncarve,
   usesLeft,
 } from './delegation.js';
 export { globCovers, scopeCovers } from './scope-subset.js';

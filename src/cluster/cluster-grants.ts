@@ -9,6 +9,7 @@ import {
   grantExists,
   revocationFacts,
   spendUse,
+  uncarve,
 } from '../authority/index.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
@@ -166,14 +167,11 @@ export class ClusterGrants extends GrantBook {
     try {
       revision = await this.#kv.create(child.id, child);
     } catch (e) {
-      if (parent.maxUses !== undefined && child.maxUses !== undefined) {
-        const n = child.maxUses;
-        await this.#update(parentId, (g) => {
-          const { delegatedUses = 0, ...rest } = g;
-          return delegatedUses - n > 0 ? { ...rest, delegatedUses: delegatedUses - n } : rest;
-        });
-      }
-      if (e instanceof ConflictError && (await this.#kv.get(child.id))) throw grantExists(child.id);
+      const existing = e instanceof ConflictError ? ((await this.#kv.get(child.id))?.value as Grant | undefined) : undefined;
+      // Give the carved uses back, unless the grant that holds this id is a child of this
+      // parent: then the carve is its (two nodes delegating one id at once wrote one carve).
+      if (existing?.parentId !== parentId) await this.#update(parentId, (g) => uncarve(g, child));
+      if (existing) throw grantExists(child.id);
       throw e;
     }
     this.#remember(child, revision);

@@ -49,6 +49,11 @@ export const GrantSchema = z.strictObject({
    * longer this grant's own. Uses left = `maxUses - uses - delegatedUses`.
    */
   delegatedUses: z.int().positive().optional(),
+  /**
+   * The grants that took uses from this one (newest last, at most 100): a delegation of the
+   * same child id is not charged twice.
+   */
+  delegatedTo: z.array(IdSchema).max(100).optional(),
 });
 export type Grant = z.infer<typeof GrantSchema>;
 
