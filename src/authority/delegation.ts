@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { DelegationRefusedError, NotFoundError, ValidationError } from '../errors.js';
 import { GrantDelegationSchema, type Grant, type GrantDelegation } from '../protocol/index.js';
 import type { Clock } from '../util/clock.js';
@@ -116,14 +117,22 @@ export function descendantsOf(id: string, all: readonly Grant[]): Grant[] {
  * @throws DelegationRefusedError naming the field that is wider than the parent allows, or
  *   `by` (not a holder) or `parentId` (revoked, expired, used up, too deep).
  */
+/**
+ * A delegation request as the schema reads it.
+ * @throws ValidationError naming the malformed fields.
+ */
+export function parseDelegation(req: GrantDelegation): z.output<typeof GrantDelegationSchema> {
+  const parsed = GrantDelegationSchema.safeParse(req);
+  if (!parsed.success) throw new ValidationError('invalid delegation request', zodIssues(parsed.error));
+  return parsed.data;
+}
+
 export function delegateFrom(
   parent: Grant,
   req: GrantDelegation,
   ctx: { clock: Clock; ids: IdGen; lookup: (id: string) => Grant | undefined },
 ): { child: Grant; parent: Grant } {
-  const parsed = GrantDelegationSchema.safeParse(req);
-  if (!parsed.success) throw new ValidationError('invalid delegation request', zodIssues(parsed.error));
-  const r = parsed.data;
+  const r = parseDelegation(req);
   if (r.parentId !== parent.id) throw new NotFoundError(`grant ${r.parentId}`);
   const now = ctx.clock.now();
   const refuse = (field: string, code: string, message: string, expected: string): never => {

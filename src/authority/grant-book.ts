@@ -13,7 +13,7 @@ import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
 import { zodIssues } from './validate.js';
 import { principalMatches, scopeMatches } from './scope.js';
-import { blockingAncestor, delegateFrom, descendantsOf, describeGrant } from './delegation.js';
+import { blockingAncestor, delegateFrom, descendantsOf, describeGrant, parseDelegation } from './delegation.js';
 
 export type GrantMiss = { code: string; message: string };
 
@@ -192,8 +192,9 @@ export class GrantBook {
    * @throws NotFoundError when the parent does not exist; AlreadyExistsError when `req.id` is taken.
    */
   async delegate(req: GrantDelegation): Promise<Grant> {
-    const parent = this.#grants.get(String(req.parentId));
-    if (!parent) throw new NotFoundError(`grant ${String(req.parentId)}`);
+    const { parentId } = parseDelegation(req);
+    const parent = this.#grants.get(parentId);
+    if (!parent) throw new NotFoundError(`grant ${parentId}`);
     const { child, parent: carved } = delegateFrom(parent, req, { clock: this.#clock, ids: this.#ids, lookup: (id) => this.get(id) });
     if (this.#grants.has(child.id)) throw grantExists(child.id);
     this.#set(child);

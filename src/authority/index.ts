@@ -12,6 +12,7 @@ export {
   descendantsOf,
   describeGrant,
   ownStatus,
+  parseDelegation,
   uncarve,
   usesLeft,
 } from './delegation.js';

@@ -7,6 +7,7 @@ import {
   delegationFact,
   descendantsOf,
   grantExists,
+  parseDelegation,
   revocationFacts,
   spendUse,
   uncarve,
@@ -140,8 +141,8 @@ export class ClusterGrants extends GrantBook {
    * child revoked with it.
    */
   override async delegate(req: GrantDelegation): Promise<Grant> {
+    const { parentId } = parseDelegation(req);
     await this.catchUp();
-    const parentId = String(req.parentId);
     const ctx = { clock: this.#clock, ids: this.#ids, lookup: (id: string) => this.get(id) };
     let made: { child: Grant; parent: Grant } | undefined;
     for (let attempt = 0; attempt < 20 && !made; attempt++) {

@@ -262,6 +262,29 @@ describe.each(MODES)('grant delegation (%s)', (mode: Mode) => {
     const view = await agent.grant(child.id, 'agent:planner');
     expect(view.chain.map((l) => l.grant.id)).toEqual([g.id, child.id]);
     expect(view.status).toBe('active');
+
+    // the CLI over NATS sends as --as: the holder delegates, another principal is refused (exit 2, at `by`)
+    const cli = await ice(['grant', 'delegate', g.id, '--to', 'agent:helper4', '--as', 'agent:planner', '--nats', url, '--json']);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout)).toMatchObject({ parentId: g.id, delegatedBy: 'agent:planner', subject: 'agent:helper4' });
+    const cliRefused = await ice(['grant', 'delegate', g.id, '--to', 'agent:helper5', '--as', 'agent:other', '--nats', url]);
+    expect(cliRefused.code).toBe(2);
+    expect(cliRefused.stderr).toContain('by: agent:other does not hold grant');
+    const shown = await ice(['grant', 'show', g.id, '--nats', url, '--as', 'operator:alice', '--json']);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect((JSON.parse(shown.stdout) as { children: Array<{ grant: Grant }> }).children.map((l) => l.grant.subject).sort()).toEqual([
+      'agent:helper',
+      'agent:helper4',
+    ]);
+  });
+
+  it('a malformed delegation is a ValidationError naming the field, locally and over NATS', async () => {
+    const bad = { parentId: 'g x', by: 'agent:planner', subject: 'agent:*' };
+    await expect(rt().grants.delegate(bad)).rejects.toMatchObject({
+      code: 'E_VALIDATION',
+      issues: expect.arrayContaining([expect.objectContaining({ path: 'parentId' }), expect.objectContaining({ path: 'subject' })]),
+    });
+    await expect(agent.delegate(bad)).rejects.toMatchObject({ code: 'E_VALIDATION' });
   });
 });
 
