@@ -64,6 +64,17 @@ export function formatFact(f: Fact): string {
       what = `${g.id}: ${g.subject} → ${g.scope}`;
       break;
     }
+    case 'grant.delegated': {
+      const g = d.grant as Grant;
+      what = `${g.id}: ${g.subject} → ${g.scope} from ${String(d.parentId)} by ${String(d.by)}`;
+      break;
+    }
+    case 'grant.revoked':
+      what = `${String(d.grantId)} by ${String(d.by)}${d.revokedWith ? ` with ${String(d.revokedWith)}` : ''}${Array.isArray(d.cascade) ? ` (and ${d.cascade.join(', ')})` : ''}`;
+      break;
+    case 'grant.used':
+      what = `${String(d.grantId)} use ${String(d.uses)}/${String(d.maxUses)}`;
+      break;
     default:
       what = JSON.stringify(d);
   }
