@@ -70,7 +70,7 @@ export function formatFact(f: Fact): string {
       break;
     }
     case 'grant.revoked':
-      what = `${String(d.grantId)} by ${String(d.by)}${d.revokedWith ? ` with ${String(d.revokedWith)}` : ''}${Array.isArray(d.cascade) ? ` (and ${d.cascade.join(', ')})` : ''}`;
+      what = `${String(d.grantId)} by ${String(d.by)}${typeof d.revokedWith === 'string' ? ` with ${d.revokedWith}` : ''}${Array.isArray(d.cascade) ? ` (and ${d.cascade.join(', ')})` : ''}`;
       break;
     case 'grant.used':
       what = `${String(d.grantId)} use ${String(d.uses)}/${String(d.maxUses)}`;

@@ -31,6 +31,13 @@ import { WatchedBucket, type WatchedEntry } from '../store/jetstream/index.js';
  * (the node dies between the two) stays spent: never an execution without a use, at most
  * one use per intent id.
  *
+ * Delegation carves the child's uses out of a limited parent by compare-and-set on the
+ * parent's record (which names the child, `delegatedTo`, so two carves from one revision
+ * never look like one write retried), then creates the child. A node that dies between the
+ * two leaves the uses carved and no child: lost to everyone, never handed out twice.
+ * Revocation cascades by compare-and-set on each descendant, after the parent's own; the
+ * authority checks every grant's ancestors, so the parent's record alone already stops them.
+ *
  * `ensure` (inherited) holds across nodes: the bucket's create is the fence. Of two nodes
  * ensuring one id at once, one create wins and writes `grant.issued`; the other reads the
  * winner's record from the bucket and compares terms. As with `issue`, a node that dies
