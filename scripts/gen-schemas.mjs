@@ -71,6 +71,15 @@ export function buildSchemas(p, z) {
       description: 'Scope is "kind/id:ACTION" with * wildcards per part, or "*".',
     },
     {
+      file: 'grant-delegation.schema.json',
+      schema: p.GrantDelegationSchema,
+      io: 'input',
+      title: 'ICE GrantDelegation (the arguments of ice.admin.as.<principal>.grant.delegate)',
+      description:
+        'A holder (`by`, the principal of the subject) delegates a narrower grant from `parentId` to `subject`. Terms left out are ' +
+        "the parent's; `maxUses` is required when the parent has one. Refused, naming the field, when any term is wider than the parent's.",
+    },
+    {
       file: 'snapshot-record.schema.json',
       schema: p.SnapshotRecordSchema,
       io: 'output',

@@ -37,6 +37,25 @@ export class ValidationError extends IceError {
   }
 }
 
+/**
+ * A delegation asked for more than the parent grant allows, or was made by someone who does
+ * not hold it, or from a grant that delegates nothing now. `field` names what is wrong
+ * (`scope`, `expiresAt`, `maxUses`, `runId`, `by`, `parentId`) and `expected` what would do;
+ * `issues` carries the same, so over the wire it reads like any validation error.
+ */
+export class DelegationRefusedError extends ValidationError {
+  override name = 'DelegationRefusedError';
+  readonly parentId: string;
+  readonly field: string;
+  readonly expected: string;
+  constructor(parentId: string, field: string, code: string, message: string, expected: string) {
+    super(`delegation from grant ${parentId} refused: ${field}: ${message}`, [{ path: field, code, message, expected }]);
+    this.parentId = parentId;
+    this.field = field;
+    this.expected = expected;
+  }
+}
+
 export class NotFoundError extends IceError {
   override name = 'NotFoundError';
   constructor(what: string, options?: { cause?: unknown }) {

@@ -22,6 +22,7 @@ import {
   type Decision,
   type Fact,
   type Grant,
+  type GrantDelegation,
   type GrantRequest,
   type Intent,
   type IntentInput,
@@ -202,7 +203,13 @@ export interface Runtime {
      * await rt.grants.ensure({ id: 'g-bot-web', subject: 'agent:bot', scope: 'deployment/web:*' });
      */
     ensure(req: EnsureGrantRequest): Promise<Grant>;
+    /** Revokes the grant and every grant delegated from it (transitively), one fact each. */
     revoke(id: string, by?: string, reason?: string): Promise<Grant>;
+    /**
+     * A holder (`req.by`) of grant `req.parentId` delegates a narrower one to `req.subject`.
+     * @throws DelegationRefusedError naming the field wider than the parent (or `by`, `parentId`).
+     */
+    delegate(req: GrantDelegation): Promise<Grant>;
     list(): Grant[];
   };
   readonly approvals: {
@@ -397,8 +404,8 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         : {}),
     });
     cleanups.push(() => host.stopAll());
-    grantBook.setRecorder(async (draft, grant) => {
-      await host.record([draft], { grants: [grant] });
+    grantBook.setRecorder(async (drafts, grants) => {
+      await host.record(drafts, { grants });
     });
     if (brokenAtStart)
       await host.record([{ type: FactType.journalBroken, origin: Origin.operator, data: { ...brokenAtStart, node, servedAnyway: true } }]);
@@ -548,6 +555,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         issue: (req) => grantBook.issue(req),
         ensure: (req) => grantBook.ensure(req),
         revoke: (id, by, reason) => grantBook.revoke(id, by, reason),
+        delegate: (req) => grantBook.delegate(req),
         list: () => [...grantBook.list()],
       },
       approvals: {

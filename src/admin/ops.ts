@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.js';
-import { GrantRequestSchema, IdSchema } from '../protocol/index.js';
-import { zodIssues, type EnsureGrantRequest } from '../authority/index.js';
+import { GrantDelegationSchema, GrantRequestSchema, IdSchema } from '../protocol/index.js';
+import { grantView, zodIssues, type EnsureGrantRequest } from '../authority/index.js';
 import type { Runtime } from '../runtime.js';
 
 /** What `rt.approvals.approve` / `deny` take, from the API and from an operator alike. */
@@ -20,6 +20,8 @@ const S = {
   /** `ensure`: issue only if no grant has this `id`; the same terms return it (see `rt.grants.ensure`). */
   'grant.issue': GrantRequestSchema.extend({ ensure: z.boolean().optional() }),
   'grant.revoke': z.strictObject({ id: z.string(), by: z.string().optional(), reason: z.string().optional() }),
+  /** A holder (`by`; over `ice.admin.as.<principal>` the principal) delegates a narrower grant from `parentId`. */
+  'grant.delegate': GrantDelegationSchema,
   approve: ApproveArgs,
   deny: DenyArgs,
   'actor.stop': z.strictObject({ address: z.string(), reason: z.string().min(1) }),
@@ -37,6 +39,8 @@ const S = {
   /** Every fact of one intent, in every chain it touched (`ice why`). */
   'journal.intent': z.strictObject({ intentId: IdSchema }),
   'grant.ls': z.strictObject({}),
+  /** One grant with its status, its chain (root → … → it) and the grants delegated from it. */
+  'grant.show': z.strictObject({ id: IdSchema }),
   approvals: z.strictObject({}),
 } as const;
 
@@ -51,6 +55,7 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
     // ensure checks `id` and `ttlMs` itself (ValidationError naming them)
     ensure ? rt.grants.ensure(req as EnsureGrantRequest) : rt.grants.issue(req),
   'grant.revoke': (rt, a) => rt.grants.revoke(a.id, a.by, a.reason),
+  'grant.delegate': (rt, a) => rt.grants.delegate(a),
   approve: (rt, a) => rt.approvals.approve(a.intentId, a.by, a.note),
   deny: (rt, a) => rt.approvals.deny(a.intentId, a.by, a.reason),
   'actor.stop': async (rt, a) => {
@@ -70,6 +75,7 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
   'journal.verify': (rt) => rt.journal.verify(),
   'journal.intent': (rt, a) => rt.journal.factsOfIntent(a.intentId),
   'grant.ls': (rt) => Promise.resolve(rt.grants.list()),
+  'grant.show': (rt, a) => Promise.resolve(grantView(rt.grants.list(), a.id, Date.now())),
   approvals: (rt) => rt.approvals.list(),
 };
 

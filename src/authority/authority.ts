@@ -119,7 +119,10 @@ export class Authority {
         }
       }
       grantId = g.id;
-      reasons.push({ code: 'grant', message: `grant ${g.id} (${g.subject} → ${g.scope}${g.runId ? ` in run ${g.runId}` : ''}) allows it` });
+      reasons.push({
+        code: 'grant',
+        message: `${this.#grants.describe(g)} (${g.subject} → ${g.scope}${g.runId ? ` in run ${g.runId}` : ''}) allows it`,
+      });
     } else {
       const allow = rules.find((r) => r.effect === PolicyEffect.allow && ruleApplies(r, ctx));
       if (!allow) {

@@ -1,10 +1,19 @@
 import { AlreadyExistsError, ExistingDiffersError, NotFoundError, ValidationError, type IssueDetail } from '../errors.js';
-import { FactType, GrantRequestSchema, Origin, type Grant, type GrantRequest, type Intent } from '../protocol/index.js';
+import {
+  FactType,
+  GrantRequestSchema,
+  Origin,
+  type Grant,
+  type GrantDelegation,
+  type GrantRequest,
+  type Intent,
+} from '../protocol/index.js';
 import type { FactDraft } from '../protocol/index.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
 import { zodIssues } from './validate.js';
 import { principalMatches, scopeMatches } from './scope.js';
+import { blockingAncestor, delegateFrom, descendantsOf, describeGrant, parseDelegation } from './delegation.js';
 
 export type GrantMiss = { code: string; message: string };
 
@@ -16,10 +25,43 @@ export type GrantMiss = { code: string; message: string };
 export type EnsureGrantRequest = Omit<GrantRequest, 'id' | 'ttlMs'> & { id: string };
 
 /**
- * Writes grant facts and records durably: the host's runtime chain (fact + grant record in
- * one turn). Resolves once durable.
+ * Writes grant facts and records durably: the host's runtime chain (the facts and the grant
+ * records they change, in one turn). Resolves once durable.
  */
-export type GrantRecorder = (draft: Omit<FactDraft, 'actor'>, grant: Grant) => Promise<void>;
+export type GrantRecorder = (drafts: Array<Omit<FactDraft, 'actor'>>, grants: Grant[]) => Promise<void>;
+
+/** A grant revoked, and those revoked with it because they were delegated from it. */
+export type GrantDraft = Omit<FactDraft, 'actor'>;
+
+/** The facts of a revocation: the grant's own, then one per descendant revoked with it. */
+export function revocationFacts(id: string, revoked: Grant[], by: string, reason: string | undefined, own: boolean): GrantDraft[] {
+  const why = reason ? { reason } : {};
+  const cascaded = revoked.filter((g) => g.id !== id);
+  const drafts: GrantDraft[] = [];
+  if (own)
+    drafts.push({
+      type: FactType.grantRevoked,
+      origin: Origin.operator,
+      data: { grantId: id, by, ...why, ...(cascaded.length ? { cascade: cascaded.map((g) => g.id) } : {}) },
+    });
+  for (const g of cascaded)
+    drafts.push({ type: FactType.grantRevoked, origin: Origin.operator, data: { grantId: g.id, by, ...why, revokedWith: id } });
+  return drafts;
+}
+
+/** The fact of a delegation: the new grant, and how many uses it took from its parent. */
+export function delegationFact(child: Grant, parent: Grant): GrantDraft {
+  return {
+    type: FactType.grantDelegated,
+    origin: Origin.operator,
+    data: {
+      grant: child,
+      parentId: parent.id,
+      by: child.delegatedBy,
+      ...(parent.maxUses !== undefined && child.maxUses !== undefined ? { usesFromParent: child.maxUses } : {}),
+    },
+  };
+}
 
 /**
  * Capability grants. The store is the truth; this keeps every grant in memory for lookups.
@@ -57,7 +99,7 @@ export class GrantBook {
     const id = grant.id;
     if (this.#grants.has(id)) throw grantExists(id);
     this.#set(grant);
-    const recorded = this.record({ type: FactType.grantIssued, origin: Origin.operator, data: { grant } }, grant);
+    const recorded = this.record([{ type: FactType.grantIssued, origin: Origin.operator, data: { grant } }], [grant]);
     this.#issuing.set(id, recorded);
     try {
       await recorded;
@@ -117,17 +159,60 @@ export class GrantBook {
     return this.#grants.get(id);
   }
 
+  /**
+   * Revokes a grant and every grant delegated from it, transitively: one `grant.revoked` fact
+   * each (a descendant's names the grant it was revoked with, `revokedWith`), in one turn.
+   * Revoking a grant that is revoked already revokes what of its descendants is not.
+   */
   async revoke(id: string, by = 'operator', reason?: string): Promise<Grant> {
     const g = this.#grants.get(id);
     if (!g) throw new NotFoundError(`grant ${id}`);
-    if (g.revokedAt) return g;
-    const revoked: Grant = { ...g, revokedAt: new Date(this.#clock.now()).toISOString(), revokedBy: by };
-    this.#set(revoked);
-    await this.record(
-      { type: FactType.grantRevoked, origin: Origin.operator, data: { grantId: id, by, ...(reason ? { reason } : {}) } },
-      revoked,
-    );
-    return revoked;
+    const at = new Date(this.#clock.now()).toISOString();
+    const own = g.revokedAt === undefined;
+    const root: Grant = own ? { ...g, revokedAt: at, revokedBy: by } : g;
+    const revoked = [
+      ...(own ? [root] : []),
+      ...descendantsOf(id, this.list())
+        .filter((d) => d.revokedAt === undefined)
+        .map((d): Grant => ({ ...d, revokedAt: at, revokedBy: by, revokedWith: id })),
+    ];
+    if (revoked.length === 0) return g;
+    for (const r of revoked) this.#set(r);
+    await this.record(revocationFacts(id, revoked, by, reason, own), revoked);
+    return root;
+  }
+
+  /**
+   * Delegates a narrower grant from `req.parentId` to `req.subject`, on behalf of `req.by`,
+   * a holder of the parent: a `grant.delegated` fact. Terms left out are the parent's; uses
+   * given to the child are carved out of a parent with `maxUses`.
+   * @example
+   * await rt.grants.delegate({ parentId: 'g1', by: 'agent:planner', subject: 'agent:deployer', scope: 'deployment/web:DEPLOY', maxUses: 1 });
+   * @throws DelegationRefusedError naming the field wider than the parent, or `by`, or `parentId`.
+   * @throws NotFoundError when the parent does not exist; AlreadyExistsError when `req.id` is taken.
+   */
+  async delegate(req: GrantDelegation): Promise<Grant> {
+    const { parentId } = parseDelegation(req);
+    const parent = this.#grants.get(parentId);
+    if (!parent) throw new NotFoundError(`grant ${parentId}`);
+    const { child, parent: carved } = delegateFrom(parent, req, { clock: this.#clock, ids: this.#ids, lookup: (id) => this.get(id) });
+    if (this.#grants.has(child.id)) throw grantExists(child.id);
+    this.#set(child);
+    if (carved !== parent) this.#set(carved);
+    try {
+      await this.record([delegationFact(child, parent)], carved !== parent ? [child, carved] : [child]);
+    } catch (e) {
+      this.#grants.delete(child.id);
+      if (carved !== parent) this.#set(parent);
+      this.#sorted = undefined;
+      throw e;
+    }
+    return child;
+  }
+
+  /** `grant g2 (delegated from g1)`: how decisions and messages name a grant. */
+  describe(g: Grant): string {
+    return describeGrant(g, (id) => this.get(id));
   }
 
   get(id: string): Grant | undefined {
@@ -155,15 +240,30 @@ export class GrantBook {
       if (!principalMatches(g.subject, intent.proposer)) continue;
       if (!scopeMatches(g.scope, intent.target, intent.action)) continue;
       if (g.revokedAt) {
-        misses.push({ code: 'grant_revoked', message: `grant ${g.id} was revoked at ${g.revokedAt}` });
+        misses.push({ code: 'grant_revoked', message: `${this.describe(g)} was revoked at ${g.revokedAt}` });
         continue;
       }
       if (g.expiresAt && Date.parse(g.expiresAt) <= now) {
-        misses.push({ code: 'grant_expired', message: `grant ${g.id} expired at ${g.expiresAt}` });
+        misses.push({ code: 'grant_expired', message: `${this.describe(g)} expired at ${g.expiresAt}` });
         continue;
       }
-      if (g.maxUses !== undefined && g.uses >= g.maxUses && !g.usedBy?.includes(intent.id)) {
-        misses.push({ code: 'grant_exhausted', message: `grant ${g.id} has used all ${g.maxUses} uses` });
+      // A delegated grant counts only while its whole chain does: revoking (or the expiry of)
+      // an ancestor stops it at once, before its own record says so.
+      const blocked = g.parentId !== undefined ? blockingAncestor(g, (id) => this.get(id), now) : undefined;
+      if (blocked) {
+        misses.push({
+          code: blocked.status === 'expired' ? 'grant_expired' : 'grant_revoked',
+          message: `${this.describe(g)}: ${blocked.id} is ${blocked.status === 'missing' ? 'unknown' : blocked.status}`,
+        });
+        continue;
+      }
+      if (g.maxUses !== undefined && g.uses + (g.delegatedUses ?? 0) >= g.maxUses && !g.usedBy?.includes(intent.id)) {
+        misses.push({
+          code: 'grant_exhausted',
+          message: g.delegatedUses
+            ? `${this.describe(g)} has no uses left (${g.uses} used, ${g.delegatedUses} delegated, of ${g.maxUses})`
+            : `${this.describe(g)} has used all ${g.maxUses} uses`,
+        });
         continue;
       }
       if (g.runId !== undefined && g.runId !== intent.runId) {
@@ -213,7 +313,7 @@ export class GrantBook {
 /** The grant after `intentId` spends a use, the same grant if it already did, or undefined if none is left. */
 export function spendUse(g: Grant, intentId: string): Grant | undefined {
   if (g.usedBy?.includes(intentId)) return g;
-  if (g.maxUses !== undefined && g.uses >= g.maxUses) return undefined;
+  if (g.maxUses !== undefined && g.uses + (g.delegatedUses ?? 0) >= g.maxUses) return undefined;
   return { ...g, uses: g.uses + 1, usedBy: [...(g.usedBy ?? []), intentId].slice(-100) };
 }
 

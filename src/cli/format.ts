@@ -1,6 +1,7 @@
 import { ValidationError } from '../errors.js';
 import type { Fact, Grant, Outcome } from '../protocol/index.js';
 import type { ActorInfo } from '../host/index.js';
+import { ownStatus, type GrantStatus } from '../authority/delegation.js';
 
 const useColor = process.stdout.isTTY === true && process.env.NO_COLOR === undefined;
 const paint = (code: string) => (s: string) => (useColor ? `\u001b[${code}m${s}\u001b[0m` : s);
@@ -63,6 +64,17 @@ export function formatFact(f: Fact): string {
       what = `${g.id}: ${g.subject} → ${g.scope}`;
       break;
     }
+    case 'grant.delegated': {
+      const g = d.grant as Grant;
+      what = `${g.id}: ${g.subject} → ${g.scope} from ${String(d.parentId)} by ${String(d.by)}`;
+      break;
+    }
+    case 'grant.revoked':
+      what = `${String(d.grantId)} by ${String(d.by)}${typeof d.revokedWith === 'string' ? ` with ${d.revokedWith}` : ''}${Array.isArray(d.cascade) ? ` (and ${d.cascade.join(', ')})` : ''}`;
+      break;
+    case 'grant.used':
+      what = `${String(d.grantId)} use ${String(d.uses)}/${String(d.maxUses)}`;
+      break;
     default:
       what = JSON.stringify(d);
   }
@@ -82,19 +94,25 @@ export function formatGrants(grants: Grant[]): string {
   if (grants.length === 0) return c.dim('(no grants)');
   return grants
     .map((g) => {
-      const status = g.revokedAt
-        ? c.red('revoked')
-        : g.expiresAt && Date.parse(g.expiresAt) <= Date.now()
-          ? c.yellow('expired')
-          : c.green('active');
-      const limits = [
-        g.runId ? `run ${g.runId}` : '',
-        g.expiresAt ? `until ${g.expiresAt}` : '',
-        g.maxUses !== undefined ? `uses ${g.uses}/${g.maxUses}` : `uses ${g.uses}`,
-      ].filter(Boolean);
-      return `${g.id.padEnd(26)} ${status.padEnd(useColor ? 16 : 7)} ${g.subject} → ${g.scope}  ${c.dim(limits.join(' · '))}`;
+      const status = paintStatus(ownStatus(g, Date.now()));
+      return `${g.id.padEnd(26)} ${status.padEnd(useColor ? 16 : 7)} ${g.subject} → ${g.scope}  ${c.dim(grantTerms(g).join(' · '))}`;
     })
     .join('\n');
+}
+
+/** A grant status, coloured. */
+export function paintStatus(status: GrantStatus): string {
+  return status === 'active' ? c.green(status) : status === 'revoked' ? c.red(status) : c.yellow(status);
+}
+
+/** A grant's limits and origin: run, expiry, uses, the grant it was delegated from. */
+export function grantTerms(g: Grant): string[] {
+  return [
+    g.parentId ? `from ${g.parentId} by ${g.delegatedBy ?? '?'}` : '',
+    g.runId ? `run ${g.runId}` : '',
+    g.expiresAt ? `until ${g.expiresAt}` : '',
+    g.maxUses !== undefined ? `uses ${g.uses}/${g.maxUses}${g.delegatedUses ? ` (+${g.delegatedUses} delegated)` : ''}` : `uses ${g.uses}`,
+  ].filter(Boolean);
 }
 
 /** What a duration looks like, for messages. */

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { exampleActors } from '../../actors/index.js';
 import { callAdmin, requestAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
-import { AuthorityKey } from '../authority/index.js';
+import { AuthorityKey, grantView } from '../authority/index.js';
 import { ConfigError, DataDirLockedError, IceError, NotFoundError, ValidationError, ensureError } from '../errors.js';
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
 import { SqliteJournal, rowToFact, verifyStoreInWorkers } from '../journal/index.js';
@@ -23,6 +23,7 @@ import { createRuntime, type Runtime } from '../runtime.js';
 import { SqliteStore } from '../store/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { runDemo } from './demo.js';
+import { GRANT_COMMANDS_WITH_AS, registerGrantCommands } from './grant-commands.js';
 import {
   clusterInspectorSource,
   graphToMermaid,
@@ -301,6 +302,8 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
       return journal.factsOfIntent(String(a.intentId));
     case 'grant.ls':
       return store.grants();
+    case 'grant.show':
+      return grantView(store.grants(), String(a.id), Date.now());
     case 'journal.lastPos':
       return store.lastPos();
     case 'approvals':
@@ -325,7 +328,7 @@ const NATS_AUTH_OPTIONS: Array<[string, string, string]> = [
   ['--tls-key <file>', 'NATS_KEY', 'TLS: private key of the client certificate (PEM)'],
 ];
 /** Commands with --nats that serve or propose: they act as themselves, not as an operator. */
-const NOT_OPERATOR_COMMANDS = new Set(['dev', 'start', 'inspect', 'propose']);
+const NOT_OPERATOR_COMMANDS = new Set(['dev', 'start', 'inspect', 'propose', ...GRANT_COMMANDS_WITH_AS]);
 
 /**
  * Gives every command with --nats the NATS authentication options, and the operator commands
@@ -755,7 +758,7 @@ common(program.command('spawn <address>'))
   .addOption(natsOption('send it to the cluster nodes on NATS instead of the local data dir'))
   .action(spawnAction);
 
-const grant = program.command('grant').description('issue, list and revoke capability grants');
+const grant = program.command('grant').description('issue, delegate, list, show and revoke capability grants');
 common(grant.command('issue'))
   .description('grant a principal a scope over kind/id:ACTION')
   .requiredOption('--to <principal>', 'who gets it, e.g. agent:planner (wildcards: *)')
@@ -804,6 +807,7 @@ common(grant.command('revoke <id>'))
     const g = (await change(o, 'grant.revoke', { id, by: o.by, ...(o.reason ? { reason: o.reason } : {}) })) as Grant;
     print(`revoked ${g.id} at ${g.revokedAt}`);
   });
+registerGrantCommands(grant, { common, natsOption, change, read, print, printJson });
 
 common(program.command('approvals'))
   .description('list intents waiting for a human approval')

@@ -151,6 +151,7 @@ export const OPTION_RULES = {
   from: rule('a seq number: an integer, 1 or more', int(1)),
   seq: rule('a seq number: an integer, 1 or more', int(1)),
   maxUses: rule('an integer, 1 or more', int(1)),
+  uses: rule('an integer, 1 or more', int(1)),
   replicas: rule('an integer from 1 to 5, the JetStream maximum', int(1, 5)),
   adminPort: rule('a port from 0 to 65535; 0 for any free port', listenPort),
   inspect: rule('a port from 0 to 65535; 0 for any free port', z.union([z.literal(false), listenPort])),

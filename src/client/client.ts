@@ -21,6 +21,9 @@ import { NatsTransport } from '../transport/nats-transport.js';
 import type { NatsAuthOptions } from '../transport/nats-auth.js';
 import type { Subscription, Transport } from '../transport/transport.js';
 import { IntentRejectedError, ProtocolError } from './errors.js';
+import { requestDelegation, requestGrantView, type DelegateInput } from './grant-requests.js';
+import type { GrantView } from '../authority/grant-view.js';
+import type { Grant } from '../protocol/index.js';
 
 /** An intent as a caller writes it: `v`, `params` and `id` may be omitted (an id is generated). */
 export type ProposeInput = Omit<IntentInput, 'id'> & { id?: string | undefined };
@@ -247,6 +250,29 @@ export class IceClient {
         sub.unsubscribe();
       },
     };
+  }
+
+  /**
+   * Delegates a narrower grant from one `req.by` holds, sent as `req.by` on
+   * `ice.admin.as.<by>.grant.delegate` (NATS permissions can let each agent publish only its
+   * own subjects). Terms left out are the parent's; `maxUses` is needed when the parent has one.
+   * @example
+   * const g = await ice.delegate({ parentId: 'g-planner', by: 'agent:planner', subject: 'agent:deployer',
+   *   scope: 'deployment/web:DEPLOY', maxUses: 1 });
+   * @throws DelegationRefusedError when a term is wider than the parent's (`field`, `expected`), `by`
+   *   does not hold the parent, or the parent is revoked, expired or used up
+   * @throws ValidationError when the request is malformed (checked before sending)
+   * @throws TimeoutError | NoRespondersError when no node answers
+   */
+  async delegate(req: DelegateInput, opts: { timeoutMs?: number } = {}): Promise<Grant> {
+    if (this.#closed) throw new ClosedError('ice client');
+    return requestDelegation(this.transport, req, positive(opts.timeoutMs, this.#timeoutMs, 'timeoutMs'));
+  }
+
+  /** A grant with its status, its chain (root → … → it) and its delegated children, asked for as `as`. */
+  async grant(id: string, as: string, opts: { timeoutMs?: number } = {}): Promise<GrantView> {
+    if (this.#closed) throw new ClosedError('ice client');
+    return requestGrantView(this.transport, as, id, positive(opts.timeoutMs, this.#timeoutMs, 'timeoutMs'));
   }
 
   /** Stops every watch and, when the client owns it, drains and closes the connection. Idempotent. */

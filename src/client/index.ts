@@ -10,7 +10,18 @@
 export { IceClient, connect, checkIntent, newIntentId } from './client.js';
 export type { ClientOptions, ConnectOptions, ProposeOptions, ProposeInput, FactWatch, FactHandler, CheckedIntent } from './client.js';
 export { IntentRejectedError, ProtocolError } from './errors.js';
-export { IceError, ErrorAction, ValidationError, TimeoutError, NoRespondersError, PermissionDeniedError, ClosedError } from '../errors.js';
+export type { DelegateInput } from './grant-requests.js';
+export type { GrantView, GrantLine } from '../authority/grant-view.js';
+export {
+  IceError,
+  ErrorAction,
+  ValidationError,
+  DelegationRefusedError,
+  TimeoutError,
+  NoRespondersError,
+  PermissionDeniedError,
+  ClosedError,
+} from '../errors.js';
 export type { IssueDetail } from '../errors.js';
 export { FactType, OutcomeSchema, FactSchema, IntentSchema } from '../protocol/index.js';
-export type { Intent, IntentInput, Outcome, OutcomeStatus, Fact, Issue, Reason } from '../protocol/index.js';
+export type { Intent, IntentInput, Outcome, OutcomeStatus, Fact, Issue, Reason, Grant } from '../protocol/index.js';

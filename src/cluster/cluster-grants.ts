@@ -1,6 +1,17 @@
 import { ConflictError, NotFoundError } from '../errors.js';
-import { FactType, Origin, type Grant, type GrantRequest } from '../protocol/index.js';
-import { GrantBook, buildGrant, grantExists, spendUse } from '../authority/index.js';
+import { FactType, Origin, type Grant, type GrantDelegation, type GrantRequest } from '../protocol/index.js';
+import {
+  GrantBook,
+  buildGrant,
+  delegateFrom,
+  delegationFact,
+  descendantsOf,
+  grantExists,
+  parseDelegation,
+  revocationFacts,
+  spendUse,
+  uncarve,
+} from '../authority/index.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
 import type { Logger } from '../util/logger.js';
@@ -19,6 +30,13 @@ import { WatchedBucket, type WatchedEntry } from '../store/jetstream/index.js';
  * intent — on any node — is not charged again. A use whose intent then fails to commit
  * (the node dies between the two) stays spent: never an execution without a use, at most
  * one use per intent id.
+ *
+ * Delegation carves the child's uses out of a limited parent by compare-and-set on the
+ * parent's record (which names the child, `delegatedTo`, so two carves from one revision
+ * never look like one write retried), then creates the child. A node that dies between the
+ * two leaves the uses carved and no child: lost to everyone, never handed out twice.
+ * Revocation cascades by compare-and-set on each descendant, after the parent's own; the
+ * authority checks every grant's ancestors, so the parent's record alone already stops them.
  *
  * `ensure` (inherited) holds across nodes: the bucket's create is the fence. Of two nodes
  * ensuring one id at once, one create wins and writes `grant.issued`; the other reads the
@@ -91,20 +109,88 @@ export class ClusterGrants extends GrantBook {
     }
     // Visible on this node at once; the watch brings it to the others.
     this.#remember(grant, revision);
-    await this.record({ type: FactType.grantIssued, origin: Origin.operator, data: { grant } }, grant);
+    await this.record([{ type: FactType.grantIssued, origin: Origin.operator, data: { grant } }], [grant]);
     return grant;
   }
 
+  /**
+   * Revokes the grant (compare-and-set on its record), then every grant delegated from it that
+   * this node knows after catching up with the bucket, each by compare-and-set; the facts of
+   * all in one turn. The parent's record alone already stops the descendants on every node
+   * (`find` checks each grant's chain), so a node that dies between the writes leaves no
+   * usable descendant; revoking the parent again completes the cascade.
+   */
   override async revoke(id: string, by = 'operator', reason?: string): Promise<Grant> {
-    const revoked = await this.#update(id, (g) =>
-      g.revokedAt ? undefined : { ...g, revokedAt: new Date(this.#clock.now()).toISOString(), revokedBy: by },
-    );
-    if (!revoked.changed) return revoked.grant;
-    await this.record(
-      { type: FactType.grantRevoked, origin: Origin.operator, data: { grantId: id, by, ...(reason ? { reason } : {}) } },
-      revoked.grant,
-    );
-    return revoked.grant;
+    const at = new Date(this.#clock.now()).toISOString();
+    const root = await this.#update(id, (g) => (g.revokedAt ? undefined : { ...g, revokedAt: at, revokedBy: by }));
+    const revoked = [...(root.changed ? [root.grant] : []), ...(await this.#cascade(id, at, by))];
+    if (revoked.length > 0) await this.record(revocationFacts(id, revoked, by, reason, root.changed), revoked);
+    return root.grant;
+  }
+
+  /** Marks every not yet revoked descendant of `id` revoked with it; returns those this call changed. */
+  async #cascade(id: string, at: string, by: string): Promise<Grant[]> {
+    await this.catchUp();
+    const out: Grant[] = [];
+    for (const d of descendantsOf(id, this.list())) {
+      if (d.revokedAt !== undefined) continue;
+      const r = await this.#update(d.id, (g) => (g.revokedAt ? undefined : { ...g, revokedAt: at, revokedBy: by, revokedWith: id }));
+      if (r.changed) out.push(r.grant);
+    }
+    return out;
+  }
+
+  /**
+   * Delegates from a parent read from the bucket: the uses given to the child are carved out
+   * of a limited parent by compare-and-set before the child is created (given back if the
+   * create fails), so two delegations or a delegation and a use racing on two nodes never
+   * hand out more than the parent had. A parent revoked while the child was created has the
+   * child revoked with it.
+   */
+  override async delegate(req: GrantDelegation): Promise<Grant> {
+    const { parentId } = parseDelegation(req);
+    await this.catchUp();
+    const ctx = { clock: this.#clock, ids: this.#ids, lookup: (id: string) => this.get(id) };
+    let made: { child: Grant; parent: Grant } | undefined;
+    for (let attempt = 0; attempt < 20 && !made; attempt++) {
+      const e = await this.#kv.get(parentId);
+      if (!e) throw new NotFoundError(`grant ${parentId}`);
+      const parent = e.value as Grant;
+      this.#remember(parent, e.revision);
+      const d = delegateFrom(parent, req, ctx);
+      if (d.parent === parent) {
+        made = d;
+        break;
+      }
+      try {
+        this.#remember(d.parent, await this.#kv.update(parentId, d.parent, e.revision));
+        made = d;
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+    }
+    if (!made) throw new ConflictError(`grant ${parentId} kept changing under concurrent writers`);
+    const { child, parent } = made;
+    let revision: number;
+    try {
+      revision = await this.#kv.create(child.id, child);
+    } catch (e) {
+      const existing = e instanceof ConflictError ? ((await this.#kv.get(child.id))?.value as Grant | undefined) : undefined;
+      // Give the carved uses back, unless the grant that holds this id is a child of this
+      // parent: then the carve is its (two nodes delegating one id at once wrote one carve).
+      if (existing?.parentId !== parentId) await this.#update(parentId, (g) => uncarve(g, child));
+      if (existing) throw grantExists(child.id);
+      throw e;
+    }
+    this.#remember(child, revision);
+    await this.record([delegationFact(child, parent)], parent.maxUses !== undefined ? [child, parent] : [child]);
+    const now = await this.#kv.get(parentId);
+    const p = now?.value as Grant | undefined;
+    if (p?.revokedAt !== undefined) {
+      const late = await this.#cascade(parentId, p.revokedAt, p.revokedBy ?? 'operator');
+      if (late.length > 0) await this.record(revocationFacts(parentId, late, p.revokedBy ?? 'operator', undefined, false), late);
+    }
+    return this.get(child.id) ?? child;
   }
 
   override async spend(id: string, intentId: string): Promise<Grant | undefined> {

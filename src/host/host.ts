@@ -495,7 +495,18 @@ export class Host {
     }
     const f2 = b.fact({ type: FactType.decision, origin: Origin.authority, intentId: intent.id, causes: [f1.seq], data: { decision } });
     if (opts.approval) b.pendingDelete = intent.id;
-    if (opts.grants) b.grants = opts.grants;
+    if (opts.grants) {
+      b.grants = opts.grants;
+      // the use this intent spent (grants with maxUses), as a fact of its own turn
+      for (const g of opts.grants)
+        b.fact({
+          type: FactType.grantUsed,
+          origin: Origin.runtime,
+          intentId: intent.id,
+          causes: [f2.seq],
+          data: { grantId: g.id, uses: g.uses, ...(g.maxUses !== undefined ? { maxUses: g.maxUses } : {}) },
+        });
+    }
 
     if (decision.verdict !== 'granted') {
       const outcome: Outcome = {

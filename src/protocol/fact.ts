@@ -14,6 +14,10 @@ export const FactType = {
   actorRestored: 'actor.restored',
   grantIssued: 'grant.issued',
   grantRevoked: 'grant.revoked',
+  /** A holder delegated a narrower grant from one it holds. */
+  grantDelegated: 'grant.delegated',
+  /** An intent spent a use of a grant with maxUses (in the intent's own turn, on its actor's chain). */
+  grantUsed: 'grant.used',
   approval: 'approval',
   /** A node served a journal its start-up check found broken, because its operator said to. */
   journalBroken: 'journal.broken',

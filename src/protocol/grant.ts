@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IdSchema, PROTOCOL_VERSION } from './intent.js';
+import { IdSchema, PROTOCOL_VERSION, PrincipalSchema } from './intent.js';
 
 /**
  * Scope pattern over `kind/id:ACTION`. Each of the three parts is matched on its own;
@@ -34,7 +34,26 @@ export const GrantSchema = z.strictObject({
   usedBy: z.array(IdSchema).max(100).optional(),
   revokedAt: z.iso.datetime().optional(),
   revokedBy: z.string().max(200).optional(),
+  /**
+   * Set on a grant revoked because an ancestor was: the id of the grant whose revocation
+   * cascaded to it (the one the operator or holder revoked).
+   */
+  revokedWith: IdSchema.optional(),
   note: z.string().max(1000).optional(),
+  /** A delegated grant: the grant it was delegated from (its holder narrowed it for `subject`). */
+  parentId: IdSchema.optional(),
+  /** A delegated grant: the principal who delegated it, a holder of the parent grant. */
+  delegatedBy: PrincipalSchema.optional(),
+  /**
+   * Uses of this grant (one with `maxUses`) handed to grants delegated from it: they are no
+   * longer this grant's own. Uses left = `maxUses - uses - delegatedUses`.
+   */
+  delegatedUses: z.int().positive().optional(),
+  /**
+   * The grants that took uses from this one (newest last, at most 100): a delegation of the
+   * same child id is not charged twice.
+   */
+  delegatedTo: z.array(IdSchema).max(100).optional(),
 });
 export type Grant = z.infer<typeof GrantSchema>;
 
@@ -59,3 +78,26 @@ export const GrantRequestSchema = z.strictObject({
   note: z.string().max(1000).optional(),
 });
 export type GrantRequest = z.input<typeof GrantRequestSchema>;
+
+/**
+ * What a holder supplies to delegate a narrower grant from one it holds (`parentId`) to
+ * another principal. Each term left out is the parent's: its scope, its expiry, its run
+ * binding; `maxUses` has no default when the parent has one (give how many of its uses to
+ * hand over). Every term must be within the parent's; see docs/protocol.md, "Delegation".
+ */
+export const GrantDelegationSchema = z.strictObject({
+  parentId: IdSchema,
+  /** Id of the new grant (default: a fresh one). */
+  id: IdSchema.optional(),
+  /** Who receives it: one principal (no wildcards). */
+  subject: PrincipalSchema,
+  scope: ScopeSchema.optional(),
+  runId: IdSchema.optional(),
+  expiresAt: z.iso.datetime().optional(),
+  ttlMs: z.int().positive().max(MAX_GRANT_TTL_MS).optional(),
+  maxUses: z.int().positive().optional(),
+  /** Who delegates: must be a holder of the parent (match its subject). */
+  by: PrincipalSchema,
+  note: z.string().max(1000).optional(),
+});
+export type GrantDelegation = z.input<typeof GrantDelegationSchema>;

@@ -5,8 +5,8 @@ export { DEFAULT_LIMITS, checkJsonShape, parseJsonBounded, jsonByteLength } from
 export type { JsonLimits } from './limits.js';
 export { PROTOCOL_VERSION, IdSchema, PrincipalSchema, ActionSchema, ParamsSchema, IntentSchema, intentDigest } from './intent.js';
 export type { Intent, IntentInput } from './intent.js';
-export { ScopeSchema, SubjectPatternSchema, GrantSchema, GrantRequestSchema, MAX_GRANT_TTL_MS } from './grant.js';
-export type { Grant, GrantRequest } from './grant.js';
+export { ScopeSchema, SubjectPatternSchema, GrantSchema, GrantRequestSchema, GrantDelegationSchema, MAX_GRANT_TTL_MS } from './grant.js';
+export type { Grant, GrantRequest, GrantDelegation } from './grant.js';
 export { Verdict, ReasonSchema, DecisionSchema } from './decision.js';
 export type { Decision, UnsignedDecision, Reason } from './decision.js';
 export { FactType, Origin, FactSchema } from './fact.js';

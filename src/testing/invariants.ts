@@ -56,7 +56,8 @@ export interface CheckInvariantsOptions {
  *   every transition's recorded `from` → `to` is what its event does at that point of the
  *   replay: no owner executed on a stale copy of the actor;
  * - every grant use is accounted for: executions paid by a grant with maxUses are at most
- *   maxUses, and each is listed in the grant's `usedBy`.
+ *   maxUses (less the uses it handed to grants delegated from it), and each is listed in the
+ *   grant's `usedBy`.
  */
 export async function checkInvariants(opts: CheckInvariantsOptions): Promise<InvariantReport> {
   const view = await openJournal(opts);
@@ -137,6 +138,11 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
       const paid = paidBy.get(g.id) ?? [];
       if (paid.length > g.maxUses) violations.push(`grant ${g.id} paid for ${paid.length} executions, maxUses ${g.maxUses}`);
       if (paid.length > g.uses) violations.push(`grant ${g.id} paid for ${paid.length} executions but counts ${g.uses} uses`);
+      // uses handed to delegated grants are no longer its own: spent plus handed out stay within maxUses
+      if (paid.length + (g.delegatedUses ?? 0) > g.maxUses)
+        violations.push(
+          `grant ${g.id} paid for ${paid.length} executions and handed ${g.delegatedUses} uses to delegates, maxUses ${g.maxUses}`,
+        );
       const listed = new Set(g.usedBy ?? []);
       if (g.uses <= 100)
         for (const id of paid) if (!listed.has(id)) violations.push(`grant ${g.id}: ${id} executed with it but is not in usedBy`);

@@ -63,8 +63,8 @@ export function embeddedCore(opts: { trust?: LocalTrust; ids?: IdGen; wrapStore?
     authorityKeys: new Map([[key.keyId, key]]),
     ...(opts.trust ? { trust: opts.trust } : {}),
   });
-  grants.setRecorder(async (draft, grant) => {
-    await host.record([draft], { grants: [grant] });
+  grants.setRecorder(async (drafts, grantRecords) => {
+    await host.record(drafts, { grants: grantRecords });
   });
   return {
     dir: t.dir,

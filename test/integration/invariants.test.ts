@@ -58,8 +58,8 @@ describe.each(MODES)('checkInvariants (testing kit, %s)', (mode) => {
     const { acked, where } = await history(mode);
     const r = await checkInvariants({ ...where, acknowledged: acked });
     expect(r).toMatchObject({ ok: true, violations: [], acknowledged: 7, actors: 1, executed: 5, chains: 2 });
-    // the actor's chain (started + 5 × 3 + 2) and the runtime chain (grant, rejection)
-    expect(r.facts).toBe(1 + 15 + 2 + 2);
+    // the actor's chain (started + 5 × 4 with grant.used + 2) and the runtime chain (grant, rejection)
+    expect(r.facts).toBe(1 + 20 + 2 + 2);
   });
 
   it('passes with a node still running (cluster: the store is read, not the node)', async () => {

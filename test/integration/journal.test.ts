@@ -193,7 +193,12 @@ describe('idempotency', () => {
     expect(outs[0]!.status).toBe('executed');
     for (const o of outs) expect(o).toEqual(outs[0]);
     expect(await transitionsOf(rt, 'deployment/web', intent.id)).toHaveLength(1);
-    expect((await rt.journal.factsOfIntent(intent.id)).map((f) => f.type)).toEqual(['intent.proposed', 'decision', 'transition']);
+    expect((await rt.journal.factsOfIntent(intent.id)).map((f) => f.type)).toEqual([
+      'intent.proposed',
+      'decision',
+      'grant.used',
+      'transition',
+    ]);
     expect(rt.grants.list()[0]!.uses).toBe(1);
   });
 

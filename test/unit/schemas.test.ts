@@ -133,6 +133,7 @@ describe('schemas/*.schema.json', () => {
     expect([...generated.keys()].sort()).toEqual([
       'decision.schema.json',
       'fact.schema.json',
+      'grant-delegation.schema.json',
       'grant.schema.json',
       'intent.schema.json',
       'outcome.schema.json',
