@@ -36,7 +36,8 @@ import { c, formatActors, formatFact, formatGrants, formatOutcome } from './form
 import { assertEveryOptionHasARule, checkOptions, type Opts } from './options.js';
 import { applyProjectConfig, findProjectConfig, type ProjectConfig } from './config.js';
 import type { ActorDetail, ActorInfo } from '../host/index.js';
-import type { PendingRecord } from '../host/ports.js';
+import type { PendingApprovalView } from '../host/index.js';
+import { formatPendingApprovals } from './approvals.js';
 import type { VerifyResult } from '../journal/reader.js';
 import { describeOrphan } from '../store/jetstream/journal-reader.js';
 
@@ -802,18 +803,13 @@ common(grant.command('revoke <id>'))
   });
 
 common(program.command('approvals'))
-  .description('list intents waiting for a human approval')
+  .description('list intents waiting for approvals: requirement, approvals so far, remaining, deadline')
   .option('--json', 'JSON output')
   .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
   .action(async (o: Common) => {
-    const ps = await read<PendingRecord[]>(o, 'approvals');
+    const ps = await read<PendingApprovalView[]>(o, 'approvals');
     if (o.json) printJson(ps);
-    else if (ps.length === 0) print(c.dim('(nothing pending)'));
-    else
-      for (const p of ps) {
-        const i = p.intent as { proposer: string; action: string; params: unknown };
-        print(`${p.intentId}  ${p.actor}  ${i.proposer} ${i.action} ${JSON.stringify(i.params)}  ${c.dim(p.createdAt)}`);
-      }
+    else print(formatPendingApprovals(ps));
   });
 common(program.command('approve <intentId>'))
   .description('approve a pending intent; the authority decides it again with the approval')
