@@ -20,7 +20,6 @@ import {
   Subjects,
   isAddress,
   splitAddress,
-  type Decision,
   type Fact,
   type Grant,
   type GrantRequest,
@@ -68,7 +67,6 @@ import { startCluster, type ClusterOptions } from './cluster/cluster.js';
 import { publishInspection } from './inspector/wire.js';
 import { serveAdminOverNats } from './admin/nats.js';
 import { ApproveArgs, DenyArgs, ExpireArgs } from './admin/ops.js';
-
 
 export interface RuntimeOptions {
   /** Where the store, the authority key and the owner lock live. Default `./.ice`. */
@@ -654,8 +652,7 @@ async function forwardAdmin<T>(transport: Transport, owner: string, op: string, 
     result?: T;
     error?: { code: string; message: string; action?: ErrorAction };
   };
-  if (reply.error)
-    throw new IceError(reply.error.code, reply.error.message.replace(/^E_[A-Z_]+: /, ''), reply.error.action ?? 'retry');
+  if (reply.error) throw new IceError(reply.error.code, reply.error.message.replace(/^E_[A-Z_]+: /, ''), reply.error.action ?? 'retry');
   return reply.result as T;
 }
 

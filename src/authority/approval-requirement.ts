@@ -1,10 +1,5 @@
 import { ConfigError } from '../errors.js';
-import {
-  ApprovalRefusal,
-  ApprovalRequirementSchema,
-  type ApprovalEntry,
-  type ApprovalRequirement,
-} from '../protocol/index.js';
+import { ApprovalRefusal, ApprovalRequirementSchema, type ApprovalEntry, type ApprovalRequirement } from '../protocol/index.js';
 import { principalMatches } from './scope.js';
 
 export type { ApprovalRequirement, ApprovalEntry } from '../protocol/index.js';

@@ -11,11 +11,5 @@ export type { ValidatedIntent, InvalidIntent } from './validate.js';
 export { AuthorityService } from './authority-service.js';
 export type { StateOracle } from './authority-service.js';
 export { LocalTrust } from './local-trust.js';
-export {
-  DEFAULT_APPROVAL,
-  DEFAULT_APPROVAL_TTL_MS,
-  approverMatches,
-  judgeApproval,
-  requirementOf,
-} from './approval-requirement.js';
+export { DEFAULT_APPROVAL, DEFAULT_APPROVAL_TTL_MS, approverMatches, judgeApproval, requirementOf } from './approval-requirement.js';
 export type { ApprovalJudgement, ApprovalSpec, IsMember } from './approval-requirement.js';

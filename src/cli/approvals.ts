@@ -1,5 +1,23 @@
+import { runAdminOp } from '../admin/index.js';
 import type { PendingApprovalView } from '../host/index.js';
+import type { InspectorOptions } from '../inspector/index.js';
+import type { Runtime } from '../runtime.js';
 import { c } from './format.js';
+
+/**
+ * The approve / deny buttons of the inspector a node serves, on a loopback bind only: they
+ * run the admin operations of this runtime (as `ice approve|deny|approvals` and the admin
+ * endpoint do), approving as `human:$USER` unless the page's "approve as" field says otherwise.
+ */
+export function inspectorApprovals(rt: Runtime, host: string): Pick<InspectorOptions, 'approvals'> {
+  if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host)) return {};
+  return {
+    approvals: {
+      run: (op, args) => runAdminOp(rt, op, args),
+      operator: process.env.USER ? `human:${process.env.USER}` : 'human:operator',
+    },
+  };
+}
 
 /**
  * `ice approvals`: one block per pending intent — what it asks, its requirement, the

@@ -37,7 +37,7 @@ import { assertEveryOptionHasARule, checkOptions, type Opts } from './options.js
 import { applyProjectConfig, findProjectConfig, type ProjectConfig } from './config.js';
 import type { ActorDetail, ActorInfo } from '../host/index.js';
 import type { PendingApprovalView } from '../host/index.js';
-import { formatPendingApprovals } from './approvals.js';
+import { formatPendingApprovals, inspectorApprovals } from './approvals.js';
 import type { VerifyResult } from '../journal/reader.js';
 import { describeOrphan } from '../store/jetstream/journal-reader.js';
 
@@ -586,12 +586,13 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     let inspector: Inspector | undefined;
     if (o.inspect !== undefined && o.inspect !== false) {
       const host = o.inspectHost ?? '127.0.0.1';
+      const approvals = inspectorApprovals(rt, host);
       try {
-        inspector = await startInspector({ runtime: rt, port: o.inspect, host });
+        inspector = await startInspector({ runtime: rt, port: o.inspect, host, ...approvals });
       } catch (e) {
         if ((e as { code?: string }).code !== 'EADDRINUSE') throw e;
         logger.warn(`inspector port ${o.inspect} is taken; using a free port`);
-        inspector = await startInspector({ runtime: rt, port: 0, host });
+        inspector = await startInspector({ runtime: rt, port: 0, host, ...approvals });
       }
       const i = inspector;
       started.add(() => i.close());
@@ -615,7 +616,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     print(`  config ${projectConfig ? projectConfig.file : c.dim('none (no ice.config.json or package.json "ice" field found)')}`);
     if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
     else print('  operator commands: ice … --nats <url> --as <principal> (ice.admin.as.<principal>.<op> on NATS)');
-    if (inspector) print(`  inspector ${c.bold(inspector.url)}`);
+    if (inspector) print(`  inspector ${c.bold(inspector.operatorUrl ?? inspector.url)}`);
     print(`  actors ${(await rt.listActors()).length} · Ctrl-C to stop`);
     print('ready');
     await stop.done;

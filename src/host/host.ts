@@ -46,7 +46,15 @@ import type { Logger } from '../util/logger.js';
 import type { ActorDefinition, ActorRegistry } from './definition.js';
 import { stateToString } from './state-value.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
-import { EMPTY_HEAD, type ChainHead, type OwnershipPort, type PendingRecord, type StoredOutcome, type StorePort, type Turn } from './ports.js';
+import {
+  EMPTY_HEAD,
+  type ChainHead,
+  type OwnershipPort,
+  type PendingRecord,
+  type StoredOutcome,
+  type StorePort,
+  type Turn,
+} from './ports.js';
 import { newPendingRecord, pendingTerms, type PendingTerms } from './pending-approval.js';
 
 /**
