@@ -134,6 +134,11 @@ export interface Entry {
    * with it.
    */
   uncommitted: Map<string, { stored: StoredOutcome; committed: Promise<void> }>;
+  /**
+   * Pending records written by this entry's turns whose commits are not settled yet (null: a
+   * delete): the next approval in the actor's turn counts on the one before it.
+   */
+  pendingUncommitted: Map<string, PendingRecord | null>;
 }
 
 export interface HostOptions {
@@ -482,7 +487,9 @@ export class Host {
       // store's pending list yet (its turn applied, its commit or derived write in flight):
       // the outcome it left is the answer, not the pending record.
       const known = (await this.#knownOutcome(e, intentId))?.stored.outcome;
-      const [still] = known && known.status !== 'pending' ? [] : await this.store.pending(intentId);
+      const mine = e.pendingUncommitted.get(intentId);
+      const [still] =
+        known && known.status !== 'pending' ? [] : mine !== undefined ? (mine ? [mine] : []) : await this.store.pending(intentId);
       if (!still) {
         if ('expire' in how) return { outcome: undefined, committed: Promise.resolve() };
         const message = `no longer pending${known ? ` (it was ${known.status})` : ''}`;
@@ -920,6 +927,7 @@ export class Host {
         lastUsed: 0,
         pending: 0,
         uncommitted: new Map(),
+        pendingUncommitted: new Map(),
       };
       entry.lastUsed = this.#clock.now();
       const b = this.#builder(entry);
@@ -1133,10 +1141,14 @@ export class Host {
     e.pending++;
     const o = turn.outcome;
     let inFlight: { stored: StoredOutcome; committed: Promise<void> } | undefined;
+    const pendingId = turn.pendingPut?.intentId ?? turn.pendingDelete;
+    const pendingRec = turn.pendingPut ?? null;
+    if (pendingId !== undefined) e.pendingUncommitted.set(pendingId, pendingRec);
     const settled = () => {
       e.pending--;
       // Once settled the store answers for it (committed), or it never happened (failed).
       if (o && e.uncommitted.get(o.intentId) === inFlight) e.uncommitted.delete(o.intentId);
+      if (pendingId !== undefined && e.pendingUncommitted.get(pendingId) === pendingRec) e.pendingUncommitted.delete(pendingId);
     };
     const committed = this.store.commit(turn).then(
       () => {
@@ -1271,6 +1283,7 @@ export class Host {
       lastUsed: this.#clock.now(),
       pending: 0,
       uncommitted: new Map(),
+      pendingUncommitted: new Map(),
     };
     this.#entries.set(address, entry);
     if (this.#restored.has(address) && replayed === 0) return entry;

@@ -130,6 +130,21 @@ describe.each(MODES)('approval quorums (%s)', (mode) => {
     expect((await rt.journal.verify()).ok).toBe(true);
   });
 
+  it('two distinct approvals at once both count: one is recorded (1 of 2), the other reaches the quorum and executes', async () => {
+    const { h } = await setup(mode);
+    const { rt } = h;
+    const { intent } = await pending(rt);
+    const results = await Promise.all([rt.approvals.approve(intent.id, 'human:alice'), rt.approvals.approve(intent.id, 'human:bob')]);
+    expect(results.map((o) => o.status).sort()).toEqual(['executed', 'pending']);
+    expect(await transitions(rt)).toHaveLength(1);
+    const approvals = (await rt.journal.factsOfIntent(intent.id)).filter((f) => f.type === 'approval');
+    expect(approvals.map((f) => [f.data.count, f.data.quorum])).toEqual([
+      [1, 2],
+      [2, 2],
+    ]);
+    expect(new Set(approvals.map((f) => f.data.by))).toEqual(new Set(['human:alice', 'human:bob']));
+  });
+
   it('the proposer never approves its own intent; a repeat counts once; someone not admitted is refused — each a fact', async () => {
     const { h } = await setup(mode, { quorum: 2, approvers: ['human:*'], ttlMs: HOUR });
     const { rt } = h;
@@ -224,6 +239,18 @@ describe.each(MODES)('approval quorums (%s)', (mode) => {
     expect(facts[2]!.causes).toEqual([decisionFact.seq]);
     await h.rt.store.drain();
     expect(codes(await h.rt.propose(intent))).toEqual(['approval_expired']);
+  });
+
+  it("a node's sweep denies an intent past its deadline with nobody asking", async () => {
+    const { h, clock } = await setup(mode, TWO_OF_THREE, { approvalSweepMs: 20 });
+    const { rt } = h;
+    const { intent } = await pending(rt);
+    clock.advance(HOUR);
+    const expired = await until('the sweep expires it', async () =>
+      (await rt.journal.factsOfIntent(intent.id)).find((f) => f.type === 'approval.expired'),
+    );
+    expect(expired.data).toMatchObject({ policy: 'big-needs-two', approvals: [] });
+    expect(await rt.store.pending(intent.id)).toEqual([]);
   });
 
   it('an approval for an unknown intent is refused and recorded on the runtime chain', async () => {
