@@ -10,6 +10,7 @@ import {
   type RuntimeOptions,
 } from '../../src/index.js';
 import { MODES, iid, tempRuntime, until, type Mode, type TempRuntime } from '../helpers/runtime.js';
+import { checkInvariants } from '../../src/testing/index.js';
 
 /**
  * N-of-M approvals through the whole runtime, in both modes (embedded: a data dir; cluster: a
@@ -128,6 +129,10 @@ describe.each(MODES)('approval quorums (%s)', (mode) => {
     expect(await rt.approvals.list()).toEqual([]);
     expect(await transitions(rt)).toHaveLength(1);
     expect((await rt.journal.verify()).ok).toBe(true);
+    // the journal-only invariants (chaos kit) hold, the approval path's causes included
+    if (mode === 'embedded') await rt.stop();
+    const where = mode === 'embedded' ? { dataDir: h.dir } : { servers: h.server!.url };
+    expect(await checkInvariants({ ...where, acknowledged: new Map([[intent.id, second]]) })).toMatchObject({ ok: true, executed: 1 });
   });
 
   it('two distinct approvals at once both count: one is recorded (1 of 2), the other reaches the quorum and executes', async () => {
