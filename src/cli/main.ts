@@ -29,6 +29,7 @@ import {
   graphToSvg,
   layoutGraph,
   machineToGraph,
+  natsInspectorApprovals,
   startInspector,
   type Inspector,
 } from '../inspector/index.js';
@@ -690,7 +691,17 @@ common(program.command('inspect'))
   .addOption(connectTimeoutOption())
   .option('--inspect <port>', 'inspector port (0 = any free port)', '4848')
   .option('--inspect-host <host>', 'bind address (default 127.0.0.1: it shows contexts and the journal)')
-  .action(async (o: Opts<'nats' | 'inspect' | 'connectTimeout'>) => {
+  .option('--approve-as <principal>', 'offer approve / deny buttons, sent to the nodes as this principal (loopback bind only)')
+  .action(async (o: Opts<'nats' | 'inspect' | 'connectTimeout'> & { approveAs?: string }) => {
+    if (o.approveAs !== undefined && !PrincipalSchema.safeParse(o.approveAs).success)
+      throw new ValidationError('--approve-as names who approves', [
+        {
+          path: '--approve-as',
+          code: 'invalid_principal',
+          message: `got ${JSON.stringify(o.approveAs)}`,
+          expected: 'a principal type:name, e.g. human:alice',
+        },
+      ]);
     const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
     const started = new Started(logger);
     try {
@@ -698,10 +709,16 @@ common(program.command('inspect'))
       started.add(() => t.close());
       const source = await clusterInspectorSource(t, await loadActors(o.actors));
       started.add(() => source.close());
-      const inspector = await startInspector({ runtime: source, port: o.inspect || 0, host: o.inspectHost ?? '127.0.0.1' });
+      const approvals = o.approveAs ? natsInspectorApprovals((as, op, args) => requestAdmin(t, as, op, args), o.approveAs) : undefined;
+      const inspector = await startInspector({
+        runtime: source,
+        port: o.inspect || 0,
+        host: o.inspectHost ?? '127.0.0.1',
+        ...(approvals ? { approvals } : {}),
+      });
       started.add(() => inspector.close());
       const stop = stopper();
-      print(`${c.bold('ice inspect')} ${redactNatsUrls(o.nats).join(',')} → ${c.bold(inspector.url)}`);
+      print(`${c.bold('ice inspect')} ${redactNatsUrls(o.nats).join(',')} → ${c.bold(inspector.operatorUrl ?? inspector.url)}`);
       print('ready');
       await stop.done;
     } finally {

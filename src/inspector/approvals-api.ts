@@ -94,3 +94,15 @@ export function approvalsApi(approvals: InspectorApprovals | undefined): {
     },
   };
 }
+
+/**
+ * Approvals for an inspector over a cluster (`ice inspect --nats … --approve-as <principal>`):
+ * the operations go to the nodes as admin requests on `ice.admin.as.<principal>.<op>`, so the
+ * nodes record `principal` as who approved (a page asking to act as someone else is refused).
+ */
+export function natsInspectorApprovals(
+  request: (principal: string, op: string, args: unknown) => Promise<unknown>,
+  principal: string,
+): InspectorApprovals {
+  return { run: (op, args) => request(principal, op, args), operator: principal };
+}
