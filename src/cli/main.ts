@@ -692,16 +692,7 @@ common(program.command('inspect'))
   .option('--inspect <port>', 'inspector port (0 = any free port)', '4848')
   .option('--inspect-host <host>', 'bind address (default 127.0.0.1: it shows contexts and the journal)')
   .option('--approve-as <principal>', 'offer approve / deny buttons, sent to the nodes as this principal (loopback bind only)')
-  .action(async (o: Opts<'nats' | 'inspect' | 'connectTimeout'> & { approveAs?: string }) => {
-    if (o.approveAs !== undefined && !PrincipalSchema.safeParse(o.approveAs).success)
-      throw new ValidationError('--approve-as names who approves', [
-        {
-          path: '--approve-as',
-          code: 'invalid_principal',
-          message: `got ${JSON.stringify(o.approveAs)}`,
-          expected: 'a principal type:name, e.g. human:alice',
-        },
-      ]);
+  .action(async (o: Opts<'nats' | 'inspect' | 'connectTimeout'>) => {
     const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
     const started = new Started(logger);
     try {
