@@ -55,7 +55,15 @@ import {
   type StorePort,
   type Turn,
 } from './ports.js';
-import { newPendingRecord, pendingTerms, type PendingTerms } from './pending-approval.js';
+import {
+  approvalRefusedData,
+  newPendingRecord,
+  pendingTerms,
+  type ApprovalDraft,
+  type PendingTerms,
+  type Settled,
+  type SettleHow,
+} from './pending-approval.js';
 
 /**
  * Hosts actors, in both deployments: creates, restores, stops them, and executes intents as
@@ -164,42 +172,6 @@ export interface HostOptions {
 const GRANT_REASONS = new Set(['no_grant', 'grant_expired', 'grant_exhausted', 'grant_run_mismatch']);
 
 export type Decide = (intent: Intent, digest: string, approvedBy?: string) => Promise<Decision>;
-
-/** What `Host.settle` does with a pending intent. */
-export type SettleHow = { approve: { by: string; note?: string } } | { deny: { by: string; reason: string } } | { expire: true };
-
-/**
- * What settling came to: the outcome (`pending` with `approval_recorded` while short of the
- * quorum), or none (a refusal, an expiry with nothing to do); `refused` when the attempt was
- * refused (its fact is in the turn).
- */
-export interface Settled {
-  outcome: Outcome | undefined;
-  committed: Promise<void>;
-  refused?: ApprovalRefusedError;
-}
-
-/** An approval as its `approval` fact records it. */
-interface ApprovalDraft {
-  by: string;
-  note?: string;
-  decisionId: string;
-  /** Seq of the pending decision fact it cites. */
-  decisionSeq: number;
-  /** This approval's place in the quorum (1 = the first). */
-  count: number;
-  quorum: number;
-}
-
-function approvalRefusedData(
-  how: { approve: { by: string; note?: string } } | { deny: { by: string; reason: string } },
-  refusal: string,
-  message: string,
-  by: string,
-): Record<string, unknown> {
-  const note = 'approve' in how ? how.approve.note : how.deny.reason;
-  return { attempt: 'approve' in how ? 'approve' : 'deny', by, ...(note ? { note } : {}), refusal, message };
-}
 
 export class Host {
   readonly node: string;

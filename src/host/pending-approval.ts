@@ -1,5 +1,6 @@
 import { DEFAULT_APPROVAL } from '../authority/index.js';
-import type { ApprovalEntry, ApprovalRequirement, Decision, Intent } from '../protocol/index.js';
+import type { ApprovalRefusedError } from '../errors.js';
+import type { ApprovalEntry, ApprovalRequirement, Decision, Intent, Outcome } from '../protocol/index.js';
 import type { PendingRecord } from './ports.js';
 
 /** What an approval of a pending intent is judged against: read from its pending record. */
@@ -77,4 +78,40 @@ export function pendingView(rec: PendingRecord): PendingApprovalView {
     remaining: Math.max(0, t.requirement.quorum - t.approvals.length),
     expiresAt: new Date(t.expiresAt).toISOString(),
   };
+}
+
+/** What `Host.settle` does with a pending intent. */
+export type SettleHow = { approve: { by: string; note?: string } } | { deny: { by: string; reason: string } } | { expire: true };
+
+/**
+ * What settling came to: the outcome (`pending` with `approval_recorded` while short of the
+ * quorum), or none (a refusal, an expiry with nothing to do); `refused` when the attempt was
+ * refused (its fact is in the turn).
+ */
+export interface Settled {
+  outcome: Outcome | undefined;
+  committed: Promise<void>;
+  refused?: ApprovalRefusedError;
+}
+
+/** An approval as its `approval` fact records it. */
+export interface ApprovalDraft {
+  by: string;
+  note?: string;
+  decisionId: string;
+  /** Seq of the pending decision fact it cites. */
+  decisionSeq: number;
+  /** This approval's place in the quorum (1 = the first). */
+  count: number;
+  quorum: number;
+}
+
+export function approvalRefusedData(
+  how: { approve: { by: string; note?: string } } | { deny: { by: string; reason: string } },
+  refusal: string,
+  message: string,
+  by: string,
+): Record<string, unknown> {
+  const note = 'approve' in how ? how.approve.note : how.deny.reason;
+  return { attempt: 'approve' in how ? 'approve' : 'deny', by, ...(note ? { note } : {}), refusal, message };
 }
