@@ -253,6 +253,35 @@ export class JournalBrokenAtStartError extends IceError {
   }
 }
 
+/** The stable code of each approval refusal (see `ApprovalRefusedError`). */
+export const APPROVAL_REFUSAL_CODES = {
+  self_approval: 'E_APPROVAL_SELF',
+  repeat: 'E_APPROVAL_REPEAT',
+  not_allowed: 'E_APPROVAL_NOT_ALLOWED',
+  expired: 'E_APPROVAL_EXPIRED',
+  unknown_intent: 'E_APPROVAL_UNKNOWN_INTENT',
+  not_pending: 'E_APPROVAL_NOT_PENDING',
+} as const;
+export type ApprovalRefusalKind = keyof typeof APPROVAL_REFUSAL_CODES;
+
+/**
+ * An approval or denial of a pending intent was refused (and recorded as an `approval.refused`
+ * fact): the proposer approving itself (`E_APPROVAL_SELF`), an approver counted already
+ * (`E_APPROVAL_REPEAT`), someone the requirement does not admit (`E_APPROVAL_NOT_ALLOWED`),
+ * after the deadline (`E_APPROVAL_EXPIRED`: the intent is denied `approval_expired`), an
+ * intent id never pending (`E_APPROVAL_UNKNOWN_INTENT`) or settled already (`E_APPROVAL_NOT_PENDING`).
+ */
+export class ApprovalRefusedError extends IceError {
+  override name = 'ApprovalRefusedError';
+  readonly refusal: ApprovalRefusalKind;
+  readonly intentId: string;
+  constructor(refusal: ApprovalRefusalKind, intentId: string, message: string) {
+    super(APPROVAL_REFUSAL_CODES[refusal], `intent ${intentId}: ${message}`, ErrorAction.reject);
+    this.refusal = refusal;
+    this.intentId = intentId;
+  }
+}
+
 export class ConfigError extends IceError {
   override name = 'ConfigError';
   constructor(message: string, options?: { cause?: unknown }) {

@@ -10,6 +10,7 @@ import {
   TimeoutError,
   ValidationError,
   ensureError,
+  type ErrorAction,
 } from './errors.js';
 import {
   DEFAULT_LIMITS,
@@ -19,7 +20,6 @@ import {
   Subjects,
   isAddress,
   splitAddress,
-  type Decision,
   type Fact,
   type Grant,
   type GrantDelegation,
@@ -38,6 +38,7 @@ import {
   validateIntent,
   zodIssues,
   type EnsureGrantRequest,
+  type IsMember,
   type PolicyRule,
 } from './authority/index.js';
 import {
@@ -49,7 +50,10 @@ import {
   type ActorInfo,
   type Applied,
   type InspectRecord,
+  type SettleHow,
   type Spawned,
+  pendingView,
+  type PendingApprovalView,
 } from './host/index.js';
 import { failedOutcome } from './host/intake.js';
 import { runtimeChain, turnAttestationText, type ChainHead, type PendingRecord, type StorePort } from './host/ports.js';
@@ -63,7 +67,7 @@ import { SqliteJournalReader, type JournalReader } from './journal/reader.js';
 import { startCluster, type ClusterOptions } from './cluster/cluster.js';
 import { publishInspection } from './inspector/wire.js';
 import { serveAdminOverNats } from './admin/nats.js';
-import { ApproveArgs, DenyArgs } from './admin/ops.js';
+import { ApproveArgs, DenyArgs, ExpireArgs } from './admin/ops.js';
 
 export interface RuntimeOptions {
   /** Where the store, the authority key and the owner lock live. Default `./.ice`. */
@@ -83,6 +87,14 @@ export interface RuntimeOptions {
   actors?: ActorDefinition[];
   /** Runtime-wide policy rules (kinds bring their own too). */
   policies?: PolicyRule[];
+  /** Group membership for `group:<name>` approver patterns; without it they admit nobody. */
+  isMember?: IsMember;
+  /**
+   * How often pending intents past their approval deadline are denied (`approval_expired`)
+   * without waiting for someone to list or approve them. Default 60 s; 0 turns it off
+   * (expiry is then noticed at the next list, approval or denial).
+   */
+  approvalSweepMs?: number;
   /**
    * Publish this node's XState inspection events on `ice.inspect.<node>.<kind>.<id>` (for
    * `ice inspect --nats`). Off by default: it costs a message per event.
@@ -128,13 +140,11 @@ export interface ProposeOptions {
   timeoutMs?: number;
 }
 
-export interface PendingApproval {
-  intentId: string;
-  actor: string;
-  intent: Intent;
-  decision: Decision;
-  createdAt: string;
-}
+/**
+ * An intent waiting for approvals: its requirement (quorum, approvers, ttl), the approvals
+ * so far (who, when, note, fact seq), how many remain, and its deadline.
+ */
+export type PendingApproval = PendingApprovalView;
 
 /**
  * An ICE runtime in this process — on a data dir (`<dataDir>/ice.db`), or as one node of a
@@ -213,9 +223,20 @@ export interface Runtime {
     list(): Grant[];
   };
   readonly approvals: {
+    /** The pending intents; those past their deadline are denied (`approval_expired`) first and not listed. */
     list(): Promise<PendingApproval[]>;
+    /**
+     * Approves a pending intent as `by`. Short of the quorum: a `pending` outcome whose reason
+     * `approval_recorded` says `approval recorded, 1 of 2`; at the quorum: the outcome of the
+     * re-decided intent (executed, denied with reasons, failed).
+     * @throws ApprovalRefusedError (`E_APPROVAL_SELF`, `_REPEAT`, `_NOT_ALLOWED`, `_EXPIRED`,
+     *   `_UNKNOWN_INTENT`, `_NOT_PENDING`), after recording it as an `approval.refused` fact.
+     */
     approve(intentId: string, by: string, note?: string): Promise<Outcome>;
+    /** Refuses a pending intent (denied `approval_refused`). Throws as `approve` (no self/repeat). */
     deny(intentId: string, by: string, reason: string): Promise<Outcome>;
+    /** Denies a pending intent `approval_expired` if its deadline passed; undefined when there is nothing to expire. */
+    expire(intentId: string): Promise<Outcome | undefined>;
   };
   /** Reads and verifies the journal (every chain), the same in both modes. */
   readonly journal: JournalReader;
@@ -361,6 +382,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       clock,
       ids,
       ...(opts.policies ? { policies: opts.policies } : {}),
+      ...(opts.isMember ? { isMember: opts.isMember } : {}),
       ...(opts.decisionTtlMs !== undefined ? { decisionTtlMs: opts.decisionTtlMs } : {}),
     });
     const publish = (facts: readonly Fact[]) => {
@@ -480,6 +502,15 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         : undefined;
     sweeper?.unref();
     cleanups.push(() => sweeper && clearInterval(sweeper));
+    const approvalSweepMs = opts.approvalSweepMs ?? 60_000;
+    const approvalSweep =
+      approvalSweepMs > 0
+        ? setInterval(() => {
+            void expireDue().catch((err: unknown) => logger.warn({ err }, 'approval expiry sweep failed'));
+          }, approvalSweepMs)
+        : undefined;
+    approvalSweep?.unref();
+    cleanups.push(() => approvalSweep && clearInterval(approvalSweep));
     const owner = { pid: process.pid, node, startedAt: new Date(clock.now()).toISOString() };
     lock?.writeOwner(owner);
     logger.info({ mode: clusterParts ? 'cluster' : 'embedded', dataDir: lock?.dataDir, transport: transport.kind }, 'runtime started');
@@ -490,19 +521,37 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       return v;
     };
     const decide = (i: Intent, d: string, by?: string) => intake.decide(i, d, by);
+    const judge = (a: Parameters<Authority['judgeApproval']>[0]) => authority.judgeApproval(a);
     /** Runs an operation where the actor lives: here, or forwarded to its owner node. */
-    const settle = async (
-      intentId: string,
-      how: { approve: { by: string; note?: string } } | { deny: { by: string; reason: string } },
-    ): Promise<Outcome> => {
-      const r = await host.settle(intentId, how, validate, decide);
-      if ('forward' in r)
-        return forwardAdmin<Outcome>(transport, r.forward, 'approve' in how ? 'approve' : 'deny', {
+    const settle = async (intentId: string, how: SettleHow): Promise<Outcome | undefined> => {
+      const r = await host.settle(intentId, how, { validate, decide, judge });
+      if ('forward' in r) {
+        const op = 'approve' in how ? 'approve' : 'deny' in how ? 'deny' : 'approval.expire';
+        return forwardAdmin<Outcome | undefined>(transport, r.forward, op, {
           intentId,
-          ...('approve' in how ? how.approve : how.deny),
+          ...('approve' in how ? how.approve : 'deny' in how ? how.deny : {}),
         });
+      }
       await r.committed;
+      if (r.refused) throw r.refused;
       return r.outcome;
+    };
+    /** Denies the pending intents whose approval deadline passed (where their actors live); the others, as listed. */
+    const expireDue = async (): Promise<PendingApproval[]> => {
+      const now = clock.now();
+      const out: PendingApproval[] = [];
+      for (const rec of await store.pending()) {
+        const view = pendingView(rec);
+        if (Date.parse(view.expiresAt) > now) {
+          out.push(view);
+          continue;
+        }
+        await settle(rec.intentId, { expire: true }).catch((err: unknown) => {
+          logger.warn({ intent: rec.intentId, err }, 'expired pending intent not settled yet; it is denied at the next try');
+          out.push(view);
+        });
+      }
+      return out;
     };
 
     /** A human's decision on a pending intent, checked before anything is looked up (callers may pass anything). */
@@ -559,15 +608,16 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         list: () => [...grantBook.list()],
       },
       approvals: {
-        list: async () => (await store.pending()) as unknown as PendingApproval[],
+        list: expireDue,
         approve: async (intentId, by, note) => {
           const a = settleArgs(ApproveArgs, { intentId, by, ...(note !== undefined ? { note } : {}) }, 'approve');
-          return settle(a.intentId, { approve: { by: a.by, ...(a.note ? { note: a.note } : {}) } });
+          return (await settle(a.intentId, { approve: { by: a.by, ...(a.note ? { note: a.note } : {}) } }))!;
         },
         deny: async (intentId, by, reason) => {
           const a = settleArgs(DenyArgs, { intentId, by, reason }, 'deny');
-          return settle(a.intentId, { deny: { by: a.by, reason: a.reason } });
+          return (await settle(a.intentId, { deny: { by: a.by, reason: a.reason } }))!;
         },
+        expire: async (intentId) => settle(settleArgs(ExpireArgs, { intentId }, 'approval.expire').intentId, { expire: true }),
       },
       journal: reader,
       advertiseAdmin: (adminUrl, adminToken) => lock?.writeOwner({ ...owner, adminUrl, adminToken }),
@@ -608,9 +658,9 @@ export const nodeSubject = (node: string, what: string): string => `ice.node.${n
 async function forwardAdmin<T>(transport: Transport, owner: string, op: string, args: unknown): Promise<T> {
   const reply = (await transport.request(nodeSubject(owner, `admin.${op}`), args, { timeoutMs: 10_000 })).data as {
     result?: T;
-    error?: { code: string; message: string };
+    error?: { code: string; message: string; action?: ErrorAction };
   };
-  if (reply.error) throw new IceError(reply.error.code, reply.error.message.replace(/^E_[A-Z_]+: /, ''), 'retry');
+  if (reply.error) throw new IceError(reply.error.code, reply.error.message.replace(/^E_[A-Z_]+: /, ''), reply.error.action ?? 'retry');
   return reply.result as T;
 }
 

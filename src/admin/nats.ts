@@ -141,10 +141,11 @@ export function serveAdminOverNats(rt: Runtime, transport: Transport, opts: Admi
   };
 }
 
-function errorBody(e: unknown): { code: string; message: string; issues?: unknown } {
+function errorBody(e: unknown): { code: string; message: string; action?: string; issues?: unknown } {
   const err = ensureError(e);
   return {
     code: err instanceof IceError ? err.code : 'E_INTERNAL',
+    ...(err instanceof IceError ? { action: err.action } : {}),
     message: err.message,
     ...(err instanceof ValidationError ? { issues: err.issues } : {}),
   };

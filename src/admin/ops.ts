@@ -7,6 +7,7 @@ import type { Runtime } from '../runtime.js';
 /** What `rt.approvals.approve` / `deny` take, from the API and from an operator alike. */
 export const ApproveArgs = z.strictObject({ intentId: IdSchema, by: z.string().min(1).max(200), note: z.string().max(4000).optional() });
 export const DenyArgs = z.strictObject({ intentId: IdSchema, by: z.string().min(1).max(200), reason: z.string().min(1).max(4000) });
+export const ExpireArgs = z.strictObject({ intentId: IdSchema });
 
 /**
  * Every change an operator can make, as named operations with a zod schema for their
@@ -24,6 +25,8 @@ const S = {
   'grant.delegate': GrantDelegationSchema,
   approve: ApproveArgs,
   deny: DenyArgs,
+  /** Denies a pending intent past its approval deadline (`approval_expired`); nothing before it. */
+  'approval.expire': ExpireArgs,
   'actor.stop': z.strictObject({ address: z.string(), reason: z.string().min(1) }),
   signal: z.strictObject({ address: z.string(), event: z.looseObject({ type: z.string() }), reason: z.string().min(1) }),
   // Reads: the same answers from one node (its SQLite store) and from a cluster (JetStream).
@@ -58,6 +61,7 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
   'grant.delegate': (rt, a) => rt.grants.delegate(a),
   approve: (rt, a) => rt.approvals.approve(a.intentId, a.by, a.note),
   deny: (rt, a) => rt.approvals.deny(a.intentId, a.by, a.reason),
+  'approval.expire': async (rt, a) => (await rt.approvals.expire(a.intentId)) ?? null,
   'actor.stop': async (rt, a) => {
     await rt.stopActor(a.address, a.reason);
     return { stopped: a.address };

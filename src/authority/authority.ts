@@ -4,6 +4,7 @@ import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
 import type { GrantBook } from './grant-book.js';
 import { PolicyEffect, ruleApplies, type PolicyRule } from './policy.js';
+import { judgeApproval, requirementOf, type ApprovalJudgement, type IsMember } from './approval-requirement.js';
 import type { AuthorityKey } from './signer.js';
 
 /** What the authority may know about the target actor (and the run) when it decides. */
@@ -31,7 +32,7 @@ export interface DecideInput {
   run?: RunView | undefined;
   /** Kind-level policies (from the actor definition) checked before the runtime's. */
   kindPolicies?: readonly PolicyRule[];
-  /** Set when a human approved this pending intent: require_approval rules are satisfied. */
+  /** Set when the approvals of this pending intent reached their quorum: require_approval rules are satisfied. */
   approvedBy?: string;
   /**
    * Sign the decision (default). `false` leaves `sig` empty: only for a decision that stays
@@ -49,6 +50,11 @@ export interface AuthorityOptions {
   policies?: PolicyRule[];
   /** How long a decision may wait before a host executes it. */
   decisionTtlMs?: number;
+  /**
+   * Group membership for `group:<name>` approver patterns. Without it such a pattern admits
+   * nobody.
+   */
+  isMember?: IsMember;
 }
 
 /**
@@ -64,6 +70,7 @@ export class Authority {
   readonly #ids: IdGen;
   readonly #policies: PolicyRule[];
   readonly #ttl: number;
+  readonly #isMember: IsMember | undefined;
 
   constructor(opts: AuthorityOptions) {
     this.key = opts.key;
@@ -72,6 +79,14 @@ export class Authority {
     this.#ids = opts.ids;
     this.#policies = opts.policies ?? [];
     this.#ttl = opts.decisionTtlMs ?? 30_000;
+    this.#isMember = opts.isMember;
+    // A rule's approval spec is checked once, here: a bad one is refused at start, not at the first intent.
+    for (const r of this.#policies) if (r.effect === PolicyEffect.requireApproval) requirementOf(r);
+  }
+
+  /** Judges one approval or denial of a pending intent (see `judgeApproval`), with this authority's group membership. */
+  judgeApproval(a: Omit<Parameters<typeof judgeApproval>[0], 'isMember'>): ApprovalJudgement {
+    return judgeApproval({ ...a, isMember: this.#isMember });
   }
 
   get grants(): GrantBook {
@@ -156,7 +171,7 @@ export class Authority {
         'pending',
         [...reasons, { code: 'approval_required', message: gate.reason ?? `policy ${gate.id} requires a human approval` }],
         now,
-        { policyRule: gate.id, ...(grantId ? { grantId } : {}) },
+        { policyRule: gate.id, requirement: requirementOf(gate), ...(grantId ? { grantId } : {}) },
       );
     }
     if (input.approvedBy !== undefined) reasons.push({ code: 'approved', message: `approved by ${input.approvedBy}` });

@@ -28,3 +28,5 @@ export type { StateOracle } from './authority-service.js';
 export { LocalTrust } from './local-trust.js';
 export { chainStatus, grantView } from './grant-view.js';
 export type { GrantLine, GrantView } from './grant-view.js';
+export { DEFAULT_APPROVAL, DEFAULT_APPROVAL_TTL_MS, approverMatches, judgeApproval, requirementOf } from './approval-requirement.js';
+export type { ApprovalJudgement, ApprovalSpec, IsMember } from './approval-requirement.js';

@@ -1,4 +1,5 @@
 import type { Intent } from '../protocol/index.js';
+import type { ApprovalSpec } from './approval-requirement.js';
 import { principalMatches, scopeMatches } from './scope.js';
 
 export const PolicyEffect = { allow: 'allow', deny: 'deny', requireApproval: 'require_approval' } as const;
@@ -19,6 +20,9 @@ export interface PolicyContext {
  * { id: 'prod-needs-human', effect: 'require_approval', scope: 'deployment/*:DEPLOY',
  *   when: ({ intent }) => intent.params.environment === 'production',
  *   reason: 'production deploys need a human' }
+ * // two SREs within an hour, never the proposer:
+ * { id: 'prod-two-sre', effect: 'require_approval', scope: 'deployment/*:DEPLOY',
+ *   approval: { quorum: 2, approvers: ['group:sre', 'human:cto'], ttlMs: 3_600_000 } }
  */
 export interface PolicyRule {
   id: string;
@@ -29,6 +33,11 @@ export interface PolicyRule {
   scope?: string;
   when?: (ctx: PolicyContext) => boolean;
   reason?: string;
+  /**
+   * `require_approval` only: how many distinct approvers, who may approve, how long the
+   * intent may wait (default: one approver, anyone but the proposer, 7 days).
+   */
+  approval?: ApprovalSpec;
 }
 
 export function ruleApplies(rule: PolicyRule, ctx: PolicyContext): boolean {

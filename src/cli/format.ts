@@ -29,7 +29,7 @@ export function formatOutcome(o: Outcome): string {
         .join('; ')}  ${c.dim(`decision ${o.decisionId} · #${o.seq}`)}`;
     case 'pending':
       return `${c.yellow('⧗ pending')}   ${o.reasons
-        .filter((r) => r.code === 'approval_required')
+        .filter((r) => r.code === 'approval_required' || r.code === 'approval_recorded')
         .map((r) => r.message)
         .join('; ')}  ${c.dim(`intent ${o.intentId} awaits approval · #${o.seq}`)}`;
     case 'rejected':

@@ -30,6 +30,7 @@ import {
   graphToSvg,
   layoutGraph,
   machineToGraph,
+  natsInspectorApprovals,
   startInspector,
   type Inspector,
 } from '../inspector/index.js';
@@ -39,7 +40,8 @@ import { explainIntent, formatWhy } from './why.js';
 import { assertEveryOptionHasARule, checkOptions, type Opts } from './options.js';
 import { applyProjectConfig, findProjectConfig, type ProjectConfig } from './config.js';
 import type { ActorDetail, ActorInfo } from '../host/index.js';
-import type { PendingRecord } from '../host/ports.js';
+import type { PendingApprovalView } from '../host/index.js';
+import { formatPendingApprovals, inspectorApprovals } from './approvals.js';
 import type { VerifyResult } from '../journal/reader.js';
 import { describeOrphan } from '../store/jetstream/journal-reader.js';
 
@@ -592,12 +594,13 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     let inspector: Inspector | undefined;
     if (o.inspect !== undefined && o.inspect !== false) {
       const host = o.inspectHost ?? '127.0.0.1';
+      const approvals = inspectorApprovals(rt, host);
       try {
-        inspector = await startInspector({ runtime: rt, port: o.inspect, host });
+        inspector = await startInspector({ runtime: rt, port: o.inspect, host, ...approvals });
       } catch (e) {
         if ((e as { code?: string }).code !== 'EADDRINUSE') throw e;
         logger.warn(`inspector port ${o.inspect} is taken; using a free port`);
-        inspector = await startInspector({ runtime: rt, port: 0, host });
+        inspector = await startInspector({ runtime: rt, port: 0, host, ...approvals });
       }
       const i = inspector;
       started.add(() => i.close());
@@ -621,7 +624,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     print(`  config ${projectConfig ? projectConfig.file : c.dim('none (no ice.config.json or package.json "ice" field found)')}`);
     if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
     else print('  operator commands: ice … --nats <url> --as <principal> (ice.admin.as.<principal>.<op> on NATS)');
-    if (inspector) print(`  inspector ${c.bold(inspector.url)}`);
+    if (inspector) print(`  inspector ${c.bold(inspector.operatorUrl ?? inspector.url)}`);
     print(`  actors ${(await rt.listActors()).length} · Ctrl-C to stop`);
     print('ready');
     await stop.done;
@@ -695,6 +698,7 @@ common(program.command('inspect'))
   .addOption(connectTimeoutOption())
   .option('--inspect <port>', 'inspector port (0 = any free port)', '4848')
   .option('--inspect-host <host>', 'bind address (default 127.0.0.1: it shows contexts and the journal)')
+  .option('--approve-as <principal>', 'offer approve / deny buttons, sent to the nodes as this principal (loopback bind only)')
   .action(async (o: Opts<'nats' | 'inspect' | 'connectTimeout'>) => {
     const logger = createLogger({ level: process.env.ICE_LOG_LEVEL ?? 'info' });
     const started = new Started(logger);
@@ -703,10 +707,16 @@ common(program.command('inspect'))
       started.add(() => t.close());
       const source = await clusterInspectorSource(t, await loadActors(o.actors));
       started.add(() => source.close());
-      const inspector = await startInspector({ runtime: source, port: o.inspect || 0, host: o.inspectHost ?? '127.0.0.1' });
+      const approvals = o.approveAs ? natsInspectorApprovals((as, op, args) => requestAdmin(t, as, op, args), o.approveAs) : undefined;
+      const inspector = await startInspector({
+        runtime: source,
+        port: o.inspect || 0,
+        host: o.inspectHost ?? '127.0.0.1',
+        ...(approvals ? { approvals } : {}),
+      });
       started.add(() => inspector.close());
       const stop = stopper();
-      print(`${c.bold('ice inspect')} ${redactNatsUrls(o.nats).join(',')} → ${c.bold(inspector.url)}`);
+      print(`${c.bold('ice inspect')} ${redactNatsUrls(o.nats).join(',')} → ${c.bold(inspector.operatorUrl ?? inspector.url)}`);
       print('ready');
       await stop.done;
     } finally {
@@ -810,18 +820,13 @@ common(grant.command('revoke <id>'))
 registerGrantCommands(grant, { common, natsOption, change, read, print, printJson });
 
 common(program.command('approvals'))
-  .description('list intents waiting for a human approval')
+  .description('list intents waiting for approvals: requirement, approvals so far, remaining, deadline')
   .option('--json', 'JSON output')
   .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
   .action(async (o: Common) => {
-    const ps = await read<PendingRecord[]>(o, 'approvals');
+    const ps = await read<PendingApprovalView[]>(o, 'approvals');
     if (o.json) printJson(ps);
-    else if (ps.length === 0) print(c.dim('(nothing pending)'));
-    else
-      for (const p of ps) {
-        const i = p.intent as { proposer: string; action: string; params: unknown };
-        print(`${p.intentId}  ${p.actor}  ${i.proposer} ${i.action} ${JSON.stringify(i.params)}  ${c.dim(p.createdAt)}`);
-      }
+    else print(formatPendingApprovals(ps));
   });
 common(program.command('approve <intentId>'))
   .description('approve a pending intent; the authority decides it again with the approval')

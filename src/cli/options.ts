@@ -164,6 +164,7 @@ export const OPTION_RULES = {
   params: rule('a JSON object, e.g. {"replicas":2}', jsonText.pipe(z.record(z.string(), z.unknown()))),
   input: rule('JSON text, e.g. {"service":"web"}', jsonText),
   as: rule('a principal "type:name", e.g. agent:planner', PrincipalSchema),
+  approveAs: rule('a principal "type:name", e.g. human:alice', PrincipalSchema),
   to: rule('a principal "type:name" (wildcards: *), e.g. agent:*', SubjectPatternSchema),
   scope: rule('a scope "kind/id:ACTION" (wildcards: *), or "*"', ScopeSchema),
   id: rule(ID, IdSchema),

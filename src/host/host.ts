@@ -1,6 +1,7 @@
 import { createActor, type AnyActorRef, type AnyStateMachine, type InspectionEvent, type Snapshot } from 'xstate';
 import {
   AlreadyExistsError,
+  ApprovalRefusedError,
   ConflictError,
   DecisionVerificationError,
   ExistingDiffersError,
@@ -11,6 +12,7 @@ import {
   ensureError,
 } from '../errors.js';
 import {
+  ApprovalRefusal,
   FactType,
   Origin,
   canonicalJson,
@@ -19,6 +21,7 @@ import {
   parseAddress,
   splitAddress,
   type ActorAddress,
+  type ApprovalEntry,
   type Decision,
   type Fact,
   type FactDraft,
@@ -30,6 +33,8 @@ import {
 import {
   verifyDecision,
   zodIssues,
+  type ApprovalJudgement,
+  type judgeApproval,
   type ActorView,
   type AuthorityKey,
   type GrantBook,
@@ -41,7 +46,24 @@ import type { Logger } from '../util/logger.js';
 import type { ActorDefinition, ActorRegistry } from './definition.js';
 import { stateToString } from './state-value.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
-import { EMPTY_HEAD, type ChainHead, type OwnershipPort, type StoredOutcome, type StorePort, type Turn } from './ports.js';
+import {
+  EMPTY_HEAD,
+  type ChainHead,
+  type OwnershipPort,
+  type PendingRecord,
+  type StoredOutcome,
+  type StorePort,
+  type Turn,
+} from './ports.js';
+import {
+  approvalRefusedData,
+  newPendingRecord,
+  pendingTerms,
+  type ApprovalDraft,
+  type PendingTerms,
+  type Settled,
+  type SettleHow,
+} from './pending-approval.js';
 
 /**
  * Hosts actors, in both deployments: creates, restores, stops them, and executes intents as
@@ -120,6 +142,11 @@ export interface Entry {
    * with it.
    */
   uncommitted: Map<string, { stored: StoredOutcome; committed: Promise<void> }>;
+  /**
+   * Pending records written by this entry's turns whose commits are not settled yet (null: a
+   * delete): the next approval in the actor's turn counts on the one before it.
+   */
+  pendingUncommitted: Map<string, PendingRecord | null>;
 }
 
 export interface HostOptions {
@@ -386,36 +413,204 @@ export class Host {
   }
 
   /**
-   * Settles a pending intent inside its actor's turn: `approve` re-decides it against the
-   * actor's current state and the current grants and policies, then applies; `deny` records
-   * the refusal. Returns where the actor lives if not here.
+   * Settles a pending intent inside its actor's turn: `approve` counts an approval (judged
+   * first: deadline, proposer, approver patterns, repeats) and, once the quorum is reached,
+   * re-decides it against the actor's current state and the current grants and policies,
+   * then applies; `deny` records the refusal; `expire` denies it `approval_expired` if its
+   * deadline passed. Every approval, refusal and expiry leaves a fact citing the pending
+   * decision. A refused attempt comes back as `refused` (its fact committed with the turn).
+   * Returns where the actor lives if not here.
    */
   async settle(
     intentId: string,
-    how: { approve: { by: string; note?: string } } | { deny: { by: string; reason: string } },
-    validate: (intent: unknown) => { intent: Intent; digest: string; event: { type: string } & Record<string, unknown> },
-    decide: Decide,
-  ): Promise<Applied | { forward: string }> {
+    how: SettleHow,
+    ctx: {
+      validate: (intent: unknown) => { intent: Intent; digest: string; event: { type: string } & Record<string, unknown> };
+      decide: Decide;
+      judge: (a: Omit<Parameters<typeof judgeApproval>[0], 'isMember'>) => ApprovalJudgement;
+    },
+  ): Promise<Settled | { forward: string }> {
     const [p] = await this.store.pending(intentId);
-    if (!p) throw new NotFoundError(`pending intent ${intentId}`);
-    const v = validate(p.intent);
+    if (!p) {
+      if ('expire' in how) return { outcome: undefined, committed: Promise.resolve() };
+      // Never pending, or settled already: recorded on this process's runtime chain.
+      const known = await this.store.outcome(intentId);
+      const refusal = known ? ApprovalRefusal.notPending : ApprovalRefusal.unknown;
+      const message = known ? `no longer pending (it was ${known.outcome.status})` : 'no pending intent with this id';
+      const who = 'approve' in how ? how.approve : how.deny;
+      const refused = new ApprovalRefusedError(refusal, intentId, message);
+      const committed = this.record([
+        {
+          type: FactType.approvalRefused,
+          origin: Origin.operator,
+          intentId,
+          data: approvalRefusedData(how, refusal, message, who.by),
+        },
+      ]).then(() => {});
+      return { outcome: undefined, committed, refused };
+    }
+    const v = ctx.validate(p.intent);
     return this.withActor(v.intent.target, async () => {
       const where = await this.locate(v.intent.target);
       if (where.kind === 'elsewhere') return { forward: where.owner };
       if (where.kind === 'missing') throw new NotFoundError(`actor ${v.intent.target}`);
+      const e = where.entry;
       // An approval or refusal settled moments ago in this process may not have reached the
       // store's pending list yet (its turn applied, its commit or derived write in flight):
       // the outcome it left is the answer, not the pending record.
-      const settled = (await this.#knownOutcome(where.entry, intentId))?.stored.outcome;
-      if (settled && settled.status !== 'pending') {
-        throw new ConflictError(`intent ${intentId} is no longer pending (it was ${settled.status})`);
+      const known = (await this.#knownOutcome(e, intentId))?.stored.outcome;
+      const mine = e.pendingUncommitted.get(intentId);
+      const [still] =
+        known && known.status !== 'pending' ? [] : mine !== undefined ? (mine ? [mine] : []) : await this.store.pending(intentId);
+      if (!still) {
+        if ('expire' in how) return { outcome: undefined, committed: Promise.resolve() };
+        const message = `no longer pending${known ? ` (it was ${known.status})` : ''}`;
+        return this.#refuseApproval(e, v.intent, how, undefined, ApprovalRefusal.notPending, message);
       }
-      const [still] = await this.store.pending(intentId);
-      if (!still) throw new ConflictError(`intent ${intentId} is no longer pending`);
-      const pendingDecision = p.decision as Decision;
-      if ('deny' in how) return this.#refusePending(where.entry, v.intent, v.digest, pendingDecision, how.deny.by, how.deny.reason);
-      return this.#decideAndApply(where.entry, v.intent, v.digest, decide, { event: v.event, approval: how.approve });
+      const terms = pendingTerms(still, known?.status === 'pending' ? known.seq : undefined);
+      const now = this.#clock.now();
+      if ('expire' in how) {
+        if (now < terms.expiresAt) return { outcome: undefined, committed: Promise.resolve() };
+        return this.#expirePending(e, v.intent, v.digest, terms, undefined);
+      }
+      const who = 'approve' in how ? how.approve : how.deny;
+      const j = ctx.judge({
+        requirement: terms.requirement,
+        approvals: terms.approvals,
+        expiresAt: terms.expiresAt,
+        proposer: v.intent.proposer,
+        by: who.by,
+        now,
+        kind: 'approve' in how ? 'approve' : 'deny',
+      });
+      if (!j.ok) {
+        if (j.refusal === ApprovalRefusal.expired) return this.#expirePending(e, v.intent, v.digest, terms, { how, message: j.message });
+        return this.#refuseApproval(e, v.intent, how, terms, j.refusal, j.message);
+      }
+      if ('deny' in how) return this.#refusePending(e, v.intent, v.digest, terms, how.deny.by, how.deny.reason);
+      const count = terms.approvals.length + 1;
+      const approval: ApprovalDraft = {
+        by: how.approve.by,
+        ...(how.approve.note ? { note: how.approve.note } : {}),
+        decisionId: terms.decision.id,
+        decisionSeq: terms.decisionSeq,
+        count,
+        quorum: terms.requirement.quorum,
+      };
+      if (count < terms.requirement.quorum) return this.#countApproval(e, v.intent, v.digest, still, terms, approval);
+      const approvedBy = [...terms.approvals.map((a) => a.by), how.approve.by].join(',');
+      return this.#decideAndApply(e, v.intent, v.digest, (i, d) => ctx.decide(i, d, approvedBy), { event: v.event, approval });
     });
+  }
+
+  /** Counts an approval short of the quorum: an `approval` fact, the pending record with it. */
+  #countApproval(e: Entry, intent: Intent, digest: string, rec: PendingRecord, terms: PendingTerms, a: ApprovalDraft): Settled {
+    const b = this.#builder(e);
+    const f = this.#proposed(b, intent, digest, { approval: a });
+    const entry: ApprovalEntry = { by: a.by, at: f.at, ...(a.note ? { note: a.note } : {}), seq: f.seq };
+    b.pendingPut = {
+      ...rec,
+      requirement: terms.requirement,
+      expiresAt: new Date(terms.expiresAt).toISOString(),
+      approvals: [...terms.approvals, entry],
+      decisionSeq: terms.decisionSeq,
+    };
+    const outcome: Outcome = {
+      v: 1,
+      status: 'pending',
+      intentId: intent.id,
+      actor: intent.target,
+      decisionId: terms.decision.id,
+      reasons: [
+        {
+          code: 'approval_recorded',
+          message: `approval recorded, ${a.count} of ${a.quorum} (by ${a.by}; ${a.quorum - a.count} more needed before ${new Date(terms.expiresAt).toISOString()})`,
+        },
+      ],
+      seq: f.seq,
+    };
+    this.#log.info({ actor: intent.target, intent: intent.id, by: a.by, count: a.count, quorum: a.quorum }, 'approval recorded');
+    return { outcome, committed: this.#commit(e, b.turn()) };
+  }
+
+  /** Records a refused approval or denial: an `approval.refused` fact citing the pending decision. */
+  #refuseApproval(
+    e: Entry,
+    intent: Intent,
+    how: { approve: { by: string; note?: string } } | { deny: { by: string; reason: string } },
+    terms: PendingTerms | undefined,
+    refusal: ApprovalRefusal,
+    message: string,
+  ): Settled {
+    const b = this.#builder(e);
+    const who = 'approve' in how ? how.approve : how.deny;
+    b.fact({
+      type: FactType.approvalRefused,
+      origin: Origin.operator,
+      intentId: intent.id,
+      ...(terms && terms.decisionSeq > 0 ? { causes: [terms.decisionSeq] } : {}),
+      data: { ...approvalRefusedData(how, refusal, message, who.by), ...(terms ? { decisionId: terms.decision.id } : {}) },
+    });
+    this.#log.info({ actor: intent.target, intent: intent.id, by: who.by, refusal }, 'approval refused');
+    return { outcome: undefined, committed: this.#commit(e, b.turn()), refused: new ApprovalRefusedError(refusal, intent.id, message) };
+  }
+
+  /**
+   * Denies a pending intent whose deadline passed: an `approval.expired` fact (citing the
+   * pending decision) and the denied outcome; with `late`, the refused attempt that noticed it.
+   */
+  #expirePending(
+    e: Entry,
+    intent: Intent,
+    digest: string,
+    terms: PendingTerms,
+    late: { how: { approve: { by: string; note?: string } } | { deny: { by: string; reason: string } }; message: string } | undefined,
+  ): Settled {
+    const b = this.#builder(e);
+    const expiresAt = new Date(terms.expiresAt).toISOString();
+    const f = b.fact({
+      type: FactType.approvalExpired,
+      origin: Origin.runtime,
+      intentId: intent.id,
+      ...(terms.decisionSeq > 0 ? { causes: [terms.decisionSeq] } : {}),
+      data: {
+        decisionId: terms.decision.id,
+        policy: terms.requirement.policy,
+        expiresAt,
+        quorum: terms.requirement.quorum,
+        approvals: terms.approvals.map((a) => a.by),
+      },
+    });
+    b.pendingDelete = intent.id;
+    const outcome: Outcome = {
+      v: 1,
+      status: 'denied',
+      intentId: intent.id,
+      actor: intent.target,
+      decisionId: terms.decision.id,
+      reasons: [
+        {
+          code: 'approval_expired',
+          message: `${terms.approvals.length} of ${terms.requirement.quorum} approvals by ${expiresAt}, when the approval window of policy ${terms.requirement.policy} closed`,
+        },
+      ],
+      seq: f.seq,
+    };
+    b.outcome = { intentId: intent.id, digest, outcome };
+    let refused: ApprovalRefusedError | undefined;
+    if (late) {
+      const who = 'approve' in late.how ? late.how.approve : late.how.deny;
+      b.fact({
+        type: FactType.approvalRefused,
+        origin: Origin.operator,
+        intentId: intent.id,
+        causes: [f.seq],
+        data: { ...approvalRefusedData(late.how, ApprovalRefusal.expired, late.message, who.by), decisionId: terms.decision.id },
+      });
+      refused = new ApprovalRefusedError(ApprovalRefusal.expired, intent.id, `${late.message}; the intent is denied (approval_expired)`);
+    }
+    this.#log.info({ actor: intent.target, intent: intent.id, expiresAt }, 'pending intent expired');
+    return { outcome, committed: this.#commit(e, b.turn()), ...(refused ? { refused } : {}) };
   }
 
   async #decideAndApply(
@@ -423,15 +618,15 @@ export class Host {
     intent: Intent,
     digest: string,
     decide: Decide,
-    opts: { event?: { type: string } & Record<string, unknown>; approval?: { by: string; note?: string } },
+    opts: { event?: { type: string } & Record<string, unknown>; approval?: ApprovalDraft },
   ): Promise<Applied> {
     await this.readRun(intent.runId);
     try {
-      let decision = await decide(intent, digest, opts.approval?.by);
+      let decision = await decide(intent, digest);
       // Denied for want of a grant: this node's view of the grants may trail a change made
       // through another node a moment ago; catch up once and decide again.
       if (decision.verdict === 'denied' && decision.reasons.some((r) => GRANT_REASONS.has(r.code)) && (await this.#grants.catchUp())) {
-        decision = await decide(intent, digest, opts.approval?.by);
+        decision = await decide(intent, digest);
       }
       let spent: Grant | undefined;
       // A grant with maxUses: spend the use before committing. If another intent took the
@@ -443,7 +638,7 @@ export class Host {
         spent = await this.#grants.spend(g.id, intent.id);
         if (spent) break;
         if (attempt >= 3) throw new ConflictError(`grant ${g.id}: its last uses kept being taken while deciding ${intent.id}`);
-        decision = await decide(intent, digest, opts.approval?.by);
+        decision = await decide(intent, digest);
       }
       if (this.#entries.get(intent.target) !== e) {
         throw new IceError('E_NOT_OWNER', `${this.node} lost ${intent.target} while deciding; retry with the same id`, 'retry');
@@ -464,7 +659,7 @@ export class Host {
     digest: string,
     decision: Decision,
     opts: {
-      approval?: { by: string; note?: string };
+      approval?: ApprovalDraft;
       event?: { type: string } & Record<string, unknown>;
       grants?: Grant[];
     } = {},
@@ -519,7 +714,7 @@ export class Host {
         seq: f2.seq,
       };
       if (decision.verdict === 'pending') {
-        b.pendingPut = { intentId: intent.id, actor: target, intent, decision, createdAt: decision.issuedAt };
+        b.pendingPut = newPendingRecord(intent, decision, f2.seq);
       }
       b.outcome = { intentId: intent.id, digest, outcome };
       log('info', { verdict: decision.verdict, reasons: decision.reasons.map((r) => r.code) }, `intent ${decision.verdict}`);
@@ -591,14 +786,15 @@ export class Host {
     this.#usedDecisions.set(key, Date.parse(decision.expiresAt));
   }
 
-  /** Records a human's refusal of a pending intent. */
-  #refusePending(e: Entry, intent: Intent, digest: string, pendingDecision: Decision, by: string, reason: string): Applied {
+  /** Records a human's refusal of a pending intent: an `approval` fact citing the pending decision. */
+  #refusePending(e: Entry, intent: Intent, digest: string, terms: PendingTerms, by: string, reason: string): Applied {
     const b = this.#builder(e);
     const f1 = b.fact({
       type: FactType.approval,
       origin: Origin.operator,
       intentId: intent.id,
-      data: { approved: false, by, reason, decisionId: pendingDecision.id },
+      ...(terms.decisionSeq > 0 ? { causes: [terms.decisionSeq] } : {}),
+      data: { approved: false, by, reason, decisionId: terms.decision.id },
     });
     b.pendingDelete = intent.id;
     const outcome: Outcome = {
@@ -606,7 +802,7 @@ export class Host {
       status: 'denied',
       intentId: intent.id,
       actor: intent.target,
-      decisionId: pendingDecision.id,
+      decisionId: terms.decision.id,
       reasons: [{ code: 'approval_refused', message: `${by} refused: ${reason}` }],
       seq: f1.seq,
     };
@@ -714,6 +910,7 @@ export class Host {
         lastUsed: 0,
         pending: 0,
         uncommitted: new Map(),
+        pendingUncommitted: new Map(),
       };
       entry.lastUsed = this.#clock.now();
       const b = this.#builder(entry);
@@ -927,10 +1124,14 @@ export class Host {
     e.pending++;
     const o = turn.outcome;
     let inFlight: { stored: StoredOutcome; committed: Promise<void> } | undefined;
+    const pendingId = turn.pendingPut?.intentId ?? turn.pendingDelete;
+    const pendingRec = turn.pendingPut ?? null;
+    if (pendingId !== undefined) e.pendingUncommitted.set(pendingId, pendingRec);
     const settled = () => {
       e.pending--;
       // Once settled the store answers for it (committed), or it never happened (failed).
       if (o && e.uncommitted.get(o.intentId) === inFlight) e.uncommitted.delete(o.intentId);
+      if (pendingId !== undefined && e.pendingUncommitted.get(pendingId) === pendingRec) e.pendingUncommitted.delete(pendingId);
     };
     const committed = this.store.commit(turn).then(
       () => {
@@ -963,13 +1164,28 @@ export class Host {
     };
   }
 
-  #proposed(b: TurnBuilder, intent: Intent, digest: string, opts: { approval?: { by: string; note?: string } }): Fact {
-    if (opts.approval) {
+  /**
+   * The first fact of an intent's turn: `intent.proposed`, or for an approval the `approval`
+   * fact, which cites the pending decision (itself citing `intent.proposed`): `causes` lead
+   * from every transition back to its proposal.
+   */
+  #proposed(b: TurnBuilder, intent: Intent, digest: string, opts: { approval?: ApprovalDraft }): Fact {
+    const a = opts.approval;
+    if (a) {
       return b.fact({
         type: FactType.approval,
         origin: Origin.operator,
         intentId: intent.id,
-        data: { approved: true, by: opts.approval.by, ...(opts.approval.note ? { note: opts.approval.note } : {}), digest },
+        ...(a.decisionSeq > 0 ? { causes: [a.decisionSeq] } : {}),
+        data: {
+          approved: true,
+          by: a.by,
+          ...(a.note ? { note: a.note } : {}),
+          digest,
+          decisionId: a.decisionId,
+          count: a.count,
+          quorum: a.quorum,
+        },
       });
     }
     return b.fact({ type: FactType.intentProposed, origin: Origin.proposer, intentId: intent.id, data: { intent, digest } });
@@ -1050,6 +1266,7 @@ export class Host {
       lastUsed: this.#clock.now(),
       pending: 0,
       uncommitted: new Map(),
+      pendingUncommitted: new Map(),
     };
     this.#entries.set(address, entry);
     if (this.#restored.has(address) && replayed === 0) return entry;

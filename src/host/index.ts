@@ -2,6 +2,8 @@ export { defineActor, ActorRegistry, definitionsFromModule } from './definition.
 export type { ActorDefinition, DefineActorOptions } from './definition.js';
 export { Host, eventOf } from './host.js';
 export type { ActorInfo, ActorDetail, Applied, InspectRecord, HostOptions, Spawned } from './host.js';
+export { pendingView } from './pending-approval.js';
+export type { PendingApprovalView, SettleHow, Settled } from './pending-approval.js';
 export { Intake } from './intake.js';
 export type { IntakeOptions } from './intake.js';
 export { stateToString } from './state-value.js';

@@ -1,4 +1,4 @@
-import type { Fact, Grant, Outcome, SnapshotRecord } from '../protocol/index.js';
+import type { ApprovalEntry, ApprovalRequirement, Fact, Grant, Outcome, SnapshotRecord } from '../protocol/index.js';
 
 /**
  * The two seams between the one Host and a deployment (docs/design.md, "Ports"):
@@ -38,12 +38,27 @@ export interface StoredOutcome {
   outcome: Outcome;
 }
 
+/**
+ * An intent waiting for approvals, rewritten by each approval counted (both stores keep it
+ * whole: SQLite in `pending.body`, JetStream as the `ICE_PENDING` value and in the turn's
+ * message). The optional fields are absent in records written before quorums; they then
+ * mean: the pending decision's requirement (or one approver, anyone), `createdAt` + its
+ * `ttlMs`, no approvals, the seq of the pending outcome.
+ */
 export interface PendingRecord {
   intentId: string;
   actor: string;
   intent: unknown;
   decision: unknown;
   createdAt: string;
+  /** What it waits for: quorum, approver patterns, ttl. */
+  requirement?: ApprovalRequirement;
+  /** The approval deadline (ISO): later approvals are refused, the intent is denied `approval_expired`. */
+  expiresAt?: string;
+  /** Approvals counted so far, oldest first. */
+  approvals?: ApprovalEntry[];
+  /** Seq of the pending `decision` fact on the actor's chain: every approval fact cites it in `causes`. */
+  decisionSeq?: number;
 }
 
 /**

@@ -27,6 +27,8 @@ export type {
 } from './machine-graph.js';
 export { startInspector, stateStringToIds, factKey } from './server.js';
 export type { Inspector, InspectorOptions, InspectorRuntime, InspectorRecord, ActorView } from './server.js';
+export { natsInspectorApprovals } from './approvals-api.js';
+export type { InspectorApprovals } from './approvals-api.js';
 export { toStatelyMessage, statelyActorRegistration, STATELY_INSPECT_VERSION } from './stately.js';
 export type { StatelyMessage, StatelyActorMessage, StatelyEventMessage, StatelySnapshotMessage } from './stately.js';
 export { clusterInspectorSource } from './cluster-source.js';

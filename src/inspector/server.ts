@@ -16,6 +16,8 @@ import { APP_CSS, APP_JS, INDEX_HTML, STATELY_BRIDGE_HTML } from './page/assets.
 import { isStatelyMessage, statelyActorRegistration, toJsonSafe, toStatelyMessage } from './stately.js';
 import type { StatelyMessage } from './stately.js';
 import type { WireInspectRecord } from './wire.js';
+import { approvalsApi, type InspectorApprovals } from './approvals-api.js';
+import { ConfigError } from '../errors.js';
 
 /**
  * An inspection record the inspector takes: a live one from a runtime in this process (an
@@ -55,6 +57,12 @@ export interface InspectorOptions {
   verifyDebounceMs?: number;
   /** The Stately inspector UI the bridge page embeds (only loaded if you open /stately). */
   statelyUrl?: string;
+  /**
+   * Pending intents with approve / deny buttons (src/inspector/approvals-api.ts). Only on a
+   * loopback bind; POSTs need the token in `Inspector.operatorUrl`. Without it the page lists
+   * nothing to approve and the inspector stays read-only.
+   */
+  approvals?: InspectorApprovals;
 }
 
 export interface Inspector {
@@ -62,6 +70,8 @@ export interface Inspector {
   port: number;
   /** WebSocket URL speaking @statelyai/inspect's protocol. */
   statelyUrl: string;
+  /** With `approvals`: the page's address carrying the token its approve / deny buttons send. */
+  operatorUrl?: string;
   close(): Promise<void>;
 }
 
@@ -327,6 +337,9 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
   // When bound to loopback, only answer requests addressed to a loopback name: a web page
   // elsewhere cannot use DNS rebinding to read actor contexts and the journal.
   const loopback = ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
+  if (opts.approvals && !loopback)
+    throw new ConfigError(`the inspector serves approve / deny buttons only on a loopback address, not ${host}`);
+  const approvals = approvalsApi(opts.approvals);
   const hostAllowed = (h: string | undefined): boolean => {
     if (!loopback) return true;
     if (!h) return false;
@@ -338,6 +351,10 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
     const url = new URL(req.url ?? '/', 'http://inspector');
     const path = url.pathname;
     if (!hostAllowed(req.headers.host)) return send(res, 421, { error: 'unexpected Host header' });
+    if (path === '/api/approvals' || path.startsWith('/api/approvals/')) {
+      if (req.method !== 'GET' && !originAllowed(req.headers.origin)) return send(res, 403, { error: 'origin not allowed' });
+      return approvals.handle(req, res, path);
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'read-only' });
     if (path === '/' || path === '/index.html') {
       res.setHeader(
@@ -739,6 +756,7 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
     url: base,
     port: listenPort,
     statelyUrl: `ws://${urlHost}:${listenPort}/stately`,
+    ...(approvals.token ? { operatorUrl: `${base}/?token=${approvals.token}` } : {}),
     async close() {
       if (closed) return;
       closed = true;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IdSchema, PROTOCOL_VERSION } from './intent.js';
+import { ApprovalRequirementSchema } from './approval-requirement.js';
 
 export const Verdict = { granted: 'granted', denied: 'denied', pending: 'pending' } as const;
 export type Verdict = (typeof Verdict)[keyof typeof Verdict];
@@ -26,7 +27,10 @@ export const DecisionSchema = z.strictObject({
   policyRule: z.string().optional(),
   /** The actor's state the decision was taken against. */
   actorState: z.string().optional(),
+  /** Who approved it, comma-separated in the order they approved (a quorum's final decision). */
   approvedBy: z.string().optional(),
+  /** A `pending` decision: what it waits for (quorum, approvers, deadline). */
+  requirement: ApprovalRequirementSchema.optional(),
   issuedAt: z.iso.datetime(),
   expiresAt: z.iso.datetime(),
   /** Key id of the signing authority (first 16 hex chars of sha256 of its public key). */

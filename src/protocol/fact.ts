@@ -19,6 +19,10 @@ export const FactType = {
   /** An intent spent a use of a grant with maxUses (in the intent's own turn, on its actor's chain). */
   grantUsed: 'grant.used',
   approval: 'approval',
+  /** An approval or denial of a pending intent that was refused (self, repeat, not allowed, …). */
+  approvalRefused: 'approval.refused',
+  /** A pending intent whose approval deadline passed: denied `approval_expired`. */
+  approvalExpired: 'approval.expired',
   /** A node served a journal its start-up check found broken, because its operator said to. */
   journalBroken: 'journal.broken',
 } as const;

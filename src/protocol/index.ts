@@ -8,6 +8,8 @@ export type { Intent, IntentInput } from './intent.js';
 export { ScopeSchema, SubjectPatternSchema, GrantSchema, GrantRequestSchema, GrantDelegationSchema, MAX_GRANT_TTL_MS } from './grant.js';
 export type { Grant, GrantRequest, GrantDelegation } from './grant.js';
 export { Verdict, ReasonSchema, DecisionSchema } from './decision.js';
+export { ApprovalRequirementSchema, ApprovalEntrySchema, ApprovalRefusal } from './approval-requirement.js';
+export type { ApprovalRequirement, ApprovalEntry } from './approval-requirement.js';
 export type { Decision, UnsignedDecision, Reason } from './decision.js';
 export { FactType, Origin, FactSchema } from './fact.js';
 export type { Fact, FactBody, FactDraft } from './fact.js';

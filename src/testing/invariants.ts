@@ -51,7 +51,7 @@ export interface CheckInvariantsOptions {
  *   seq it named; no intent has two transitions; acknowledged denials and rejections have none;
  * - every transition caused by an intent follows a `decision` fact that granted that same
  *   intent, on the same chain, and the decision follows the intent's `intent.proposed` or
- *   `approval` fact;
+ *   `approval` fact (which follows the pending decision, which follows `intent.proposed`);
  * - every actor's newest stored snapshot equals a replay of its chain (state and context), and
  *   every transition's recorded `from` → `to` is what its event does at that point of the
  *   replay: no owner executed on a stale copy of the actor;
@@ -90,6 +90,14 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
           const origin = bySeq.get(decisionFact.causes[0] ?? 0);
           if (!origin || origin.intentId !== f.intentId || (origin.type !== 'intent.proposed' && origin.type !== 'approval')) {
             violations.push(`${row.actor} #${decisionFact.seq}: decision for ${f.intentId} without its intent`);
+          } else if (origin.type === 'approval') {
+            // approval → the pending decision → intent.proposed: causes alone lead back to the proposal
+            const pendingFact = bySeq.get(origin.causes[0] ?? 0);
+            const proposed = pendingFact && bySeq.get(pendingFact.causes[0] ?? 0);
+            if (pendingFact?.type !== 'decision' || proposed?.type !== 'intent.proposed' || proposed.intentId !== f.intentId)
+              violations.push(
+                `${row.actor} #${origin.seq}: approval of ${f.intentId} whose causes do not lead back to its intent.proposed`,
+              );
           }
           if (decision.grantId) {
             // one grant can pay for hundreds of thousands of intents: append, never copy

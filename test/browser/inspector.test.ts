@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Runtime } from '../../src/index.js';
 import { startInspector, type Inspector, type InspectorRuntime } from '../../src/inspector/server.js';
 import { iid, tempRuntime } from '../helpers/runtime.js';
+import { runAdminOp } from '../../src/admin/index.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = join(process.cwd(), 'test-artifacts');
@@ -338,4 +339,138 @@ describe('inspector page: broken journal', () => {
       await close();
     }
   }, 60_000);
+});
+
+describe('inspector page: approvals', () => {
+  it('lists a pending intent with its requirement; approve clicks count towards the quorum and settle it; the panel passes axe', async () => {
+    const { rt, close } = await tempRuntime({
+      policies: [
+        {
+          id: 'big-needs-two',
+          effect: 'require_approval',
+          scope: 'deployment/*:CONFIGURE',
+          when: ({ intent }) => (intent.params.replicas as number) > 50,
+          reason: 'big changes need two people',
+          approval: { quorum: 2, approvers: ['human:*'], ttlMs: 3_600_000 },
+        },
+      ],
+    });
+    const ins = await startInspector({
+      runtime: rt,
+      port: 0,
+      approvals: { run: (op, args) => runAdminOp(rt, op, args), operator: 'human:alice' },
+    });
+    const browser = await launch();
+    try {
+      expect(ins.operatorUrl).toMatch(/\/\?token=[0-9a-f]{48}$/);
+      await rt.spawn('deployment/web');
+      await rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/web:*' });
+      const id = iid('inspect-approve');
+      const p = await rt.propose({
+        id,
+        proposer: 'agent:bot',
+        target: 'deployment/web',
+        action: 'CONFIGURE',
+        params: { version: '2.0.0', replicas: 80 },
+      });
+      expect(p.status).toBe('pending');
+
+      // without the token the endpoint refuses, and nothing is recorded
+      const anon = await fetch(`${ins.url}/api/approvals/${id}/approve`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ by: 'human:mallory' }),
+      });
+      expect(anon.status).toBe(401);
+
+      // bypassCSP: only so the test can inject axe-core; the page itself runs under its CSP
+      const page = await (await browser.newContext({ bypassCSP: true, viewport: { width: 1600, height: 1000 } })).newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(ins.operatorUrl!);
+      const item = page.locator(`[data-testid="pending-intent"][data-intent-id="${id}"]`);
+      await item.waitFor();
+      await expect(item.getAttribute('data-remaining')).resolves.toBe('2');
+      await expect(item.locator('[data-testid="approval-progress"]').textContent()).resolves.toContain('0 of 2 approvals from human:*');
+      await expect(page.locator('[data-testid="approver"]').inputValue()).resolves.toBe('human:alice');
+
+      // accessibility of the approvals panel (axe-core, WCAG 2 A/AA rules)
+      await page.addScriptTag({ path: join(process.cwd(), 'node_modules/axe-core/axe.min.js') });
+      const axeResult = await page.evaluate(async () => {
+        const axe = (
+          window as unknown as {
+            axe: { run(ctx: unknown, o: unknown): Promise<{ violations: Array<{ id: string; help: string }>; passes: unknown[] }> };
+          }
+        ).axe;
+        const r = await axe.run({ include: [['[data-testid="approvals"]']] }, { runOnly: ['wcag2a', 'wcag2aa'] });
+        return { violations: r.violations.map((v) => `${v.id}: ${v.help}`), passed: r.passes.length };
+      });
+      expect(axeResult.passed).toBeGreaterThan(0); // it checked the panel (labels, names, contrast)
+      expect(axeResult.violations).toEqual([]);
+
+      await item.locator('[data-testid="approval-note"]').fill('first look');
+      await item.locator('[data-testid="approve-button"]').click();
+      await page.waitForFunction(() =>
+        document.querySelector('[data-testid="approvals-status"]')?.textContent?.includes('approval recorded, 1 of 2'),
+      );
+      await page.locator(`[data-testid="pending-intent"][data-intent-id="${id}"][data-remaining="1"]`).waitFor();
+
+      // the same approver again is refused, with why
+      await page.locator(`[data-testid="pending-intent"][data-intent-id="${id}"] [data-testid="approve-button"]`).click();
+      await page.waitForFunction(() =>
+        document.querySelector('[data-testid="approvals-status"]')?.textContent?.includes('E_APPROVAL_REPEAT'),
+      );
+
+      await page.fill('[data-testid="approver"]', 'human:bob');
+      await page.locator(`[data-testid="pending-intent"][data-intent-id="${id}"] [data-testid="approve-button"]`).click();
+      await page.waitForFunction(() => document.querySelector('[data-testid="approvals-status"]')?.textContent?.includes('executed'));
+      await page.locator('[data-testid="pending-intent"]').first().waitFor({ state: 'detached' });
+      await expect(page.locator('[data-testid="approvals-empty"]').isVisible()).resolves.toBe(true);
+      await page.screenshot({ path: join(ARTIFACTS, 'inspector-8-approvals.png') });
+
+      const facts = await rt.journal.factsOfIntent(id);
+      expect(facts.map((f) => f.type)).toEqual([
+        'intent.proposed',
+        'decision',
+        'approval',
+        'approval.refused',
+        'approval',
+        'decision',
+        'transition',
+      ]);
+      expect(facts.filter((f) => f.type === 'approval').map((f) => [f.data.by, f.data.note ?? null])).toEqual([
+        ['human:alice', 'first look'],
+        ['human:bob', null],
+      ]);
+      expect(((await rt.actor('deployment/web'))!.context as { replicas: number }).replicas).toBe(80);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+      await ins.close();
+      await close();
+    }
+  }, 60_000);
+
+  it('an inspector started without approvals shows no approvals panel and refuses POSTs', async () => {
+    const { rt, close } = await tempRuntime();
+    const ins = await startInspector({ runtime: rt, port: 0 });
+    try {
+      expect(ins.operatorUrl).toBeUndefined();
+      await expect((await fetch(`${ins.url}/api/approvals`)).json()).resolves.toEqual({ enabled: false, pending: [] });
+      const r = await fetch(`${ins.url}/api/approvals/i-1/approve`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(r.status).toBe(405);
+      await expect(
+        startInspector({ runtime: rt, port: 0, host: '0.0.0.0', approvals: { run: () => Promise.resolve([]), operator: 'human:a' } }),
+      ).rejects.toMatchObject({
+        code: 'E_CONFIG',
+      });
+    } finally {
+      await ins.close();
+      await close();
+    }
+  });
 });

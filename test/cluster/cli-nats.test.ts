@@ -63,6 +63,14 @@ describe('ice … --nats against cluster nodes', () => {
 
     const pending = JSON.parse((await ice(['approvals', '--json', ...nats])).stdout) as Array<{ intentId: string }>;
     expect(pending.map((p) => p.intentId)).toEqual(['c4']);
+    expect(pending[0]).toMatchObject({ requirement: { quorum: 1, approvers: ['*'] }, approvals: [], remaining: 1 });
+    const listed = (await ice(['approvals', ...nats])).stdout;
+    expect(listed).toContain('needs 1 of * (policy production-deploy-needs-human');
+    expect(listed).toMatch(/1 more before \d{4}-/);
+    // the proposer approving its own intent is refused, with the code and why
+    const self = await ice(['approve', 'c4', '--by', 'agent:cli', ...nats]);
+    expect(self.code).toBe(1);
+    expect(self.stderr).toContain('E_APPROVAL_SELF');
     const approved = await ice(['approve', 'c4', '--by', 'human:bob', ...nats]);
     expect(approved.code).toBe(0);
     expect(approved.stdout).toContain('executed');

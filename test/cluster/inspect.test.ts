@@ -2,8 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { deploymentActor } from '../../actors/index.js';
 import { createRuntime, type Fact, type Runtime } from '../../src/index.js';
+import { requestAdmin } from '../../src/admin/index.js';
 import {
   clusterInspectorSource,
+  natsInspectorApprovals,
   publishInspection,
   startInspector,
   type ClusterInspectorSource,
@@ -208,5 +210,37 @@ describe('inspector over a cluster', () => {
       live.messages.some((m) => m.type === 'inspect' && m.node === 'n1' && (m.stateIds as string[]).includes('deployment.in_review')),
     );
     off();
+  });
+  it('with approvals, its buttons reach the nodes as admin requests bound to the approver', async () => {
+    const ins = await startInspector({
+      runtime: source,
+      port: 0,
+      approvals: natsInspectorApprovals((as, op, args) => requestAdmin(t, as, op, args), 'human:alice'),
+    });
+    try {
+      const listed = (await (await fetch(`${ins.url}/api/approvals`)).json()) as { enabled: boolean; operator: string; pending: unknown[] };
+      expect(listed).toEqual({ enabled: true, operator: 'human:alice', pending: [] });
+      const token = new URL(ins.operatorUrl!).searchParams.get('token')!;
+      const post = (by: string) =>
+        fetch(`${ins.url}/api/approvals/ins-nope/approve`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ by }),
+        });
+      const r = await post('human:alice');
+      expect(r.status).toBe(400);
+      await expect(r.json()).resolves.toMatchObject({ error: { code: 'E_APPROVAL_UNKNOWN_INTENT' } });
+      // the node recorded the refusal, with the principal the request was bound to
+      const refused = await until('the refusal fact', async () =>
+        (await rt.journal.chain(rt.runtimeChain)).find((f) => f.type === 'approval.refused' && f.intentId === 'ins-nope'),
+      );
+      expect(refused.data).toMatchObject({ by: 'human:alice', refusal: 'unknown_intent' });
+      // acting as someone else than the bound principal is refused by the node
+      const other = await post('human:mallory');
+      expect(other.status).toBe(400);
+      await expect(other.json()).resolves.toMatchObject({ error: { code: 'E_VALIDATION' } });
+    } finally {
+      await ins.close();
+    }
   });
 });

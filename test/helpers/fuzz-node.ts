@@ -154,7 +154,8 @@ export async function expectNothingChanged(rt: Runtime, before: State, counts: D
     from = page[page.length - 1]!.seq + 1;
   }
   expect(Object.values(added).reduce((a, b) => a + b, 0)).toBe(after.runtimeSeq - before.runtimeSeq);
-  expect(Object.keys(added).filter((t) => t !== 'intent.rejected')).toEqual([]);
+  // intent.rejected for refused intents; approval.refused for well-formed approvals of intents never pending
+  expect(Object.keys(added).filter((t) => t !== 'intent.rejected' && t !== 'approval.refused')).toEqual([]);
   // (fewer facts than rejected outcomes is expected: concurrent duplicates of one intent id share one outcome)
   if (counts.some((c) => c.rejected > 0)) expect(added['intent.rejected'] ?? 0).toBeGreaterThan(0);
   const t0 = performance.now();

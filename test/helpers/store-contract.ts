@@ -411,6 +411,38 @@ export function storeContract(name: string, open: () => Promise<StoreHarness>): 
       expect(await store.outcome(id)).toEqual(t2.turn.outcome);
     });
 
+    it('keeps a pending record whole as approvals rewrite it: requirement, deadline, approvals so far, decision seq', async () => {
+      const chain = fresh();
+      await store.load(chain);
+      const id = `pend-q-${run}`;
+      const base: PendingRecord = {
+        ...pendingOf(chain, id),
+        requirement: { policy: 'two', quorum: 2, approvers: ['human:*', 'group:sre'], ttlMs: 60_000, reason: 'two people' },
+        expiresAt: '2026-01-01T00:01:00.000Z',
+        approvals: [],
+        decisionSeq: 2,
+      };
+      const t1 = makeTurn(chain, EMPTY_HEAD, { intentId: id, outcome: false, pendingPut: base });
+      await store.commit(t1.turn);
+      const counted: PendingRecord = { ...base, approvals: [{ by: 'human:alice', at: AT, note: 'ok', seq: 4 }] };
+      const t2 = makeTurn(chain, t1.head, { intentId: id, outcome: false, pendingPut: counted });
+      await store.commit(t2.turn);
+      expect(await store.pending(id)).toEqual([counted]);
+      await store.drain();
+      expect(await store.pending(id)).toEqual([counted]);
+      expect((await store.pending()).filter((p) => p.intentId === id)).toEqual([counted]);
+      // a JSON round trip changes nothing (what a restart reads back)
+      expect(JSON.parse(JSON.stringify(await store.pending(id)))).toEqual([counted]);
+      if (h.second) {
+        const other = await h.second();
+        try {
+          expect(await other.pending(id)).toEqual([counted]);
+        } finally {
+          await other.close();
+        }
+      }
+    });
+
     it("an approved intent's final outcome replaces its pending outcome", async () => {
       const chain = fresh();
       await store.load(chain);

@@ -44,6 +44,6 @@ describe.each(MODES)('runtime API input (%s)', (mode) => {
     const deny = await rt.approvals.deny('i-1', 'human:a', '' as never).catch((e: unknown) => e);
     expect(deny).toBeInstanceOf(ValidationError);
     // well-formed arguments for an intent that is not pending: NotFound, as before
-    await expect(rt.approvals.approve('i-none', 'human:a')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    await expect(rt.approvals.approve('i-none', 'human:a')).rejects.toMatchObject({ code: 'E_APPROVAL_UNKNOWN_INTENT' });
   });
 });

@@ -3,6 +3,7 @@ import { exampleActors } from '../../actors/index.js';
 import { Authority, AuthorityKey, GrantBook } from '../../src/authority/index.js';
 import type { ActorView } from '../../src/authority/index.js';
 import {
+  ApprovalRefusedError,
   ConflictError,
   ManualClock,
   NotFoundError,
@@ -668,7 +669,8 @@ describe.each(MODES)('authority (%s)', (mode) => {
       expect(ok).toHaveLength(1);
       expect((ok[0] as PromiseFulfilledResult<{ status: string }>).value.status).toBe('executed');
       const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
-      expect(refused.reason).toBeInstanceOf(ConflictError);
+      expect(refused.reason).toBeInstanceOf(ApprovalRefusedError);
+      expect(refused.reason).toMatchObject({ code: 'E_APPROVAL_NOT_PENDING', refusal: 'not_pending' });
       expect(String(refused.reason.message)).toMatch(/no longer pending/);
       expect(await transitionsOf(ctx.rt, 'deployment/web')).toHaveLength(1);
       const types = (await ctx.rt.journal.factsOfIntent(p.id)).map((f) => f.type);
@@ -702,7 +704,7 @@ describe.each(MODES)('authority (%s)', (mode) => {
         params: { version: '3.0.0', replicas: 80 },
       });
       expect(again).toEqual(o);
-      await expect(rt.approvals.approve(p.id, 'human:bob')).rejects.toBeInstanceOf(NotFoundError);
+      await expect(rt.approvals.approve(p.id, 'human:bob')).rejects.toMatchObject({ code: 'E_APPROVAL_NOT_PENDING' });
       expect(await transitionsOf(rt, 'deployment/web')).toHaveLength(1);
       expect((await rt.journal.verify()).ok).toBe(true);
     });
@@ -733,7 +735,7 @@ describe.each(MODES)('authority (%s)', (mode) => {
         params: { version: '3.0.0', replicas: 80 },
       });
       expect(again).toEqual(o);
-      await expect(rt.approvals.approve(p.id, 'human:bob')).rejects.toBeInstanceOf(NotFoundError);
+      await expect(rt.approvals.approve(p.id, 'human:bob')).rejects.toMatchObject({ code: 'E_APPROVAL_NOT_PENDING' });
     });
 
     it('a pending approval survives a restart and can be approved afterwards', async () => {
@@ -1066,8 +1068,8 @@ describe.runIf(MODES.includes('cluster'))('authority across two cluster nodes (n
     expect(await transitionsOf(n1, 'deployment/web')).toHaveLength(1);
 
     await until('both nodes list no pending intent', async () => (await listed(n1)).length === 0 && (await listed(n2)).length === 0);
-    await expect(n2.approvals.approve(p.id, 'human:bob')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
-    await expect(n2.approvals.deny(q.id, 'human:bob', 'again')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    await expect(n2.approvals.approve(p.id, 'human:bob')).rejects.toMatchObject({ code: 'E_APPROVAL_NOT_PENDING' });
+    await expect(n2.approvals.deny(q.id, 'human:bob', 'again')).rejects.toMatchObject({ code: 'E_APPROVAL_NOT_PENDING' });
   });
 
   it('an approved or refused intent, repeated through any node, answers its final outcome', async () => {

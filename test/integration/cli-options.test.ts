@@ -89,6 +89,13 @@ describe('ice refuses an option value no rule accepts: at once, exit 2, naming t
     ],
     ['a propose timeout without a unit', [...propose, '--timeout', '5'], '--timeout', '"5"', DURATION],
     [
+      'an inspector approver that is no principal',
+      ['inspect', '--nats', 'nats://127.0.0.1:1', '--approve-as', 'alice'],
+      '--approve-as',
+      '"alice"',
+      'a principal "type:name"',
+    ],
+    [
       'spawn input that is not JSON',
       ['spawn', 'deployment/web', '--input', '{"service":'],
       '--input',

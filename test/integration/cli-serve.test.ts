@@ -18,6 +18,36 @@ describe('ice dev and ice start: ready, or a non-zero exit that says what to do'
     }
   });
 
+  it('ice dev prints the inspector address with its token; its approve / deny endpoint runs the admin operations', async () => {
+    const t = tempDir('ice-serve-approvals-');
+    try {
+      const dev = await startIceDev(t.dir, ['--inspect', '0']);
+      try {
+        const m = /inspector (http:\/\/127\.0\.0\.1:\d+)\/\?token=([0-9a-f]{48})/.exec(dev.output());
+        expect(m, dev.output()).not.toBeNull();
+        const [, base, token] = m!;
+        const listed = (await (await fetch(`${base}/api/approvals`)).json()) as { enabled: boolean; operator: string; pending: unknown[] };
+        expect(listed).toMatchObject({ enabled: true, pending: [] });
+        expect(listed.operator).toMatch(/^human:/);
+        const post = (auth?: string) =>
+          fetch(`${base}/api/approvals/i-nope/approve`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+            body: JSON.stringify({ by: 'human:alice' }),
+          });
+        expect((await post()).status).toBe(401);
+        expect((await post('Bearer nope')).status).toBe(401);
+        const refused = await post(`Bearer ${token}`);
+        expect(refused.status).toBe(400);
+        await expect(refused.json()).resolves.toMatchObject({ error: { code: 'E_APPROVAL_UNKNOWN_INTENT' } });
+      } finally {
+        await dev.kill('SIGTERM');
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+
   it('a node that fails half-way through its start stops what it started and exits 1', async () => {
     const t = tempDir('ice-serve-bind-');
     try {

@@ -148,7 +148,7 @@ describe.each(MODES)('fuzzing the authority, node-forward, admin and API doors (
     counts.push(c);
   });
 
-  it('afterwards: no actor changed, no grant changed, only intent.rejected facts were added, and a valid intent still executes', async () => {
+  it('afterwards: no actor changed, no grant changed, only intent.rejected (and approval.refused) facts were added, and a valid intent still executes', async () => {
     await expectNothingChanged(suite.rt, suite.before, counts, `other doors ${mode}`);
   });
 });

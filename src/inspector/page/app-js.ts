@@ -321,7 +321,11 @@ export const APP_JS = String.raw`
       case 'grant.revoked':
         return ['revoked ', h('span', { class: 'mono' }, d.id || d.grantId || ''), d.reason ? ': ' + d.reason : ''];
       case 'approval':
-        return [d.approved ? 'approved by ' : 'refused by ', h('b', null, d.by || '?'), d.reason ? ': ' + d.reason : '', d.note ? ' — ' + d.note : ''];
+        return [d.approved ? 'approved by ' : 'refused by ', h('b', null, d.by || '?'), d.quorum ? ' (' + d.count + ' of ' + d.quorum + ')' : '', d.reason ? ': ' + d.reason : '', d.note ? ' — ' + d.note : ''];
+      case 'approval.refused':
+        return [(d.attempt || 'approval') + ' by ', h('b', null, d.by || '?'), ' refused: ', h('code', null, d.refusal || '?'), d.message ? ' — ' + d.message : ''];
+      case 'approval.expired':
+        return ['approval window closed at ' + (d.expiresAt || '?') + ' with ' + ((d.approvals || []).length) + ' of ' + (d.quorum || '?') + ' approvals: denied'];
       default:
         return short(d, 160);
     }
@@ -409,6 +413,67 @@ export const APP_JS = String.raw`
     }).catch(function (e) { clear(box).appendChild(h('p', { class: 'empty' }, 'cannot load fact: ' + e.message)); });
   }
 
+  // ---------------------------------------------------------------- approvals
+  // Pending intents with approve / deny buttons, when the inspector was started with them
+  // (GET /api/approvals says enabled). The buttons POST with the token of the page's address.
+  var approvalToken = new URLSearchParams(location.search).get('token') || sessionStorage.getItem('ice-inspector-token') || '';
+  if (approvalToken) sessionStorage.setItem('ice-inspector-token', approvalToken);
+  function approvalsStatus(text, ok) {
+    var el = tid('approvals-status');
+    el.textContent = text;
+    el.dataset.ok = ok === false ? 'false' : 'true';
+  }
+  function loadApprovals() {
+    return api('/api/approvals').then(function (res) {
+      var box = tid('approvals');
+      box.hidden = !res.enabled;
+      if (!res.enabled) return;
+      var who = tid('approver');
+      if (!who.value && res.operator) who.value = res.operator;
+      var list = clear(tid('approvals-list'));
+      tid('approvals-count').textContent = String(res.pending.length);
+      tid('approvals-empty').hidden = res.pending.length > 0;
+      res.pending.forEach(function (p) { list.appendChild(pendingItem(p)); });
+    }).catch(function (e) { approvalsStatus('cannot list pending intents: ' + e.message, false); });
+  }
+  var loadApprovalsSoon = debounce(loadApprovals, 100);
+  function pendingItem(p) {
+    var r = p.requirement || {};
+    var it = p.intent || {};
+    var noteId = 'note-' + p.intentId;
+    var got = (p.approvals || []).map(function (a) { return a.by + ' at ' + time(a.at) + (a.note ? ' (' + a.note + ')' : ''); });
+    var note = h('input', { type: 'text', id: noteId, 'data-testid': 'approval-note', autocomplete: 'off' });
+    function act(kind) {
+      var by = tid('approver').value.trim();
+      var text = note.value.trim();
+      var body = kind === 'approve' ? { by: by } : { by: by, reason: text };
+      if (kind === 'approve' && text) body.note = text;
+      approvalsStatus(kind + ' ' + p.intentId + '…');
+      fetch('/api/approvals/' + encodeURIComponent(p.intentId) + '/' + kind, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json', authorization: 'Bearer ' + approvalToken },
+        body: JSON.stringify(body)
+      }).then(function (r) { return r.json(); }).then(function (res) {
+        if (res.error) { approvalsStatus(p.intentId + ': refused — ' + res.error.code + ': ' + res.error.message, false); return; }
+        var o = res.result || {};
+        var why = (o.reasons || []).filter(function (x) { return x.code !== 'grant' && x.code !== 'state' && x.code !== 'approved'; })
+          .map(function (x) { return x.message; }).join('; ');
+        approvalsStatus(p.intentId + ': ' + (o.status === 'pending' ? why : o.status + (why ? ' — ' + why : '')), o.status !== 'denied' && o.status !== 'failed');
+      }).catch(function (e) { approvalsStatus(p.intentId + ': ' + e.message, false); }).then(loadApprovals);
+    }
+    return h('li', { class: 'pending', 'data-testid': 'pending-intent', 'data-intent-id': p.intentId, 'data-remaining': p.remaining },
+      h('p', { class: 'what' }, h('b', null, it.action || '?'), ' on ', h('span', { class: 'mono' }, p.actor), ' by ', h('span', { class: 'mono' }, it.proposer || '?'),
+        ' ', h('span', { class: 'mono' }, short(it.params || {}, 80))),
+      h('p', { class: 'progress', 'data-testid': 'approval-progress' },
+        (p.approvals || []).length + ' of ' + r.quorum + ' approvals from ' + (r.approvers || []).join(', ') +
+        (got.length ? ' (' + got.join(', ') + ')' : '') + '; ' + p.remaining + ' more before ' + new Date(p.expiresAt).toLocaleString() +
+        (r.reason ? '. ' + r.reason : '')),
+      h('label', { for: noteId }, 'note, or reason to deny', note),
+      h('div', { class: 'buttons' },
+        h('button', { type: 'button', class: 'approve', 'data-testid': 'approve-button', onclick: function () { act('approve'); } }, 'Approve'),
+        h('button', { type: 'button', class: 'deny', 'data-testid': 'deny-button', onclick: function () { act('deny'); } }, 'Deny')));
+  }
+
   // ---------------------------------------------------------------- live connection
   function connect() {
     var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -447,6 +512,7 @@ export const APP_JS = String.raw`
       case 'fact': {
         var f = msg.fact;
         addLiveFact(f);
+        if (f.type === 'decision' || f.type.indexOf('approval') === 0) loadApprovalsSoon();
         if (f.actor && f.actor === S.selected) {
           if (f.type === 'transition' && S.position === null) {
             markTaken(msg.fromIds || [], eventType(f.data && f.data.event));
@@ -477,6 +543,7 @@ export const APP_JS = String.raw`
   tid('timeline-more').addEventListener('click', function () { if (S.facts.length) loadTimeline(true); });
   tid('back-to-live').addEventListener('click', backToLive);
   api('/api/verify').then(function (v) { S.verify = v; renderVerify(); }).catch(function () {});
+  loadApprovals();
   connect();
   window.__iceInspector = S;
 })();

@@ -88,4 +88,18 @@ tr.pos.current { background: #fef3c7; }
 button { font: inherit; border: 1px solid var(--line); background: #fff; border-radius: 6px; padding: 3px 10px; cursor: pointer; }
 button.more { margin: 10px 12px; }
 ${SVG_STYLE}
+.approvals { flex: 0 0 auto; max-height: 45%; overflow: auto; border-top: 2px solid var(--line); }
+.approvals .approver { display: flex; align-items: center; gap: 6px; flex: 1 1 100%; color: var(--muted); }
+.approvals .approver input { flex: 1; padding: 4px 6px; border: 1px solid #94a3b8; border-radius: 6px; font: inherit; }
+.approvals-status { margin: 6px 12px; min-height: 1em; color: var(--text); }
+.approvals-status[data-ok="false"] { color: #991b1b; }
+.pending-list { list-style: none; margin: 0; padding: 0 12px 8px; }
+.pending { border: 1px solid var(--line); border-radius: 8px; padding: 8px; margin-top: 8px; }
+.pending .what { margin: 0 0 4px; }
+.pending .progress { margin: 0 0 6px; color: #334155; }
+.pending label { display: block; color: #334155; margin-bottom: 6px; }
+.pending label input { display: block; width: 100%; margin-top: 2px; padding: 4px 6px; border: 1px solid #94a3b8; border-radius: 6px; font: inherit; }
+.pending .buttons { display: flex; gap: 8px; }
+.pending button { padding: 4px 12px; border-radius: 6px; border: 1px solid #1e3a8a; background: #1d4ed8; color: #fff; font: inherit; cursor: pointer; }
+.pending button.deny { background: #fff; color: #991b1b; border-color: #991b1b; }
 `;

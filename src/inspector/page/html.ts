@@ -27,6 +27,15 @@ export const INDEX_HTML = `<!doctype html>
       </table>
       <p class="empty" data-testid="actors-empty" hidden>No actors yet.</p>
     </div>
+    <section class="approvals" data-testid="approvals" aria-labelledby="approvals-title" hidden>
+      <div class="pane-head">
+        <h2 id="approvals-title">Pending approvals <span class="count" data-testid="approvals-count">0</span></h2>
+        <label class="approver">approve as <input type="text" data-testid="approver" autocomplete="off" spellcheck="false"></label>
+      </div>
+      <p class="approvals-status" data-testid="approvals-status" role="status" aria-live="polite"></p>
+      <ul class="pending-list" data-testid="approvals-list"></ul>
+      <p class="empty" data-testid="approvals-empty">Nothing waits for an approval.</p>
+    </section>
   </aside>
   <section class="pane center-pane">
     <div class="pane-head">

@@ -899,6 +899,10 @@ export class JetStreamStore implements StorePort {
           await this.#pending.create(intentKey(id), JSON.stringify(rec));
         } catch (e) {
           if (!isWrongLastSequence(e)) throw e;
+          // There already: an approval counted since may be missing from it (its write lost).
+          const was = await this.#pending.get(intentKey(id));
+          if (was?.operation === 'PUT' && (was.json<PendingRecord>().approvals?.length ?? 0) < (rec.approvals?.length ?? 0))
+            await this.#pending.put(intentKey(id), JSON.stringify(rec));
         }
       });
     }

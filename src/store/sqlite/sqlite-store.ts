@@ -411,7 +411,7 @@ export class SqliteStore {
       pendingPut: batch.pendingPut.map((p) => [
         p.intentId,
         p.actor,
-        JSON.stringify({ intent: p.intent, decision: p.decision }),
+        JSON.stringify({ ...p, intentId: undefined, actor: undefined, createdAt: undefined }),
         p.createdAt,
       ]),
       pendingDelete: batch.pendingDelete,
@@ -549,8 +549,10 @@ export class SqliteStore {
       created_at: string;
     }>;
     return rows.map((r) => {
-      const b = JSON.parse(r.body) as { intent: unknown; decision: unknown };
-      return { intentId: r.intent_id, actor: r.actor, intent: b.intent, decision: b.decision, createdAt: r.created_at };
+      // The body holds every field but the three with columns (intent and decision, and since
+      // quorums the requirement, deadline, approvals so far and the pending decision's seq).
+      const b = JSON.parse(r.body) as Omit<PendingRecord, 'intentId' | 'actor' | 'createdAt'>;
+      return { ...b, intentId: r.intent_id, actor: r.actor, createdAt: r.created_at };
     });
   }
 
