@@ -67,6 +67,12 @@ function summarize(f: Fact): string {
       return d.approved === true
         ? `approved by ${String(d.by)}${typeof d.note === 'string' ? `: ${d.note}` : ''}`
         : `refused by ${String(d.by)}${typeof d.reason === 'string' ? `: ${d.reason}` : ''}`;
+    case FactType.approvalRefused:
+      return `approval by ${String(d.by)} refused (${String(d.refusal)}): ${String(d.message)}`;
+    case FactType.approvalExpired:
+      return `no quorum by ${String(d.expiresAt)}: ${Array.isArray(d.approvals) ? d.approvals.length : 0} of ${String(d.quorum)} approvals (policy ${String(d.policy)})`;
+    case FactType.grantUsed:
+      return `grant ${String(d.grantId)} used: ${String(d.uses)} of ${String(d.maxUses)}`;
     default:
       return JSON.stringify(d);
   }
@@ -77,6 +83,7 @@ function endOf(facts: readonly Fact[]): WhyEnd {
   if (facts.some((f) => f.type === FactType.intentRejected)) return 'rejected';
   if (facts.some((f) => f.type === FactType.intentFailed)) return 'failed';
   if (facts.some((f) => f.type === FactType.decisionRefused)) return 'refused';
+  if (facts.some((f) => f.type === FactType.approvalExpired)) return 'denied';
   const last = [...facts].reverse().find((f) => f.type === FactType.decision);
   if (last) {
     const v = (last.data.decision as DecisionData).verdict;
