@@ -39,6 +39,9 @@ import type { ActorDetail, ActorInfo } from '../host/index.js';
 import type { PendingRecord } from '../host/ports.js';
 import type { VerifyResult } from '../journal/reader.js';
 import { describeOrphan } from '../store/jetstream/journal-reader.js';
+import { registerPolicyCommands } from './policy-commands.js';
+import { policySummary } from '../admin/ops.js';
+import { PolicySetRecordSchema } from '../policy/index.js';
 
 /** The options every command with a data dir has (`data` always set: it has a default). */
 type Common = Opts<'data'>;
@@ -301,6 +304,14 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
       return store.lastPos();
     case 'approvals':
       return store.pending();
+    case 'policy.ls':
+      return store.policySets().map((r) => policySummary(PolicySetRecordSchema.parse(r)));
+    case 'policy.show': {
+      const all = store.policySets().map((r) => PolicySetRecordSchema.parse(r));
+      const found = a.version === undefined ? all.at(-1) : all.find((r) => r.version === a.version);
+      if (!found) throw new IceError('E_NOT_FOUND', a.version === undefined ? 'no policy set applied yet' : `no policy set version ${String(a.version)}`, 'reject');
+      return found;
+    }
     default:
       throw new IceError('E_INTERNAL', `no local read ${op}`, 'terminal');
   }
@@ -1091,6 +1102,8 @@ common(machines.command('export <kind>'))
     if (o.out) writeFileSync(o.out, text.endsWith('\n') ? text : text + '\n');
     else print(text.endsWith('\n') ? text.slice(0, -1) : text);
   });
+
+registerPolicyCommands(program, { common, natsOption, loadActors, change, read, print, printJson });
 
 program.addOption(new Option('--no-color', 'no colours').hideHelp());
 addNatsAuthOptions(program);

@@ -27,6 +27,18 @@ export const DecisionSchema = z.strictObject({
   /** The actor's state the decision was taken against. */
   actorState: z.string().optional(),
   approvedBy: z.string().optional(),
+  /** The Cedar policy set in force (when one is) and the ids of the policies that determined this decision. */
+  policies: z.strictObject({ version: z.int().nonnegative(), ids: z.array(z.string()) }).optional(),
+  /** On a `pending` decision from a permit with approval annotations: what approving it takes. */
+  approval: z
+    .strictObject({
+      policy: z.string(),
+      quorum: z.int().positive(),
+      approvers: z.array(z.string()).min(1),
+      ttlMs: z.int().positive(),
+      reason: z.string().optional(),
+    })
+    .optional(),
   issuedAt: z.iso.datetime(),
   expiresAt: z.iso.datetime(),
   /** Key id of the signing authority (first 16 hex chars of sha256 of its public key). */

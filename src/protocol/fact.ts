@@ -15,6 +15,8 @@ export const FactType = {
   grantIssued: 'grant.issued',
   grantRevoked: 'grant.revoked',
   approval: 'approval',
+  /** A new version of the Cedar policy set was applied (version, hash, who). */
+  policyApplied: 'policy.applied',
   /** A node served a journal its start-up check found broken, because its operator said to. */
   journalBroken: 'journal.broken',
 } as const;
