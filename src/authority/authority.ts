@@ -189,24 +189,22 @@ export class Authority {
 
     const gate =
       input.approvedBy === undefined ? rules.find((r) => r.effect === PolicyEffect.requireApproval && ruleApplies(r, ctx)) : undefined;
-    if (gate) {
-      return this.#sign(
-        input,
-        'pending',
-        [...reasons, { code: 'approval_required', message: gate.reason ?? `policy ${gate.id} requires a human approval` }],
-        now,
-        withPolicies({ policyRule: gate.id, ...(grantId ? { grantId } : {}) }),
-      );
-    }
     const approval = input.approvedBy === undefined ? permit?.approval : undefined;
-    if (approval) {
-      const who = `${approval.quorum} of ${approval.approvers.join(', ')}`;
+    if (gate || approval) {
+      // Both gates may apply: the Cedar permit's requirement is the structured one.
+      const why: Reason[] = [];
+      if (approval)
+        why.push({
+          code: 'approval_required',
+          message: `${approval.reason ?? `policy ${approval.policy} requires approval`} (${approval.quorum} of ${approval.approvers.join(', ')})`,
+        });
+      if (gate) why.push({ code: 'approval_required', message: gate.reason ?? `policy ${gate.id} requires a human approval` });
       return this.#sign(
         input,
         'pending',
-        [...reasons, { code: 'approval_required', message: `${approval.reason ?? `policy ${approval.policy} requires approval`} (${who})` }],
+        [...reasons, ...why],
         now,
-        withPolicies({ policyRule: approval.policy, approval, ...(grantId ? { grantId } : {}) }),
+        withPolicies({ policyRule: approval?.policy ?? gate!.id, ...(approval ? { approval } : {}), ...(grantId ? { grantId } : {}) }),
       );
     }
     if (input.approvedBy !== undefined) reasons.push({ code: 'approved', message: `approved by ${input.approvedBy}` });
