@@ -14,8 +14,9 @@ import { approvalOf, type ApprovalRequirement } from './approval-annotations.js'
  * parse error, a policy the schema refuses (unknown action, entity type or attribute, a type
  * error), a bad annotation, a bad groups file, and a set that locks every operator out — a
  * `forbid` with no conditions whose scope covers every `Operator` principal, every action and
- * every resource. Evaluating a request is one Cedar call on the policies whose action scope
- * can match that action (the others cannot apply), or none when there are none.
+ * every resource. Evaluating a request is one Cedar call on the policies whose scope
+ * (principal, action, resource) holds for it — the others cannot apply, as Cedar tests the
+ * scope before any condition — or no call when there are none.
  */
 
 export interface PolicyFile {
@@ -165,6 +166,38 @@ function actionsOf(p: PolicyJson): 'all' | Set<string> {
   return new Set((a.entities ?? []).map(idOf));
 }
 
+type Uid = { type: string; id: string };
+type ScopeConstraint = { op: string; entity?: Uid | { __entity: Uid }; entity_type?: string; in?: { entity: Uid | { __entity: Uid } } };
+const uidOf = (e: Uid | { __entity: Uid }): Uid => ('__entity' in e ? e.__entity : e);
+
+/**
+ * Whether a policy's principal or resource scope can hold for this entity, whose ancestors
+ * are `ancestors` (groups, `Group::"<name>"` ids). The same test Cedar makes first; a policy
+ * whose scope fails is never evaluated further, so leaving it out of the call changes nothing.
+ */
+function scopeHolds(c: ScopeConstraint, e: Uid, ancestors: ReadonlySet<string>): boolean {
+  const isIn = (x: Uid) => (x.type === e.type && x.id === e.id) || (x.type === GROUP_TYPE && ancestors.has(x.id));
+  switch (c.op) {
+    case 'All':
+      return true;
+    case '==': {
+      const x = c.entity ? uidOf(c.entity) : undefined;
+      return x !== undefined && x.type === e.type && x.id === e.id;
+    }
+    case 'in':
+      return c.entity !== undefined && isIn(uidOf(c.entity));
+    case 'is':
+      return c.entity_type === e.type && (c.in === undefined || isIn(uidOf(c.in.entity)));
+    default:
+      return true; // a form this version does not know: let Cedar decide
+  }
+}
+
+interface Scope {
+  principal: ScopeConstraint;
+  resource: ScopeConstraint;
+}
+
 let setCounter = 0;
 
 export class CompiledPolicySet {
@@ -175,13 +208,17 @@ export class CompiledPolicySet {
   readonly warnings: IssueDetail[];
   readonly #texts: Map<string, string>;
   readonly #actions: Map<string, 'all' | Set<string>>;
+  readonly #scopes: Map<string, Scope>;
+  readonly #groupParents: Map<string, string[]>;
+  /** Per principal and action: the policies whose principal and action scopes hold. */
+  readonly #candidates = new Map<string, string[]>();
   readonly #actionIds: Map<string, string>;
   readonly #paramTypes: Map<string, Type<string>>;
   readonly #actorTypes: Map<string, Type<string>>;
   readonly #groupMembers: Map<string, string[]>;
-  readonly #groupEntities: EntityJson[];
-  readonly #prepared = new Map<string, string | null>();
-  readonly #principalParents = new Map<string, Array<{ type: string; id: string }>>();
+  readonly #groupEntities: Map<string, EntityJson>;
+  readonly #prepared = new Map<string, string>();
+  readonly #principals = new Map<string, { parents: Uid[]; ancestors: Set<string>; entities: EntityJson[] }>();
   readonly #key = `ps${++setCounter}`;
 
   /** @internal use {@link compilePolicySet} */
@@ -192,6 +229,7 @@ export class CompiledPolicySet {
     policies: Map<string, PolicyInfo>;
     texts: Map<string, string>;
     actions: Map<string, 'all' | Set<string>>;
+    scopes: Map<string, Scope>;
     actionIds: Map<string, string>;
     schema: SchemaJson<string>;
     groups: { members: Map<string, string[]>; parents: Map<string, string[]> };
@@ -204,6 +242,8 @@ export class CompiledPolicySet {
     this.warnings = parts.warnings;
     this.#texts = parts.texts;
     this.#actions = parts.actions;
+    this.#scopes = parts.scopes;
+    this.#groupParents = parts.groups.parents;
     this.#actionIds = parts.actionIds;
     this.#paramTypes = new Map();
     this.#actorTypes = new Map();
@@ -214,15 +254,21 @@ export class CompiledPolicySet {
       if (ctx?.attributes?.actor) this.#actorTypes.set(id, ctx.attributes.actor);
     }
     this.#groupMembers = parts.groups.members;
-    this.#groupEntities = [...parts.groups.members.keys()].map((g) => ({
-      uid: { type: GROUP_TYPE, id: g },
-      attrs: {},
-      parents: (parts.groups.parents.get(g) ?? []).map((p) => ({ type: GROUP_TYPE, id: p })),
-    }));
+    this.#groupEntities = new Map(
+      [...parts.groups.members.keys()].map((g) => [
+        g,
+        { uid: { type: GROUP_TYPE, id: g }, attrs: {}, parents: (parts.groups.parents.get(g) ?? []).map((p) => ({ type: GROUP_TYPE, id: p })) },
+      ]),
+    );
   }
 
   get count(): number {
     return this.policies.size;
+  }
+
+  /** A policy's Cedar text, as it stands in its file. */
+  policyText(id: string): string | undefined {
+    return this.#texts.get(id);
   }
 
   /** The Cedar action id of `kind/EVENT`. */
@@ -230,40 +276,68 @@ export class CompiledPolicySet {
     return this.#actionIds.get(`${kind}/${event}`);
   }
 
-  /** The preparsed Cedar set of the policies that can apply to one action (null: none). */
-  #setFor(actionId: string): string | null {
-    let id = this.#prepared.get(actionId);
+  /** The preparsed Cedar set of exactly these policies (made once per distinct list). */
+  #setFor(ids: readonly string[]): string {
+    const key = ids.join('\n');
+    let id = this.#prepared.get(key);
     if (id !== undefined) return id;
-    const subset: Record<string, string> = {};
-    for (const [pid, acts] of this.#actions) if (acts === 'all' || acts.has(actionId)) subset[pid] = this.#texts.get(pid)!;
-    id = Object.keys(subset).length ? `${this.#key}:${actionId}` : null;
-    if (id !== null) {
-      const r = cedar.preparsePolicySet(id, { staticPolicies: subset });
-      if (r.type !== 'success') throw new Error(`cedar refused a compiled set: ${r.errors.map((e) => e.message).join('; ')}`);
-    }
-    this.#prepared.set(actionId, id);
+    id = `${this.#key}:${this.#prepared.size}`;
+    const r = cedar.preparsePolicySet(id, { staticPolicies: Object.fromEntries(ids.map((p) => [p, this.#texts.get(p)!])) });
+    if (r.type !== 'success') throw new Error(`cedar refused a compiled set: ${r.errors.map((e) => e.message).join('; ')}`);
+    this.#prepared.set(key, id);
     return id;
   }
 
-  #parentsOf(principal: string): Array<{ type: string; id: string }> {
-    let ps = this.#principalParents.get(principal);
-    if (!ps) {
-      ps = [];
+  /** A principal's groups (direct and inherited) and the entities Cedar needs for it. */
+  #principal(principal: string, uid: Uid): { ancestors: Set<string>; entities: EntityJson[] } {
+    let p = this.#principals.get(principal);
+    if (!p) {
+      const parents: Uid[] = [];
       for (const [g, members] of this.#groupMembers)
-        if (members.some((m) => !m.startsWith('group:') && principalMatches(m, principal))) ps.push({ type: GROUP_TYPE, id: g });
-      if (this.#principalParents.size > 10_000) this.#principalParents.clear();
-      this.#principalParents.set(principal, ps);
+        if (members.some((m) => !m.startsWith('group:') && principalMatches(m, principal))) parents.push({ type: GROUP_TYPE, id: g });
+      const ancestors = new Set<string>();
+      const walk = (g: string) => {
+        if (ancestors.has(g)) return;
+        ancestors.add(g);
+        for (const up of this.#groupParents.get(g) ?? []) walk(up);
+      };
+      for (const g of parents) walk(g.id);
+      const entities: EntityJson[] = [{ uid, attrs: {}, parents }, ...[...ancestors].map((g) => this.#groupEntities.get(g)!)];
+      p = { parents, ancestors, entities };
+      if (this.#principals.size > 10_000) this.#principals.clear();
+      this.#principals.set(principal, p);
     }
-    return ps;
+    return p;
+  }
+
+  /** The policies whose action and principal scopes hold for this principal and action. */
+  #candidatesFor(principal: string, uid: Uid, ancestors: ReadonlySet<string>, actionId: string): string[] {
+    const key = `${principal}\u0000${actionId}`;
+    let c = this.#candidates.get(key);
+    if (!c) {
+      c = [];
+      for (const [pid, acts] of this.#actions)
+        if ((acts === 'all' || acts.has(actionId)) && scopeHolds(this.#scopes.get(pid)!.principal, uid, ancestors)) c.push(pid);
+      if (this.#candidates.size > 10_000) this.#candidates.clear();
+      this.#candidates.set(key, c);
+    }
+    return c;
   }
 
   /** Asks Cedar. Forbid overrides permit; a forbid that fails to evaluate counts as applying (fail closed). */
   evaluate(req: PolicyRequest): PolicyVerdict {
     const kind = req.target.slice(0, req.target.indexOf('/'));
     const actionId = this.actionId(kind, req.action) ?? req.action;
-    const set = this.#setFor(actionId);
-    if (set === null) return { effect: 'none', ids: [] };
     const principal = principalEntity(req.principal);
+    const who = this.#principal(req.principal, principal);
+    const resource = resourceEntity(req.target);
+    const none = new Set<string>();
+    const ids = this.#candidatesFor(req.principal, principal, who.ancestors, actionId).filter((pid) =>
+      scopeHolds(this.#scopes.get(pid)!.resource, resource, none),
+    );
+    // No policy can apply: no Cedar call.
+    if (ids.length === 0) return { effect: 'none', ids: [] };
+    const set = this.#setFor(ids);
     const d = new Date(req.now);
     const actorType = this.#actorTypes.get(actionId);
     const context: Record<string, cedar.CedarValueJson> = {
@@ -276,11 +350,11 @@ export class CompiledPolicySet {
     const answer = cedar.statefulIsAuthorized({
       principal,
       action: { type: 'Action', id: actionId },
-      resource: resourceEntity(req.target),
+      resource,
       context,
       preparsedPolicySetId: set,
       validateRequest: false,
-      entities: [{ uid: principal, attrs: {}, parents: this.#parentsOf(req.principal) }, ...this.#groupEntities],
+      entities: who.entities,
     });
     if (answer.type !== 'success') {
       // The request itself could not be evaluated: no permit can stand.
@@ -325,6 +399,7 @@ export function compilePolicySet(source: PolicySource, kinds: readonly SchemaKin
   const policies = new Map<string, PolicyInfo>();
   const texts = new Map<string, string>();
   const actions = new Map<string, 'all' | Set<string>>();
+  const scopes = new Map<string, Scope>();
   if (source.files.length === 0) issues.push({ path: '', code: 'policy_empty', message: 'no .cedar files given' });
   const names = new Set<string>();
   for (const file of source.files) {
@@ -388,6 +463,7 @@ export function compilePolicySet(source: PolicySource, kinds: readonly SchemaKin
       policies.set(id, info);
       texts.set(id, text);
       actions.set(id, actionsOf(p));
+      scopes.set(id, { principal: p.principal as ScopeConstraint, resource: p.resource as ScopeConstraint });
     });
     const v = cedar.validate({ schema, policies: { staticPolicies: file.text }, validationSettings: { mode: 'strict' } });
     if (v.type === 'failure') {
@@ -405,6 +481,7 @@ export function compilePolicySet(source: PolicySource, kinds: readonly SchemaKin
     policies,
     texts,
     actions,
+    scopes,
     actionIds: actionIds(kinds),
     schema,
     groups,
