@@ -7,6 +7,7 @@ import { principalMatches } from '../authority/scope.js';
 import { GROUP_TYPE, actionIds, principalEntity, resourceEntity, toCedarValue } from './cedar-mapping.js';
 import { buildCedarSchema, type SchemaKind } from './cedar-schema.js';
 import { approvalOf, type ApprovalRequirement } from './approval-annotations.js';
+import { contextPaths, mergePaths, pick, type ContextPaths, type PathTree } from './context-paths.js';
 
 /**
  * A policy set as data: Cedar policies (`.cedar` files) and a groups file, compiled against
@@ -196,6 +197,8 @@ function scopeHolds(c: ScopeConstraint, e: Uid, ancestors: ReadonlySet<string>):
 interface Scope {
   principal: ScopeConstraint;
   resource: ScopeConstraint;
+  /** What the policy's conditions read of the context. */
+  reads: ContextPaths;
 }
 
 let setCounter = 0;
@@ -217,7 +220,7 @@ export class CompiledPolicySet {
   readonly #actorTypes: Map<string, Type<string>>;
   readonly #groupMembers: Map<string, string[]>;
   readonly #groupEntities: Map<string, EntityJson>;
-  readonly #prepared = new Map<string, string>();
+  readonly #prepared = new Map<string, { id: string; reads: ContextPaths }>();
   readonly #principals = new Map<string, { parents: Uid[]; ancestors: Set<string>; entities: EntityJson[] }>();
   readonly #key = `ps${++setCounter}`;
 
@@ -277,15 +280,43 @@ export class CompiledPolicySet {
   }
 
   /** The preparsed Cedar set of exactly these policies (made once per distinct list). */
-  #setFor(ids: readonly string[]): string {
+  #setFor(ids: readonly string[]): { id: string; reads: ContextPaths } {
     const key = ids.join('\n');
-    let id = this.#prepared.get(key);
-    if (id !== undefined) return id;
-    id = `${this.#key}:${this.#prepared.size}`;
+    let set = this.#prepared.get(key);
+    if (set !== undefined) return set;
+    const id = `${this.#key}:${this.#prepared.size}`;
     const r = cedar.preparsePolicySet(id, { staticPolicies: Object.fromEntries(ids.map((p) => [p, this.#texts.get(p)!])) });
     if (r.type !== 'success') throw new Error(`cedar refused a compiled set: ${r.errors.map((e) => e.message).join('; ')}`);
-    this.#prepared.set(key, id);
-    return id;
+    set = { id, reads: mergePaths(ids.map((p) => this.#scopes.get(p)!.reads)) };
+    this.#prepared.set(key, set);
+    return set;
+  }
+
+  /** The request context, with only what the policies of the call read (all of it for `'all'`). */
+  #context(req: PolicyRequest, actionId: string, reads: ContextPaths): Record<string, cedar.CedarValueJson> {
+    const want = (k: string): PathTree | undefined => (reads === 'all' ? {} : reads[k]);
+    const cut = (v: unknown, tree: PathTree) => (Object.keys(tree).length === 0 ? v : pick(v, tree));
+    const context: Record<string, cedar.CedarValueJson> = {};
+    const params = want('params');
+    if (params) context.params = toCedarValue(cut(req.params, params), this.#paramTypes.get(actionId)) ?? {};
+    if (want('state')) context.state = req.state;
+    const time = want('time');
+    if (time) {
+      const d = new Date(req.now);
+      const all = Object.keys(time).length === 0;
+      const t: Record<string, cedar.CedarValueJson> = {};
+      if (all || time.epochMs) t.epochMs = req.now;
+      if (all || time.iso) t.iso = d.toISOString();
+      if (all || time.hour) t.hour = d.getUTCHours();
+      if (all || time.minute) t.minute = d.getUTCMinutes();
+      if (all || time.weekday) t.weekday = d.getUTCDay();
+      context.time = t;
+    }
+    const actorType = this.#actorTypes.get(actionId);
+    const actor = want('actor');
+    if (actorType && actor) context.actor = toCedarValue(cut(req.actorContext ?? {}, actor), actorType) ?? {};
+    if (req.run && want('run')) context.run = { id: req.run.id, state: req.run.state, executing: req.run.executing };
+    return context;
   }
 
   /** A principal's groups (direct and inherited) and the entities Cedar needs for it. */
@@ -338,21 +369,13 @@ export class CompiledPolicySet {
     // No policy can apply: no Cedar call.
     if (ids.length === 0) return { effect: 'none', ids: [] };
     const set = this.#setFor(ids);
-    const d = new Date(req.now);
-    const actorType = this.#actorTypes.get(actionId);
-    const context: Record<string, cedar.CedarValueJson> = {
-      params: toCedarValue(req.params, this.#paramTypes.get(actionId)) ?? {},
-      state: req.state,
-      time: { epochMs: req.now, iso: d.toISOString(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), weekday: d.getUTCDay() },
-    };
-    if (actorType) context.actor = toCedarValue(req.actorContext ?? {}, actorType) ?? {};
-    if (req.run) context.run = { id: req.run.id, state: req.run.state, executing: req.run.executing };
+    const context = this.#context(req, actionId, set.reads);
     const answer = cedar.statefulIsAuthorized({
       principal,
       action: { type: 'Action', id: actionId },
       resource,
       context,
-      preparsedPolicySetId: set,
+      preparsedPolicySetId: set.id,
       validateRequest: false,
       entities: who.entities,
     });
@@ -463,7 +486,11 @@ export function compilePolicySet(source: PolicySource, kinds: readonly SchemaKin
       policies.set(id, info);
       texts.set(id, text);
       actions.set(id, actionsOf(p));
-      scopes.set(id, { principal: p.principal as ScopeConstraint, resource: p.resource as ScopeConstraint });
+      scopes.set(id, {
+        principal: p.principal as ScopeConstraint,
+        resource: p.resource as ScopeConstraint,
+        reads: contextPaths(p.conditions.map((c) => c.body)),
+      });
     });
     const v = cedar.validate({ schema, policies: { staticPolicies: file.text }, validationSettings: { mode: 'strict' } });
     if (v.type === 'failure') {
