@@ -79,8 +79,22 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
 };
 
 /** A version without its files' text (`ice policy ls`). */
-export function policySummary(r: { version: number; hash: string; appliedBy: string; appliedAt: string; count: number; files: Array<{ name: string }> }) {
-  return { version: r.version, hash: r.hash, appliedBy: r.appliedBy, appliedAt: r.appliedAt, count: r.count, files: r.files.map((f) => f.name) };
+export function policySummary(r: {
+  version: number;
+  hash: string;
+  appliedBy: string;
+  appliedAt: string;
+  count: number;
+  files: Array<{ name: string }>;
+}) {
+  return {
+    version: r.version,
+    hash: r.hash,
+    appliedBy: r.appliedBy,
+    appliedAt: r.appliedAt,
+    count: r.count,
+    files: r.files.map((f) => f.name),
+  };
 }
 
 export async function runAdminOp(rt: Runtime, op: string, rawArgs: unknown): Promise<unknown> {

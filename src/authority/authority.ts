@@ -120,15 +120,21 @@ export class Authority {
           params: paramsOf(input.event),
           state: actor.state,
           actorContext: actor.context,
-          run: intent.runId !== undefined && input.run?.exists ? { id: intent.runId, state: input.run.state, executing: input.run.executing } : undefined,
+          run:
+            intent.runId !== undefined && input.run?.exists
+              ? { id: intent.runId, state: input.run.state, executing: input.run.executing }
+              : undefined,
           now,
         }),
       };
       const v = cedar.verdict;
       if (v.effect === 'forbid') {
-        return deny([{ code: 'policy_forbid', message: v.reason ?? `forbidden by policy ${v.ids.join(', ')} (policy set v${set.version})` }], {
-          policyRule: v.ids[0]!,
-        });
+        return deny(
+          [{ code: 'policy_forbid', message: v.reason ?? `forbidden by policy ${v.ids.join(', ')} (policy set v${set.version})` }],
+          {
+            policyRule: v.ids[0]!,
+          },
+        );
       }
     }
     const permit = cedar?.verdict.effect === 'permit' ? cedar.verdict : undefined;
@@ -162,7 +168,10 @@ export class Authority {
       const allow = permit ? undefined : rules.find((r) => r.effect === PolicyEffect.allow && ruleApplies(r, ctx));
       if (permit) {
         allowRule = permit.ids[0]!;
-        reasons.push({ code: 'policy_permit', message: `permitted by policy ${permit.ids.join(', ')} (policy set v${cedar!.set.version})` });
+        reasons.push({
+          code: 'policy_permit',
+          message: `permitted by policy ${permit.ids.join(', ')} (policy set v${cedar!.set.version})`,
+        });
       } else if (!allow) {
         return deny([
           { code: 'no_grant', message: `${intent.proposer} holds no grant for ${intent.target}:${intent.action}` },

@@ -60,7 +60,9 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
     out(c.cyan('▸ operator applies the Cedar policy set policies/ (no restart; every decision names its version)'));
     const source = readPolicySource(DEMO_POLICIES);
     const applied = await rt.policies.apply(source, 'operator:demo');
-    out(`  version ${applied.version}${applied.unchanged ? ' (already in force)' : ''} · ${applied.count} policies · hash ${applied.hash.slice(0, 12)}`);
+    out(
+      `  version ${applied.version}${applied.unchanged ? ' (already in force)' : ''} · ${applied.count} policies · hash ${applied.hash.slice(0, 12)}`,
+    );
     const casesFile = `${DEMO_POLICIES}/cases.yaml`;
     if (existsSync(casesFile)) {
       // The time-dependent policies (the change window) shown at fixed times, decided offline.
@@ -151,7 +153,13 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
   await shownPolicies(deploy.id);
   if (deploy.outcome.status === 'denied') {
     // Outside the change window the forbid holds, whatever the grant: ship to staging instead.
-    await propose('outside the change window: staging instead', { proposer: bot, target: dep, runId, action: 'DEPLOY', params: { environment: 'staging' } });
+    await propose('outside the change window: staging instead', {
+      proposer: bot,
+      target: dep,
+      runId,
+      action: 'DEPLOY',
+      params: { environment: 'staging' },
+    });
   }
   if (deploy.outcome.status === 'pending') {
     out(c.cyan(`▸ human:bob approves intent ${deploy.id}`));
@@ -169,9 +177,21 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
     `     ${formatOutcome(again)}  ${c.dim(again.status === healthy.outcome.status && again.seq === (healthy.outcome as { seq?: number }).seq ? '(same outcome, not executed twice)' : '(DIFFERENT outcome!)')}`,
   );
   if (hasPolicies) {
-    const cap = await propose('the grant allows it, the policy caps it', { proposer: bot, target: dep, runId, action: 'SCALE', params: { replicas: 60 } });
+    const cap = await propose('the grant allows it, the policy caps it', {
+      proposer: bot,
+      target: dep,
+      runId,
+      action: 'SCALE',
+      params: { replicas: 60 },
+    });
     await shownPolicies(cap.id);
-    const big = await propose('past 20 replicas: one of ops must approve', { proposer: bot, target: dep, runId, action: 'SCALE', params: { replicas: 30 } });
+    const big = await propose('past 20 replicas: one of ops must approve', {
+      proposer: bot,
+      target: dep,
+      runId,
+      action: 'SCALE',
+      params: { replicas: 30 },
+    });
     await shownPolicies(big.id);
     if (big.outcome.status === 'pending') out(c.dim(`     left pending: \`ice approvals\` lists it`));
   }

@@ -308,8 +308,14 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
       return store.policySets().map((r) => policySummary(PolicySetRecordSchema.parse(r)));
     case 'policy.show': {
       const all = store.policySets().map((r) => PolicySetRecordSchema.parse(r));
-      const found = a.version === undefined ? all.at(-1) : all.find((r) => r.version === a.version);
-      if (!found) throw new IceError('E_NOT_FOUND', a.version === undefined ? 'no policy set applied yet' : `no policy set version ${String(a.version)}`, 'reject');
+      const version = typeof a.version === 'number' ? a.version : undefined;
+      const found = version === undefined ? all.at(-1) : all.find((r) => r.version === version);
+      if (!found)
+        throw new IceError(
+          'E_NOT_FOUND',
+          version === undefined ? 'no policy set applied yet' : `no policy set version ${version}`,
+          'reject',
+        );
       return found;
     }
     default:

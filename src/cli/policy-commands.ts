@@ -48,7 +48,9 @@ export function registerPolicyCommands(program: Command, d: PolicyCommandDeps): 
       try {
         const set = compilePolicySet(source(path, o), defs);
         for (const w of set.warnings) d.print(`${c.yellow(w.path)}  warning: ${w.message}`);
-        d.print(`${c.green('ok')}  ${set.count} polic${set.count === 1 ? 'y' : 'ies'} in ${set.source.files.length} file(s), hash ${set.hash.slice(0, 12)}`);
+        d.print(
+          `${c.green('ok')}  ${set.count} polic${set.count === 1 ? 'y' : 'ies'} in ${set.source.files.length} file(s), hash ${set.hash.slice(0, 12)}`,
+        );
       } catch (e) {
         if (!(e instanceof ValidationError)) throw e;
         problems(e);
@@ -66,7 +68,9 @@ export function registerPolicyCommands(program: Command, d: PolicyCommandDeps): 
       try {
         text = readFileSync(casesFile, 'utf8');
       } catch {
-        throw new ValidationError(`cannot read ${casesFile}`, [{ path: casesFile, code: 'cases_path', message: 'no such file', expected: 'a YAML file of cases' }]);
+        throw new ValidationError(`cannot read ${casesFile}`, [
+          { path: casesFile, code: 'cases_path', message: 'no such file', expected: 'a YAML file of cases' },
+        ]);
       }
       const cases = parsePolicyCases(casesFile, text);
       const set = compilePolicySet(source(path, o), defs);
@@ -87,7 +91,10 @@ export function registerPolicyCommands(program: Command, d: PolicyCommandDeps): 
     .option('--json', 'print the stored version as JSON')
     .addOption(d.natsOption('send it to the cluster nodes on NATS instead of the local data dir'))
     .action(async (path: string, o: Opts<'data'> & { groups?: string }) => {
-      const r = (await d.change(o, 'policy.apply', { ...source(path, o), ...(o.by !== undefined ? { by: o.by } : {}) })) as PolicySetRecord & {
+      const r = (await d.change(o, 'policy.apply', {
+        ...source(path, o),
+        ...(o.by !== undefined ? { by: o.by } : {}),
+      })) as PolicySetRecord & {
         unchanged?: boolean;
       };
       if (o.json) return d.printJson(r);
@@ -107,7 +114,9 @@ export function registerPolicyCommands(program: Command, d: PolicyCommandDeps): 
       if (o.json) return d.printJson(rows);
       if (rows.length === 0) return d.print(c.dim('(no policy set applied)'));
       for (const r of rows)
-        d.print(`v${r.version}  ${r.hash.slice(0, 12)}  ${String(r.count).padStart(3)} policies  ${r.appliedBy}  ${c.dim(r.appliedAt)}  ${c.dim(r.files.join(', '))}`);
+        d.print(
+          `v${r.version}  ${r.hash.slice(0, 12)}  ${String(r.count).padStart(3)} policies  ${r.appliedBy}  ${c.dim(r.appliedAt)}  ${c.dim(r.files.join(', '))}`,
+        );
     });
 
   d.common(policy.command('show [version]'))
@@ -116,7 +125,9 @@ export function registerPolicyCommands(program: Command, d: PolicyCommandDeps): 
     .addOption(d.natsOption('read the cluster over NATS instead of the local data dir'))
     .action(async (version: string | undefined, o: Common) => {
       if (version !== undefined && !/^[1-9]\d{0,8}$/.test(version))
-        throw new ValidationError('bad version', [{ path: 'version', code: 'invalid_argument', message: `got ${JSON.stringify(version)}`, expected: 'a version number, e.g. 3' }]);
+        throw new ValidationError('bad version', [
+          { path: 'version', code: 'invalid_argument', message: `got ${JSON.stringify(version)}`, expected: 'a version number, e.g. 3' },
+        ]);
       const r = await d.read<PolicySetRecord>(o, 'policy.show', version !== undefined ? { version: Number(version) } : {});
       if (o.json) return d.printJson(r);
       d.print(c.bold(`version ${r.version}`) + c.dim(`  hash ${r.hash}  by ${r.appliedBy} at ${r.appliedAt}  ${r.count} policies`));

@@ -34,25 +34,55 @@ export function approvalOf(
 ): { approval?: ApprovalRequirement } | { issue: Omit<IssueDetail, 'path'> } {
   if (!APPROVAL_ANNOTATIONS.some((a) => ann[a] !== undefined)) return {};
   if (effect === 'forbid')
-    return { issue: { code: 'policy_annotation', message: `${policy}: @approval, @approvers and @approval_ttl belong on a permit, not a forbid` } };
+    return {
+      issue: { code: 'policy_annotation', message: `${policy}: @approval, @approvers and @approval_ttl belong on a permit, not a forbid` },
+    };
   const q = ann.approval ?? '1';
   if (!/^[1-9]\d{0,2}$/.test(q))
-    return { issue: { code: 'policy_annotation', message: `${policy}: @approval(${JSON.stringify(q)})`, expected: 'a quorum from 1 to 999, e.g. @approval("2")' } };
-  const approvers = ann.approvers !== undefined ? ann.approvers.split(',').map((s) => s.trim()).filter((s) => s !== '') : DEFAULT_APPROVERS;
+    return {
+      issue: {
+        code: 'policy_annotation',
+        message: `${policy}: @approval(${JSON.stringify(q)})`,
+        expected: 'a quorum from 1 to 999, e.g. @approval("2")',
+      },
+    };
+  const approvers =
+    ann.approvers !== undefined
+      ? ann.approvers
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '')
+      : DEFAULT_APPROVERS;
   if (approvers.length === 0)
-    return { issue: { code: 'policy_annotation', message: `${policy}: @approvers is empty`, expected: 'e.g. @approvers("group:ops, human:*")' } };
+    return {
+      issue: { code: 'policy_annotation', message: `${policy}: @approvers is empty`, expected: 'e.g. @approvers("group:ops, human:*")' },
+    };
   for (const a of approvers) {
     if (a.startsWith('group:')) {
       if (!groups.has(a.slice(6)))
-        return { issue: { code: 'policy_annotation', message: `${policy}: @approvers names ${a}, which the groups file does not declare` } };
+        return {
+          issue: { code: 'policy_annotation', message: `${policy}: @approvers names ${a}, which the groups file does not declare` },
+        };
     } else if (!PATTERN.test(a))
-      return { issue: { code: 'policy_annotation', message: `${policy}: approver ${JSON.stringify(a)}`, expected: 'a principal pattern "type:name" (wildcards *) or group:<name>' } };
+      return {
+        issue: {
+          code: 'policy_annotation',
+          message: `${policy}: approver ${JSON.stringify(a)}`,
+          expected: 'a principal pattern "type:name" (wildcards *) or group:<name>',
+        },
+      };
   }
   let ttlMs = DEFAULT_APPROVAL_TTL_MS;
   if (ann.approval_ttl !== undefined) {
     const m = /^(\d{1,9})(ms|s|m|h|d)$/.exec(ann.approval_ttl.trim());
     if (!m || Number(m[1]) === 0)
-      return { issue: { code: 'policy_annotation', message: `${policy}: @approval_ttl(${JSON.stringify(ann.approval_ttl)})`, expected: 'a duration with a unit, e.g. 30m, 1h, 7d' } };
+      return {
+        issue: {
+          code: 'policy_annotation',
+          message: `${policy}: @approval_ttl(${JSON.stringify(ann.approval_ttl)})`,
+          expected: 'a duration with a unit, e.g. 30m, 1h, 7d',
+        },
+      };
     ttlMs = Number(m[1]) * UNITS[m[2]!]!;
   }
   return { approval: { policy, quorum: Number(q), approvers, ttlMs, ...(ann.reason !== undefined ? { reason: ann.reason } : {}) } };

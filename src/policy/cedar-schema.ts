@@ -67,7 +67,7 @@ function recordOf(s: JsonSchema): Type<string> {
   for (const [k, p] of Object.entries(s.properties ?? {})) {
     const c = jsonSchemaToCedar(p);
     if (!c) continue;
-    attributes[k] = { ...c.type, required: required.has(k) && !c.nullable } as TypeOfAttribute<string>;
+    attributes[k] = { ...c.type, required: required.has(k) && !c.nullable };
   }
   return { type: 'Record', attributes };
 }
@@ -93,7 +93,7 @@ const TIME: Type<string> = {
     minute: { type: 'Long', required: true },
     weekday: { type: 'Long', required: true },
   },
-} as Type<string>;
+};
 const RUN: Type<string> = {
   type: 'Record',
   attributes: {
@@ -101,7 +101,7 @@ const RUN: Type<string> = {
     state: { type: 'String', required: true },
     executing: { type: 'Boolean', required: true },
   },
-} as Type<string>;
+};
 
 /**
  * The Cedar schema of the registered kinds (docs/policies.md): principal types `Agent`,
@@ -137,5 +137,5 @@ export function buildCedarSchema(kinds: readonly SchemaKind[]): SchemaJson<strin
       };
     }
   }
-  return { '': { entityTypes, actions } } as unknown as SchemaJson<string>;
+  return { '': { entityTypes, actions } };
 }

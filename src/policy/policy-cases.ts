@@ -46,7 +46,9 @@ export function parsePolicyCases(name: string, text: string): PolicyCase[] {
   try {
     doc = parseYaml(text);
   } catch (e) {
-    throw new ValidationError(`${name} is not YAML`, [{ path: name, code: 'cases_parse', message: ensureError(e).message.split('\n')[0]! }]);
+    throw new ValidationError(`${name} is not YAML`, [
+      { path: name, code: 'cases_parse', message: ensureError(e).message.split('\n')[0]! },
+    ]);
   }
   const p = PolicyCasesSchema.safeParse(doc);
   if (!p.success) throw new ValidationError(`${name}: invalid cases`, zodIssues(p.error, name));
@@ -67,7 +69,13 @@ export function runPolicyCases(set: CompiledPolicySet, defs: readonly ActorDefin
     const schema = def.events[c.action];
     if (!schema) return fail('error', `${kind} has no action ${c.action} (it has ${Object.keys(def.events).join(', ')})`);
     const params = schema.safeParse(c.params);
-    if (!params.success) return fail('error', `params: ${zodIssues(params.error).map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+    if (!params.success)
+      return fail(
+        'error',
+        `params: ${zodIssues(params.error)
+          .map((i) => `${i.path}: ${i.message}`)
+          .join('; ')}`,
+      );
     const now = c.time === undefined ? Date.now() : new Date(c.time).getTime();
     const clock = { now: () => now };
     const ids = sequentialIds();
@@ -79,7 +87,15 @@ export function runPolicyCases(set: CompiledPolicySet, defs: readonly ActorDefin
       ids,
       policySet: () => set,
     });
-    const intent = IntentSchema.parse({ v: 1, id: `case-${ids.next('c')}`, proposer: c.principal, target: c.target, action: c.action, params: c.params, ...(c.run ? { runId: c.run.id } : {}) });
+    const intent = IntentSchema.parse({
+      v: 1,
+      id: `case-${ids.next('c')}`,
+      proposer: c.principal,
+      target: c.target,
+      action: c.action,
+      params: c.params,
+      ...(c.run ? { runId: c.run.id } : {}),
+    });
     let d: Decision;
     try {
       d = authority.decide({
@@ -102,7 +118,8 @@ export function runPolicyCases(set: CompiledPolicySet, defs: readonly ActorDefin
       return fail('error', ensureError(e).message);
     }
     const determining = d.policies?.ids ?? [];
-    const idsOk = c.policies === undefined || (c.policies.length === determining.length && c.policies.every((p) => determining.includes(p)));
+    const idsOk =
+      c.policies === undefined || (c.policies.length === determining.length && c.policies.every((p) => determining.includes(p)));
     const detail = `${determining.length ? `policies ${determining.join(', ')}` : 'no policy'}; ${d.reasons.map((r) => r.message).join('; ')}`;
     const got = d.verdict + (idsOk ? '' : ` by [${determining.join(', ')}], expected [${(c.policies ?? []).join(', ')}]`);
     return { name: c.name, pass: d.verdict === c.expect && idsOk, expected: c.expect, got, detail };

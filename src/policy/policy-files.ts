@@ -28,7 +28,8 @@ export function readPolicySource(path: string, groups?: string): PolicySource {
   if (cedarPaths.length === 0) refuse('no .cedar file in this directory', 'a directory with *.cedar files');
   const name = (p: string) => p;
   const groupsPath = groups ?? GROUPS_FILES.map((f) => join(dir, f)).find((p) => statSync(p, { throwIfNoEntry: false })?.isFile());
-  if (groups !== undefined && !statSync(groups, { throwIfNoEntry: false })?.isFile()) refuse(`no groups file ${groups}`, 'a YAML or JSON file');
+  if (groups !== undefined && !statSync(groups, { throwIfNoEntry: false })?.isFile())
+    refuse(`no groups file ${groups}`, 'a YAML or JSON file');
   return {
     files: cedarPaths.map((p) => ({ name: name(p), text: readFileSync(p, 'utf8') })),
     ...(groupsPath ? { groups: { name: name(groupsPath), text: readFileSync(groupsPath, 'utf8') } } : {}),

@@ -89,7 +89,11 @@ function cedarIssues(file: PolicyFile, errors: DetailedError[], code: string, of
 }
 
 /** `groups` → each group's direct members (patterns) and parents (groups that list it). */
-export function parseGroups(file: PolicyFile | undefined): { issues: IssueDetail[]; members: Map<string, string[]>; parents: Map<string, string[]> } {
+export function parseGroups(file: PolicyFile | undefined): {
+  issues: IssueDetail[];
+  members: Map<string, string[]>;
+  parents: Map<string, string[]>;
+} {
   const members = new Map<string, string[]>();
   const parents = new Map<string, string[]>();
   const issues: IssueDetail[] = [];
@@ -100,7 +104,11 @@ export function parseGroups(file: PolicyFile | undefined): { issues: IssueDetail
   } catch (e) {
     const err = e as { linePos?: Array<{ line: number; col: number }> };
     const at = err.linePos?.[0];
-    issues.push({ path: at ? `${file.name}:${at.line}:${at.col}` : file.name, code: 'groups_parse', message: ensureError(e).message.split('\n')[0]! });
+    issues.push({
+      path: at ? `${file.name}:${at.line}:${at.col}` : file.name,
+      code: 'groups_parse',
+      message: ensureError(e).message.split('\n')[0]!,
+    });
     return { issues, members, parents };
   }
   const lineOf = (needle: string) => {
@@ -109,11 +117,22 @@ export function parseGroups(file: PolicyFile | undefined): { issues: IssueDetail
   };
   const groups = (doc as { groups?: unknown } | null)?.groups;
   if (typeof groups !== 'object' || groups === null || Array.isArray(groups)) {
-    issues.push({ path: file.name, code: 'groups_invalid', message: 'no `groups:` mapping', expected: 'groups: { ops: [human:alice, "agent:*", group:other] }' });
+    issues.push({
+      path: file.name,
+      code: 'groups_invalid',
+      message: 'no `groups:` mapping',
+      expected: 'groups: { ops: [human:alice, "agent:*", group:other] }',
+    });
     return { issues, members, parents };
   }
   for (const [name, list] of Object.entries(groups as Record<string, unknown>)) {
-    if (!GROUP_NAME.test(name)) issues.push({ path: lineOf(name), code: 'groups_invalid', message: `group name ${JSON.stringify(name)}`, expected: 'A-Z a-z 0-9 _ . -' });
+    if (!GROUP_NAME.test(name))
+      issues.push({
+        path: lineOf(name),
+        code: 'groups_invalid',
+        message: `group name ${JSON.stringify(name)}`,
+        expected: 'A-Z a-z 0-9 _ . -',
+      });
     if (!Array.isArray(list) || list.some((m) => typeof m !== 'string')) {
       issues.push({ path: lineOf(name), code: 'groups_invalid', message: `group ${name}: members must be a list of strings` });
       continue;
@@ -124,10 +143,16 @@ export function parseGroups(file: PolicyFile | undefined): { issues: IssueDetail
     for (const m of list) {
       if (m.startsWith('group:')) {
         const child = m.slice(6);
-        if (!members.has(child)) issues.push({ path: lineOf(m), code: 'groups_invalid', message: `group ${name} lists ${m}, which is not declared` });
+        if (!members.has(child))
+          issues.push({ path: lineOf(m), code: 'groups_invalid', message: `group ${name} lists ${m}, which is not declared` });
         else parents.set(child, [...(parents.get(child) ?? []), name]);
       } else if (!PATTERN.test(m)) {
-        issues.push({ path: lineOf(m), code: 'groups_invalid', message: `group ${name}: member ${JSON.stringify(m)}`, expected: 'a principal "type:name" (wildcards *) or group:<name>' });
+        issues.push({
+          path: lineOf(m),
+          code: 'groups_invalid',
+          message: `group ${name}: member ${JSON.stringify(m)}`,
+          expected: 'a principal "type:name" (wildcards *) or group:<name>',
+        });
       }
     }
   }
@@ -143,10 +168,11 @@ export function parseGroups(file: PolicyFile | undefined): { issues: IssueDetail
     done.add(g);
     return true;
   };
-  for (const g of members.keys()) if (!visit(g)) {
-    issues.push({ path: lineOf(g), code: 'groups_invalid', message: `group ${g} is its own member (a cycle)` });
-    break;
-  }
+  for (const g of members.keys())
+    if (!visit(g)) {
+      issues.push({ path: lineOf(g), code: 'groups_invalid', message: `group ${g} is its own member (a cycle)` });
+      break;
+    }
   return { issues, members, parents };
 }
 
@@ -160,7 +186,11 @@ function locksOperatorsOut(p: PolicyJson): boolean {
 
 /** The actions a policy's action scope can match: `all`, or the ids it names. */
 function actionsOf(p: PolicyJson): 'all' | Set<string> {
-  const a = p.action as { op: string; entity?: { id?: string; __entity?: { id: string } }; entities?: Array<{ id?: string; __entity?: { id: string } }> };
+  const a = p.action as {
+    op: string;
+    entity?: { id?: string; __entity?: { id: string } };
+    entities?: Array<{ id?: string; __entity?: { id: string } }>;
+  };
   const idOf = (e: { id?: string; __entity?: { id: string } }) => e.id ?? e.__entity?.id ?? '';
   if (a.op === 'All') return 'all';
   if (a.entity) return new Set([idOf(a.entity)]);
@@ -260,7 +290,11 @@ export class CompiledPolicySet {
     this.#groupEntities = new Map(
       [...parts.groups.members.keys()].map((g) => [
         g,
-        { uid: { type: GROUP_TYPE, id: g }, attrs: {}, parents: (parts.groups.parents.get(g) ?? []).map((p) => ({ type: GROUP_TYPE, id: p })) },
+        {
+          uid: { type: GROUP_TYPE, id: g },
+          attrs: {},
+          parents: (parts.groups.parents.get(g) ?? []).map((p) => ({ type: GROUP_TYPE, id: p })),
+        },
       ]),
     );
   }
@@ -382,19 +416,30 @@ export class CompiledPolicySet {
     if (answer.type !== 'success') {
       // The request itself could not be evaluated: no permit can stand.
       const forbids = [...this.policies.values()].filter((p) => p.effect === 'forbid').map((p) => p.id);
-      return { effect: 'forbid', ids: forbids.slice(0, 1), reason: `policies could not be evaluated: ${answer.errors.map((e) => e.message).join('; ')}` };
+      return {
+        effect: 'forbid',
+        ids: forbids.slice(0, 1),
+        reason: `policies could not be evaluated: ${answer.errors.map((e) => e.message).join('; ')}`,
+      };
     }
     const { decision, diagnostics } = answer.response;
     const erroredForbids = diagnostics.errors.map((e) => e.policyId).filter((id) => this.policies.get(id)?.effect === 'forbid');
     if (decision === 'deny' && (diagnostics.reason.length > 0 || erroredForbids.length > 0)) {
       const ids = [...diagnostics.reason, ...erroredForbids.filter((id) => !diagnostics.reason.includes(id))];
       const first = this.policies.get(ids[0]!);
-      const reason = diagnostics.reason.length === 0 ? `policy ${ids[0]} failed to evaluate (${diagnostics.errors[0]?.error.message ?? ''}); a forbid that fails applies` : first?.reason;
+      const reason =
+        diagnostics.reason.length === 0
+          ? `policy ${ids[0]} failed to evaluate (${diagnostics.errors[0]?.error.message ?? ''}); a forbid that fails applies`
+          : first?.reason;
       return { effect: 'forbid', ids, ...(reason ? { reason } : {}) };
     }
     if (decision === 'allow') {
       if (erroredForbids.length > 0)
-        return { effect: 'forbid', ids: erroredForbids, reason: `policy ${erroredForbids[0]} failed to evaluate; a forbid that fails applies` };
+        return {
+          effect: 'forbid',
+          ids: erroredForbids,
+          reason: `policy ${erroredForbids[0]} failed to evaluate; a forbid that fails applies`,
+        };
       const approval = diagnostics.reason.map((id) => this.policies.get(id)?.approval).find((a) => a !== undefined);
       return { effect: 'permit', ids: [...diagnostics.reason], ...(approval ? { approval } : {}) };
     }
@@ -439,7 +484,11 @@ export function compilePolicySet(source: PolicySource, kinds: readonly SchemaKin
       continue;
     }
     if (parts.policy_templates.length > 0)
-      issues.push({ path: file.name, code: 'policy_template', message: 'templates (policies with ?principal or ?resource) are not supported' });
+      issues.push({
+        path: file.name,
+        code: 'policy_template',
+        message: 'templates (policies with ?principal or ?resource) are not supported',
+      });
     // Cedar names the policies of a text policy0, policy1, … and returns them sorted by that name.
     const n = parts.policies.length;
     const order = Array.from({ length: n }, (_, i) => `policy${i}`).sort();
@@ -463,7 +512,11 @@ export function compilePolicySet(source: PolicySource, kinds: readonly SchemaKin
       const id = ann.id ?? `${file.name}#${i + 1}`;
       localIds.set(`policy${i}`, id);
       if (policies.has(id)) {
-        issues.push({ path: where, code: 'policy_duplicate', message: `policy id ${JSON.stringify(id)} is used twice (also at ${policies.get(id)!.file}:${policies.get(id)!.line})` });
+        issues.push({
+          path: where,
+          code: 'policy_duplicate',
+          message: `policy id ${JSON.stringify(id)} is used twice (also at ${policies.get(id)!.file}:${policies.get(id)!.line})`,
+        });
         return;
       }
       if (locksOperatorsOut(p))
@@ -500,7 +553,8 @@ export function compilePolicySet(source: PolicySource, kinds: readonly SchemaKin
     for (const e of v.validationErrors) issues.push(...relabel(cedarIssues(file, [e.error], 'policy_invalid'), localIds));
     for (const e of v.validationWarnings) warnings.push(...relabel(cedarIssues(file, [e.error], 'policy_warning'), localIds));
   }
-  if (issues.length) throw new ValidationError(`the policy set is refused: ${issues.length} problem${issues.length === 1 ? '' : 's'}`, issues);
+  if (issues.length)
+    throw new ValidationError(`the policy set is refused: ${issues.length} problem${issues.length === 1 ? '' : 's'}`, issues);
   return new CompiledPolicySet({
     version,
     hash: policySourceHash(source),
@@ -518,5 +572,8 @@ export function compilePolicySet(source: PolicySource, kinds: readonly SchemaKin
 
 /** Cedar's messages say `policy3`; say the policy's id instead. */
 function relabel(issues: IssueDetail[], ids: Map<string, string>): IssueDetail[] {
-  return issues.map((i) => ({ ...i, message: i.message.replace(/`(policy\d+)`/g, (m, p: string) => (ids.has(p) ? `\`${ids.get(p)}\`` : m)) }));
+  return issues.map((i) => ({
+    ...i,
+    message: i.message.replace(/`(policy\d+)`/g, (m, p: string) => (ids.has(p) ? `\`${ids.get(p)}\`` : m)),
+  }));
 }

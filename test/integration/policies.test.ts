@@ -135,9 +135,19 @@ for (const mode of MODES) {
       await rt.spawn(dep, { service: 'a4' });
       await rt.grants.issue({ subject: 'human:alice', scope: 'deployment/*:APPROVE' });
       expect((await rt.propose(configure('p4a', 'agent:bot', dep, 2))).status).toBe('executed');
-      expect((await rt.propose({ id: 'p4b', proposer: 'agent:bot', target: dep, action: 'SUBMIT', params: { author: 'agent:bot' } })).status).toBe('executed');
-      expect((await rt.propose({ id: 'p4c', proposer: 'human:alice', target: dep, action: 'APPROVE', params: { reviewer: 'alice' } })).status).toBe('executed');
-      const o = await rt.propose({ id: 'p4d', proposer: 'agent:bot', target: dep, action: 'DEPLOY', params: { environment: 'production' } });
+      expect(
+        (await rt.propose({ id: 'p4b', proposer: 'agent:bot', target: dep, action: 'SUBMIT', params: { author: 'agent:bot' } })).status,
+      ).toBe('executed');
+      expect(
+        (await rt.propose({ id: 'p4c', proposer: 'human:alice', target: dep, action: 'APPROVE', params: { reviewer: 'alice' } })).status,
+      ).toBe('executed');
+      const o = await rt.propose({
+        id: 'p4d',
+        proposer: 'agent:bot',
+        target: dep,
+        action: 'DEPLOY',
+        params: { environment: 'production' },
+      });
       expect(o.status).toBe('pending');
       const d = await decisionOf(rt, 'p4d');
       expect(d.policyRule).toBe('production-deploy-needs-human');
@@ -146,7 +156,9 @@ for (const mode of MODES) {
 
     it('an invalid set is refused with file, line and reason, and the set in force stays', async () => {
       const refused = async (text: string) => {
-        const e = await rt.policies.apply({ files: [{ name: 'bad.cedar', text }], groups: GROUPS }, 'operator:carol').catch((x: unknown) => x);
+        const e = await rt.policies
+          .apply({ files: [{ name: 'bad.cedar', text }], groups: GROUPS }, 'operator:carol')
+          .catch((x: unknown) => x);
         expect(e).toBeInstanceOf(ValidationError);
         return (e as ValidationError).issues;
       };
@@ -164,7 +176,13 @@ for (const mode of MODES) {
       const ann = await refused('@approval("two") permit(principal, action, resource);');
       expect(ann[0]).toMatchObject({ path: 'bad.cedar:1', code: 'policy_annotation' });
       const groups = await rt.policies
-        .apply({ files: [{ name: 'ok.cedar', text: 'permit(principal in Group::"ops", action, resource);' }], groups: { name: 'g.yaml', text: 'groups:\n  ops: [group:nobody]\n' } }, 'operator:carol')
+        .apply(
+          {
+            files: [{ name: 'ok.cedar', text: 'permit(principal in Group::"ops", action, resource);' }],
+            groups: { name: 'g.yaml', text: 'groups:\n  ops: [group:nobody]\n' },
+          },
+          'operator:carol',
+        )
         .catch((x: unknown) => x);
       expect((groups as ValidationError).issues[0]).toMatchObject({ path: 'g.yaml:2', code: 'groups_invalid' });
       // still version 1, still deciding with it
@@ -233,8 +251,14 @@ describe('ice policy check / test / apply / ls / show (data dir)', () => {
     expect: denied
 `,
     );
-    writeFileSync(join(t.dir, 'wrong-cases.yaml'), `cases:\n  - name: wrongly expected\n    principal: human:mallory\n    target: deployment/web\n    action: CONFIGURE\n    params: { version: 1.0.0, replicas: 2 }\n    expect: granted\n`);
-    writeFileSync(join(t.dir, 'bad.cedar'), 'permit(principal, action, resource);\n\nforbid(principal, action == Action::"NOPE", resource);\n');
+    writeFileSync(
+      join(t.dir, 'wrong-cases.yaml'),
+      `cases:\n  - name: wrongly expected\n    principal: human:mallory\n    target: deployment/web\n    action: CONFIGURE\n    params: { version: 1.0.0, replicas: 2 }\n    expect: granted\n`,
+    );
+    writeFileSync(
+      join(t.dir, 'bad.cedar'),
+      'permit(principal, action, resource);\n\nforbid(principal, action == Action::"NOPE", resource);\n',
+    );
   });
   afterAll(() => t.cleanup());
 

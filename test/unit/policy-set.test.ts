@@ -42,12 +42,19 @@ describe('Cedar mapping', () => {
       {
         kind: 'box',
         events: {
-          PUT: z.strictObject({ n: z.int(), x: z.number(), s: z.enum(['a', 'b']), tags: z.array(z.string()), o: z.string().optional(), u: z.unknown() }),
+          PUT: z.strictObject({
+            n: z.int(),
+            x: z.number(),
+            s: z.enum(['a', 'b']),
+            tags: z.array(z.string()),
+            o: z.string().optional(),
+            u: z.unknown(),
+          }),
         },
       },
     ]);
-    const ctx = (schema[''] as { actions: Record<string, { appliesTo: { context: { attributes: Record<string, unknown> } } }> }).actions.PUT!.appliesTo
-      .context.attributes;
+    const ctx = (schema[''] as { actions: Record<string, { appliesTo: { context: { attributes: Record<string, unknown> } } }> }).actions
+      .PUT!.appliesTo.context.attributes;
     expect(ctx.params).toEqual({
       type: 'Record',
       required: true,
@@ -74,7 +81,11 @@ describe('Cedar mapping', () => {
 });
 
 /** Cedar on the whole set with every group as an entity: what the pre-filtered call must equal. */
-function fullCedar(set: CompiledPolicySet, source: PolicySource, req: Parameters<CompiledPolicySet['evaluate']>[0]): { decision: string; reason: string[] } {
+function fullCedar(
+  set: CompiledPolicySet,
+  source: PolicySource,
+  req: Parameters<CompiledPolicySet['evaluate']>[0],
+): { decision: string; reason: string[] } {
   const groups = (source.groups?.text ?? '').split('\n');
   const members = new Map<string, string[]>();
   let current = '';
@@ -85,14 +96,17 @@ function fullCedar(set: CompiledPolicySet, source: PolicySource, req: Parameters
       members.set(current, g[3] ? g[3].split(',').map((s) => s.trim().replace(/^"|"$/g, '')) : []);
     } else if (/^ {4}- /.test(line)) members.get(current)!.push(line.trim().slice(2).trim());
   }
-  const match = (pattern: string, p: string) => new RegExp('^' + pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/:]*') + '$').test(p);
+  const match = (pattern: string, p: string) =>
+    new RegExp('^' + pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/:]*') + '$').test(p);
   const entities = [...members.keys()].map((g) => ({
     uid: { type: 'Group', id: g },
     attrs: {},
     parents: [...members].filter(([, ms]) => ms.includes(`group:${g}`)).map(([p]) => ({ type: 'Group', id: p })),
   }));
   const principal = principalEntity(req.principal);
-  const parents = [...members].filter(([, ms]) => ms.some((m) => !m.startsWith('group:') && match(m, req.principal))).map(([g]) => ({ type: 'Group', id: g }));
+  const parents = [...members]
+    .filter(([, ms]) => ms.some((m) => !m.startsWith('group:') && match(m, req.principal)))
+    .map(([g]) => ({ type: 'Group', id: g }));
   const kind = req.target.split('/')[0]!;
   const d = new Date(req.now);
   const r = cedar.isAuthorized({
@@ -119,7 +133,17 @@ describe('CompiledPolicySet.evaluate', () => {
   ] as const) {
     it(`decides as Cedar on the whole set does (${name}, property)`, () => {
       const set = compilePolicySet(source, exampleActors, 1);
-      const principals = ['agent:release-bot', 'human:alice', 'human:carol', 'agent:rogue', 'agent:team3-x', 'human:lead1', 'agent:builder-7', 'service:x', 'operator:o'];
+      const principals = [
+        'agent:release-bot',
+        'human:alice',
+        'human:carol',
+        'agent:rogue',
+        'agent:team3-x',
+        'human:lead1',
+        'agent:builder-7',
+        'service:x',
+        'operator:o',
+      ];
       const requests = fc.record({
         principal: fc.constantFrom(...principals),
         target: fc.constantFrom('deployment/web', 'deployment/frozen', 'deployment/team3-api'),
