@@ -87,7 +87,9 @@ runMain(async (opts) => {
       };
       await closedLoop({ concurrency, durationMs: warmupMs, op });
       const s0 = rt.stats();
+      const cpu0 = process.cpuUsage();
       const r = await closedLoop({ concurrency, durationMs, op });
+      const cpu = process.cpuUsage(cpu0);
       const s1 = rt.stats();
       const flushes = s1.flushes - s0.flushes;
       const lat = latencySummary(r.lat);
@@ -102,6 +104,8 @@ runMain(async (opts) => {
         max_ms: lat.max_ms,
         commits: flushes,
         intents_per_commit: round(r.done / Math.max(1, flushes), 1),
+        // CPU time of the process (every thread) per executed intent: steadier than intents/s on a busy machine
+        cpu_us_per_intent: round((cpu.user + cpu.system) / Math.max(1, r.done), 1),
       };
       variants.push(v);
       rows.push({
@@ -113,6 +117,7 @@ runMain(async (opts) => {
         'max ms': v.max_ms,
         commits: flushes,
         'intents/commit': v.intents_per_commit,
+        'cpu µs/intent': v.cpu_us_per_intent,
       });
       return v;
     };
@@ -164,7 +169,7 @@ runMain(async (opts) => {
     const b = variants.find((v) => v.key === withSet);
     if (a && b)
       note(
-        `Cedar set, ${a.inflight} in flight: ${b.ops_s} vs ${a.ops_s} intents/s without (× ${round(b.ops_s / a.ops_s, 3)}), p99 ${b.p99_ms} vs ${a.p99_ms} ms`,
+        `Cedar set, ${a.inflight} in flight: ${b.ops_s} vs ${a.ops_s} intents/s without (× ${round(b.ops_s / a.ops_s, 3)}), p99 ${b.p99_ms} vs ${a.p99_ms} ms, CPU ${b.cpu_us_per_intent} vs ${a.cpu_us_per_intent} µs/intent (× ${round(b.cpu_us_per_intent / a.cpu_us_per_intent, 3)})`,
       );
   }
   const ratio = head && baseline ? head.ops_s / baseline : null;
