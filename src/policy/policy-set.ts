@@ -229,6 +229,8 @@ interface Scope {
   resource: ScopeConstraint;
   /** What the policy's conditions read of the context. */
   reads: ContextPaths;
+  /** Whether its conditions name `principal`, `action` or `resource` (else the answer depends on the context alone). */
+  readsEntities: boolean;
 }
 
 let setCounter = 0;
@@ -250,7 +252,9 @@ export class CompiledPolicySet {
   readonly #actorTypes: Map<string, Type<string>>;
   readonly #groupMembers: Map<string, string[]>;
   readonly #groupEntities: Map<string, EntityJson>;
-  readonly #prepared = new Map<string, { id: string; reads: ContextPaths }>();
+  readonly #prepared = new Map<string, { id: string; reads: ContextPaths; readsEntities: boolean }>();
+  /** Cedar's answers by (candidate set, entities if read, narrowed context): the same question is not asked twice. */
+  readonly #answers = new Map<string, PolicyVerdict>();
   readonly #principals = new Map<string, { parents: Uid[]; ancestors: Set<string>; entities: EntityJson[] }>();
   readonly #key = `ps${++setCounter}`;
 
@@ -314,14 +318,18 @@ export class CompiledPolicySet {
   }
 
   /** The preparsed Cedar set of exactly these policies (made once per distinct list). */
-  #setFor(ids: readonly string[]): { id: string; reads: ContextPaths } {
+  #setFor(ids: readonly string[]): { id: string; reads: ContextPaths; readsEntities: boolean } {
     const key = ids.join('\n');
     let set = this.#prepared.get(key);
     if (set !== undefined) return set;
     const id = `${this.#key}:${this.#prepared.size}`;
     const r = cedar.preparsePolicySet(id, { staticPolicies: Object.fromEntries(ids.map((p) => [p, this.#texts.get(p)!])) });
     if (r.type !== 'success') throw new Error(`cedar refused a compiled set: ${r.errors.map((e) => e.message).join('; ')}`);
-    set = { id, reads: mergePaths(ids.map((p) => this.#scopes.get(p)!.reads)) };
+    set = {
+      id,
+      reads: mergePaths(ids.map((p) => this.#scopes.get(p)!.reads)),
+      readsEntities: ids.some((p) => this.#scopes.get(p)!.readsEntities),
+    };
     this.#prepared.set(key, set);
     return set;
   }
@@ -404,21 +412,38 @@ export class CompiledPolicySet {
     if (ids.length === 0) return { effect: 'none', ids: [] };
     const set = this.#setFor(ids);
     const context = this.#context(req, actionId, set.reads);
+    // Every candidate's scope holds; what else the answer depends on is in the key.
+    const key = `${set.id}\u0000${set.readsEntities ? `${req.principal}\u0000${actionId}\u0000${req.target}` : ''}\u0000${JSON.stringify(context)}`;
+    const known = this.#answers.get(key);
+    if (known) return known;
+    const verdict = this.#ask(principal, actionId, resource, context, set.id, who.entities);
+    if (this.#answers.size >= 10_000) this.#answers.clear();
+    this.#answers.set(key, verdict);
+    return verdict;
+  }
+
+  #ask(
+    principal: Uid,
+    actionId: string,
+    resource: Uid,
+    context: Record<string, cedar.CedarValueJson>,
+    set: string,
+    entities: EntityJson[],
+  ): PolicyVerdict {
     const answer = cedar.statefulIsAuthorized({
       principal,
       action: { type: 'Action', id: actionId },
       resource,
       context,
-      preparsedPolicySetId: set.id,
+      preparsedPolicySetId: set,
       validateRequest: false,
-      entities: who.entities,
+      entities,
     });
     if (answer.type !== 'success') {
-      // The request itself could not be evaluated: no permit can stand.
-      const forbids = [...this.policies.values()].filter((p) => p.effect === 'forbid').map((p) => p.id);
+      // The request itself could not be evaluated: no permit can stand (fail closed).
       return {
         effect: 'forbid',
-        ids: forbids.slice(0, 1),
+        ids: [],
         reason: `policies could not be evaluated: ${answer.errors.map((e) => e.message).join('; ')}`,
       };
     }
@@ -543,6 +568,7 @@ export function compilePolicySet(source: PolicySource, kinds: readonly SchemaKin
         principal: p.principal as ScopeConstraint,
         resource: p.resource as ScopeConstraint,
         reads: contextPaths(p.conditions.map((c) => c.body)),
+        readsEntities: /"Var":"(principal|action|resource)"/.test(JSON.stringify(p.conditions)),
       });
     });
     const v = cedar.validate({ schema, policies: { staticPolicies: file.text }, validationSettings: { mode: 'strict' } });
