@@ -60,9 +60,11 @@ export interface AuthorityOptions {
 }
 
 /**
- * Decides intents. Checks, in order: the actor is live; deny rules; a usable grant (or an
- * allow rule) — subject, scope, expiry, revocation, uses, run binding, and for run-bound
- * grants that the run is EXECUTING; the actor's state can take the event; approval rules.
+ * Decides intents. Checks, in order: the actor is live; deny rules; a Cedar forbid (it
+ * denies even with a grant); a usable grant (or a Cedar permit, or an allow rule) — subject,
+ * scope, expiry, revocation, uses, run binding, and for run-bound grants that the run is
+ * EXECUTING; the actor's state can take the event; approval rules and approval-annotated
+ * Cedar permits (docs/policies.md).
  * Every decision is signed and bound to the intent digest; only `granted` can execute.
  */
 export class Authority {
