@@ -234,6 +234,7 @@ interface Scope {
 }
 
 let setCounter = 0;
+const NO_GROUPS: ReadonlySet<string> = new Set();
 
 export class CompiledPolicySet {
   readonly version: number;
@@ -404,10 +405,10 @@ export class CompiledPolicySet {
     const principal = principalEntity(req.principal);
     const who = this.#principal(req.principal, principal);
     const resource = resourceEntity(req.target);
-    const none = new Set<string>();
-    const ids = this.#candidatesFor(req.principal, principal, who.ancestors, actionId).filter((pid) =>
-      scopeHolds(this.#scopes.get(pid)!.resource, resource, none),
-    );
+    // Plain loops on the hot path.
+    const ids: string[] = [];
+    for (const pid of this.#candidatesFor(req.principal, principal, who.ancestors, actionId))
+      if (scopeHolds(this.#scopes.get(pid)!.resource, resource, NO_GROUPS)) ids.push(pid);
     // No policy can apply: no Cedar call.
     if (ids.length === 0) return { effect: 'none', ids: [] };
     const set = this.#setFor(ids);
@@ -448,14 +449,16 @@ export class CompiledPolicySet {
       };
     }
     const { decision, diagnostics } = answer.response;
-    const erroredForbids = diagnostics.errors.map((e) => e.policyId).filter((id) => this.policies.get(id)?.effect === 'forbid');
-    if (decision === 'deny' && (diagnostics.reason.length > 0 || erroredForbids.length > 0)) {
-      const ids = [...diagnostics.reason, ...erroredForbids.filter((id) => !diagnostics.reason.includes(id))];
-      const first = this.policies.get(ids[0]!);
+    const satisfied: string[] = [...diagnostics.reason];
+    const erroredForbids: string[] = [];
+    for (const e of diagnostics.errors) if (this.policies.get(e.policyId)?.effect === 'forbid') erroredForbids.push(e.policyId);
+    if (decision === 'deny' && (satisfied.length > 0 || erroredForbids.length > 0)) {
+      const ids = [...satisfied];
+      for (const id of erroredForbids) if (!ids.includes(id)) ids.push(id);
       const reason =
-        diagnostics.reason.length === 0
+        satisfied.length === 0
           ? `policy ${ids[0]} failed to evaluate (${diagnostics.errors[0]?.error.message ?? ''}); a forbid that fails applies`
-          : first?.reason;
+          : this.policies.get(ids[0]!)?.reason;
       return { effect: 'forbid', ids, ...(reason ? { reason } : {}) };
     }
     if (decision === 'allow') {
@@ -465,8 +468,12 @@ export class CompiledPolicySet {
           ids: erroredForbids,
           reason: `policy ${erroredForbids[0]} failed to evaluate; a forbid that fails applies`,
         };
-      const approval = diagnostics.reason.map((id) => this.policies.get(id)?.approval).find((a) => a !== undefined);
-      return { effect: 'permit', ids: [...diagnostics.reason], ...(approval ? { approval } : {}) };
+      let approval: ApprovalRequirement | undefined;
+      for (const id of satisfied) {
+        approval = this.policies.get(id)?.approval;
+        if (approval) break;
+      }
+      return { effect: 'permit', ids: satisfied, ...(approval ? { approval } : {}) };
     }
     return { effect: 'none', ids: [] };
   }
