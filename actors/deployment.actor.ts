@@ -18,5 +18,15 @@ export const deploymentActor = defineActor({
       reason: 'an agent may not deploy to production without a human approval',
     },
   ],
+  // What Cedar policies see as `context.actor` (docs/policies.md).
+  contextSchema: z.object({
+    service: z.string(),
+    version: z.string().optional(),
+    replicas: z.int(),
+    reviewers: z.array(z.string()),
+    requiredApprovals: z.int(),
+    environment: z.enum(['staging', 'production']).optional(),
+    attempts: z.int(),
+  }),
   description: 'A service deployment: draft → in_review → approved → rolling_out → live | failed → retired',
 });

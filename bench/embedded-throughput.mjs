@@ -10,6 +10,9 @@
 //        [--inflight n] [--variant 1,64,hot,wide] [--skip-baseline] [--skip-verify]
 // (--skip-baseline / --skip-verify leave out the raw XState loop and the journal check at the
 // end, so that a CPU profile shows the runtime alone.)
+// Variants `cedar-1` and `cedar-64`: the same workloads after a Cedar policy set of 60+
+// policies is applied (bench/lib/cedar-policies.mjs), against `1` and `64` without one in the
+// same run (`--variant 1,64,cedar-1,cedar-64`).
 import { createActor } from 'xstate';
 import {
   closedLoop,
@@ -26,6 +29,7 @@ import {
   tempDir,
 } from './lib/common.mjs';
 import { address, configureIntent, grantAll, mustExecute, openRuntime, spawnActors } from './lib/ice.mjs';
+import { realisticPolicySet } from './lib/cedar-policies.mjs';
 
 const TARGETS = { throughput_min: 25_000, ratio_min: 0.1, p99_max_ms: 10 };
 
@@ -83,7 +87,9 @@ runMain(async (opts) => {
       };
       await closedLoop({ concurrency, durationMs: warmupMs, op });
       const s0 = rt.stats();
+      const cpu0 = process.cpuUsage();
       const r = await closedLoop({ concurrency, durationMs, op });
+      const cpu = process.cpuUsage(cpu0);
       const s1 = rt.stats();
       const flushes = s1.flushes - s0.flushes;
       const lat = latencySummary(r.lat);
@@ -98,6 +104,8 @@ runMain(async (opts) => {
         max_ms: lat.max_ms,
         commits: flushes,
         intents_per_commit: round(r.done / Math.max(1, flushes), 1),
+        // CPU time of the process (every thread) per executed intent: steadier than intents/s on a busy machine
+        cpu_us_per_intent: round((cpu.user + cpu.system) / Math.max(1, r.done), 1),
       };
       variants.push(v);
       rows.push({
@@ -109,6 +117,7 @@ runMain(async (opts) => {
         'max ms': v.max_ms,
         commits: flushes,
         'intents/commit': v.intents_per_commit,
+        'cpu µs/intent': v.cpu_us_per_intent,
       });
       return v;
     };
@@ -131,6 +140,17 @@ runMain(async (opts) => {
     const wideCounters = new Array(wide).fill(0);
     await run(`${wide} in flight, ${nActors} actors`, 'wide', wide, (w) => address((w + wide * (wideCounters[w]++ % perWide)) % nActors));
 
+    // the same workloads with a Cedar policy set in force (none of its policies denies them)
+    if (want('cedar-1') || want('cedar-64')) {
+      const applied = await rt.policies.apply(realisticPolicySet(), 'operator:bench');
+      progress(`applied a Cedar policy set of ${applied.count} policies`);
+      await run(`1 in flight, Cedar set of ${applied.count}`, 'cedar-1', 1, (_w, k) => address(k % nActors));
+      const cedarCounters = new Array(inflight).fill(0);
+      await run(`${inflight} in flight, ${nActors} actors, Cedar set of ${applied.count}`, 'cedar-64', inflight, (w) =>
+        address((w + inflight * (cedarCounters[w]++ % perWorker)) % nActors),
+      );
+    }
+
     const verify = opts['skip-verify'] === true ? { ok: true } : await rt.journal.verify();
     if (!verify.ok) throw new Error(`journal does not verify after the run: ${JSON.stringify(verify)}`);
   } finally {
@@ -141,6 +161,17 @@ runMain(async (opts) => {
   printTable('baseline: raw XState (same machine, same CONFIGURE events, no runtime)', baselineRows);
   printTable('runtime: executed intents, full path, durable (SQLite WAL, synchronous=FULL, group commit)', rows);
   const head = variants.find((v) => v.key === '64') ?? variants[0];
+  for (const [without, withSet] of [
+    ['1', 'cedar-1'],
+    ['64', 'cedar-64'],
+  ]) {
+    const a = variants.find((v) => v.key === without);
+    const b = variants.find((v) => v.key === withSet);
+    if (a && b)
+      note(
+        `Cedar set, ${a.inflight} in flight: ${b.ops_s} vs ${a.ops_s} intents/s without (× ${round(b.ops_s / a.ops_s, 3)}), p99 ${b.p99_ms} vs ${a.p99_ms} ms, CPU ${b.cpu_us_per_intent} vs ${a.cpu_us_per_intent} µs/intent (× ${round(b.cpu_us_per_intent / a.cpu_us_per_intent, 3)})`,
+      );
+  }
   const ratio = head && baseline ? head.ops_s / baseline : null;
   note(`\nheadline: ${head?.variant}: ${head?.ops_s} intents/s = ${round(ratio, 4)} × raw XState (${round(baseline)} transitions/s)`);
   note(

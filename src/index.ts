@@ -4,6 +4,8 @@ export { defineActor, ActorRegistry, replayActor, stateToString } from './host/i
 export type { ActorDefinition, DefineActorOptions, ActorInfo, ActorDetail, InspectRecord, Spawned } from './host/index.js';
 export { PolicyEffect, scopeMatches, principalMatches } from './authority/index.js';
 export type { PolicyRule, PolicyContext, EnsureGrantRequest } from './authority/index.js';
+export { compilePolicySet, readPolicySource, buildCedarSchema, parsePolicyCases, runPolicyCases } from './policy/index.js';
+export type { PolicySource, PolicyFile, PolicySetRecord, ApprovalRequirement, PolicyCase, PolicyCaseResult } from './policy/index.js';
 export * from './protocol/index.js';
 export * from './errors.js';
 export { EmbeddedTransport } from './transport/index.js';

@@ -68,6 +68,7 @@ import { startCluster, type ClusterOptions } from './cluster/cluster.js';
 import { publishInspection } from './inspector/wire.js';
 import { serveAdminOverNats } from './admin/nats.js';
 import { ApproveArgs, DenyArgs, ExpireArgs } from './admin/ops.js';
+import { PolicyBook, type PolicySetRecord, type PolicySource, type PolicyStorage } from './policy/index.js';
 
 export interface RuntimeOptions {
   /** Where the store, the authority key and the owner lock live. Default `./.ice`. */
@@ -222,6 +223,22 @@ export interface Runtime {
     delegate(req: GrantDelegation): Promise<Grant>;
     list(): Grant[];
   };
+  /** The Cedar policy set (docs/policies.md): versions shared by every node, applied without a restart. */
+  readonly policies: {
+    /**
+     * Compiles the set against the registered kinds and installs it as the next version; the
+     * same set as the one in force returns it (`unchanged: true`) without a new version.
+     * @throws ValidationError naming `file:line:col` and the reason; the set in force stays.
+     */
+    apply(source: PolicySource, by: string): Promise<PolicySetRecord & { unchanged?: boolean }>;
+    list(): PolicySetRecord[];
+    /** One version (default: the newest). @throws NotFoundError */
+    show(version?: number): PolicySetRecord;
+    /** The version in force on this node (0: none). */
+    version(): number;
+    /** Waits until this node runs `version` or later (a cluster's other nodes learn it by their watch). */
+    waitFor(version: number, timeoutMs?: number): Promise<boolean>;
+  };
   readonly approvals: {
     /** The pending intents; those past their deadline are denied (`approval_expired`) first and not listed. */
     list(): Promise<PendingApproval[]>;
@@ -279,6 +296,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     let ownership;
     let grantBook: GrantBook;
     let reader: JournalReader;
+    let policyStorage: PolicyStorage;
     let chainName: string;
     let lock: DataDirLock | undefined;
     let sqlite: SqliteJournal | undefined;
@@ -302,7 +320,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         ...(opts.transport ? { transport: opts.transport } : {}),
       });
       cleanups.push(() => clusterParts!.close({ release: releaseOnStop }));
-      ({ key, store, transport, ownership, grants: grantBook, reader } = clusterParts);
+      ({ key, store, transport, ownership, grants: grantBook, reader, policies: policyStorage } = clusterParts);
       check = await clusterParts.checkAtStart();
       chainName = runtimeChain(node);
     } else {
@@ -342,6 +360,10 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       store = sqlite;
       ownership = new LocalOwnership(node);
       grantBook = new GrantBook(st.grants(), () => Promise.reject(new Error('grant recorder not ready')), clock, ids);
+      policyStorage = {
+        list: () => Promise.resolve(st.policySets() as PolicySetRecord[]),
+        put: (r) => Promise.resolve(st.putPolicySet(r.version, r)),
+      };
       transport =
         opts.transport ?? new EmbeddedTransport({ onHandlerError: (err, subject) => logger.error({ err, subject }, 'handler failed') });
       if (!opts.transport) cleanups.push(() => transport.close());
@@ -376,11 +398,13 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       }
     }
 
+    const policyBook = await PolicyBook.open({ storage: policyStorage, kinds: registry.list(), clock, logger });
     const authority = new Authority({
       key,
       grants: grantBook,
       clock,
       ids,
+      policySet: () => policyBook.current(),
       ...(opts.policies ? { policies: opts.policies } : {}),
       ...(opts.isMember ? { isMember: opts.isMember } : {}),
       ...(opts.decisionTtlMs !== undefined ? { decisionTtlMs: opts.decisionTtlMs } : {}),
@@ -428,6 +452,15 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     cleanups.push(() => host.stopAll());
     grantBook.setRecorder(async (drafts, grants) => {
       await host.record(drafts, { grants });
+    });
+    policyBook.setRecorder(async (r) => {
+      await host.record([
+        {
+          type: FactType.policyApplied,
+          origin: Origin.operator,
+          data: { version: r.version, hash: r.hash, by: r.appliedBy, policies: r.count, files: r.files.map((f) => f.name) },
+        },
+      ]);
     });
     if (brokenAtStart)
       await host.record([{ type: FactType.journalBroken, origin: Origin.operator, data: { ...brokenAtStart, node, servedAnyway: true } }]);
@@ -606,6 +639,13 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         revoke: (id, by, reason) => grantBook.revoke(id, by, reason),
         delegate: (req) => grantBook.delegate(req),
         list: () => [...grantBook.list()],
+      },
+      policies: {
+        apply: (source, by) => policyBook.apply(source, by),
+        list: () => policyBook.list(),
+        show: (version) => policyBook.get(version),
+        version: () => policyBook.current()?.version ?? 0,
+        waitFor: (version, timeoutMs) => policyBook.waitFor(version, timeoutMs),
       },
       approvals: {
         list: expireDue,

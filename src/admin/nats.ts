@@ -19,7 +19,7 @@ export const adminSubject = (principal: string, op: string): string => `ice.admi
 const ADMIN_FORM = 'ice.admin.as.<principal>.<op>, e.g. ice.admin.as.operator:alice.grant.ls';
 
 /** Operations whose `by` names who acted: the bound principal. */
-const BY_OPS: ReadonlySet<AdminOp> = new Set(['grant.issue', 'grant.revoke', 'grant.delegate', 'approve', 'deny']);
+const BY_OPS: ReadonlySet<AdminOp> = new Set(['grant.issue', 'grant.revoke', 'grant.delegate', 'approve', 'deny', 'policy.apply']);
 
 export interface AdminOverNatsOptions {
   /** Refuse `ice.admin.<op>` (no identity in the subject): nodes started with --require-principal-subjects. */

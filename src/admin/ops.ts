@@ -3,6 +3,7 @@ import { NotFoundError, ValidationError } from '../errors.js';
 import { GrantDelegationSchema, GrantRequestSchema, IdSchema } from '../protocol/index.js';
 import { grantView, zodIssues, type EnsureGrantRequest } from '../authority/index.js';
 import type { Runtime } from '../runtime.js';
+import { PolicySourceSchema } from '../policy/index.js';
 
 /** What `rt.approvals.approve` / `deny` take, from the API and from an operator alike. */
 export const ApproveArgs = z.strictObject({ intentId: IdSchema, by: z.string().min(1).max(200), note: z.string().max(4000).optional() });
@@ -45,6 +46,10 @@ const S = {
   /** One grant with its status, its chain (root → … → it) and the grants delegated from it. */
   'grant.show': z.strictObject({ id: IdSchema }),
   approvals: z.strictObject({}),
+  /** A Cedar policy set (the files' text) to install as the next version on every node. */
+  'policy.apply': PolicySourceSchema.extend({ by: z.string().min(1).max(200) }),
+  'policy.ls': z.strictObject({}),
+  'policy.show': z.strictObject({ version: z.int().positive().optional() }),
 } as const;
 
 export type AdminOp = keyof typeof S;
@@ -81,7 +86,29 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
   'grant.ls': (rt) => Promise.resolve(rt.grants.list()),
   'grant.show': (rt, a) => Promise.resolve(grantView(rt.grants.list(), a.id, Date.now())),
   approvals: (rt) => rt.approvals.list(),
+  'policy.apply': (rt, { by, ...source }) => rt.policies.apply(source, by),
+  'policy.ls': (rt) => Promise.resolve(rt.policies.list().map(policySummary)),
+  'policy.show': (rt, a) => Promise.resolve(rt.policies.show(a.version)),
 };
+
+/** A version without its files' text (`ice policy ls`). */
+export function policySummary(r: {
+  version: number;
+  hash: string;
+  appliedBy: string;
+  appliedAt: string;
+  count: number;
+  files: Array<{ name: string }>;
+}) {
+  return {
+    version: r.version,
+    hash: r.hash,
+    appliedBy: r.appliedBy,
+    appliedAt: r.appliedAt,
+    count: r.count,
+    files: r.files.map((f) => f.name),
+  };
+}
 
 export async function runAdminOp(rt: Runtime, op: string, rawArgs: unknown): Promise<unknown> {
   if (!(op in S))

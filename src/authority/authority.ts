@@ -6,6 +6,7 @@ import type { GrantBook } from './grant-book.js';
 import { PolicyEffect, ruleApplies, type PolicyRule } from './policy.js';
 import { judgeApproval, requirementOf, type ApprovalJudgement, type IsMember } from './approval-requirement.js';
 import type { AuthorityKey } from './signer.js';
+import type { CompiledPolicySet, PolicyVerdict } from '../policy/index.js';
 
 /** What the authority may know about the target actor (and the run) when it decides. */
 export interface ActorView {
@@ -48,6 +49,13 @@ export interface AuthorityOptions {
   clock: Clock;
   ids: IdGen;
   policies?: PolicyRule[];
+  /**
+   * The Cedar policy set in force, asked on every decision (it changes without a restart):
+   * a forbid denies even with a grant, a permit lets an intent through without one, a
+   * permit with approval annotations makes it pending. Undefined or returning undefined: no
+   * Cedar call at all.
+   */
+  policySet?: () => CompiledPolicySet | undefined;
   /** How long a decision may wait before a host executes it. */
   decisionTtlMs?: number;
   /**
@@ -58,9 +66,11 @@ export interface AuthorityOptions {
 }
 
 /**
- * Decides intents. Checks, in order: the actor is live; deny rules; a usable grant (or an
- * allow rule) — subject, scope, expiry, revocation, uses, run binding, and for run-bound
- * grants that the run is EXECUTING; the actor's state can take the event; approval rules.
+ * Decides intents. Checks, in order: the actor is live; deny rules; a Cedar forbid (it
+ * denies even with a grant); a usable grant (or a Cedar permit, or an allow rule) — subject,
+ * scope, expiry, revocation, uses, run binding, and for run-bound grants that the run is
+ * EXECUTING; the actor's state can take the event; approval rules and approval-annotated
+ * Cedar permits (docs/policies.md).
  * Every decision is signed and bound to the intent digest; only `granted` can execute.
  */
 export class Authority {
@@ -69,6 +79,7 @@ export class Authority {
   readonly #clock: Clock;
   readonly #ids: IdGen;
   readonly #policies: PolicyRule[];
+  readonly #policySet: (() => CompiledPolicySet | undefined) | undefined;
   readonly #ttl: number;
   readonly #isMember: IsMember | undefined;
 
@@ -78,6 +89,7 @@ export class Authority {
     this.#clock = opts.clock;
     this.#ids = opts.ids;
     this.#policies = opts.policies ?? [];
+    this.#policySet = opts.policySet;
     this.#ttl = opts.decisionTtlMs ?? 30_000;
     this.#isMember = opts.isMember;
     // A rule's approval spec is checked once, here: a bad one is refused at start, not at the first intent.
@@ -86,7 +98,10 @@ export class Authority {
 
   /** Judges one approval or denial of a pending intent (see `judgeApproval`), with this authority's group membership. */
   judgeApproval(a: Omit<Parameters<typeof judgeApproval>[0], 'isMember'>): ApprovalJudgement {
-    return judgeApproval({ ...a, isMember: this.#isMember });
+    // Groups come from the runtime's option, else from the groups file of the policy set in force.
+    const set = this.#policySet?.();
+    const isMember = this.#isMember ?? (set ? (p: string, g: string) => set.isMember(p, g) : undefined);
+    return judgeApproval({ ...a, isMember });
   }
 
   get grants(): GrantBook {
@@ -97,7 +112,12 @@ export class Authority {
     const { intent, actor } = input;
     const now = this.#clock.now();
     const reasons: Reason[] = [];
-    const deny = (more: Reason[], extra: Partial<UnsignedDecision> = {}) => this.#sign(input, 'denied', [...reasons, ...more], now, extra);
+    // With a Cedar set in force, every decision names its version and the policies that determined it.
+    let cedar: { set: CompiledPolicySet; verdict: PolicyVerdict } | undefined;
+    const withPolicies = (extra: Partial<UnsignedDecision>): Partial<UnsignedDecision> =>
+      cedar ? { policies: { version: cedar.set.version, ids: cedar.verdict.ids }, ...extra } : extra;
+    const deny = (more: Reason[], extra: Partial<UnsignedDecision> = {}) =>
+      this.#sign(input, 'denied', [...reasons, ...more], now, withPolicies(extra));
 
     if (actor.status !== 'active') {
       return deny([{ code: 'actor_not_active', message: `${intent.target} is ${actor.status}` }]);
@@ -109,6 +129,35 @@ export class Authority {
         return deny([{ code: 'policy_deny', message: rule.reason ?? `denied by policy ${rule.id}` }], { policyRule: rule.id });
       }
     }
+    const set = this.#policySet?.();
+    if (set) {
+      cedar = {
+        set,
+        verdict: set.evaluate({
+          principal: intent.proposer,
+          target: intent.target,
+          action: intent.action,
+          params: paramsOf(input.event),
+          state: actor.state,
+          actorContext: actor.context,
+          run:
+            intent.runId !== undefined && input.run?.exists
+              ? { id: intent.runId, state: input.run.state, executing: input.run.executing }
+              : undefined,
+          now,
+        }),
+      };
+      const v = cedar.verdict;
+      if (v.effect === 'forbid') {
+        return deny(
+          [{ code: 'policy_forbid', message: v.reason ?? `forbidden by policy ${v.ids.join(', ')} (policy set v${set.version})` }],
+          {
+            policyRule: v.ids[0]!,
+          },
+        );
+      }
+    }
+    const permit = cedar?.verdict.effect === 'permit' ? cedar.verdict : undefined;
 
     let grantId: string | undefined;
     let allowRule: string | undefined;
@@ -139,15 +188,22 @@ export class Authority {
         message: `${this.#grants.describe(g)} (${g.subject} → ${g.scope}${g.runId ? ` in run ${g.runId}` : ''}) allows it`,
       });
     } else {
-      const allow = rules.find((r) => r.effect === PolicyEffect.allow && ruleApplies(r, ctx));
-      if (!allow) {
+      const allow = permit ? undefined : rules.find((r) => r.effect === PolicyEffect.allow && ruleApplies(r, ctx));
+      if (permit) {
+        allowRule = permit.ids[0]!;
+        reasons.push({
+          code: 'policy_permit',
+          message: `permitted by policy ${permit.ids.join(', ')} (policy set v${cedar!.set.version})`,
+        });
+      } else if (!allow) {
         return deny([
           { code: 'no_grant', message: `${intent.proposer} holds no grant for ${intent.target}:${intent.action}` },
           ...found.misses,
         ]);
+      } else {
+        allowRule = allow.id;
+        reasons.push({ code: 'policy_allow', message: allow.reason ?? `allowed by policy ${allow.id}` });
       }
-      allowRule = allow.id;
-      reasons.push({ code: 'policy_allow', message: allow.reason ?? `allowed by policy ${allow.id}` });
     }
 
     if (!actor.can(input.event)) {
@@ -165,23 +221,42 @@ export class Authority {
 
     const gate =
       input.approvedBy === undefined ? rules.find((r) => r.effect === PolicyEffect.requireApproval && ruleApplies(r, ctx)) : undefined;
-    if (gate) {
+    const approval = input.approvedBy === undefined ? permit?.approval : undefined;
+    if (gate || approval) {
+      // Both gates may apply: the Cedar permit's requirement is the structured one.
+      const why: Reason[] = [];
+      if (approval)
+        why.push({
+          code: 'approval_required',
+          message: `${approval.reason ?? `policy ${approval.policy} requires approval`} (${approval.quorum} of ${approval.approvers.join(', ')})`,
+        });
+      if (gate) why.push({ code: 'approval_required', message: gate.reason ?? `policy ${gate.id} requires a human approval` });
       return this.#sign(
         input,
         'pending',
-        [...reasons, { code: 'approval_required', message: gate.reason ?? `policy ${gate.id} requires a human approval` }],
+        [...reasons, ...why],
         now,
-        { policyRule: gate.id, requirement: requirementOf(gate), ...(grantId ? { grantId } : {}) },
+        withPolicies({
+          policyRule: approval?.policy ?? gate!.id,
+          requirement: approval ?? requirementOf(gate!),
+          ...(grantId ? { grantId } : {}),
+        }),
       );
     }
     if (input.approvedBy !== undefined) reasons.push({ code: 'approved', message: `approved by ${input.approvedBy}` });
 
     // A grant with maxUses is charged by the host, in the intent's own turn (GrantBook.spend).
-    return this.#sign(input, 'granted', reasons, now, {
-      ...(grantId ? { grantId } : {}),
-      ...(allowRule ? { policyRule: allowRule } : {}),
-      ...(input.approvedBy !== undefined ? { approvedBy: input.approvedBy } : {}),
-    });
+    return this.#sign(
+      input,
+      'granted',
+      reasons,
+      now,
+      withPolicies({
+        ...(grantId ? { grantId } : {}),
+        ...(allowRule ? { policyRule: allowRule } : {}),
+        ...(input.approvedBy !== undefined ? { approvedBy: input.approvedBy } : {}),
+      }),
+    );
   }
 
   #sign(input: DecideInput, verdict: Verdict, reasons: Reason[], now: number, extra: Partial<UnsignedDecision>): Decision {
@@ -200,6 +275,12 @@ export class Authority {
     };
     return input.sign === false ? { ...d, sig: '' } : this.key.sign(d);
   }
+}
+
+/** An event's params: the validated event without its `type`. */
+function paramsOf(event: { type: string } & Record<string, unknown>): Record<string, unknown> {
+  const { type: _type, ...params } = event;
+  return params;
 }
 
 /**

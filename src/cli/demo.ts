@@ -1,6 +1,13 @@
-import type { IntentInput, Outcome } from '../protocol/index.js';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Decision, IntentInput, Outcome } from '../protocol/index.js';
 import type { Runtime } from '../runtime.js';
+import { compilePolicySet, parsePolicyCases, readPolicySource, runPolicyCases } from '../policy/index.js';
+import { readFileSync } from 'node:fs';
 import { c, formatOutcome } from './format.js';
+
+/** The demo's Cedar policy set: `policies/` of the package (deployments.cedar, groups.yaml, cases.yaml). */
+export const DEMO_POLICIES = fileURLToPath(new URL('../../../policies', import.meta.url));
 
 export interface DemoResult {
   counts: Record<Outcome['status'], number>;
@@ -47,6 +54,22 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
   const gAlice = await rt.grants.issue({ subject: 'human:alice', scope: 'deployment/*:APPROVE' });
   for (const g of [gRun, gDep, gAlice]) {
     out(`  ${g.id}  ${g.subject} → ${g.scope}${g.runId ? c.dim(` (run ${g.runId}, ${g.maxUses} uses, 1h)`) : ''}`);
+  }
+  const hasPolicies = existsSync(DEMO_POLICIES);
+  if (hasPolicies) {
+    out(c.cyan('▸ operator applies the Cedar policy set policies/ (no restart; every decision names its version)'));
+    const source = readPolicySource(DEMO_POLICIES);
+    const applied = await rt.policies.apply(source, 'operator:demo');
+    out(
+      `  version ${applied.version}${applied.unchanged ? ' (already in force)' : ''} · ${applied.count} policies · hash ${applied.hash.slice(0, 12)}`,
+    );
+    const casesFile = `${DEMO_POLICIES}/cases.yaml`;
+    if (existsSync(casesFile)) {
+      // The time-dependent policies (the change window) shown at fixed times, decided offline.
+      const set = compilePolicySet(source, rt.definitions());
+      for (const r of runPolicyCases(set, rt.definitions(), parsePolicyCases('cases.yaml', readFileSync(casesFile, 'utf8'))).slice(0, 3))
+        out(`  ${r.pass ? c.green('✔') : c.red('✘')} ${c.dim('policy test:')} ${r.name} ${c.dim(`→ ${r.got}`)}`);
+    }
   }
   out('');
 
@@ -110,20 +133,58 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
     params: { reviewer: bot },
   });
   await propose('a human reviewer approves', { proposer: 'human:alice', target: dep, action: 'APPROVE', params: { reviewer: 'alice' } });
-  const deploy = await propose('production needs a human', {
+  const deploy = await propose('production needs a human (and, with the policies, two of ops, in the change window)', {
     proposer: bot,
     target: dep,
     runId,
     action: 'DEPLOY',
     params: { environment: 'production' },
   });
+  const shownPolicies = async (id: string) => {
+    const f = (await rt.journal.factsOfIntent(id)).filter((x) => x.type === 'decision').at(-1);
+    const d = (f?.data as { decision?: Decision } | undefined)?.decision;
+    if (d?.policies)
+      out(
+        c.dim(
+          `     policies v${d.policies.version}: ${d.policies.ids.join(', ') || '(none applied)'}${d.requirement ? ` · needs ${d.requirement.quorum} of ${d.requirement.approvers.join(', ')} within ${d.requirement.ttlMs / 60_000} min` : ''}`,
+        ),
+      );
+  };
+  await shownPolicies(deploy.id);
+  if (deploy.outcome.status === 'denied') {
+    // Outside the change window the forbid holds, whatever the grant: ship to staging instead.
+    await propose('outside the change window: staging instead', {
+      proposer: bot,
+      target: dep,
+      runId,
+      action: 'DEPLOY',
+      params: { environment: 'staging' },
+    });
+  }
   if (deploy.outcome.status === 'pending') {
-    out(c.cyan(`▸ human:bob approves intent ${deploy.id}`));
-    const o = await rt.approvals.approve(deploy.id, 'human:bob', 'change window open');
+    // Refused approvals are facts too: the proposer itself, and someone outside the approvers.
+    const refusedApprovers: Array<[string, string]> = [[bot, 'the proposer approves its own intent']];
+    if (hasPolicies) refusedApprovers.push(['human:carol', 'a reviewer who is not in ops']);
+    for (const [by, why] of refusedApprovers) {
+      out(c.cyan(`▸ ${by} tries to approve intent ${deploy.id} (${why})`));
+      try {
+        await rt.approvals.approve(deploy.id, by);
+        out(c.red('     accepted (it should not have been)'));
+      } catch (e) {
+        const err = e as { code?: string; message?: string };
+        out(`     ${c.red('refused')}  ${err.message ?? String(e)}`);
+      }
+    }
+    let o: Outcome = deploy.outcome;
+    for (const by of ['human:bob', 'human:alice']) {
+      if (o.status !== 'pending') break;
+      out(c.cyan(`▸ ${by} approves intent ${deploy.id}`));
+      o = await rt.approvals.approve(deploy.id, by, 'change window open');
+      out(`     ${formatOutcome(o)}`);
+    }
     counts.pending--;
     heldForApproval++;
     counts[o.status]++;
-    out(`     ${formatOutcome(o)}`);
     out(c.dim(`     facts: ${(await rt.journal.factsOfIntent(deploy.id)).map((f) => `#${f.seq} ${f.type}`).join(' → ')}`));
   }
   const healthy = await propose('report health', { proposer: bot, target: dep, runId, action: 'MARK_HEALTHY' });
@@ -132,6 +193,25 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
   out(
     `     ${formatOutcome(again)}  ${c.dim(again.status === healthy.outcome.status && again.seq === (healthy.outcome as { seq?: number }).seq ? '(same outcome, not executed twice)' : '(DIFFERENT outcome!)')}`,
   );
+  if (hasPolicies) {
+    const cap = await propose('the grant allows it, the policy caps it', {
+      proposer: bot,
+      target: dep,
+      runId,
+      action: 'SCALE',
+      params: { replicas: 60 },
+    });
+    await shownPolicies(cap.id);
+    const big = await propose('past 20 replicas: one of ops must approve', {
+      proposer: bot,
+      target: dep,
+      runId,
+      action: 'SCALE',
+      params: { replicas: 30 },
+    });
+    await shownPolicies(big.id);
+    if (big.outcome.status === 'pending') out(c.dim(`     left pending: \`ice approvals\` lists it`));
+  }
   await propose(
     'prototype pollution attempt',
     JSON.parse(`{"proposer":"${bot}","target":"${dep}","action":"SCALE","params":{"__proto__":{"admin":true},"replicas":5}}`) as Record<

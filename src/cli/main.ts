@@ -44,6 +44,9 @@ import type { PendingApprovalView } from '../host/index.js';
 import { formatPendingApprovals, inspectorApprovals } from './approvals.js';
 import type { VerifyResult } from '../journal/reader.js';
 import { describeOrphan } from '../store/jetstream/journal-reader.js';
+import { registerPolicyCommands } from './policy-commands.js';
+import { policySummary } from '../admin/ops.js';
+import { PolicySetRecordSchema } from '../policy/index.js';
 
 /** The options every command with a data dir has (`data` always set: it has a default). */
 type Common = Opts<'data'>;
@@ -310,6 +313,20 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
       return store.lastPos();
     case 'approvals':
       return store.pending();
+    case 'policy.ls':
+      return store.policySets().map((r) => policySummary(PolicySetRecordSchema.parse(r)));
+    case 'policy.show': {
+      const all = store.policySets().map((r) => PolicySetRecordSchema.parse(r));
+      const version = typeof a.version === 'number' ? a.version : undefined;
+      const found = version === undefined ? all.at(-1) : all.find((r) => r.version === version);
+      if (!found)
+        throw new IceError(
+          'E_NOT_FOUND',
+          version === undefined ? 'no policy set applied yet' : `no policy set version ${version}`,
+          'reject',
+        );
+      return found;
+    }
     default:
       throw new IceError('E_INTERNAL', `no local read ${op}`, 'terminal');
   }
@@ -1194,6 +1211,8 @@ common(machines.command('export <kind>'))
     if (o.out) writeFileSync(o.out, text.endsWith('\n') ? text : text + '\n');
     else print(text.endsWith('\n') ? text.slice(0, -1) : text);
   });
+
+registerPolicyCommands(program, { common, natsOption, loadActors, change, read, print, printJson });
 
 program.addOption(new Option('--no-color', 'no colours').hideHelp());
 addNatsAuthOptions(program);

@@ -177,6 +177,7 @@ export const OPTION_RULES = {
   kind: rule('a kind: a-z 0-9 -, starting with a letter', z.string().regex(ACTOR_KIND_RE)),
   format: rule('json, mermaid or svg', z.enum(['json', 'mermaid', 'svg'])),
   out: rule('a file path', z.string().min(1)),
+  groups: rule('a groups file (YAML or JSON) that exists', z.string().min(1).refine(isFile, 'no such file')),
 } as const;
 
 /** Environment variables the CLI reads that are no option's source. */

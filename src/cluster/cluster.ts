@@ -16,6 +16,7 @@ import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
 import type { Logger } from '../util/logger.js';
 import { ClusterGrants } from './cluster-grants.js';
+import { ClusterPolicyStorage } from './cluster-policies.js';
 
 /**
  * What is really cluster-specific, and nothing else: connecting to NATS, the JetStream store
@@ -55,6 +56,8 @@ export interface ClusterParts {
   transport: Transport;
   ownership: OwnershipPort;
   grants: GrantBook;
+  /** The policy set versions every node watches (KV bucket ICE_POLICIES). */
+  policies: ClusterPolicyStorage;
   reader: JournalReader;
   /** The journal check before serving (see start-check.ts). */
   checkAtStart(): Promise<StartCheck>;
@@ -132,6 +135,8 @@ export async function startCluster(
       ClusterGrants.open(nc, { clock: ctx.clock, ids: ctx.ids, logger: ctx.logger, replicas }),
     );
     closers.push(() => grants.close());
+    const policies = await retrying('opening the policy bucket', () => ClusterPolicyStorage.open(nc, { logger: ctx.logger, replicas }));
+    closers.push(() => policies.close());
     const key = opts.keyFile ? AuthorityKey.loadOrCreate(opts.keyFile) : AuthorityKey.generate();
     // Every node's public key, so anyone can check the turns it signed (ICE_KEYS, by key id).
     const keys = await retrying('opening the key bucket', () => WatchedBucket.open(nc, KEYS_BUCKET, { history: 1, replicas }));
@@ -149,6 +154,7 @@ export async function startCluster(
       transport,
       ownership,
       grants,
+      policies,
       reader,
       async close(o) {
         release = o.release;

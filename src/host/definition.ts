@@ -19,6 +19,8 @@ export interface ActorDefinition<M extends AnyStateMachine = AnyStateMachine> {
   /** Schema of the input given when an actor of this kind is spawned. */
   readonly input: ZodType | undefined;
   readonly policies: readonly PolicyRule[];
+  /** Schema of the machine's context: what Cedar policies see as `context.actor` (docs/policies.md). */
+  readonly contextSchema?: ZodType | undefined;
   readonly description: string | undefined;
 }
 
@@ -29,6 +31,7 @@ export interface DefineActorOptions<M extends AnyStateMachine> {
   runtimeEvents?: Record<string, ZodType>;
   input?: ZodType;
   policies?: PolicyRule[];
+  contextSchema?: ZodType;
   description?: string;
 }
 
@@ -57,6 +60,7 @@ export function defineActor<M extends AnyStateMachine>(opts: DefineActorOptions<
     runtimeEvents: Object.freeze({ ...runtimeEvents }),
     input: opts.input,
     policies: Object.freeze([...(opts.policies ?? [])]),
+    ...(opts.contextSchema ? { contextSchema: opts.contextSchema } : {}),
     description: opts.description,
   });
 }

@@ -31,6 +31,8 @@ export const DecisionSchema = z.strictObject({
   approvedBy: z.string().optional(),
   /** A `pending` decision: what it waits for (quorum, approvers, deadline). */
   requirement: ApprovalRequirementSchema.optional(),
+  /** The Cedar policy set in force (when one is) and the ids of the policies that determined this decision. */
+  policies: z.strictObject({ version: z.int().nonnegative(), ids: z.array(z.string()) }).optional(),
   issuedAt: z.iso.datetime(),
   expiresAt: z.iso.datetime(),
   /** Key id of the signing authority (first 16 hex chars of sha256 of its public key). */

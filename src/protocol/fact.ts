@@ -23,6 +23,8 @@ export const FactType = {
   approvalRefused: 'approval.refused',
   /** A pending intent whose approval deadline passed: denied `approval_expired`. */
   approvalExpired: 'approval.expired',
+  /** A new version of the Cedar policy set was applied (version, hash, who). */
+  policyApplied: 'policy.applied',
   /** A node served a journal its start-up check found broken, because its operator said to. */
   journalBroken: 'journal.broken',
 } as const;

@@ -165,6 +165,10 @@ CREATE TABLE IF NOT EXISTS pending (
   body TEXT NOT NULL,
   created_at TEXT NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS policy_sets (
+  version INTEGER PRIMARY KEY,
+  body TEXT NOT NULL
+) STRICT;
 `;
 
 export const SCHEMA_VERSION = 2;
@@ -554,6 +558,26 @@ export class SqliteStore {
       const b = JSON.parse(r.body) as Omit<PendingRecord, 'intentId' | 'actor' | 'createdAt'>;
       return { ...b, intentId: r.intent_id, actor: r.actor, createdAt: r.created_at };
     });
+  }
+
+  /** Every applied policy set version (JSON records), oldest first; none in a store older than the table. */
+  policySets(): unknown[] {
+    const has = this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'policy_sets'").get();
+    if (!has) return [];
+    return (this.#db.prepare('SELECT body FROM policy_sets ORDER BY version').all() as Array<{ body: string }>).map(
+      (r) => JSON.parse(r.body) as unknown,
+    );
+  }
+
+  /** Stores a policy set version. @throws ConflictError when that version exists. */
+  putPolicySet(version: number, record: unknown): void {
+    if (this.readonly) throw new JournalError('store is open read-only');
+    try {
+      this.#db.prepare('INSERT INTO policy_sets (version, body) VALUES (?, ?)').run(version, JSON.stringify(record));
+    } catch (e) {
+      if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(`policy set version ${version} exists`);
+      throw e;
+    }
   }
 
   meta(key: string): string | undefined {

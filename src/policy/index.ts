@@ -1,0 +1,12 @@
+export { compilePolicySet, policySourceHash, parseGroups, CompiledPolicySet } from './policy-set.js';
+export type { PolicyFile, PolicySource, PolicyInfo, PolicyVerdict, PolicyRequest } from './policy-set.js';
+export { PolicyBook, PolicySetRecordSchema, PolicySourceSchema } from './policy-book.js';
+export type { PolicySetRecord, PolicyStorage, PolicyBookOptions } from './policy-book.js';
+export { approvalOf, APPROVAL_ANNOTATIONS, DEFAULT_APPROVERS, DEFAULT_APPROVAL_TTL_MS } from './approval-annotations.js';
+export type { ApprovalRequirement } from './approval-annotations.js';
+export { buildCedarSchema, zodToCedarRecord } from './cedar-schema.js';
+export type { SchemaKind } from './cedar-schema.js';
+export { principalEntity, resourceEntity, resourceType, actionIds, PRINCIPAL_TYPES } from './cedar-mapping.js';
+export { readPolicySource } from './policy-files.js';
+export { parsePolicyCases, runPolicyCases, PolicyCaseSchema, PolicyCasesSchema } from './policy-cases.js';
+export type { PolicyCase, PolicyCaseResult } from './policy-cases.js';
