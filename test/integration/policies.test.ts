@@ -115,14 +115,18 @@ for (const mode of MODES) {
       const d = await decisionOf(rt, 'p3');
       expect(d.verdict).toBe('pending');
       expect(d.policies).toEqual({ version: 1, ids: ['bot2-big-needs-ops'] });
-      expect(d.approval).toEqual({
+      expect(d.requirement).toEqual({
         policy: 'bot2-big-needs-ops',
         quorum: 2,
         approvers: ['group:ops'],
         ttlMs: 1_800_000,
         reason: 'bot2 configuring more than 3 replicas needs two of ops',
       });
-      const approved: Outcome = await rt.approvals.approve('p3', 'human:bob', 'ok');
+      // the quorum is the policy's: two distinct members of ops, from the set's groups file
+      await expect(rt.approvals.approve('p3', 'human:carol', 'ok')).rejects.toMatchObject({ code: 'E_APPROVAL_NOT_ALLOWED' });
+      const first: Outcome = await rt.approvals.approve('p3', 'human:bob', 'ok');
+      expect(first.status).toBe('pending');
+      const approved: Outcome = await rt.approvals.approve('p3', 'human:alice', 'ok');
       expect(approved.status).toBe('executed');
       // a small change needs no approval: the annotated permit does not apply
       await rt.spawn('deployment/a3b', { service: 'a3b' });
