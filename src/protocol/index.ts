@@ -9,7 +9,7 @@ export { ScopeSchema, SubjectPatternSchema, GrantSchema, GrantRequestSchema, MAX
 export type { Grant, GrantRequest } from './grant.js';
 export { Verdict, ReasonSchema, DecisionSchema } from './decision.js';
 export type { Decision, UnsignedDecision, Reason } from './decision.js';
-export { FactType, Origin, FactSchema } from './fact.js';
+export { FACT_VERSION, FactType, Origin, FactSchema } from './fact.js';
 export type { Fact, FactBody, FactDraft } from './fact.js';
 export { ActorStatus, SnapshotRecordSchema } from './snapshot.js';
 export type { SnapshotRecord } from './snapshot.js';
