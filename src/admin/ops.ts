@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.js';
-import { GrantRequestSchema, IdSchema } from '../protocol/index.js';
+import { GrantRequestSchema, IdSchema, findNotUnicode } from '../protocol/index.js';
 import { zodIssues, type EnsureGrantRequest } from '../authority/index.js';
 import type { Runtime } from '../runtime.js';
 
@@ -76,6 +76,10 @@ export async function runAdminOp(rt: Runtime, op: string, rawArgs: unknown): Pro
       { path: 'op', code: 'unknown_op', message: op, expected: ADMIN_OPS.join(', ') },
     ]);
   const k = op as AdminOp;
+  // Whatever an operation records is hashed and signed as RFC 8785 canonical JSON, which has no
+  // form for a lone surrogate: refused here, naming the field, before anything is looked up.
+  const notUnicode = findNotUnicode(rawArgs, 'args');
+  if (notUnicode) throw new ValidationError(`invalid arguments for ${op}`, [notUnicode]);
   const parsed = S[k].safeParse(rawArgs ?? {});
   if (!parsed.success) throw new ValidationError(`invalid arguments for ${op}`, zodIssues(parsed.error, 'args'));
   return (handlers[k] as (rt: Runtime, a: unknown) => Promise<unknown>)(rt, parsed.data);
