@@ -37,6 +37,7 @@ import {
   validateIntent,
   zodIssues,
   type EnsureGrantRequest,
+  type AuthorityPublicKey,
   type PolicyRule,
 } from './authority/index.js';
 import {
@@ -154,6 +155,8 @@ export interface Runtime {
   readonly dataDir: string;
   readonly transport: Transport;
   readonly authorityKeyId: string;
+  /** The public keys that sign this runtime's decisions and journal (a cluster: every node's, this node's first). */
+  authorityKeys(): Promise<AuthorityPublicKey[]>;
   readonly logger: Logger;
   /** The chain this process writes facts without an actor to (`_runtime/…`). */
   readonly runtimeChain: string;
@@ -512,6 +515,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       dataDir: lock?.dataDir ?? '',
       transport,
       authorityKeyId: key.keyId,
+      authorityKeys: () => (clusterParts ? clusterParts.publishedKeys() : Promise.resolve([key.publicInfo()])),
       logger,
       runtimeChain: chainName,
       store,

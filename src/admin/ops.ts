@@ -34,6 +34,16 @@ const S = {
     limit: z.int().positive().max(100_000).optional(),
   }),
   'journal.verify': z.strictObject({}),
+  /** One page of a journal export (`ice journal export`; src/journal/export-format.ts). */
+  'journal.export': z.strictObject({
+    after: z.int().min(0),
+    limit: z.int().positive().max(10_000),
+    actor: z.string().optional(),
+    sinceTime: z.iso.datetime().optional(),
+    sinceSeq: z.int().positive().optional(),
+  }),
+  /** The authority's public keys (a cluster: every node's). */
+  'authority.keys': z.strictObject({}),
   'grant.ls': z.strictObject({}),
   approvals: z.strictObject({}),
 } as const;
@@ -66,6 +76,15 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
     rt.journal.tail({ ...(a.limit !== undefined ? { limit: a.limit } : {}), ...(a.chain ? { chain: a.chain } : {}) }),
   'journal.chain': (rt, a) => rt.journal.chain(a.chain, a.fromSeq ?? 1, a.limit ?? 1000),
   'journal.verify': (rt) => rt.journal.verify(),
+  'journal.export': (rt, a) =>
+    rt.journal.exportPage({
+      after: a.after,
+      limit: a.limit,
+      ...(a.actor !== undefined ? { actor: a.actor } : {}),
+      ...(a.sinceTime !== undefined ? { sinceTime: a.sinceTime } : {}),
+      ...(a.sinceSeq !== undefined ? { sinceSeq: a.sinceSeq } : {}),
+    }),
+  'authority.keys': (rt) => rt.authorityKeys(),
   'grant.ls': (rt) => Promise.resolve(rt.grants.list()),
   approvals: (rt) => rt.approvals.list(),
 };

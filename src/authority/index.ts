@@ -3,6 +3,7 @@ export type { ActorView, RunView, DecideInput, AuthorityOptions } from './author
 export { GrantBook, buildGrant, grantExists, sameTerms, spendUse } from './grant-book.js';
 export type { EnsureGrantRequest, GrantMiss, GrantRecorder } from './grant-book.js';
 export { AuthorityKey } from './signer.js';
+export type { AuthorityPublicKey } from './signer.js';
 export { PolicyEffect, ruleApplies } from './policy.js';
 export type { PolicyRule, PolicyContext } from './policy.js';
 export { scopeMatches, principalMatches } from './scope.js';
