@@ -1,0 +1,227 @@
+/**
+ * `ice journal export` and its offline verification, in both modes (an embedded data dir; a
+ * cluster over a real nats-server): the TypeScript verifier (`ice journal verify --file`) and
+ * an independent one in Python's standard library (tools/verify_journal.py, ed25519 through
+ * openssl) both accept the export, and both name the first broken entry (line, chain, seq)
+ * of a copy with one byte changed.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { factBodyText, sha256Hex, type Fact, type Runtime } from '../../src/index.js';
+import { ice } from '../helpers/ice-cli.js';
+import { MODES, iid, tempDir, tempRuntime, type TempRuntime } from '../helpers/runtime.js';
+
+const PY = join(import.meta.dirname, '../../tools/verify_journal.py');
+const execFileP = promisify(execFile);
+
+async function python(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await execFileP('python3', [PY, ...args], { timeout: 120_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+/** Executed, denied, pending then approved, a rejection on the runtime chain. */
+async function workload(rt: Runtime): Promise<void> {
+  await rt.spawn('deployment/web', { service: 'web' });
+  await rt.spawn('deployment/api', { service: 'api' });
+  await rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/*:*' });
+  await rt.grants.issue({ subject: 'human:alice', scope: 'deployment/*:APPROVE' });
+  const p = (target: string, action: string, params: Record<string, unknown>, proposer = 'agent:bot') =>
+    rt.propose({ id: iid('x'), proposer, target, action, params });
+  for (const t of ['deployment/web', 'deployment/api']) {
+    expect((await p(t, 'CONFIGURE', { version: '1.0.0', replicas: 2 })).status).toBe('executed');
+    expect((await p(t, 'SUBMIT', { author: 'agent:bot' })).status).toBe('executed');
+  }
+  expect((await p('deployment/web', 'APPROVE', { reviewer: 'alice' }, 'agent:nobody')).status).toBe('denied');
+  expect((await p('deployment/web', 'APPROVE', { reviewer: 'alice' }, 'human:alice')).status).toBe('executed');
+  const deploy = await p('deployment/web', 'DEPLOY', { environment: 'production' });
+  expect(deploy.status).toBe('pending');
+  expect((await rt.approvals.approve(deploy.intentId!, 'human:bob')).status).toBe('executed');
+  expect((await p('deployment/nope', 'CONFIGURE', {})).status).toBe('rejected');
+}
+
+/** The export with one byte changed: the first digit of `replicas` in the first CONFIGURE transition. */
+function flipFactByte(text: string): { text: string; line: number; chain: string; seq: number } {
+  const lines = text.split('\n');
+  const i = lines.findIndex((l) => l.includes('"type":"transition"') && l.includes('"replicas":2'));
+  const rec = JSON.parse(lines[i]!) as { fact: { actor: string; seq: number } };
+  lines[i] = lines[i]!.replace('"replicas":2', '"replicas":3');
+  return { text: lines.join('\n'), line: i + 1, chain: rec.fact.actor, seq: rec.fact.seq };
+}
+
+/** The export with one byte of the first signed record's signature changed. */
+function flipSignatureByte(text: string): { text: string; line: number } {
+  const lines = text.split('\n');
+  const i = lines.findIndex((l) => l.startsWith('{"type":"checkpoint"') || l.startsWith('{"type":"turn"'));
+  lines[i] = lines[i]!.replace(/"sig":"(.)/, (_m, ch: string) => `"sig":"${ch === 'A' ? 'B' : 'A'}`);
+  return { text: lines.join('\n'), line: i + 1 };
+}
+
+describe.each(MODES)('journal export and offline verification (%s)', (mode) => {
+  let h: TempRuntime;
+  const out = tempDir('ice-export-');
+  let from: string[];
+  let keyFile: string;
+  let exported: string;
+
+  beforeAll(async () => {
+    h = await tempRuntime({ mode });
+    await workload(h.rt);
+    from = mode === 'cluster' ? ['--nats', h.server!.url] : ['--data', h.dir];
+    const keys = await ice(['authority', 'keys', '--json', ...from]);
+    expect(keys.code, keys.stderr).toBe(0);
+    keyFile = join(out.dir, 'keys.json');
+    writeFileSync(keyFile, keys.stdout);
+    const r = await ice(['journal', 'export', ...from]);
+    expect(r.code, r.stderr).toBe(0);
+    exported = join(out.dir, 'journal.jsonl');
+    writeFileSync(exported, r.stdout);
+  }, 60_000);
+  afterAll(async () => {
+    await h?.close();
+    out.cleanup();
+  });
+
+  it('the export: header, the keys, facts with the signed records covering them, end', () => {
+    const recs = readFileSync(exported, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string } & Record<string, unknown>);
+    expect(recs[0]).toMatchObject({ type: 'header', format: 'ice-journal-export', version: 1, mode });
+    expect(recs[1]).toMatchObject({ type: 'key', keyId: h.rt.authorityKeyId, alg: 'ed25519' });
+    expect(recs.at(-1)).toMatchObject({ type: 'end', facts: recs.filter((r) => r.type === 'fact').length });
+    const facts = recs.filter((r) => r.type === 'fact').map((r) => r.fact as { v: number; type: string });
+    expect(facts.every((f) => f.v === 2)).toBe(true);
+    expect(facts.filter((f) => f.type === 'transition').length).toBeGreaterThanOrEqual(6);
+    expect(recs.some((r) => r.type === (mode === 'cluster' ? 'turn' : 'checkpoint'))).toBe(true);
+  });
+
+  it('ice journal verify --file accepts it; one byte changed in a fact is named by line, chain and seq (exit 1)', async () => {
+    const ok = await ice(['journal', 'verify', '--file', exported, '--key', keyFile, '--json']);
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    const r = JSON.parse(ok.stdout) as { ok: boolean; facts: number; transitions: number; decisions: { attested: number } };
+    expect(r).toMatchObject({ ok: true });
+    expect(r.transitions).toBeGreaterThanOrEqual(6);
+    expect(r.decisions.attested).toBeGreaterThanOrEqual(8);
+
+    const bad = flipFactByte(readFileSync(exported, 'utf8'));
+    const badFile = join(out.dir, 'bad-fact.jsonl');
+    writeFileSync(badFile, bad.text);
+    const v = await ice(['journal', 'verify', '--file', badFile, '--key', keyFile]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toContain(`BROKEN at line ${bad.line} (${bad.chain} #${bad.seq}): hash does not match`);
+
+    const sig = flipSignatureByte(readFileSync(exported, 'utf8'));
+    writeFileSync(badFile, sig.text);
+    const s = await ice(['journal', 'verify', '--file', badFile, '--key', keyFile]);
+    expect(s.code).toBe(1);
+    expect(s.stdout).toContain(`BROKEN at line ${sig.line}`);
+    expect(s.stdout).toContain('signature does not verify');
+  });
+
+  it('tools/verify_journal.py (Python stdlib, openssl for ed25519) accepts it and names the same broken entries', async () => {
+    const ok = await python(['--file', exported, '--key', keyFile, '--json']);
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    const r = JSON.parse(ok.stdout) as { ok: boolean; signatures: string; signatures_checked: number; facts: number; transitions: number };
+    expect(r).toMatchObject({ ok: true, signatures: 'verified' });
+    expect(r.signatures_checked).toBeGreaterThan(0);
+    const ts = JSON.parse((await ice(['journal', 'verify', '--file', exported, '--key', keyFile, '--json'])).stdout) as {
+      facts: number;
+      transitions: number;
+    };
+    expect([r.facts, r.transitions]).toEqual([ts.facts, ts.transitions]);
+
+    const bad = flipFactByte(readFileSync(exported, 'utf8'));
+    const badFile = join(out.dir, 'bad-py.jsonl');
+    writeFileSync(badFile, bad.text);
+    const v = await python(['--file', badFile, '--key', keyFile]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toContain(`BROKEN at line ${bad.line} (${bad.chain} #${bad.seq}): hash does not match`);
+
+    const sig = flipSignatureByte(readFileSync(exported, 'utf8'));
+    writeFileSync(badFile, sig.text);
+    const s = await python(['--file', badFile, '--key', keyFile]);
+    expect(s.code).toBe(1);
+    expect(s.stdout).toContain(`BROKEN at line ${sig.line}`);
+    expect(s.stdout).toContain('signature does not verify');
+  }, 120_000);
+
+  it('an export of one actor from a seq verifies, and a key not trusted is refused', async () => {
+    const r = await ice(['journal', 'export', '--actor', 'deployment/web', '--since', '3', ...from]);
+    expect(r.code, r.stderr).toBe(0);
+    const file = join(out.dir, 'web.jsonl');
+    writeFileSync(file, r.stdout);
+    const facts = r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{"type":"fact"'))
+      .map((l) => (JSON.parse(l) as { fact: { actor: string; seq: number } }).fact);
+    expect(facts[0]).toMatchObject({ actor: 'deployment/web', seq: 3 });
+    expect(facts.every((f) => f.actor === 'deployment/web')).toBe(true);
+    expect((await ice(['journal', 'verify', '--file', file, '--key', keyFile])).code).toBe(0);
+    expect((await python(['--file', file, '--key', keyFile])).code).toBe(0);
+    // another authority's key: the signatures are not trusted
+    const other = 'MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=';
+    const pem = join(out.dir, 'other.pem');
+    writeFileSync(pem, `-----BEGIN PUBLIC KEY-----\n${other}\n-----END PUBLIC KEY-----\n`);
+    const v = await ice(['journal', 'verify', '--file', file, '--key', pem]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toContain('which is not a trusted key');
+    expect((await python(['--file', file, '--key', pem])).stdout).toContain('which is not a trusted key');
+  }, 60_000);
+});
+
+describe('journal export with a signature on every decision (signDecisions: each)', () => {
+  it('each decision verifies on its own, in both verifiers', async () => {
+    const h = await tempRuntime({ signDecisions: 'each' });
+    const out = tempDir('ice-export-');
+    try {
+      await workload(h.rt);
+      const r = await ice(['journal', 'export', '--data', h.dir]);
+      const file = join(out.dir, 'j.jsonl');
+      writeFileSync(file, r.stdout);
+      const key = join(h.dir, 'authority.pub');
+      const ts = await ice(['journal', 'verify', '--file', file, '--key', key, '--json']);
+      expect(ts.code, ts.stdout).toBe(0);
+      const tsr = JSON.parse(ts.stdout) as { decisions: { signed: number; attested: number } };
+      expect(tsr.decisions.signed).toBeGreaterThanOrEqual(8);
+      expect(tsr.decisions.attested).toBe(0);
+      const py = JSON.parse((await python(['--file', file, '--key', key, '--json'])).stdout) as { ok: boolean; decisions_signed: number };
+      expect(py).toMatchObject({ ok: true, decisions_signed: tsr.decisions.signed });
+      // one byte of a decision's signature changed, and (to get past the hash chain) every hash
+      // of its chain recomputed from there: the signature itself is named, by both
+      const lines = readFileSync(file, 'utf8').split('\n');
+      const i = lines.findIndex((l) => l.includes('"type":"decision"'));
+      const chain = (JSON.parse(lines[i]!) as { fact: { actor: string } }).fact.actor;
+      let prev: string | undefined;
+      for (let j = i; j < lines.length; j++) {
+        const rec = JSON.parse(lines[j]! || '{}') as { type?: string; fact?: Fact };
+        if (rec.type !== 'fact' || rec.fact!.actor !== chain) continue;
+        const f = rec.fact!;
+        if (j === i) {
+          const d = f.data.decision as { sig: string };
+          d.sig = (d.sig.startsWith('A') ? 'B' : 'A') + d.sig.slice(1);
+        }
+        if (prev !== undefined) f.prev = prev;
+        f.hash = sha256Hex(f.prev + factBodyText(f));
+        prev = f.hash;
+        lines[j] = JSON.stringify(rec);
+      }
+      writeFileSync(file, lines.join('\n'));
+      const bad = await ice(['journal', 'verify', '--file', file, '--key', key]);
+      expect(bad.code).toBe(1);
+      expect(bad.stdout).toContain(`BROKEN at line ${i + 1}`);
+      expect(bad.stdout).toContain('the decision signature does not verify');
+      expect((await python(['--file', file, '--key', key])).stdout).toContain(`BROKEN at line ${i + 1}`);
+    } finally {
+      await h.close();
+      out.cleanup();
+    }
+  }, 60_000);
+});
