@@ -29,9 +29,7 @@ export interface AuditCliContext {
 }
 
 /** Metadata and an endpoint for the node's NATS micro service: the authority key, so `nats micro info` shows it. */
-export async function authorityServiceInfo(
-  rt: Runtime,
-): Promise<{
+export async function authorityServiceInfo(rt: Runtime): Promise<{
   metadata: Record<string, string>;
   endpoints: Array<{ name: string; subject: string; description: string; answer: () => Promise<unknown> }>;
 }> {

@@ -36,7 +36,7 @@ export const FACT_VERSION = 2 as const;
  * the first). See `chain.ts`.
  */
 export const FactSchema = z.strictObject({
-  v: z.union([z.literal(PROTOCOL_VERSION), z.literal(FACT_VERSION)]),
+  v: z.literal([PROTOCOL_VERSION, FACT_VERSION]),
   seq: z.int().positive(),
   at: z.iso.datetime(),
   type: z.enum(Object.values(FactType) as [FactType, ...FactType[]]),
