@@ -10,7 +10,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { factBodyText, sha256Hex, type Fact, type Runtime } from '../../src/index.js';
+import { createRuntime, factBodyText, sha256Hex, type Fact, type Runtime } from '../../src/index.js';
+import { NatsTransport } from '../../src/transport/index.js';
+import { exportJournal, type ExportOptions, type ExportSource } from '../../src/journal/export.js';
+import { parseTrustedKeys, verifyExport } from '../../src/journal/verify-export.js';
+import { startNatsServer } from '../helpers/nats-server.js';
 import { ice } from '../helpers/ice-cli.js';
 import { MODES, iid, tempDir, tempRuntime, type TempRuntime } from '../helpers/runtime.js';
 
@@ -153,6 +157,26 @@ describe.each(MODES)('journal export and offline verification (%s)', (mode) => {
     expect(s.stdout).toContain('signature does not verify');
   }, 120_000);
 
+  it('read in pages of 3, the same records; from a time, from the first fact at or after it, and it verifies', async () => {
+    const src: ExportSource = { mode, keys: () => h.rt.authorityKeys(), page: (a) => h.rt.journal.exportPage(a) };
+    const all = async (opts: ExportOptions) => {
+      const out: string[] = [];
+      for await (const rec of exportJournal(src, { ...opts, now: () => new Date(0) })) out.push(JSON.stringify(rec));
+      return out;
+    };
+    const whole = await all({});
+    expect(await all({ pageSize: 3 })).toEqual(whole);
+    const facts = whole.map((l) => JSON.parse(l) as { type: string; fact?: Fact }).filter((r) => r.type === 'fact');
+    const mid = facts[Math.floor(facts.length / 2)]!.fact!;
+    const from = await all({ since: mid.at, pageSize: 4 });
+    const first = from.map((l) => JSON.parse(l) as { type: string; fact?: Fact }).find((r) => r.type === 'fact')!.fact!;
+    expect(first.at >= mid.at).toBe(true);
+    expect(facts.filter((r) => r.fact!.at < mid.at).every((r) => !from.some((l) => l.includes(`"hash":"${r.fact!.hash}"`)))).toBe(true);
+    const keys = parseTrustedKeys([readFileSync(keyFile, 'utf8')]);
+    expect(await verifyExport(from, keys)).toMatchObject({ ok: true });
+    expect(await verifyExport(whole, keys)).toMatchObject({ ok: true });
+  });
+
   it('an export of one actor from a seq verifies, and a key not trusted is refused', async () => {
     const r = await ice(['journal', 'export', '--actor', 'deployment/web', '--since', '3', ...from]);
     expect(r.code, r.stderr).toBe(0);
@@ -222,6 +246,61 @@ describe('journal export with a signature on every decision (signDecisions: each
     } finally {
       await h.close();
       out.cleanup();
+    }
+  }, 60_000);
+});
+
+describe('journal export and verify --file: wrong options are refused at once (exit 2)', () => {
+  it('names the option and what it expects', async () => {
+    const d = tempDir('ice-export-opts-');
+    try {
+      const f = join(d.dir, 'f.jsonl');
+      writeFileSync(f, '');
+      const cases: Array<[string[], string]> = [
+        [['journal', 'export', '--data', d.dir, '--since', 'yesterday'], '--since'],
+        [['journal', 'export', '--data', d.dir, '--since', '0'], '--since'],
+        [['journal', 'verify', '--file', join(d.dir, 'missing.jsonl'), '--key', f], '--file'],
+        [['journal', 'verify', '--file', f], '--key'],
+        [['journal', 'verify', '--file', f, '--key', 'not-a-key'], '--key'],
+        [['journal', 'verify', '--data', d.dir, '--key', 'AAAA'], '--key'],
+      ];
+      for (const [args, option] of cases) {
+        const r = await ice(args);
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+        expect(r.stderr).toContain(option);
+      }
+    } finally {
+      d.cleanup();
+    }
+  });
+});
+
+describe('journal export over NATS from an embedded node', () => {
+  it('is read through the admin operation and verifies with the key from the same node', async () => {
+    const srv = await startNatsServer({ jetstream: false });
+    const d = tempDir('ice-export-nats-');
+    const t = await NatsTransport.connect({ servers: srv.url });
+    const rt = await createRuntime({ dataDir: d.dir, transport: t, node: 'e1' });
+    try {
+      await workload(rt);
+      const nats = ['--nats', srv.url];
+      writeFileSync(join(d.dir, 'keys.json'), (await ice(['authority', 'keys', '--json', ...nats])).stdout);
+      const r = await ice(['journal', 'export', ...nats]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.split('\n')[0]).toContain('"mode":"embedded"');
+      writeFileSync(join(d.dir, 'e.jsonl'), r.stdout);
+      // through the admin operation, the same records as from the data dir
+      const local = await ice(['journal', 'export', '--data', d.dir]);
+      const body = (s: string) => s.split('\n').slice(1).join('\n');
+      expect(body(r.stdout)).toBe(body(local.stdout));
+      const v = await ice(['journal', 'verify', '--file', join(d.dir, 'e.jsonl'), '--key', join(d.dir, 'keys.json')]);
+      expect(v.code, v.stdout).toBe(0);
+      expect((await python(['--file', join(d.dir, 'e.jsonl'), '--key', join(d.dir, 'keys.json')])).code).toBe(0);
+    } finally {
+      await rt.stop();
+      await t.close();
+      await srv.stop();
+      d.cleanup();
     }
   }, 60_000);
 });
