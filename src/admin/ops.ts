@@ -48,6 +48,9 @@ const S = {
   approvals: z.strictObject({}),
 } as const;
 
+/** Fact bytes after which a `journal.export` page ends (one fact may pass it: at most 64 KiB of intent more). */
+const EXPORT_PAGE_BYTES = 384 * 1024;
+
 export type AdminOp = keyof typeof S;
 export const ADMIN_OPS = Object.keys(S) as AdminOp[];
 
@@ -80,6 +83,8 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
     rt.journal.exportPage({
       after: a.after,
       limit: a.limit,
+      // the reply must fit a NATS message (default max_payload 1 MiB)
+      maxBytes: EXPORT_PAGE_BYTES,
       ...(a.actor !== undefined ? { actor: a.actor } : {}),
       ...(a.sinceTime !== undefined ? { sinceTime: a.sinceTime } : {}),
       ...(a.sinceSeq !== undefined ? { sinceSeq: a.sinceSeq } : {}),

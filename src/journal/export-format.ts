@@ -89,4 +89,6 @@ export interface ExportPageArgs {
   sinceTime?: string;
   /** With `actor`: skip that chain's facts before this seq. */
   sinceSeq?: number;
+  /** End the page early once its facts pass this many bytes (a reply over NATS must fit `max_payload`). */
+  maxBytes?: number;
 }

@@ -157,7 +157,7 @@ describe.each(MODES)('journal export and offline verification (%s)', (mode) => {
     expect(s.stdout).toContain('signature does not verify');
   }, 120_000);
 
-  it('read in pages of 3, the same records; from a time, from the first fact at or after it, and it verifies', async () => {
+  it('read in pages of 3 or cut by bytes, the same records; from a time, from the first fact at or after it, and it verifies', async () => {
     const src: ExportSource = { mode, keys: () => h.rt.authorityKeys(), page: (a) => h.rt.journal.exportPage(a) };
     const all = async (opts: ExportOptions) => {
       const out: string[] = [];
@@ -166,6 +166,11 @@ describe.each(MODES)('journal export and offline verification (%s)', (mode) => {
     };
     const whole = await all({});
     expect(await all({ pageSize: 3 })).toEqual(whole);
+    // pages cut by bytes (as over NATS): one fact or one turn each, the same records
+    const byBytes: ExportSource = { ...src, page: (a) => h.rt.journal.exportPage({ ...a, maxBytes: 1 }) };
+    const cut: string[] = [];
+    for await (const rec of exportJournal(byBytes, { now: () => new Date(0) })) cut.push(JSON.stringify(rec));
+    expect(cut).toEqual(whole);
     const facts = whole.map((l) => JSON.parse(l) as { type: string; fact?: Fact }).filter((r) => r.type === 'fact');
     const mid = facts[Math.floor(facts.length / 2)]!.fact!;
     const from = await all({ since: mid.at, pageSize: 4 });

@@ -1,12 +1,24 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ExportFact, ExportPage, ExportPageArgs, ExportTurn } from '../../journal/export-format.js';
+import { ValidationError } from '../../errors.js';
 import type { Fact } from '../../protocol/index.js';
 
 interface TurnMessage {
   chain: string;
   facts: Fact[];
   attestation?: { keyId: string; sig: string };
+}
+
+const CHAIN_RE = /^([^\s.*>/]+)\/([^\s.*>/]+)$/;
+
+function chainSubject(chain: string): string {
+  const m = CHAIN_RE.exec(chain);
+  if (!m)
+    throw new ValidationError(`not a chain address: ${JSON.stringify(chain)}`, [
+      { path: 'actor', code: 'invalid_chain', message: 'expected "kind/id" (or "_runtime/<node>")', expected: 'kind/id' },
+    ]);
+  return `ice.journal.${m[1]}.${m[2]}`;
 }
 
 /**
@@ -22,7 +34,8 @@ export async function jetStreamExportPage(nc: NatsConnection, a: ExportPageArgs,
   const last = info.state.last_seq;
   if (last === 0 || info.state.messages === 0 || last <= a.after) return { records: [], next: a.after, done: true };
   const consumer = await jetstream(nc).consumers.get(stream, {
-    filter_subjects: 'ice.journal.>',
+    // one chain: only its subject is read
+    filter_subjects: a.actor === undefined ? 'ice.journal.>' : chainSubject(a.actor),
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: Math.max(info.state.first_seq, a.after + 1),
   });
@@ -30,6 +43,7 @@ export async function jetStreamExportPage(nc: NatsConnection, a: ExportPageArgs,
   let next = a.after;
   let done = false;
   let read = 0;
+  let bytes = 0;
   let startPos = a.sinceTime === undefined ? 0 : Number.MAX_SAFE_INTEGER;
   if ((await consumer.info()).num_pending === 0) {
     await consumer.delete().catch(() => {});
@@ -41,6 +55,7 @@ export async function jetStreamExportPage(nc: NatsConnection, a: ExportPageArgs,
       done = m.seq >= last || m.info.pending === 0;
       next = m.seq;
       read++;
+      bytes += m.data.length;
       const body = m.json<TurnMessage>();
       const first = body.facts[0];
       const lastFact = body.facts.at(-1);
@@ -65,7 +80,7 @@ export async function jetStreamExportPage(nc: NatsConnection, a: ExportPageArgs,
           records.push(t);
         }
       }
-      if (done || read >= a.limit) break;
+      if (done || read >= a.limit || (a.maxBytes !== undefined && bytes > a.maxBytes)) break;
     }
   } finally {
     await messages.close().catch(() => {});

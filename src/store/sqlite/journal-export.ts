@@ -34,7 +34,13 @@ export function sqliteExportPage(store: SqliteStore, a: ExportPageArgs): ExportP
       records.push(rec);
     }
   };
+  let bytes = 0;
+  let end = last.pos;
   for (const row of rows) {
+    if (a.maxBytes !== undefined && bytes > a.maxBytes) {
+      end = row.pos - 1;
+      break;
+    }
     flushCheckpoints(row.pos - 1);
     if (startPos === Number.MAX_SAFE_INTEGER && (row.at ?? '') >= a.sinceTime!) startPos = row.pos;
     if (row.pos < startPos) continue;
