@@ -167,10 +167,18 @@ describe.each(MODES)('journal export and offline verification (%s)', (mode) => {
     const whole = await all({});
     expect(await all({ pageSize: 3 })).toEqual(whole);
     // pages cut by bytes (as over NATS): one fact or one turn each, the same records
-    const byBytes: ExportSource = { ...src, page: (a) => h.rt.journal.exportPage({ ...a, maxBytes: 1 }) };
+    let pages = 0;
+    const byBytes: ExportSource = {
+      ...src,
+      page: (a) => {
+        pages++;
+        return h.rt.journal.exportPage({ ...a, maxBytes: 1 });
+      },
+    };
     const cut: string[] = [];
     for await (const rec of exportJournal(byBytes, { now: () => new Date(0) })) cut.push(JSON.stringify(rec));
     expect(cut).toEqual(whole);
+    expect(pages).toBeGreaterThan(10); // the pages really were cut
     const facts = whole.map((l) => JSON.parse(l) as { type: string; fact?: Fact }).filter((r) => r.type === 'fact');
     const mid = facts[Math.floor(facts.length / 2)]!.fact!;
     const from = await all({ since: mid.at, pageSize: 4 });

@@ -47,12 +47,13 @@ export function sqliteExportPage(store: SqliteStore, a: ExportPageArgs): ExportP
     if (a.actor !== undefined && (row.chain !== a.actor || row.seq < (a.sinceSeq ?? 0))) continue;
     const rec: ExportFact = { type: 'fact', pos: row.pos, fact: rowToFact(row) };
     records.push(rec);
+    bytes += row.body.length;
   }
-  flushCheckpoints(last.pos);
+  flushCheckpoints(end);
   return {
     records,
-    next: last.pos,
-    done: rows.length < a.limit,
+    next: end,
+    done: end === last.pos && rows.length < a.limit,
     ...(startPos !== Number.MAX_SAFE_INTEGER && a.sinceTime ? { startedAt: startPos } : {}),
   };
 }
