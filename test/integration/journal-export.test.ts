@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime, factBodyText, sha256Hex, type Fact, type Runtime } from '../../src/index.js';
 import { NatsTransport } from '../../src/transport/index.js';
+import { AuthorityKey } from '../../src/authority/index.js';
 import { exportJournal, type ExportOptions, type ExportSource } from '../../src/journal/export.js';
 import { parseTrustedKeys, verifyExport } from '../../src/journal/verify-export.js';
 import { startNatsServer } from '../helpers/nats-server.js';
@@ -52,6 +53,17 @@ async function workload(rt: Runtime): Promise<void> {
 }
 
 /** The export with one byte changed: the first digit of `replicas` in the first CONFIGURE transition. */
+/** An object with its keys in another (reversed) order, nested: v1 hashes follow the order as written. */
+function reorder<T>(v: T): T {
+  if (Array.isArray(v)) return v.map(reorder) as T;
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(
+    Object.entries(v)
+      .reverse()
+      .map(([k, x]) => [k, reorder(x)]),
+  ) as T;
+}
+
 function flipFactByte(text: string): { text: string; line: number; chain: string; seq: number } {
   const lines = text.split('\n');
   const i = lines.findIndex((l) => l.includes('"type":"transition"') && l.includes('"replicas":2'));
@@ -189,6 +201,63 @@ describe.each(MODES)('journal export and offline verification (%s)', (mode) => {
     expect(await verifyExport(from, keys)).toMatchObject({ ok: true });
     expect(await verifyExport(whole, keys)).toMatchObject({ ok: true });
   });
+
+  if (mode === 'embedded')
+    it('v1 facts (journals written before) still verify, in both verifiers: their JSON in their own key order', async () => {
+      // the export rewritten as an older runtime wrote it: v1 facts (key order v, seq, at, type,
+      // origin, actor, intentId, causes, data; nothing sorted), checkpoints re-signed over the new heads
+      const key = AuthorityKey.loadOrCreate(join(h.dir, 'authority.key'));
+      const heads = new Map<string, { seq: number; hash: string }>();
+      const byPos = new Map<string, string>();
+      let cpPrev = '';
+      const lines = readFileSync(exported, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((l) => {
+          const rec = JSON.parse(l) as { type: string; fact?: Fact } & Record<string, unknown>;
+          if (rec.type === 'fact') {
+            const f = rec.fact!;
+            const chain = f.actor!;
+            const head = heads.get(chain) ?? { seq: 0, hash: '' };
+            const body = {
+              v: 1 as const,
+              seq: f.seq,
+              at: f.at,
+              type: f.type,
+              origin: f.origin,
+              actor: f.actor,
+              ...(f.intentId !== undefined ? { intentId: f.intentId } : {}),
+              causes: f.causes,
+              data: reorder(f.data),
+            };
+            const hash = sha256Hex(head.hash + JSON.stringify(body));
+            heads.set(chain, { seq: f.seq, hash });
+            byPos.set(`${chain}#${f.seq}`, hash);
+            return JSON.stringify({ ...rec, fact: { ...body, prev: head.hash, hash } });
+          }
+          if (rec.type === 'checkpoint') {
+            const cpHeads = (rec.heads as Array<[string, number, string]>).map(([c, seq]) => [c, seq, byPos.get(`${c}#${seq}`)!]);
+            const hash = sha256Hex(cpPrev + JSON.stringify(cpHeads));
+            const out = { ...rec, heads: cpHeads, prev: cpPrev, hash, sig: key.signCheckpoint(hash) };
+            cpPrev = hash;
+            return JSON.stringify(out);
+          }
+          return l;
+        });
+      const file = join(out.dir, 'v1.jsonl');
+      writeFileSync(file, lines.join('\n') + '\n');
+      expect(lines.some((l) => l.includes('"fact":{"v":1,"seq":'))).toBe(true);
+      const ts = await ice(['journal', 'verify', '--file', file, '--key', keyFile]);
+      expect(ts.code, ts.stdout).toBe(0);
+      const py = await python(['--file', file, '--key', keyFile]);
+      expect(py.code, py.stdout + py.stderr).toBe(0);
+      // and one byte changed in a v1 fact is found by both
+      const i = lines.findIndex((l) => l.includes('"type":"transition"'));
+      lines[i] = lines[i]!.replace('"from":"', '"from":"x');
+      writeFileSync(file, lines.join('\n') + '\n');
+      expect((await ice(['journal', 'verify', '--file', file, '--key', keyFile])).stdout).toContain(`BROKEN at line ${i + 1}`);
+      expect((await python(['--file', file, '--key', keyFile])).stdout).toContain(`BROKEN at line ${i + 1}`);
+    });
 
   it('an export of one actor from a seq verifies, and a key not trusted is refused', async () => {
     const r = await ice(['journal', 'export', '--actor', 'deployment/web', '--since', '3', ...from]);
