@@ -165,6 +165,15 @@ export function loadKeyOption(value: string): AuthorityKey[] {
 
 /** `ice journal verify --file f --key k`: exit 0 when the export verifies, 1 naming the first broken entry. */
 export async function verifyFileCommand(o: Opts<'data'>, print: (s: string) => void): Promise<void> {
+  if (o.nats)
+    throw new ValidationError('--file with --nats', [
+      {
+        path: '--nats',
+        code: 'conflicting_options',
+        message: 'an export file is checked offline; --nats would verify the live cluster journal instead',
+        expected: 'either --file <export.jsonl> --key <key>, or --nats <url> without --file',
+      },
+    ]);
   if (!o.key)
     throw new ValidationError('--file needs --key', [
       {

@@ -343,6 +343,7 @@ describe('journal export and verify --file: wrong options are refused at once (e
         [['journal', 'export', '--data', d.dir, '--since', '0'], '--since'],
         [['journal', 'verify', '--file', join(d.dir, 'missing.jsonl'), '--key', f], '--file'],
         [['journal', 'verify', '--file', f], '--key'],
+        [['journal', 'verify', '--file', f, '--key', f, '--nats', 'nats://127.0.0.1:1'], '--nats'],
         [['journal', 'verify', '--file', f, '--key', 'not-a-key'], '--key'],
         [['journal', 'verify', '--data', d.dir, '--key', 'AAAA'], '--key'],
       ];
