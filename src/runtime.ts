@@ -27,6 +27,7 @@ import {
   type IntentInput,
   type JsonLimits,
   type Outcome,
+  assertUnicode,
 } from './protocol/index.js';
 import {
   Authority,
@@ -505,6 +506,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     const settleArgs = <S extends z.ZodType>(schema: S, args: unknown, what: string): z.output<S> => {
       const p = schema.safeParse(args);
       if (!p.success) throw new ValidationError(`invalid ${what} arguments`, zodIssues(p.error));
+      assertUnicode(p.data, '', `invalid ${what} arguments`);
       return p.data;
     };
 

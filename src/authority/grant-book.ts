@@ -1,5 +1,5 @@
 import { AlreadyExistsError, ExistingDiffersError, NotFoundError, ValidationError, type IssueDetail } from '../errors.js';
-import { FactType, GrantRequestSchema, Origin, type Grant, type GrantRequest, type Intent } from '../protocol/index.js';
+import { FactType, GrantRequestSchema, Origin, assertUnicode, type Grant, type GrantRequest, type Intent } from '../protocol/index.js';
 import type { FactDraft } from '../protocol/index.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
@@ -53,6 +53,7 @@ export class GrantBook {
    * @throws ValidationError naming the offending field.
    */
   async issue(req: GrantRequest): Promise<Grant> {
+    assertUnicode(req, '', 'invalid grant');
     const grant = buildGrant(req, this.#ids, this.#clock);
     const id = grant.id;
     if (this.#grants.has(id)) throw grantExists(id);
@@ -118,6 +119,7 @@ export class GrantBook {
   }
 
   async revoke(id: string, by = 'operator', reason?: string): Promise<Grant> {
+    assertUnicode({ id, by, reason }, '', 'invalid revocation');
     const g = this.#grants.get(id);
     if (!g) throw new NotFoundError(`grant ${id}`);
     if (g.revokedAt) return g;

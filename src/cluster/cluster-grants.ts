@@ -1,5 +1,5 @@
 import { ConflictError, NotFoundError } from '../errors.js';
-import { FactType, Origin, type Grant, type GrantRequest } from '../protocol/index.js';
+import { FactType, Origin, assertUnicode, type Grant, type GrantRequest } from '../protocol/index.js';
 import { GrantBook, buildGrant, grantExists, spendUse } from '../authority/index.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
@@ -79,6 +79,7 @@ export class ClusterGrants extends GrantBook {
   }
 
   override async issue(req: GrantRequest): Promise<Grant> {
+    assertUnicode(req, '', 'invalid grant');
     const grant = buildGrant(req, this.#ids, this.#clock);
     let revision: number;
     try {
@@ -96,6 +97,7 @@ export class ClusterGrants extends GrantBook {
   }
 
   override async revoke(id: string, by = 'operator', reason?: string): Promise<Grant> {
+    assertUnicode({ id, by, reason }, '', 'invalid revocation');
     const revoked = await this.#update(id, (g) =>
       g.revokedAt ? undefined : { ...g, revokedAt: new Date(this.#clock.now()).toISOString(), revokedBy: by },
     );

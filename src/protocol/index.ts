@@ -3,7 +3,7 @@ export type { ActorAddress } from './address.js';
 export { canonicalJson, sha256Hex } from './canonical.js';
 export { DEFAULT_LIMITS, checkJsonShape, parseJsonBounded, jsonByteLength } from './limits.js';
 export type { JsonLimits } from './limits.js';
-export { findNotUnicode, isWellFormed } from './unicode.js';
+export { assertUnicode, findNotUnicode, isWellFormed } from './unicode.js';
 export { PROTOCOL_VERSION, IdSchema, PrincipalSchema, ActionSchema, ParamsSchema, IntentSchema, intentDigest } from './intent.js';
 export type { Intent, IntentInput } from './intent.js';
 export { ScopeSchema, SubjectPatternSchema, GrantSchema, GrantRequestSchema, MAX_GRANT_TTL_MS } from './grant.js';

@@ -1,4 +1,4 @@
-import type { IssueDetail } from '../errors.js';
+import { ValidationError, type IssueDetail } from '../errors.js';
 
 /**
  * A string is valid Unicode unless it holds a lone surrogate (a UTF-16 half of a pair without
@@ -50,6 +50,16 @@ export function findNotUnicode(value: unknown, base = ''): IssueDetail | undefin
     }
   }
   return undefined;
+}
+
+/**
+ * Throws a ValidationError (`not_unicode`, naming the field) if `value` holds text that is not
+ * valid Unicode: for the in-process doors (spawn input, signals, grants, approvals), which
+ * must refuse it before any state changes, as the intake and the admin operations do.
+ */
+export function assertUnicode(value: unknown, base: string, what: string): void {
+  const issue = findNotUnicode(value, base);
+  if (issue) throw new ValidationError(`${what}: text that is not valid Unicode`, [issue]);
 }
 
 function join(path: string, key: string): string {

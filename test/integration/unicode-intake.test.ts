@@ -85,6 +85,26 @@ describe.each(MODES)('lone surrogates at the doors (%s)', (mode) => {
     expect(await h.rt.actor('deployment/u1')).toBeUndefined();
   });
 
+  it('the in-process API refuses it too, before anything changes (spawn, grants, stop, approvals)', async () => {
+    const refused = async (p: Promise<unknown>, path: string) => {
+      const e = await p.then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(ValidationError);
+      expect((e as ValidationError).issues[0]).toMatchObject({ path, code: 'not_unicode' });
+    };
+    const grants = h.rt.grants.list().length;
+    await refused(h.rt.spawn('deployment/u2', { service: `s${LONE_LOW}` }), 'input.service');
+    await refused(h.rt.grants.issue({ subject: 'agent:bot', scope: 'deployment/*:*', note: `n${LONE_HIGH}` }), 'note');
+    await refused(h.rt.stopActor('deployment/web', LONE_LOW), 'reason');
+    await refused(h.rt.approvals.approve('no-such-intent', 'human:bob', `ok${LONE_HIGH}`), 'note');
+    expect(await h.rt.actor('deployment/u2')).toBeUndefined();
+    expect(h.rt.grants.list()).toHaveLength(grants);
+    expect((await h.rt.actor('deployment/web'))?.status).toBe('active');
+    expect((await h.rt.journal.verify()).ok).toBe(true);
+  });
+
   if (mode === 'cluster')
     it('over NATS, as raw JSON bytes with \\u escapes: rejected with the path', async () => {
       const nc = await natsConnect({ servers: h.server!.url });
