@@ -142,6 +142,29 @@ describe.each(MODES)('journal export and offline verification (%s)', (mode) => {
     expect(s.stdout).toContain('signature does not verify');
   });
 
+  it('one byte changed anywhere in a fact, checkpoint or turn line is found, at that line or after it', async () => {
+    const buf = readFileSync(exported);
+    const keys = parseTrustedKeys([readFileSync(keyFile, 'utf8')]);
+    let flips = 0;
+    let lineStart = 0;
+    let line = 1;
+    for (let i = 0; i < buf.length; i++) {
+      if (buf[i] === 10) {
+        lineStart = i + 1;
+        line++;
+        continue;
+      }
+      if (i % 11 !== 0 || !/^\{"type":"(fact|checkpoint|turn)"/.test(buf.subarray(lineStart, lineStart + 30).toString())) continue;
+      const b = Buffer.from(buf);
+      b[i]! ^= 1;
+      const r = await verifyExport(b.toString('utf8').split('\n'), keys);
+      expect(r.ok, `byte ${i} (line ${line}) changed, not found`).toBe(false);
+      expect(r.broken!.line).toBeGreaterThanOrEqual(line);
+      flips++;
+    }
+    expect(flips).toBeGreaterThan(200);
+  }, 120_000);
+
   it('tools/verify_journal.py (Python stdlib, openssl for ed25519) accepts it and names the same broken entries', async () => {
     const ok = await python(['--file', exported, '--key', keyFile, '--json']);
     expect(ok.code, ok.stdout + ok.stderr).toBe(0);
