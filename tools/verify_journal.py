@@ -258,6 +258,7 @@ def verify(path, keys):
     ended = False
     last_cp = None
     last_pos = 0
+    turn_pos = 0  # cluster: the last turn record's position; facts after it start a new turn
     n = 0
 
     def signed(keyid, message, sig, what):
@@ -396,7 +397,13 @@ def verify(path, keys):
                             raise Broken(n, "a key record whose keyId or raw key is not that of its PEM key")
                     elif t == "fact":
                         f = rec.get("fact")
-                        check_pos(rec.get("pos"), (lambda p: p >= last_pos) if header["mode"] == "cluster" else (lambda p: p > last_pos), "the fact")
+                        if header["mode"] != "cluster":
+                            ok_pos = lambda p: p > last_pos
+                        elif last_pos > turn_pos:  # within a turn: its facts share its position
+                            ok_pos = lambda p: p == last_pos
+                        else:
+                            ok_pos = lambda p: p > turn_pos
+                        check_pos(rec.get("pos"), ok_pos, "the fact")
                         if header.get("actor") is not None and (f or {}).get("actor") != header["actor"]:
                             raise Broken(n, "a fact of another chain than %s, which the header names" % header["actor"])
                         check_fact(f)
@@ -417,7 +424,8 @@ def verify(path, keys):
                     elif t == "turn":
                         if header["mode"] != "cluster":
                             raise Broken(n, "a turn in the export of an embedded runtime")
-                        check_pos(rec.get("pos"), lambda p: p == last_pos, "the turn")
+                        check_pos(rec.get("pos"), lambda p: p == last_pos and p > turn_pos, "the turn")
+                        turn_pos = rec["pos"]
                         try:
                             signed(rec["keyId"], "ice-turn:%s:%d:%s" % (rec["chain"], rec["seq"], rec["hash"]), rec["sig"], "the turn")
                         except Broken as b:

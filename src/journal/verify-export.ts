@@ -114,6 +114,8 @@ export async function verifyExport(
   let n = 0;
   /** Position of the last fact record: facts ascend (embedded: strictly), a signed record sits at its last fact's. */
   let lastPos = 0;
+  /** Cluster: the position of the last turn record; facts after it start a new turn (a higher position). */
+  let turnPos = 0;
   const checkPos = (pos: unknown, ok: (p: number) => boolean, what: string): void => {
     if (typeof pos !== 'number' || !Number.isInteger(pos) || !ok(pos))
       throw new Broken(n, `${what} is out of order (position ${String(pos)} after ${lastPos}): records were moved or edited`);
@@ -166,7 +168,12 @@ export async function verifyExport(
         }
         case 'fact': {
           const f = rec.fact as Fact;
-          checkPos(rec.pos, (p) => (header?.mode === 'cluster' ? p >= lastPos : p > lastPos), 'the fact');
+          // cluster: the facts of one turn share its position, and its turn record follows them
+          checkPos(
+            rec.pos,
+            (p) => (header?.mode !== 'cluster' ? p > lastPos : lastPos > turnPos ? p === lastPos : p > turnPos),
+            'the fact',
+          );
           if (header?.actor !== undefined && f?.actor !== header.actor)
             throw new Broken(n, `a fact of another chain than ${header.actor}, which the header names`);
           checkFact(f, n, chains, r, keyFor);
@@ -191,7 +198,8 @@ export async function verifyExport(
         case 'turn': {
           const t = rec as unknown as ExportTurn;
           if (header?.mode !== 'cluster') throw new Broken(n, 'a turn in the export of an embedded runtime');
-          checkPos(t.pos, (p) => p === lastPos, 'the turn');
+          checkPos(t.pos, (p) => p === lastPos && p > turnPos, 'the turn');
+          turnPos = t.pos;
           if (!keyFor(t.keyId, 'the turn', t.sig).verifyText(turnAttestationText(t.chain, { seq: t.seq, hash: t.hash }), t.sig))
             throw new Broken(n, 'the turn signature does not verify', t.chain, t.seq);
           attest(chains, t.chain, t.seq, t.hash, n, 'the turn');

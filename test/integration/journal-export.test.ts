@@ -158,7 +158,10 @@ describe.each(MODES)('journal export and offline verification (%s)', (mode) => {
       const b = Buffer.from(buf);
       b[i]! ^= 1;
       const r = await verifyExport(b.toString('utf8').split('\n'), keys);
-      expect(r.ok, `byte ${i} (line ${line}) changed, not found`).toBe(false);
+      expect(
+        r.ok,
+        `byte ${i} (line ${line}) changed, not found: ${JSON.stringify(b.subarray(Math.max(lineStart, i - 40), i + 20).toString())}`,
+      ).toBe(false);
       expect(r.broken!.line).toBeGreaterThanOrEqual(line);
       flips++;
     }
