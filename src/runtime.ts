@@ -28,6 +28,7 @@ import {
   type IntentInput,
   type JsonLimits,
   type Outcome,
+  assertUnicode,
 } from './protocol/index.js';
 import {
   Authority,
@@ -39,6 +40,7 @@ import {
   zodIssues,
   type EnsureGrantRequest,
   type IsMember,
+  type AuthorityPublicKey,
   type PolicyRule,
 } from './authority/index.js';
 import {
@@ -166,6 +168,8 @@ export interface Runtime {
   readonly dataDir: string;
   readonly transport: Transport;
   readonly authorityKeyId: string;
+  /** The public keys that sign this runtime's decisions and journal (a cluster: every node's, this node's first). */
+  authorityKeys(): Promise<AuthorityPublicKey[]>;
   readonly logger: Logger;
   /** The chain this process writes facts without an actor to (`_runtime/…`). */
   readonly runtimeChain: string;
@@ -591,6 +595,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     const settleArgs = <S extends z.ZodType>(schema: S, args: unknown, what: string): z.output<S> => {
       const p = schema.safeParse(args);
       if (!p.success) throw new ValidationError(`invalid ${what} arguments`, zodIssues(p.error));
+      assertUnicode(p.data, '', `invalid ${what} arguments`);
       return p.data;
     };
 
@@ -601,6 +606,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       dataDir: lock?.dataDir ?? '',
       transport,
       authorityKeyId: key.keyId,
+      authorityKeys: () => (clusterParts ? clusterParts.publishedKeys() : Promise.resolve([key.publicInfo()])),
       logger,
       runtimeChain: chainName,
       store,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.js';
-import { GrantDelegationSchema, GrantRequestSchema, IdSchema } from '../protocol/index.js';
+import { GrantDelegationSchema, GrantRequestSchema, IdSchema, findNotUnicode } from '../protocol/index.js';
 import { grantView, zodIssues, type EnsureGrantRequest } from '../authority/index.js';
 import type { Runtime } from '../runtime.js';
 import { PolicySourceSchema } from '../policy/index.js';
@@ -42,6 +42,16 @@ const S = {
   'journal.verify': z.strictObject({}),
   /** Every fact of one intent, in every chain it touched (`ice why`). */
   'journal.intent': z.strictObject({ intentId: IdSchema }),
+  /** One page of a journal export (`ice journal export`; src/journal/export-format.ts). */
+  'journal.export': z.strictObject({
+    after: z.int().min(0),
+    limit: z.int().positive().max(10_000),
+    actor: z.string().optional(),
+    sinceTime: z.iso.datetime().optional(),
+    sinceSeq: z.int().positive().optional(),
+  }),
+  /** The authority's public keys (a cluster: every node's). */
+  'authority.keys': z.strictObject({}),
   'grant.ls': z.strictObject({}),
   /** One grant with its status, its chain (root → … → it) and the grants delegated from it. */
   'grant.show': z.strictObject({ id: IdSchema }),
@@ -51,6 +61,9 @@ const S = {
   'policy.ls': z.strictObject({}),
   'policy.show': z.strictObject({ version: z.int().positive().optional() }),
 } as const;
+
+/** Fact bytes after which a `journal.export` page ends (one fact may pass it: at most 64 KiB of intent more). */
+const EXPORT_PAGE_BYTES = 384 * 1024;
 
 export type AdminOp = keyof typeof S;
 export const ADMIN_OPS = Object.keys(S) as AdminOp[];
@@ -83,6 +96,17 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
   'journal.chain': (rt, a) => rt.journal.chain(a.chain, a.fromSeq ?? 1, a.limit ?? 1000),
   'journal.verify': (rt) => rt.journal.verify(),
   'journal.intent': (rt, a) => rt.journal.factsOfIntent(a.intentId),
+  'journal.export': (rt, a) =>
+    rt.journal.exportPage({
+      after: a.after,
+      limit: a.limit,
+      // the reply must fit a NATS message (default max_payload 1 MiB)
+      maxBytes: EXPORT_PAGE_BYTES,
+      ...(a.actor !== undefined ? { actor: a.actor } : {}),
+      ...(a.sinceTime !== undefined ? { sinceTime: a.sinceTime } : {}),
+      ...(a.sinceSeq !== undefined ? { sinceSeq: a.sinceSeq } : {}),
+    }),
+  'authority.keys': (rt) => rt.authorityKeys(),
   'grant.ls': (rt) => Promise.resolve(rt.grants.list()),
   'grant.show': (rt, a) => Promise.resolve(grantView(rt.grants.list(), a.id, Date.now())),
   approvals: (rt) => rt.approvals.list(),
@@ -116,6 +140,10 @@ export async function runAdminOp(rt: Runtime, op: string, rawArgs: unknown): Pro
       { path: 'op', code: 'unknown_op', message: op, expected: ADMIN_OPS.join(', ') },
     ]);
   const k = op as AdminOp;
+  // Whatever an operation records is hashed and signed as RFC 8785 canonical JSON, which has no
+  // form for a lone surrogate: refused here, naming the field, before anything is looked up.
+  const notUnicode = findNotUnicode(rawArgs, 'args');
+  if (notUnicode) throw new ValidationError(`invalid arguments for ${op}`, [notUnicode]);
   const parsed = S[k].safeParse(rawArgs ?? {});
   if (!parsed.success) throw new ValidationError(`invalid arguments for ${op}`, zodIssues(parsed.error, 'args'));
   return (handlers[k] as (rt: Runtime, a: unknown) => Promise<unknown>)(rt, parsed.data);

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { DelegationRefusedError, NotFoundError, ValidationError } from '../errors.js';
-import { GrantDelegationSchema, type Grant, type GrantDelegation } from '../protocol/index.js';
+import { GrantDelegationSchema, assertUnicode, type Grant, type GrantDelegation } from '../protocol/index.js';
 import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
 import { principalMatches } from './scope.js';
@@ -124,6 +124,7 @@ export function descendantsOf(id: string, all: readonly Grant[]): Grant[] {
 export function parseDelegation(req: GrantDelegation): z.output<typeof GrantDelegationSchema> {
   const parsed = GrantDelegationSchema.safeParse(req);
   if (!parsed.success) throw new ValidationError('invalid delegation request', zodIssues(parsed.error));
+  assertUnicode(parsed.data, '', 'invalid delegation request');
   return parsed.data;
 }
 

@@ -3,6 +3,7 @@ import {
   FactType,
   GrantRequestSchema,
   Origin,
+  assertUnicode,
   type Grant,
   type GrantDelegation,
   type GrantRequest,
@@ -95,6 +96,7 @@ export class GrantBook {
    * @throws ValidationError naming the offending field.
    */
   async issue(req: GrantRequest): Promise<Grant> {
+    assertUnicode(req, '', 'invalid grant');
     const grant = buildGrant(req, this.#ids, this.#clock);
     const id = grant.id;
     if (this.#grants.has(id)) throw grantExists(id);
@@ -165,6 +167,7 @@ export class GrantBook {
    * Revoking a grant that is revoked already revokes what of its descendants is not.
    */
   async revoke(id: string, by = 'operator', reason?: string): Promise<Grant> {
+    assertUnicode({ id, by, reason }, '', 'invalid revocation');
     const g = this.#grants.get(id);
     if (!g) throw new NotFoundError(`grant ${id}`);
     const at = new Date(this.#clock.now()).toISOString();

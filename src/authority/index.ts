@@ -18,6 +18,7 @@ export {
 } from './delegation.js';
 export { globCovers, scopeCovers } from './scope-subset.js';
 export { AuthorityKey } from './signer.js';
+export type { AuthorityPublicKey } from './signer.js';
 export { PolicyEffect, ruleApplies } from './policy.js';
 export type { PolicyRule, PolicyContext } from './policy.js';
 export { scopeMatches, principalMatches } from './scope.js';

@@ -4,6 +4,21 @@ import { dirname } from 'node:path';
 import { canonicalJson, sha256Hex, type Decision, type UnsignedDecision } from '../protocol/index.js';
 
 /**
+ * An authority's public key as published (`ice authority keys`, the admin op `authority.keys`,
+ * the NATS service metadata, journal exports): `publicKey` is the raw 32-byte ed25519 key in
+ * base64url (no padding), `publicKeyPem` the same key as SPKI PEM; `keyId` is the first 16 hex
+ * characters of sha256 over the SPKI DER bytes.
+ */
+export interface AuthorityPublicKey {
+  keyId: string;
+  alg: 'ed25519';
+  publicKey: string;
+  publicKeyPem: string;
+  /** The cluster node whose key it is (cluster mode). */
+  node?: string;
+}
+
+/**
  * The authority's ed25519 identity. Decisions are signed over the canonical JSON of every
  * field but `sig`; hosts verify with the public key before executing anything.
  */
@@ -45,6 +60,18 @@ export class AuthorityKey {
     const priv = `${dataDir}/authority.key`;
     if (existsSync(priv)) return new AuthorityKey(createPublicKey(createPrivateKey(readFileSync(priv))), undefined);
     return undefined;
+  }
+
+  /** A verify-only key from a raw 32-byte ed25519 public key in base64url (or base64). */
+  static fromRawPublic(raw: string): AuthorityKey {
+    const x = Buffer.from(raw, 'base64').toString('base64url');
+    return new AuthorityKey(createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' }), undefined);
+  }
+
+  /** The key as published: id, raw base64url and PEM. */
+  publicInfo(node?: string): AuthorityPublicKey {
+    const jwk = this.#public.export({ format: 'jwk' });
+    return { keyId: this.keyId, alg: 'ed25519', publicKey: String(jwk.x), publicKeyPem: this.publicKeyPem, ...(node ? { node } : {}) };
   }
 
   /** A verify-only key (for hosts that trust an authority elsewhere). */

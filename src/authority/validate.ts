@@ -5,6 +5,7 @@ import {
   intentDigest,
   IntentSchema,
   isAddress,
+  isWellFormed,
   jsonByteLength,
   splitAddress,
   type Intent,
@@ -57,7 +58,7 @@ export function zodIssues(err: ZodError, prefix = ''): IssueDetail[] {
 export function validateIntent(raw: unknown, registry: ActorRegistry, limits: JsonLimits): ValidatedIntent | InvalidIntent {
   const rawObj = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : undefined;
   const hint = {
-    ...(typeof rawObj?.id === 'string' && rawObj.id.length <= 128 ? { intentId: rawObj.id } : {}),
+    ...(typeof rawObj?.id === 'string' && rawObj.id.length <= 128 && isWellFormed(rawObj.id) ? { intentId: rawObj.id } : {}),
     ...(typeof rawObj?.target === 'string' && isAddress(rawObj.target) ? { target: rawObj.target } : {}),
   };
   const shape = checkJsonShape(raw, limits);

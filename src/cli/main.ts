@@ -24,6 +24,7 @@ import { SqliteStore } from '../store/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { runDemo } from './demo.js';
 import { GRANT_COMMANDS_WITH_AS, registerGrantCommands } from './grant-commands.js';
+import { authorityServiceInfo, registerAuditCommands, verifyFileCommand } from './journal-audit.js';
 import {
   clusterInspectorSource,
   graphToMermaid,
@@ -627,6 +628,7 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
         node: rt.node.replace(/[^A-Za-z0-9_-]/g, '_'),
         version: VERSION,
         status: () => ({ node: rt.node, mode: rt.mode, ...rt.stats() }),
+        ...(await authorityServiceInfo(rt)),
       });
       started.add(() => service.stop());
     }
@@ -1138,8 +1140,20 @@ common(journal.command('tail'))
 common(journal.command('verify'))
   .description('walk every hash chain; exit 1 and name the first broken fact if it was tampered with')
   .option('--json', 'JSON output')
+  .option('--file <export.jsonl>', 'check a file written by `ice journal export` instead, offline (with --key)')
+  .option('--key <key>', 'with --file: the authority public key to trust (PEM file, `ice authority keys --json` file, or base64url key)')
   .addOption(natsOption('verify the cluster journal (JetStream) over NATS instead of the local data dir'))
   .action(async (o: Common) => {
+    if (o.file !== undefined) return verifyFileCommand(o, print);
+    if (o.key !== undefined)
+      throw new ValidationError('--key without --file', [
+        {
+          path: '--key',
+          code: 'needs_option',
+          message: '--key is the key an export file is checked with',
+          expected: '--file <export.jsonl> as well, or no --key',
+        },
+      ]);
     const t0 = performance.now();
     const r = await read<VerifyResult & { keyChecked?: boolean }>(o, 'journal.verify');
     const ms = performance.now() - t0;
@@ -1169,6 +1183,19 @@ common(journal.command('verify'))
         );
     process.exitCode = r.ok ? 0 : 1;
   });
+
+registerAuditCommands(program, journal, {
+  common,
+  natsOption,
+  readStore,
+  print,
+  async adminSession(o) {
+    const n = { ...o, nats: o.nats! };
+    const as = operatorIdentity(n);
+    const t = await connectOnce(natsAuth(n, as), 'ice-cli');
+    return { call: (op, args) => requestAdmin(t, as, op, args), close: () => t.close() };
+  },
+});
 
 const machines = program.command('machines').description('the machines of the registered kinds');
 common(machines.command('ls'))

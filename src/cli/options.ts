@@ -128,6 +128,17 @@ const futureTime = z.string().transform((s, ctx) => {
   return new Date(t).toISOString();
 });
 
+/** An ISO 8601 date, or date and time with `Z` or an offset; as a UTC ISO string. */
+const isoTime = z.string().transform((s, ctx) => {
+  const m = ISO_TIME.exec(s.trim());
+  const t = Date.parse(s.trim());
+  if (!m || Number.isNaN(t)) {
+    ctx.addIssue({ code: 'custom', message: 'not an ISO 8601 date or time' });
+    return z.NEVER;
+  }
+  return new Date(t).toISOString();
+});
+
 const chainName = z.string().refine((s) => isAddress(s) || (isRuntimeChain(s) && /^_runtime\/[A-Za-z0-9_-]{1,64}$/.test(s)));
 
 const ID = '1-128 characters of A-Z a-z 0-9 _ : - starting with a letter or digit';
@@ -178,6 +189,22 @@ export const OPTION_RULES = {
   format: rule('json, mermaid or svg', z.enum(['json', 'mermaid', 'svg'])),
   out: rule('a file path', z.string().min(1)),
   groups: rule('a groups file (YAML or JSON) that exists', z.string().min(1).refine(isFile, 'no such file')),
+  since: rule(
+    'a journal position (with --actor: a seq of that chain), an integer 1 or more; or an ISO 8601 time, e.g. 2030-01-31T12:00:00Z',
+    z.union([int(1), isoTime]),
+  ),
+  file: rule(
+    'the path of a file that exists',
+    z
+      .string()
+      .min(1)
+      .transform((p) => resolve(p))
+      .refine(isFile, 'no such file'),
+  ),
+  key: rule(
+    'an authority public key: a PEM file, a file written by `ice authority keys --json`, or a raw ed25519 key in base64url',
+    z.string().trim().min(1),
+  ),
 } as const;
 
 /** Environment variables the CLI reads that are no option's source. */

@@ -1,5 +1,5 @@
 import { ConflictError, NotFoundError } from '../errors.js';
-import { FactType, Origin, type Grant, type GrantDelegation, type GrantRequest } from '../protocol/index.js';
+import { FactType, Origin, assertUnicode, type Grant, type GrantDelegation, type GrantRequest } from '../protocol/index.js';
 import {
   GrantBook,
   buildGrant,
@@ -97,6 +97,7 @@ export class ClusterGrants extends GrantBook {
   }
 
   override async issue(req: GrantRequest): Promise<Grant> {
+    assertUnicode(req, '', 'invalid grant');
     const grant = buildGrant(req, this.#ids, this.#clock);
     let revision: number;
     try {
@@ -121,6 +122,7 @@ export class ClusterGrants extends GrantBook {
    * usable descendant; revoking the parent again completes the cascade.
    */
   override async revoke(id: string, by = 'operator', reason?: string): Promise<Grant> {
+    assertUnicode({ id, by, reason }, '', 'invalid revocation');
     const at = new Date(this.#clock.now()).toISOString();
     const root = await this.#update(id, (g) => (g.revokedAt ? undefined : { ...g, revokedAt: at, revokedBy: by }));
     const revoked = [...(root.changed ? [root.grant] : []), ...(await this.#cascade(id, at, by))];

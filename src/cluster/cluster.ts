@@ -1,5 +1,5 @@
 import { ConfigError, ConflictError, ensureError } from '../errors.js';
-import { AuthorityKey, type GrantBook } from '../authority/index.js';
+import { AuthorityKey, type AuthorityPublicKey, type GrantBook } from '../authority/index.js';
 import { LeaseManager } from '../store/jetstream/lease.js';
 import { JetStreamStore } from '../store/jetstream/jetstream-store.js';
 import { JetStreamJournalReader, keyResolver, KEYS_BUCKET } from '../store/jetstream/journal-reader.js';
@@ -52,6 +52,8 @@ export interface ClusterOptions {
 
 export interface ClusterParts {
   key: AuthorityKey;
+  /** Every node key published in ICE_KEYS, this node's first. */
+  publishedKeys(): Promise<AuthorityPublicKey[]>;
   store: StorePort;
   transport: Transport;
   ownership: OwnershipPort;
@@ -150,6 +152,19 @@ export async function startCluster(
     return {
       checkAtStart: () => checkClusterAtStart(reader, keys, resolveKey, key, ctx.node),
       key,
+      /** Every node key published in ICE_KEYS (this node's first), as `ice authority keys` lists them. */
+      async publishedKeys() {
+        const out = [key.publicInfo(ctx.node)];
+        for (const id of await keys.keys()) {
+          if (id === key.keyId) continue;
+          const e = await keys.get(id);
+          const v = e?.value as { publicKeyPem?: unknown; node?: unknown } | undefined;
+          if (typeof v?.publicKeyPem !== 'string') continue;
+          const k = AuthorityKey.fromPublicPem(v.publicKeyPem);
+          if (k.keyId === id) out.push(k.publicInfo(typeof v.node === 'string' ? v.node : undefined));
+        }
+        return out;
+      },
       store,
       transport,
       ownership,

@@ -15,6 +15,7 @@ import {
   ApprovalRefusal,
   FactType,
   Origin,
+  assertUnicode,
   canonicalJson,
   chainFact,
   checkChain,
@@ -839,6 +840,7 @@ export class Host {
       if (!r.success) throw new ValidationError(`invalid input for ${kind}`, zodIssues(r.error, 'input'));
       parsedInput = r.data;
     }
+    assertUnicode(parsedInput, 'input', `invalid input for ${kind}`);
     const ifAbsent = opts.ifAbsent === true;
     const deadline = Date.now() + SPAWN_WAIT_MS;
     for (;;) {
@@ -970,6 +972,7 @@ export class Host {
       const parsed = schema.safeParse(params);
       if (!parsed.success) throw new ValidationError(`invalid ${type}`, zodIssues(parsed.error, 'event'));
       const ev = { ...(parsed.data as object), type };
+      assertUnicode({ event: ev, reason }, '', `invalid ${type}`);
       const snap = e.actor.getSnapshot() as { can(ev: unknown): boolean };
       if (e.status !== 'active' || !snap.can(ev)) throw new ConflictError(`${address} in state ${e.state} cannot take ${type}`);
       const from = e.state;
@@ -992,6 +995,7 @@ export class Host {
 
   /** Stops an actor for good: it keeps its snapshot and journal but takes no more intents. */
   async stopActor(address: string, reason: string, origin: 'runtime' | 'operator' = Origin.operator): Promise<void | { forward: string }> {
+    assertUnicode({ reason }, '', 'invalid stop');
     const r = await this.withActor(address, async (): Promise<{ forward: string } | { committed: Promise<void> }> => {
       const where = await this.locate(address);
       if (where.kind === 'elsewhere') return { forward: where.owner };

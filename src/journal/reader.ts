@@ -2,6 +2,8 @@ import type { Fact } from '../protocol/index.js';
 import type { AuthorityKey } from '../authority/index.js';
 import type { SqliteJournal } from '../store/sqlite/sqlite-journal.js';
 import { verifyStoreInWorkers, type StartCheck, type VerifyResult } from '../store/sqlite/verify-store.js';
+import { sqliteExportPage } from '../store/sqlite/journal-export.js';
+import type { ExportPage, ExportPageArgs } from './export-format.js';
 
 /**
  * Reading and verifying the journal, the same in both modes (the CLI, the inspector, the
@@ -17,6 +19,8 @@ export interface JournalReader {
   factsOfIntent(intentId: string): Promise<Fact[]>;
   /** Checks every chain (and, where the store keeps them, the signed checkpoints). */
   verify(): Promise<VerifyResult>;
+  /** One page of a journal export (`ice journal export`; see export-format.ts). */
+  exportPage(args: ExportPageArgs): Promise<ExportPage>;
 }
 
 export type { StartCheck, VerifyResult };
@@ -44,6 +48,10 @@ export class SqliteJournalReader implements JournalReader {
 
   factsOfIntent(intentId: string): Promise<Fact[]> {
     return Promise.resolve(this.#j.factsOfIntent(intentId));
+  }
+
+  exportPage(args: ExportPageArgs): Promise<ExportPage> {
+    return Promise.resolve(sqliteExportPage(this.#j.store, args));
   }
 
   /** Up to the newest fact when it starts; reads by range, on worker threads for a long journal, without blocking the event loop. */

@@ -1,12 +1,17 @@
-import { sha256Hex } from './canonical.js';
-import type { Fact, FactBody, FactDraft } from './fact.js';
+import { canonicalJson, sha256Hex } from './canonical.js';
+import { FACT_VERSION, type Fact, type FactBody, type FactDraft } from './fact.js';
 
 /**
  * Chains facts: each fact belongs to one chain (an actor, or a runtime chain for facts with
  * no actor) and sits at `seq` = the position in that chain, with `prev` = the hash of the
  * chain's previous fact ("" before the first) and
- * `hash = sha256(prev + JSON.stringify(body))`, body = every field but prev and hash, in the
- * key order written below. The same code chains facts in both deployments.
+ *
+ *     hash = hex(sha256(utf8(prev + JCS(body))))      (fact `v: 2`)
+ *
+ * body = the fact without `prev` and `hash`, JCS = RFC 8785 canonical JSON. Facts written
+ * before (`v: 1`) hashed `JSON.stringify(body)` in the key order they were written in
+ * (`v, seq, at, type, origin, actor?, intentId?, causes, data`); they still verify by that
+ * rule, every new fact is `v: 2`. The same code chains facts in both deployments.
  */
 export interface ChainCursor {
   seq: number;
@@ -16,7 +21,7 @@ export interface ChainCursor {
 /** Appends one fact to the chain at `cursor` (advances it). */
 export function chainFact(cursor: ChainCursor, draft: FactDraft, at: string): { fact: Fact; body: string } {
   const body: FactBody = {
-    v: 1,
+    v: FACT_VERSION,
     seq: cursor.seq + 1,
     at,
     type: draft.type,
@@ -26,7 +31,7 @@ export function chainFact(cursor: ChainCursor, draft: FactDraft, at: string): { 
     causes: draft.causes ?? [],
     data: draft.data,
   };
-  const text = JSON.stringify(body);
+  const text = canonicalJson(body);
   const prev = cursor.hash;
   const hash = sha256Hex(prev + text);
   cursor.seq = body.seq;
@@ -38,10 +43,10 @@ export function chainFact(cursor: ChainCursor, draft: FactDraft, at: string): { 
   return { fact, body: text };
 }
 
-/** The text a fact's hash covers. */
+/** The text a fact's hash covers: JCS of the body (`v: 2`), or for `v: 1` facts the body's JSON in its own key order. */
 export function factBodyText(f: Fact): string {
   const { prev: _p, hash: _h, ...body } = f;
-  return JSON.stringify(body);
+  return f.v === 1 ? JSON.stringify(body) : canonicalJson(body);
 }
 
 /**

@@ -34,11 +34,19 @@ export const Origin = { runtime: 'runtime', authority: 'authority', operator: 'o
 export type Origin = (typeof Origin)[keyof typeof Origin];
 
 /**
- * One line of the journal. `hash = sha256(prev + canonicalJson(body))` where body is every
- * field but `prev` and `hash`; `prev` is the hash of fact `seq - 1` ("" before the first).
+ * The version of the facts written now. `2`: `hash = sha256(prev + JCS(body))` (RFC 8785).
+ * Facts of version `1` (written before) hashed `JSON.stringify(body)` in their own key order;
+ * they are still read and verified.
+ */
+export const FACT_VERSION = 2 as const;
+
+/**
+ * One line of the journal. `hash = sha256(prev + JCS(body))` (RFC 8785 canonical JSON) where
+ * body is every field but `prev` and `hash`; `prev` is the hash of fact `seq - 1` ("" before
+ * the first). See `chain.ts`.
  */
 export const FactSchema = z.strictObject({
-  v: z.literal(PROTOCOL_VERSION),
+  v: z.literal([PROTOCOL_VERSION, FACT_VERSION]),
   seq: z.int().positive(),
   at: z.iso.datetime(),
   type: z.enum(Object.values(FactType) as [FactType, ...FactType[]]),

@@ -1,4 +1,5 @@
 import type { IssueDetail } from '../errors.js';
+import { isWellFormed, notUnicodeIssue, pathKey } from './unicode.js';
 
 /** Bounds applied to every JSON value that enters the runtime from outside. */
 export interface JsonLimits {
@@ -13,8 +14,9 @@ export const DEFAULT_LIMITS: JsonLimits = { maxBytes: 64 * 1024, maxDepth: 16 };
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
- * Checks depth and prototype-polluting keys of an already parsed value. Returns the first
- * problem found, or `undefined`. Walks iteratively so a hostile depth cannot blow the stack.
+ * Checks depth, prototype-polluting keys and text that is not valid Unicode (lone surrogates,
+ * in keys and string values) of an already parsed value. Returns the first problem found, or
+ * `undefined`. Walks iteratively so a hostile depth cannot blow the stack.
  */
 export function checkJsonShape(value: unknown, limits: JsonLimits): IssueDetail | undefined {
   const stack: Array<{ v: unknown; depth: number; path: string }> = [{ v: value, depth: 0, path: '' }];
@@ -31,6 +33,10 @@ export function checkJsonShape(value: unknown, limits: JsonLimits): IssueDetail 
         expected: 'JSON values only (finite numbers, no bigint, symbol or function)',
       };
     }
+    if (typeof v === 'string') {
+      if (!isWellFormed(v)) return notUnicodeIssue(path, 'string');
+      continue;
+    }
     if (v === null || typeof v !== 'object') continue;
     if (depth >= limits.maxDepth) {
       return {
@@ -45,6 +51,7 @@ export function checkJsonShape(value: unknown, limits: JsonLimits): IssueDetail 
       continue;
     }
     for (const key of Object.keys(v)) {
+      if (!isWellFormed(key)) return notUnicodeIssue(join(path, pathKey(key)), 'key');
       if (FORBIDDEN_KEYS.has(key)) {
         return {
           path: join(path, key),

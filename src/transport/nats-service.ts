@@ -7,6 +7,10 @@ export interface NodeServiceOptions {
   description?: string;
   /** Answers the `status` endpoint. */
   status: () => unknown;
+  /** More service metadata (`nats micro info ice-runtime`), e.g. the authority's key. */
+  metadata?: Record<string, string>;
+  /** More endpoints: `name` answers on `subject` with the JSON of what `answer` gives. */
+  endpoints?: Array<{ name: string; subject: string; description: string; answer: () => Promise<unknown> }>;
 }
 
 /**
@@ -20,7 +24,7 @@ export async function registerNodeService(transport: NatsTransport, opts: NodeSe
     name: 'ice-runtime',
     version: opts.version,
     description: opts.description ?? 'ICE runtime node',
-    metadata: { node: opts.node },
+    metadata: { ...opts.metadata, node: opts.node },
   });
   svc.addEndpoint('status', {
     subject: `ice.node.${opts.node}.status`,
@@ -30,6 +34,19 @@ export async function registerNodeService(transport: NatsTransport, opts: NodeSe
     },
     metadata: { description: 'node status: actors, journal head, group-commit stats' },
   });
+  for (const ep of opts.endpoints ?? []) {
+    svc.addEndpoint(ep.name, {
+      subject: ep.subject,
+      handler: (err, msg) => {
+        if (err) return;
+        ep.answer().then(
+          (v) => msg.respond(JSON.stringify(v)),
+          (e: unknown) => msg.respond(JSON.stringify({ error: { code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) } })),
+        );
+      },
+      metadata: { description: ep.description },
+    });
+  }
   return {
     stop: async () => {
       await svc.stop();

@@ -8,6 +8,8 @@ import type { JetStreamStore } from './jetstream-store.js';
 import type { WatchedBucket } from './kv-stores.js';
 import { AuthorityKey } from '../../authority/signer.js';
 import { turnAttestationText } from '../../host/ports.js';
+import type { ExportPage, ExportPageArgs } from '../../journal/export-format.js';
+import { jetStreamExportPage } from './journal-export.js';
 
 interface TurnMessage {
   chain: string;
@@ -133,6 +135,10 @@ export class JetStreamJournalReader implements JournalReader {
 
   chain(chain: string, fromSeq = 1, limit = 10_000): Promise<Fact[]> {
     return this.#store.chainFacts(chain, fromSeq, limit);
+  }
+
+  exportPage(args: ExportPageArgs): Promise<ExportPage> {
+    return jetStreamExportPage(this.#nc, args, this.#stream);
   }
 
   async fact(chain: string, seq: number): Promise<Fact | undefined> {

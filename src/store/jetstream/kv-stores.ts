@@ -81,6 +81,13 @@ export class WatchedBucket {
     return { value: e.json<unknown>(), revision: e.revision };
   }
 
+  /** Every key with a value now. */
+  async keys(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const k of await this.#kv.keys()) out.push(k);
+    return out;
+  }
+
   /** @throws ConflictError when the key exists; any other failure (a timeout, no leader) as it is. */
   async create(key: string, value: unknown): Promise<number> {
     try {

@@ -359,6 +359,9 @@ export class SqliteStore {
     const cols = 'pos, chain, seq, body, prev, hash, type, actor, intent_id, at';
     return {
       checkpoints: db.prepare('SELECT pos, heads, prev, hash, key_id AS keyId, sig, at FROM checkpoints ORDER BY pos'),
+      checkpointsIn: db.prepare(
+        'SELECT pos, heads, prev, hash, key_id AS keyId, sig, at FROM checkpoints WHERE pos > ? AND pos <= ? ORDER BY pos',
+      ),
       lastCheckpoint: db.prepare(
         'SELECT pos, heads, prev, hash, key_id AS keyId, sig, at FROM checkpoints WHERE pos <= ? ORDER BY pos DESC LIMIT 1',
       ),
@@ -442,6 +445,11 @@ export class SqliteStore {
   /** Every checkpoint, in memory at once: for tests and small stores (verification reads them by range). */
   checkpoints(): Checkpoint[] {
     return (this.#stmts.checkpoints.all() as Array<Omit<Checkpoint, 'heads'> & { heads: string }>).map(parseCheckpoint);
+  }
+
+  /** Checkpoints with `afterPos < pos ≤ toPos`, whole (one statement: keep the range short). */
+  checkpointsIn(afterPos: number, toPos: number): Checkpoint[] {
+    return (this.#stmts.checkpointsIn.all(afterPos, toPos) as Array<Omit<Checkpoint, 'heads'> & { heads: string }>).map(parseCheckpoint);
   }
 
   /** The newest checkpoint, or the newest at or before position `atOrBefore`. */

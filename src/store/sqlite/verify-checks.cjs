@@ -22,7 +22,11 @@ const sha256Hex =
     ? (text) => crypto.hash('sha256', text, 'hex')
     : (text) => crypto.createHash('sha256').update(text).digest('hex');
 
-/** A checkpoint's hash: sha256(prev + JSON.stringify(heads)). */
+/**
+ * A checkpoint's hash: sha256(prev + JSON.stringify(heads)). Heads are [chain, seq, hash]
+ * lists (strings and integers, no objects), for which JSON.stringify writes exactly the RFC 8785
+ * canonical JSON: the hash is sha256(prev + JCS(heads)).
+ */
 function checkpointHash(prev, heads) {
   return sha256Hex(prev + JSON.stringify(heads));
 }
@@ -50,13 +54,47 @@ function afterString(text, o, s) {
 /**
  * The index columns (seq, at, type, actor, intent_id) must say what the hashed body says, or
  * lookups by actor or intent (and restore's replay) would read a history other than the
- * verified one. Bodies are written with a fixed key order
- * (`{"v":1,"seq":…,"at":…,"type":…,"origin":…,["actor":…,]["intentId":…,]"causes":…`), so
- * the check compares the body's head piece by piece in place, without a parse. The body is
- * `text` from `offset` on. `type` undefined: a row without index columns (only its seq is
- * checked).
+ * verified one. The check compares the body's fixed pieces in place, without a parse. The
+ * body is `text` from `offset` on. `type` undefined: a row without index columns (only its
+ * seq is checked).
+ *
+ * Bodies of `v: 2` facts are RFC 8785 canonical JSON: the keys in code-unit order, so `actor`,
+ * `at` and `causes` open the text and, since `data` is always an object, `intentId`,
+ * `origin`, `seq`, `type` and `v` close it:
+ * `{["actor":…,]"at":…,"causes":[…],"data":{…}[,"intentId":…],"origin":"…","seq":…,"type":…,"v":2}`.
+ * Bodies of `v: 1` facts have the order they were written in
+ * (`{"v":1,"seq":…,"at":…,"type":…,"origin":…,["actor":…,]["intentId":…,]"causes":…`).
  */
 function indexMismatch(chain, seq, text, offset, type, actor, intentId, at) {
+  if (text.startsWith('{"v":1,', offset)) return indexMismatchV1(chain, seq, text, offset, type, actor, intentId, at);
+  // The tail, from its end: `,"seq":N,"type":T,"v":2}`.
+  const tail = `,"seq":${seq},"type":`;
+  if (!text.endsWith(',"v":2}')) return 'fact body carries another seq';
+  const typeEnd = text.length - ',"v":2}'.length;
+  const seqAt = text.lastIndexOf(tail, typeEnd);
+  if (seqAt < offset) return 'fact body carries another seq';
+  if (type === undefined) return undefined;
+  if (afterString(text, seqAt + tail.length, type) !== typeEnd) return 'seq, time or type columns disagree with the fact body';
+  // `,"origin":"…"` right before the seq; before it the end of intentId's string, or of data.
+  if (text.charCodeAt(seqAt - 1) !== 34) return 'seq, time or type columns disagree with the fact body';
+  const originAt = text.lastIndexOf(',"origin":"', seqAt - 2);
+  if (originAt < offset) return 'seq, time or type columns disagree with the fact body';
+  if (intentId != null) {
+    const literal = ',"intentId":' + JSON.stringify(intentId);
+    if (originAt - literal.length < offset || text.indexOf(literal, originAt - literal.length) !== originAt - literal.length)
+      return 'actor or intent columns disagree with the fact body';
+  } else if (text.charCodeAt(originAt - 1) !== 125) return 'actor or intent columns disagree with the fact body';
+  // The head: `{["actor":A,]"at":AT,"causes":`.
+  let o = offset + 1;
+  if (actor != null) o = after(text, afterString(text, after(text, o, '"actor":'), actor), ',');
+  else if (text.startsWith('"actor":', o)) return 'actor or intent columns disagree with the fact body';
+  o = afterString(text, after(text, o, '"at":'), at ?? '');
+  if (after(text, o, ',"causes":') < 0) return 'actor or intent columns disagree with the fact body';
+  if (actor != null && actor !== chain) return 'the chain column disagrees with the fact body';
+  return undefined;
+}
+
+function indexMismatchV1(chain, seq, text, offset, type, actor, intentId, at) {
   let o = after(text, after(text, offset, '{"v":1,"seq":'), String(seq));
   if (type === undefined) return after(text, o, ',') < 0 ? 'fact body carries another seq' : undefined;
   o = afterString(text, after(text, o, ',"at":'), at ?? '');

@@ -1,0 +1,84 @@
+import type { AuthorityPublicKey } from '../authority/signer.js';
+import {
+  EXPORT_FORMAT,
+  EXPORT_VERSION,
+  type ExportEnd,
+  type ExportHeader,
+  type ExportPage,
+  type ExportPageArgs,
+  type ExportRecord,
+} from './export-format.js';
+
+/** Where an export reads from: a data dir's store, or the nodes over NATS (admin op `journal.export`). */
+export interface ExportSource {
+  mode: 'embedded' | 'cluster';
+  keys(): Promise<AuthorityPublicKey[]>;
+  page(args: ExportPageArgs): Promise<ExportPage>;
+}
+
+export interface ExportOptions {
+  actor?: string;
+  /** A position (with `actor`: a seq of that chain), or an ISO time. */
+  since?: number | string;
+  /** Positions per page (default 1000). */
+  pageSize?: number;
+  now?: () => Date;
+}
+
+/**
+ * The records of a journal export, in file order: header, keys, facts with the checkpoints or
+ * turns that sign them, end. Pages are read one at a time (each a few short reads), so an
+ * export of any length holds little in memory. A cluster turn that claims a position another
+ * turn already holds (an orphan, see `ice journal verify`) is left out and counted.
+ */
+export async function* exportJournal(src: ExportSource, opts: ExportOptions = {}): AsyncGenerator<ExportRecord> {
+  const header: ExportHeader = {
+    type: 'header',
+    format: EXPORT_FORMAT,
+    version: EXPORT_VERSION,
+    mode: src.mode,
+    exportedAt: (opts.now?.() ?? new Date()).toISOString(),
+    ...(opts.actor !== undefined ? { actor: opts.actor } : {}),
+    ...(opts.since !== undefined ? { since: opts.since } : {}),
+  };
+  yield header;
+  for (const k of await src.keys()) yield { type: 'key', ...k };
+  const end: ExportEnd = { type: 'end', facts: 0, checkpoints: 0, turns: 0, orphans: 0 };
+  const limit = opts.pageSize ?? 1000;
+  let sinceTime = typeof opts.since === 'string' ? opts.since : undefined;
+  const sinceSeq = typeof opts.since === 'number' && opts.actor !== undefined ? opts.since : undefined;
+  let after = typeof opts.since === 'number' && opts.actor === undefined ? opts.since - 1 : 0;
+  const heads = new Map<string, number>();
+  let skipTurnOf: string | undefined;
+  for (;;) {
+    const page = await src.page({
+      after,
+      limit,
+      ...(opts.actor !== undefined ? { actor: opts.actor } : {}),
+      ...(sinceTime !== undefined ? { sinceTime } : {}),
+      ...(sinceSeq !== undefined ? { sinceSeq } : {}),
+    });
+    if (page.startedAt !== undefined) sinceTime = undefined;
+    for (const rec of page.records) {
+      if (rec.type === 'fact') {
+        const chain = rec.fact.actor ?? '';
+        const head = heads.get(chain);
+        if (head !== undefined && rec.fact.seq <= head) {
+          // an orphan's facts (cluster): the turn holding these positions came first
+          if (skipTurnOf !== `${chain}@${rec.pos}`) end.orphans++;
+          skipTurnOf = `${chain}@${rec.pos}`;
+          continue;
+        }
+        heads.set(chain, rec.fact.seq);
+        end.facts++;
+      } else if (rec.type === 'turn') {
+        if (skipTurnOf === `${rec.chain}@${rec.pos}`) continue;
+        end.turns++;
+      } else end.checkpoints++;
+      yield rec;
+    }
+    after = page.next;
+    if (page.done) break;
+  }
+  yield end;
+}
