@@ -1,18 +1,23 @@
 // Reproduces an intermittent V8 fatal error seen on Node 20.20.2 while the runtime asks Cedar
 // (`Fatal error … unreachable code` in Deoptimizer::DoComputeBuiltinContinuation, the process
 // dies with SIGTRAP, exit 133): runs the policy evaluation loop in N child processes and
-// counts how many died. Needs `npm run build`.
+// counts how many died. Needs `npm run build`. The runtime turns off the V8 optimization
+// behind it on Node 20 (src/policy/v8-wasm-inlining.ts); `--inlining` turns it back on in
+// the children, after the runtime's modules loaded, to show the crash.
 //
-//   node scripts/repro-cedar-deopt-crash.mjs [runs=10] [iterations=40000]
+//   node scripts/repro-cedar-deopt-crash.mjs [--inlining] [runs=10] [iterations=40000]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const [runs = 10, iterations = 40_000] = process.argv.slice(2).map(Number);
+const args = process.argv.slice(2);
+const inlining = args.includes('--inlining');
+const [runs = 10, iterations = 40_000] = args.filter((a) => a !== '--inlining').map(Number);
 const root = fileURLToPath(new URL('..', import.meta.url));
 const child = `
 import { compilePolicySet } from '${root}dist/src/policy/index.js';
 import { exampleActors } from '${root}dist/actors/index.js';
 import { realisticPolicySet } from '${root}bench/lib/cedar-policies.mjs';
+${inlining ? "(await import('node:v8')).setFlagsFromString('--turbo-inline-js-wasm-calls');" : ''}
 const set = compilePolicySet(realisticPolicySet(), exampleActors, 1);
 for (let i = 0; i < ${iterations}; i++)
   set.evaluate({ principal: 'agent:bench', target: 'deployment/d1', action: 'CONFIGURE',
@@ -28,5 +33,7 @@ for (let r = 1; r <= runs; r++) {
     `run ${r}: ${p.status === 0 ? 'ok' : `died (status ${p.status}, signal ${p.signal})${fatal ? ' in the V8 deoptimizer' : ''}`}\n`,
   );
 }
-process.stdout.write(`${died} of ${runs} runs died (node ${process.version})\n`);
+process.stdout.write(
+  `${died} of ${runs} runs died (node ${process.version}, JS→Wasm inlining ${inlining ? 'on' : 'as the runtime sets it'})\n`,
+);
 process.exitCode = died > 0 ? 1 : 0;

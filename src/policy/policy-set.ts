@@ -1,3 +1,5 @@
+// First: turns off the V8 optimization that crashes Node 20 around calls into Cedar.
+import './v8-wasm-inlining.js';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { DetailedError, EntityJson, PolicyJson, SchemaJson, Type } from '@cedar-policy/cedar-wasm/nodejs';
 import { parse as parseYaml } from 'yaml';
