@@ -218,6 +218,11 @@ describe('the write-ahead log', () => {
 describe('a read-only data dir', () => {
   it('can still be read: actors ls, actor show, journal tail and journal verify', async () => {
     const dir = await demoDir();
+    // every fact the demo wrote, counted before the directory is made read-only
+    const written = (await ice(['journal', 'tail', '-n', '100000', '--data', dir, '--json'], { readOnly: dir })).stdout
+      .trim()
+      .split('\n').length;
+    expect(written).toBeGreaterThan(20);
     for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o444);
     chmodSync(dir, 0o555);
     const ls = await ice(['actors', 'ls', '--data', dir, '--json'], { readOnly: dir });
@@ -232,7 +237,7 @@ describe('a read-only data dir', () => {
     expect(tail.stdout.trim().split('\n').length).toBe(20);
     const verify = await ice(['journal', 'verify', '--data', dir, '--json'], { readOnly: dir });
     expect(verify.code).toBe(0);
-    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, count: 52 });
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, count: written });
     // Nothing was written into the directory.
     expect(readdirSync(dir).sort()).toEqual(['authority.key', 'authority.pub', 'ice.db', 'owner.lock']);
   });

@@ -1053,12 +1053,15 @@ export class JetStreamStore implements StorePort {
       const e = await this.#read(`pending ${intentId}`, () => this.#pending.get(intentKey(intentId)));
       return e && e.operation === 'PUT' ? [e.json<PendingRecord>()] : [];
     }
+    // This store's writes queued when the scan starts: one that lands during the scan may have
+    // been read before it landed, so they are applied over the scan, then the ones still queued.
+    const queued = [...this.#unwrittenPending];
     const byId = new Map<string, PendingRecord>();
     for (const v of (await this.#scanBucket(this.#pending, PENDING)).values()) {
       const r = v as PendingRecord;
       byId.set(r.intentId, r);
     }
-    for (const [id, { value }] of this.#unwrittenPending) {
+    for (const [id, { value }] of [...queued, ...this.#unwrittenPending]) {
       if (value) byId.set(id, value);
       else byId.delete(id);
     }
@@ -1070,11 +1073,12 @@ export class JetStreamStore implements StorePort {
   async actors(): Promise<ActorIndexRow[]> {
     const rows = new Map<string, ActorIndexRow>();
     const add = (s: SnapshotRecord) => rows.set(s.actor, { actor: s.actor, kind: s.kind, seq: s.seq, status: s.status, state: s.state });
+    const queued = [...this.#unwrittenSnapshots]; // as in pending(): a write landing during the scan
     for (const v of (await this.#scanBucket(this.#snapshots, SNAPSHOTS)).values()) {
       const rec = parseCache(v);
       if (rec && isCachedSnapshot(rec) && !isRuntimeChain(rec.actor)) add(rec);
     }
-    for (const [chain, { value }] of this.#unwrittenSnapshots) {
+    for (const [chain, { value }] of [...queued, ...this.#unwrittenSnapshots]) {
       if (!isRuntimeChain(chain) && (rows.get(chain)?.seq ?? -1) < value.seq) add(value);
     }
     return [...rows.values()].sort((a, b) => (a.actor < b.actor ? -1 : a.actor > b.actor ? 1 : 0));
