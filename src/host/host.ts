@@ -29,6 +29,7 @@ import {
   type Grant,
   type Intent,
   type Outcome,
+  type Reason,
   type SnapshotRecord,
 } from '../protocol/index.js';
 import {
@@ -569,35 +570,27 @@ export class Host {
   ): Settled {
     const b = this.#builder(e);
     const expiresAt = new Date(terms.expiresAt).toISOString();
-    const f = b.fact({
-      type: FactType.approvalExpired,
-      origin: Origin.runtime,
-      intentId: intent.id,
-      ...(terms.decisionSeq > 0 ? { causes: [terms.decisionSeq] } : {}),
-      data: {
-        decisionId: terms.decision.id,
-        policy: terms.requirement.policy,
-        expiresAt,
-        quorum: terms.requirement.quorum,
-        approvals: terms.approvals.map((a) => a.by),
-      },
-    });
-    b.pendingDelete = intent.id;
-    const outcome: Outcome = {
-      v: 1,
-      status: 'denied',
-      intentId: intent.id,
-      actor: intent.target,
-      decisionId: terms.decision.id,
-      reasons: [
-        {
-          code: 'approval_expired',
-          message: `${terms.approvals.length} of ${terms.requirement.quorum} approvals by ${expiresAt}, when the approval window of policy ${terms.requirement.policy} closed`,
+    const { outcome, seq } = this.#denyPending(
+      b,
+      intent,
+      digest,
+      terms,
+      {
+        type: FactType.approvalExpired,
+        origin: Origin.runtime,
+        data: {
+          decisionId: terms.decision.id,
+          policy: terms.requirement.policy,
+          expiresAt,
+          quorum: terms.requirement.quorum,
+          approvals: terms.approvals.map((a) => a.by),
         },
-      ],
-      seq: f.seq,
-    };
-    b.outcome = { intentId: intent.id, digest, outcome };
+      },
+      {
+        code: 'approval_expired',
+        message: `${terms.approvals.length} of ${terms.requirement.quorum} approvals by ${expiresAt}, when the approval window of policy ${terms.requirement.policy} closed`,
+      },
+    );
     let refused: ApprovalRefusedError | undefined;
     if (late) {
       const who = 'approve' in late.how ? late.how.approve : late.how.deny;
@@ -605,7 +598,7 @@ export class Host {
         type: FactType.approvalRefused,
         origin: Origin.operator,
         intentId: intent.id,
-        causes: [f.seq],
+        causes: [seq],
         data: { ...approvalRefusedData(late.how, ApprovalRefusal.expired, late.message, who.by), decisionId: terms.decision.id },
       });
       refused = new ApprovalRefusedError(ApprovalRefusal.expired, intent.id, `${late.message}; the intent is denied (approval_expired)`);
@@ -790,13 +783,30 @@ export class Host {
   /** Records a human's refusal of a pending intent: an `approval` fact citing the pending decision. */
   #refusePending(e: Entry, intent: Intent, digest: string, terms: PendingTerms, by: string, reason: string): Applied {
     const b = this.#builder(e);
-    const f1 = b.fact({
-      type: FactType.approval,
-      origin: Origin.operator,
-      intentId: intent.id,
-      ...(terms.decisionSeq > 0 ? { causes: [terms.decisionSeq] } : {}),
-      data: { approved: false, by, reason, decisionId: terms.decision.id },
-    });
+    const { outcome } = this.#denyPending(
+      b,
+      intent,
+      digest,
+      terms,
+      { type: FactType.approval, origin: Origin.operator, data: { approved: false, by, reason, decisionId: terms.decision.id } },
+      { code: 'approval_refused', message: `${by} refused: ${reason}` },
+    );
+    return { outcome, committed: this.#commit(e, b.turn()) };
+  }
+
+  /**
+   * Ends a pending intent denied, in the turn `b`: the fact that ends it (citing the pending
+   * decision), the pending record deleted, and the denied outcome with `reason`.
+   */
+  #denyPending(
+    b: TurnBuilder,
+    intent: Intent,
+    digest: string,
+    terms: PendingTerms,
+    ending: Pick<FactDraft, 'type' | 'origin' | 'data'>,
+    reason: Reason,
+  ): { outcome: Outcome; seq: number } {
+    const f = b.fact({ ...ending, intentId: intent.id, ...(terms.decisionSeq > 0 ? { causes: [terms.decisionSeq] } : {}) });
     b.pendingDelete = intent.id;
     const outcome: Outcome = {
       v: 1,
@@ -804,11 +814,11 @@ export class Host {
       intentId: intent.id,
       actor: intent.target,
       decisionId: terms.decision.id,
-      reasons: [{ code: 'approval_refused', message: `${by} refused: ${reason}` }],
-      seq: f1.seq,
+      reasons: [reason],
+      seq: f.seq,
     };
     b.outcome = { intentId: intent.id, digest, outcome };
-    return { outcome, committed: this.#commit(e, b.turn()) };
+    return { outcome, seq: f.seq };
   }
 
   /**
