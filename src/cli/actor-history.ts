@@ -39,7 +39,12 @@ export function actorHistory(facts: readonly Fact[], def?: ActorDefinition): { r
   for (const f of facts)
     if (f.type === FactType.intentProposed && f.intentId !== undefined)
       proposers.set(f.intentId, (f.data.intent as { proposer: string }).proposer);
-  const mismatches = def && facts.some((f) => f.type === FactType.actorStarted) ? replayActor(def, facts).mismatches : [];
+  let mismatches: ReplayMismatch[] = [];
+  if (def && facts.some((f) => f.type === FactType.actorStarted)) {
+    const r = replayActor(def, facts);
+    r.actor.stop(); // no timer of the replayed machine keeps the command alive
+    mismatches = r.mismatches;
+  }
   const differs = new Set(mismatches.map((m) => m.seq));
   const rows = facts
     .filter((f) => HISTORY_TYPES.has(f.type))

@@ -22,6 +22,8 @@ export interface WhyReport {
   intentId: string;
   found: boolean;
   end: WhyEnd;
+  /** The chain the story is told in: the target actor's (or, for an intent rejected at intake, a runtime chain). */
+  chain?: string;
   steps: WhyStep[];
   /** The seqs from the last fact back to `intent.proposed`, following `causes`. */
   path: number[];
@@ -137,7 +139,15 @@ export function explainIntent(intentId: string, facts: readonly Fact[], grants: 
     }
     at = next;
   }
-  return { intentId, found: true, end: endOf(sorted), steps, path, ...(broken ? { broken } : {}) };
+  return {
+    intentId,
+    found: true,
+    end: endOf(sorted),
+    ...(chain !== undefined ? { chain } : {}),
+    steps,
+    path,
+    ...(broken ? { broken } : {}),
+  };
 }
 
 const END_COLOR: Record<WhyEnd, (s: string) => string> = {
@@ -170,7 +180,7 @@ export function formatWhy(r: WhyReport): string {
       lines.push(`  ${' '.repeat(6)}   grant ${g.id}: ${g.subject} → ${g.scope}${terms.length ? ` (${terms.join(', ')})` : ''}`);
     }
   }
-  const chain = r.steps.find((s) => s.seq === r.path[0])?.chain ?? '';
+  const chain = r.chain ?? '';
   lines.push(
     `  causes: ${r.path.map((seq) => `#${seq} ${r.steps.find((s) => s.seq === seq && s.chain === chain)?.type ?? '?'}`).join(' ← ')}`,
   );
