@@ -35,10 +35,12 @@ import {
   AuthorityKey,
   AuthorityService,
   GrantBook,
+  grantView,
   LocalTrust,
   validateIntent,
   zodIssues,
   type EnsureGrantRequest,
+  type GrantView,
   type IsMember,
   type AuthorityPublicKey,
   type PolicyRule,
@@ -226,6 +228,12 @@ export interface Runtime {
      */
     delegate(req: GrantDelegation): Promise<Grant>;
     list(): Grant[];
+    /**
+     * One grant with its chain (root → … → it) and its delegated children, each with its status
+     * by the runtime's clock (the one the authority decides by).
+     * @throws NotFoundError
+     */
+    show(id: string): GrantView;
   };
   /** The Cedar policy set (docs/policies.md): versions shared by every node, applied without a restart. */
   readonly policies: {
@@ -645,6 +653,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         revoke: (id, by, reason) => grantBook.revoke(id, by, reason),
         delegate: (req) => grantBook.delegate(req),
         list: () => [...grantBook.list()],
+        show: (id) => grantView(grantBook.list(), id, clock.now()),
       },
       policies: {
         apply: (source, by) => policyBook.apply(source, by),

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { GrantDelegationSchema, GrantRequestSchema, IdSchema, findNotUnicode } from '../protocol/index.js';
-import { grantView, zodIssues, type EnsureGrantRequest } from '../authority/index.js';
+import { zodIssues, type EnsureGrantRequest } from '../authority/index.js';
 import type { Runtime } from '../runtime.js';
 import { PolicySourceSchema } from '../policy/index.js';
 
@@ -108,7 +108,7 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
     }),
   'authority.keys': (rt) => rt.authorityKeys(),
   'grant.ls': (rt) => Promise.resolve(rt.grants.list()),
-  'grant.show': (rt, a) => Promise.resolve(grantView(rt.grants.list(), a.id, Date.now())),
+  'grant.show': (rt, a) => Promise.resolve(rt.grants.show(a.id)),
   approvals: (rt) => rt.approvals.list(),
   'policy.apply': (rt, { by, ...source }) => rt.policies.apply(source, by),
   'policy.ls': (rt) => Promise.resolve(rt.policies.list().map(policySummary)),
