@@ -561,10 +561,10 @@ async function waitForSettledStreams(servers: NatsServerProcess[], timeoutMs: nu
     for (const v of views)
       for (const a of v.account_details ?? [])
         for (const st of a.stream_detail ?? []) {
-          const key = st.cluster?.leader ?? '?';
+          const key = st.cluster?.leader || '?'; // no leader (absent or empty): not settled
           seen.set(st.name, (seen.get(st.name) ?? new Set()).add(key));
         }
-    const split = [...seen].filter(([, keys]) => keys.size > 1 || [...keys].some((k) => k.startsWith('?@')));
+    const split = [...seen].filter(([, keys]) => keys.size > 1 || keys.has('?'));
     if (split.length > 0) throw new Error(`not settled: ${split.map(([n, k]) => `${n} led by ${[...k].join(' and ')}`).join('; ')}`);
     return true;
   });
