@@ -13,6 +13,8 @@ export function sqliteExportPage(store: SqliteStore, a: ExportPageArgs): ExportP
   if (!last) return { records: [], next: a.after, done: true };
   const cps = store.checkpointsIn(a.after, last.pos);
   const records: ExportPage['records'] = [];
+  // The page must fit a NATS message: bytes as sent (UTF-8), not UTF-16 units.
+  let bytes = 0;
   let ci = 0;
   // From a time: from the first fact at or after it, everything (a later page starts there).
   let startPos = a.sinceTime === undefined ? 0 : Number.MAX_SAFE_INTEGER;
@@ -32,9 +34,9 @@ export function sqliteExportPage(store: SqliteStore, a: ExportPageArgs): ExportP
         sig: cp.sig,
       };
       records.push(rec);
+      bytes += Buffer.byteLength(JSON.stringify(rec));
     }
   };
-  let bytes = 0;
   let end = last.pos;
   for (const row of rows) {
     if (a.maxBytes !== undefined && bytes > a.maxBytes) {
@@ -47,7 +49,7 @@ export function sqliteExportPage(store: SqliteStore, a: ExportPageArgs): ExportP
     if (a.actor !== undefined && (row.chain !== a.actor || row.seq < (a.sinceSeq ?? 0))) continue;
     const rec: ExportFact = { type: 'fact', pos: row.pos, fact: rowToFact(row) };
     records.push(rec);
-    bytes += row.body.length;
+    bytes += Buffer.byteLength(row.body);
   }
   flushCheckpoints(end);
   return {
