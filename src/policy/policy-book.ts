@@ -3,7 +3,7 @@ import { ConflictError, NotFoundError, ensureError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { SchemaKind } from './cedar-schema.js';
-import { compilePolicySet, policySourceHash, type CompiledPolicySet, type PolicySource } from './policy-set.js';
+import { compilePolicySet, type CompiledPolicySet, type PolicySource } from './policy-set.js';
 
 const FileSchema = z.strictObject({ name: z.string().min(1).max(500), text: z.string().max(512 * 1024) });
 
@@ -61,7 +61,10 @@ export class PolicyBook {
 
   static async open(o: PolicyBookOptions): Promise<PolicyBook> {
     const book = new PolicyBook(o);
-    for (const r of await o.storage.list()) book.#remember(r);
+    // Only the newest version that compiles is installed: the older ones are history (compiling
+    // each would cost a Cedar validation per version ever applied, at every start).
+    for (const r of await o.storage.list()) book.#record(r);
+    for (const r of [...book.#records].reverse()) if (book.#install(r)) break;
     await o.storage.watch?.((r) => book.#remember(r));
     return book;
   }
@@ -97,13 +100,16 @@ export class PolicyBook {
    * @throws ValidationError naming file:line:col of every problem; nothing changes then.
    */
   async apply(source: PolicySource, by: string): Promise<PolicySetRecord & { unchanged?: boolean }> {
-    const probe = compilePolicySet(source, this.#o.kinds);
-    const hash = policySourceHash(source);
+    // Compiled once, under the version it should get (again only if another node takes that one).
+    let probe = compilePolicySet(source, this.#o.kinds, (this.#records.at(-1)?.version ?? 0) + 1);
+    const hash = probe.hash;
     for (let attempt = 0; attempt < 10; attempt++) {
       const last = this.#records.at(-1);
       if (last && last.hash === hash) return { ...last, unchanged: true };
+      const version = (last?.version ?? 0) + 1;
+      if (probe.version !== version) probe = compilePolicySet(source, this.#o.kinds, version);
       const record: PolicySetRecord = {
-        version: (last?.version ?? 0) + 1,
+        version,
         hash,
         appliedBy: by,
         appliedAt: new Date(this.#o.clock.now()).toISOString(),
@@ -119,24 +125,38 @@ export class PolicyBook {
         for (const r of await this.#o.storage.list()) this.#remember(r);
         continue;
       }
-      this.#remember(record);
+      this.#record(record);
+      this.#install(record, probe);
       await this.#o.recorder?.(record);
       return record;
     }
     throw new ConflictError('the policy set kept changing under concurrent writers; apply again');
   }
 
+  /** A record read or watched: kept, and installed if newer than the set in force. */
   #remember(r: PolicySetRecord): void {
-    if (this.#records.some((x) => x.version === r.version)) return;
+    if (this.#record(r)) this.#install(r);
+  }
+
+  /** Keeps `r` in the version list; false if it was known. */
+  #record(r: PolicySetRecord): boolean {
+    if (this.#records.some((x) => x.version === r.version)) return false;
     this.#records.push(r);
     this.#records.sort((a, b) => a.version - b.version);
-    if (r.version <= (this.#current?.version ?? 0)) return;
+    return true;
+  }
+
+  /** Puts `r` in force if it is newer than the set in force (compiling it unless given); true if it is in force now. */
+  #install(r: PolicySetRecord, compiled?: CompiledPolicySet): boolean {
+    if (r.version <= (this.#current?.version ?? 0)) return r.version === this.#current?.version;
     try {
-      this.#current = compilePolicySet({ files: r.files, ...(r.groups ? { groups: r.groups } : {}) }, this.#o.kinds, r.version);
+      this.#current = compiled ?? compilePolicySet({ files: r.files, ...(r.groups ? { groups: r.groups } : {}) }, this.#o.kinds, r.version);
       this.#o.logger.info({ version: r.version, hash: r.hash, policies: r.count, by: r.appliedBy }, 'policy set installed');
+      return true;
     } catch (e) {
       // A version this node cannot compile (its kinds differ from the applying node's): keep the one in force.
       this.#o.logger.error({ err: ensureError(e), version: r.version }, 'policy set refused on this node; the previous one stays in force');
+      return false;
     }
   }
 
