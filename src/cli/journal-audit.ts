@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command, Option } from 'commander';
 import { AuthorityKey, type AuthorityPublicKey } from '../authority/index.js';
-import { IceError, ValidationError, ensureError } from '../errors.js';
+import { IceError, ValidationError } from '../errors.js';
 import { exportJournal, type ExportSource } from '../journal/export.js';
 import type { ExportPage, ExportPageArgs } from '../journal/export-format.js';
 import { parseTrustedKeys, verifyExport, type ExportVerifyResult } from '../journal/verify-export.js';
@@ -139,23 +139,24 @@ function write(s: string): Promise<void> {
   });
 }
 
-/** `--key`: a file (PEM, or the JSON of `ice authority keys --json`) or a raw ed25519 key in base64url. */
+/** One `--key`: a file (PEM, or the JSON of `ice authority keys --json`) or a raw ed25519 key in base64url. */
 export function loadKeyOption(value: string): AuthorityKey[] {
   const path = resolve(value);
-  const text = existsSync(path) ? readFileSync(path, 'utf8') : value;
-  let keys: AuthorityKey[];
-  try {
-    keys = parseTrustedKeys([text]);
-  } catch (e) {
-    keys = [];
-    void ensureError(e);
+  const isFile = existsSync(path);
+  let keys: AuthorityKey[] = [];
+  if (isFile || Buffer.from(value, 'base64url').length === 32) {
+    try {
+      keys = parseTrustedKeys([isFile ? readFileSync(path, 'utf8') : value]);
+    } catch {
+      // no key in it: refused below
+    }
   }
-  if (keys.length === 0 || (!existsSync(path) && Buffer.from(value, 'base64url').length !== 32))
+  if (keys.length === 0)
     throw new ValidationError('--key is no public key', [
       {
         path: '--key',
         code: 'invalid_option',
-        message: existsSync(path) ? `${path} holds no public key` : `${JSON.stringify(value)} is no file and no raw ed25519 key`,
+        message: isFile ? `${path} holds no public key` : `${JSON.stringify(value)} is no file and no raw ed25519 key`,
         expected:
           'a PEM public key file (authority.pub), a file written by `ice authority keys --json`, or the 43-character base64url key `ice authority keys` prints',
       },
@@ -183,7 +184,7 @@ export async function verifyFileCommand(o: Opts<'data'>, print: (s: string) => v
         expected: '--key <authority.pub, a file from `ice authority keys --json`, or the base64url key>',
       },
     ]);
-  const keys = loadKeyOption(o.key);
+  const keys = o.key.flatMap(loadKeyOption);
   const t0 = performance.now();
   const rl = createInterface({ input: createReadStream(o.file!, 'utf8'), crlfDelay: Infinity });
   const r = await verifyExport(rl, keys);

@@ -111,8 +111,8 @@ const moduleFiles = z.array(z.string().min(1)).transform((paths, ctx) => {
 });
 
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/;
-/** An ISO 8601 date, or date and time with `Z` or an offset, after now; as a UTC ISO string. */
-const futureTime = z.string().transform((s, ctx) => {
+/** An ISO 8601 date, or date and time with `Z` or an offset, that names a real day (no 02-31); as a UTC ISO string. */
+const isoTime = z.string().transform((s, ctx) => {
   const m = ISO_TIME.exec(s.trim());
   const [y, mo, d] = [Number(m?.[1]), Number(m?.[2]), Number(m?.[3])];
   const day = new Date(Date.UTC(y, mo - 1, d));
@@ -121,23 +121,11 @@ const futureTime = z.string().transform((s, ctx) => {
     ctx.addIssue({ code: 'custom', message: 'not an ISO 8601 date or time' });
     return z.NEVER;
   }
-  if (t <= Date.now()) {
-    ctx.addIssue({ code: 'custom', message: 'that time has passed' });
-    return z.NEVER;
-  }
   return new Date(t).toISOString();
 });
 
-/** An ISO 8601 date, or date and time with `Z` or an offset; as a UTC ISO string. */
-const isoTime = z.string().transform((s, ctx) => {
-  const m = ISO_TIME.exec(s.trim());
-  const t = Date.parse(s.trim());
-  if (!m || Number.isNaN(t)) {
-    ctx.addIssue({ code: 'custom', message: 'not an ISO 8601 date or time' });
-    return z.NEVER;
-  }
-  return new Date(t).toISOString();
-});
+/** {@link isoTime}, after now. */
+const futureTime = isoTime.refine((t) => Date.parse(t) > Date.now(), 'that time has passed');
 
 const chainName = z.string().refine((s) => isAddress(s) || (isRuntimeChain(s) && /^_runtime\/[A-Za-z0-9_-]{1,64}$/.test(s)));
 
@@ -202,8 +190,8 @@ export const OPTION_RULES = {
       .refine(isFile, 'no such file'),
   ),
   key: rule(
-    'an authority public key: a PEM file, a file written by `ice authority keys --json`, or a raw ed25519 key in base64url',
-    z.string().trim().min(1),
+    'authority public keys, each a PEM file, a file written by `ice authority keys --json`, or a raw ed25519 key in base64url',
+    z.array(z.string().trim().min(1)).min(1),
   ),
 } as const;
 

@@ -306,6 +306,10 @@ describe.each(MODES)('journal export and offline verification (%s)', (mode) => {
     expect(v.code).toBe(1);
     expect(v.stdout).toContain('which is not a trusted key');
     expect((await python(['--file', file, '--key', pem])).stdout).toContain('which is not a trusted key');
+    // several keys (a cluster's nodes): each one given is trusted, in both verifiers
+    expect((await ice(['journal', 'verify', '--file', file, '--key', pem, keyFile])).code).toBe(0);
+    expect((await ice(['journal', 'verify', '--file', file, '--key', pem, '--key', keyFile])).code).toBe(0);
+    expect((await python(['--file', file, '--key', pem, '--key', keyFile])).code).toBe(0);
   }, 60_000);
 });
 
