@@ -49,7 +49,8 @@ export async function* exportJournal(src: ExportSource, opts: ExportOptions = {}
   const sinceSeq = typeof opts.since === 'number' && opts.actor !== undefined ? opts.since : undefined;
   let after = typeof opts.since === 'number' && opts.actor === undefined ? opts.since - 1 : 0;
   const heads = new Map<string, number>();
-  let skipTurnOf: string | undefined;
+  /** The message (turn) the facts being read belong to, and whether it is an orphan. */
+  let message: { key: string; orphan: boolean } | undefined;
   for (;;) {
     const page = await src.page({
       after,
@@ -62,17 +63,19 @@ export async function* exportJournal(src: ExportSource, opts: ExportOptions = {}
     for (const rec of page.records) {
       if (rec.type === 'fact') {
         const chain = rec.fact.actor ?? '';
-        const head = heads.get(chain);
-        if (head !== undefined && rec.fact.seq <= head) {
-          // an orphan's facts (cluster): the turn holding these positions came first
-          if (skipTurnOf !== `${chain}@${rec.pos}`) end.orphans++;
-          skipTurnOf = `${chain}@${rec.pos}`;
-          continue;
+        const key = `${chain}@${rec.pos}`;
+        if (key !== message?.key) {
+          // A message (a turn) is an orphan or not as a whole, by its first fact, as the
+          // journal's verify decides: a turn claiming positions another turn holds first.
+          const head = heads.get(chain);
+          message = { key, orphan: head !== undefined && rec.fact.seq <= head };
+          if (message.orphan) end.orphans++;
         }
+        if (message.orphan) continue;
         heads.set(chain, rec.fact.seq);
         end.facts++;
       } else if (rec.type === 'turn') {
-        if (skipTurnOf === `${rec.chain}@${rec.pos}`) continue;
+        if (message?.orphan && message.key === `${rec.chain}@${rec.pos}`) continue;
         end.turns++;
       } else end.checkpoints++;
       yield rec;

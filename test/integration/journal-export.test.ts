@@ -417,3 +417,47 @@ describe('journal export over NATS from an embedded node', () => {
     }
   }, 60_000);
 });
+
+describe('journal export of a cluster stream with an orphan turn', () => {
+  it('leaves out the whole orphan message (all its facts and its turn), as verify decides, and keeps the turn after it', async () => {
+    const fact = (seq: number) => ({ v: 2, seq, actor: 'deployment/web' }) as unknown as Fact;
+    const turn = (pos: number, seq: number) => ({
+      type: 'turn' as const,
+      pos,
+      chain: 'deployment/web',
+      seq,
+      hash: `h${pos}`,
+      keyId: 'k',
+      sig: 's',
+    });
+    // pos 3: another writer's turn claiming #2 (held by pos 2) and #3; pos 4 holds #3 for real
+    const messages = [
+      [1, [1]],
+      [2, [2]],
+      [3, [2, 3]],
+      [4, [3]],
+    ] as const;
+    const src: ExportSource = {
+      mode: 'cluster',
+      keys: () => Promise.resolve([]),
+      page: () =>
+        Promise.resolve({
+          records: messages.flatMap(([pos, seqs]) => [
+            ...seqs.map((seq) => ({ type: 'fact' as const, pos, fact: fact(seq) })),
+            turn(pos, seqs[seqs.length - 1]!),
+          ]),
+          next: 4,
+          done: true,
+        }),
+    };
+    const out: Array<{ type: string; pos?: number; fact?: Fact; orphans?: number }> = [];
+    for await (const rec of exportJournal(src, { now: () => new Date(0) })) out.push(rec as never);
+    expect(out.filter((r) => r.type === 'fact').map((r) => [r.pos, r.fact!.seq])).toEqual([
+      [1, 1],
+      [2, 2],
+      [4, 3],
+    ]);
+    expect(out.filter((r) => r.type === 'turn').map((r) => r.pos)).toEqual([1, 2, 4]);
+    expect(out.at(-1)).toMatchObject({ type: 'end', facts: 3, turns: 3, orphans: 1 });
+  });
+});
