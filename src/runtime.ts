@@ -551,7 +551,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     const approvalSweep =
       approvalSweepMs > 0
         ? setInterval(() => {
-            void expireDue().catch((err: unknown) => logger.warn({ err }, 'approval expiry sweep failed'));
+            void expireDue({ sweep: true }).catch((err: unknown) => logger.warn({ err }, 'approval expiry sweep failed'));
           }, approvalSweepMs)
         : undefined;
     approvalSweep?.unref();
@@ -581,22 +581,39 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       if (r.refused) throw r.refused;
       return r.outcome;
     };
-    /** Denies the pending intents whose approval deadline passed (where their actors live); the others, as listed. */
-    const expireDue = async (): Promise<PendingApproval[]> => {
+    /**
+     * Denies the pending intents whose approval deadline passed; returns the others, as listed.
+     * A listing asks the owner of each such actor (in parallel); a node's sweep expires only
+     * what it can settle itself (an actor another node owns is that node's sweep's to expire).
+     */
+    const expireDue = async (opts: { sweep?: boolean } = {}): Promise<PendingApproval[]> => {
       const now = clock.now();
       const out: PendingApproval[] = [];
+      const due: PendingRecord[] = [];
       for (const rec of await store.pending()) {
         const view = pendingView(rec);
-        if (Date.parse(view.expiresAt) > now) {
-          out.push(view);
-          continue;
-        }
-        await settle(rec.intentId, { expire: true }).catch((err: unknown) => {
-          logger.warn({ intent: rec.intentId, err }, 'expired pending intent not settled yet; it is denied at the next try');
-          out.push(view);
-        });
+        if (Date.parse(view.expiresAt) > now) out.push(view);
+        else due.push(rec);
       }
-      return out;
+      await Promise.all(
+        due.map(async (rec) => {
+          try {
+            if (!opts.sweep) return void (await settle(rec.intentId, { expire: true }));
+            const r = await host.settle(rec.intentId, { expire: true }, { validate, decide, judge });
+            if ('forward' in r) return;
+            await r.committed;
+          } catch (err) {
+            logger.warn({ intent: rec.intentId, err }, 'expired pending intent not settled yet; it is denied at the next try');
+            out.push(pendingView(rec));
+          }
+        }),
+      );
+      // in the store's order (oldest first), whatever order the settling finished in
+      const key = (p: PendingApproval) => [p.createdAt, p.intentId] as const;
+      return out.sort((a, b) => {
+        const [x, y] = [key(a), key(b)];
+        return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0;
+      });
     };
 
     /** A human's decision on a pending intent, checked before anything is looked up (callers may pass anything). */
@@ -663,7 +680,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         waitFor: (version, timeoutMs) => policyBook.waitFor(version, timeoutMs),
       },
       approvals: {
-        list: expireDue,
+        list: () => expireDue(),
         approve: async (intentId, by, note) => {
           const a = settleArgs(ApproveArgs, { intentId, by, ...(note !== undefined ? { note } : {}) }, 'approve');
           return (await settle(a.intentId, { approve: { by: a.by, ...(a.note ? { note: a.note } : {}) } }))!;
