@@ -1,22 +1,13 @@
 import type { IssueDetail } from '../errors.js';
+import { ApprovalRequirementSchema, type ApprovalRequirement } from '../protocol/index.js';
 
-/**
- * An approval requirement: `quorum` distinct approvers matching `approvers` (principal
- * patterns like `human:*`, or `group:<name>`) within `ttlMs`. The shape N-of-M approvals
- * work with.
- */
-export interface ApprovalRequirement {
-  policy: string;
-  quorum: number;
-  approvers: string[];
-  ttlMs: number;
-  reason?: string;
-}
+export type { ApprovalRequirement };
 
 /** The annotations of a permit that make it an approval gate (docs/policies.md). */
 export const APPROVAL_ANNOTATIONS = ['approval', 'approvers', 'approval_ttl'] as const;
 export const DEFAULT_APPROVERS = ['human:*'];
-export const DEFAULT_APPROVAL_TTL_MS = 24 * 3_600_000;
+/** An annotated permit's approval window when `@approval_ttl` is left out (code rules: 7 days). */
+export const DEFAULT_ANNOTATION_TTL_MS = 24 * 3_600_000;
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const PATTERN = /^[a-z*][a-z0-9*-]*:[A-Za-z0-9*][A-Za-z0-9*._@-]{0,127}$/;
@@ -38,12 +29,12 @@ export function approvalOf(
       issue: { code: 'policy_annotation', message: `${policy}: @approval, @approvers and @approval_ttl belong on a permit, not a forbid` },
     };
   const q = ann.approval ?? '1';
-  if (!/^[1-9]\d{0,2}$/.test(q))
+  if (!/^[1-9]\d{0,2}$/.test(q) || Number(q) > 100)
     return {
       issue: {
         code: 'policy_annotation',
         message: `${policy}: @approval(${JSON.stringify(q)})`,
-        expected: 'a quorum from 1 to 999, e.g. @approval("2")',
+        expected: 'a quorum from 1 to 100, e.g. @approval("2")',
       },
     };
   const approvers =
@@ -72,7 +63,7 @@ export function approvalOf(
         },
       };
   }
-  let ttlMs = DEFAULT_APPROVAL_TTL_MS;
+  let ttlMs = DEFAULT_ANNOTATION_TTL_MS;
   if (ann.approval_ttl !== undefined) {
     const m = /^(\d{1,9})(ms|s|m|h|d)$/.exec(ann.approval_ttl.trim());
     if (!m || Number(m[1]) === 0)
@@ -85,5 +76,26 @@ export function approvalOf(
       };
     ttlMs = Number(m[1]) * UNITS[m[2]!]!;
   }
-  return { approval: { policy, quorum: Number(q), approvers, ttlMs, ...(ann.reason !== undefined ? { reason: ann.reason } : {}) } };
+  // The requirement is signed into pending decisions: it must fit their published schema.
+  const r = ApprovalRequirementSchema.safeParse({
+    policy,
+    quorum: Number(q),
+    approvers,
+    ttlMs,
+    ...(ann.reason !== undefined ? { reason: ann.reason } : {}),
+  });
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    const field = { policy: '@id', quorum: '@approval', approvers: '@approvers', ttlMs: '@approval_ttl', reason: '@reason' }[
+      String(i.path[0])
+    ];
+    return {
+      issue: {
+        code: 'policy_annotation',
+        message: `${policy}: ${field ?? String(i.path[0])} ${i.message}`,
+        expected: 'quorum 1-100, 1-100 approvers, an approval window that fits a safe integer of ms, @id and @reason within limits',
+      },
+    };
+  }
+  return { approval: r.data };
 }

@@ -2,7 +2,7 @@ export { compilePolicySet, policySourceHash, parseGroups, CompiledPolicySet } fr
 export type { PolicyFile, PolicySource, PolicyInfo, PolicyVerdict, PolicyRequest } from './policy-set.js';
 export { PolicyBook, PolicySetRecordSchema, PolicySourceSchema } from './policy-book.js';
 export type { PolicySetRecord, PolicyStorage, PolicyBookOptions } from './policy-book.js';
-export { approvalOf, APPROVAL_ANNOTATIONS, DEFAULT_APPROVERS, DEFAULT_APPROVAL_TTL_MS } from './approval-annotations.js';
+export { approvalOf, APPROVAL_ANNOTATIONS, DEFAULT_APPROVERS, DEFAULT_ANNOTATION_TTL_MS } from './approval-annotations.js';
 export type { ApprovalRequirement } from './approval-annotations.js';
 export { buildCedarSchema, zodToCedarRecord } from './cedar-schema.js';
 export type { SchemaKind } from './cedar-schema.js';

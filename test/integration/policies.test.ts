@@ -179,6 +179,12 @@ for (const mode of MODES) {
       expect(lockout[0]).toMatchObject({ path: 'bad.cedar:2', code: 'policy_lockout' });
       const ann = await refused('@approval("two") permit(principal, action, resource);');
       expect(ann[0]).toMatchObject({ path: 'bad.cedar:1', code: 'policy_annotation' });
+      // past what a signed pending decision may carry (its schema): refused, not signed
+      const many = await refused('@approval("500") permit(principal, action, resource);');
+      expect(many[0]).toMatchObject({ path: 'bad.cedar:1', code: 'policy_annotation', expected: expect.stringContaining('1 to 100') });
+      const long = await refused('@approval_ttl("999999999d") permit(principal, action, resource);');
+      expect(long[0]).toMatchObject({ path: 'bad.cedar:1', code: 'policy_annotation' });
+      expect(long[0]!.message).toContain('@approval_ttl');
       const groups = await rt.policies
         .apply(
           {
