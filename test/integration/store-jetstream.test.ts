@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { ConflictError, JournalBrokenError } from '../../src/errors.js';
 import { EMPTY_HEAD, runtimeChain, type ChainHead } from '../../src/host/ports.js';
@@ -266,6 +266,35 @@ describe('JetStreamStore on one nats-server', () => {
       }
     } finally {
       await store.close();
+    }
+  });
+
+  it('reads a whole chain by gets when the stream refuses a read consumer', async () => {
+    // A consumer is only the faster way to read past the first gets; the stream here allows one
+    // consumer and a durable holds it, as when the meta leader cannot create one (it is electing).
+    const stream = 'ICE_NOCONS';
+    await jsm.streams.add({ name: stream, subjects: ['nocons.>'], max_consumers: 1, allow_direct: false });
+    await jsm.consumers.add(stream, { durable_name: 'holder', ack_policy: AckPolicy.Explicit });
+    const store = await JetStreamStore.open(nc, { stream, prefix: 'nocons' });
+    try {
+      const chain = 'nocons/c1';
+      await store.load(chain);
+      const { turns, head } = makeTurns(chain, EMPTY_HEAD, 70, 'nocons1', { facts: 1 });
+      for (const t of turns) await store.commit(t);
+      await store.drain();
+      const fresh = await JetStreamStore.open(nc, { stream, prefix: 'nocons' });
+      try {
+        const loaded = await fresh.load(chain);
+        expect(loaded.head).toEqual(head);
+        expect((await fresh.chainFacts(chain, 1, 1000)).map((f) => f.seq)).toEqual(Array.from({ length: 70 }, (_, i) => i + 1));
+        expect((await fresh.chainFacts(chain, 5, 60)).map((f) => f.seq)).toEqual(Array.from({ length: 60 }, (_, i) => i + 5));
+      } finally {
+        await fresh.close();
+      }
+      expect(await consumersOn(jsm, stream)).toEqual(['holder']);
+    } finally {
+      await store.close();
+      await jsm.streams.delete(stream);
     }
   });
 

@@ -920,20 +920,33 @@ export class JetStreamStore implements StorePort {
   /** Messages of `subject` with stream seq in [from, to], oldest first. */
   async *#scan(subject: string, from: number, to: number, last?: ReadMsg): AsyncGenerator<ReadMsg> {
     let cursor = from;
-    for (let gets = 0; cursor <= to && gets < GET_BUDGET; gets++) {
-      if (last && cursor === to) {
-        yield last;
-        return;
+    let budget = GET_BUDGET;
+    let consumer: Awaited<ReturnType<JetStreamClient['consumers']['get']>> | undefined;
+    while (!consumer) {
+      for (let gets = 0; cursor <= to && gets < budget; gets++) {
+        if (last && cursor === to) {
+          yield last;
+          return;
+        }
+        const m = await this.#nextMessage(subject, cursor);
+        if (!m || m.streamSeq > to) return;
+        yield m;
+        cursor = m.streamSeq + 1;
       }
-      const m = await this.#nextMessage(subject, cursor);
-      if (!m || m.streamSeq > to) return;
-      yield m;
-      cursor = m.streamSeq + 1;
+      if (cursor > to) return;
+      // A consumer is only faster. Creating one goes through the meta leader, which may be
+      // electing while the stream itself answers (its leader killed), or the stream may allow no
+      // more consumers: then the scan goes on by gets from the stream leader.
+      try {
+        consumer = await this.#js.consumers.get(this.stream, { filter_subjects: subject, opt_start_seq: cursor });
+      } catch (e) {
+        if (this.#nc.isClosed() || this.#closing) throw e;
+        const err = ensureError(e).message;
+        if (isTransient(e)) this.#log.debug({ subject, err }, 'no read consumer; reading on by gets');
+        else this.#log.warn({ subject, err }, 'a read consumer was refused; reading on by gets');
+        budget = GET_BUDGET * 4;
+      }
     }
-    if (cursor > to) return;
-    const consumer = await this.#read(`a consumer on ${subject}`, () =>
-      this.#js.consumers.get(this.stream, { filter_subjects: subject, opt_start_seq: cursor }),
-    );
     try {
       const msgs = await consumer.consume({ max_messages: 256 });
       // a consumer that stalls (the message at `to` vanished) must not hang the caller
