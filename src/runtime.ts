@@ -123,6 +123,13 @@ export interface RuntimeOptions {
    */
   passivateAfterMs?: number;
   /**
+   * How often the store's wake-up index is read for actors not in memory here that have a
+   * durable timer due (or a restart): passivated actors, actors of a node that died (cluster).
+   * Default 5 s; it is also read once at start. A timer fires late by at most this (plus, after
+   * a node died, the time its lease takes to expire).
+   */
+  wakeScanMs?: number;
+  /**
    * Accept intents only on `ice.as.<principal>.<kind>.<id>` with a matching proposer, and
    * admin requests over NATS only on `ice.admin.as.<principal>.<op>` (see docs/protocol.md,
    * Security). `rt.propose` always uses those subjects.
@@ -163,6 +170,21 @@ export type PendingApproval = PendingApprovalView;
  *   action: 'CONFIGURE', params: { version: '1.0.0', replicas: 2 } });
  * await rt.stop();
  */
+/** A pending durable timer (`ice timers ls`); `event: 'restart'` is a failed actor's restart by its supervision. */
+export interface TimerRow {
+  actor: string;
+  kind: string;
+  /** The event the timer delivers (`xstate.after.…` for an `after`). */
+  event: string;
+  /** XState's id of the timer. */
+  id: string;
+  /** Where it was scheduled from: "" the actor, `a/b` a child. */
+  source: string;
+  /** Epoch ms. */
+  dueAt: number;
+  status: string;
+}
+
 export interface Runtime {
   readonly node: string;
   readonly mode: 'embedded' | 'cluster';
@@ -203,6 +225,16 @@ export interface Runtime {
   definitions(): ActorDefinition[];
   signal(address: string, event: { type: string } & Record<string, unknown>, reason: string): Promise<Fact>;
   stopActor(address: string, reason: string): Promise<void>;
+  /**
+   * Restarts a failed actor by hand (an `actor.restarted` fact with origin `operator`): back to
+   * `active` in the state of its last good turn, with its pending timers.
+   * @throws ConflictError when the actor is not failed.
+   */
+  restartActor(address: string, by: string, reason?: string): Promise<ActorInfo>;
+  /** Pending durable timers of every actor (in memory or not), earliest first. */
+  timers(opts?: { limit?: number }): Promise<TimerRow[]>;
+  /** Fires every due timer now (for a hand-moved clock; the runtime fires them on time itself). */
+  fireDueTimers(): Promise<number>;
   passivate(address: string): Promise<boolean>;
   /** Passivates every actor idle for `idleMs` or more (by the runtime's clock); returns how many. */
   passivateIdle(idleMs: number): Promise<number>;
@@ -547,6 +579,21 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         : undefined;
     sweeper?.unref();
     cleanups.push(() => sweeper && clearInterval(sweeper));
+    const wakeScanMs = opts.wakeScanMs ?? 5000;
+    if (!Number.isSafeInteger(wakeScanMs) || wakeScanMs < 50) {
+      throw new ConfigError(`wakeScanMs must be an integer ≥ 50 (ms), not ${String(wakeScanMs)}`);
+    }
+    const scanWakeups = async () => {
+      // a little ahead: a timer due before the next scan is in the schedule already
+      const rows = await store.wakeups(clock.now() + 2 * wakeScanMs, 100_000);
+      host.scheduleTimers(rows);
+    };
+    await scanWakeups();
+    const wakeScan = setInterval(() => {
+      void scanWakeups().catch((err: unknown) => logger.warn({ err: ensureError(err).message }, 'wake-up scan failed'));
+    }, wakeScanMs);
+    wakeScan.unref();
+    cleanups.push(() => clearInterval(wakeScan));
     const approvalSweepMs = opts.approvalSweepMs ?? 60_000;
     const approvalSweep =
       approvalSweepMs > 0
@@ -658,6 +705,32 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         const r = await host.signal(address, event, reason);
         return 'forward' in r ? forwardAdmin<Fact>(transport, r.forward, 'signal', { address, event, reason }) : r;
       },
+      async restartActor(address, by, reason) {
+        const r = await host.restartActor(address, { by, ...(reason !== undefined ? { reason } : {}) });
+        return 'forward' in r
+          ? forwardAdmin<ActorInfo>(transport, r.forward, 'actor.restart', { address, by, ...(reason !== undefined ? { reason } : {}) })
+          : r;
+      },
+      async timers(topts) {
+        const limit = topts?.limit ?? 1000;
+        const rows = new Map<string, TimerRow>();
+        for (const rec of await store.timers(limit)) {
+          if (rec.status === 'failed' && rec.wakeAt !== undefined)
+            rows.set(`${rec.actor} restart`, { actor: rec.actor, kind: rec.kind, event: 'restart', id: 'restart', source: '', dueAt: rec.wakeAt, status: 'failed' });
+          if (rec.status !== 'active') continue;
+          for (const t of rec.timers ?? [])
+            rows.set(`${rec.actor} ${t.source} ${t.id}`, { actor: rec.actor, kind: rec.kind, event: t.event.type, id: t.id, source: t.source, dueAt: t.dueAt, status: rec.status });
+        }
+        // actors in memory here may be ahead of their stored record
+        for (const t of host.activeTimers()) {
+          for (const k of [...rows.keys()]) if (k.startsWith(`${t.actor} `)) rows.delete(k);
+        }
+        for (const t of host.activeTimers()) {
+          rows.set(`${t.actor} ${t.source} ${t.id}`, { actor: t.actor, kind: t.actor.slice(0, t.actor.indexOf('/')), event: t.event.type, id: t.id, source: t.source, dueAt: t.dueAt, status: 'active' });
+        }
+        return [...rows.values()].sort((a, b) => a.dueAt - b.dueAt || (a.actor < b.actor ? -1 : 1)).slice(0, limit);
+      },
+      fireDueTimers: () => host.fireDueTimers(),
       async stopActor(address, reason) {
         const r = await host.stopActor(address, reason);
         if (r && 'forward' in r) await forwardAdmin(transport, r.forward, 'actor.stop', { address, reason });

@@ -29,6 +29,10 @@ const S = {
   /** Denies a pending intent past its approval deadline (`approval_expired`); nothing before it. */
   'approval.expire': ExpireArgs,
   'actor.stop': z.strictObject({ address: z.string(), reason: z.string().min(1) }),
+  /** Restarts a failed actor (an `actor.restarted` fact, origin operator). */
+  'actor.restart': z.strictObject({ address: z.string(), by: z.string().min(1).max(200), reason: z.string().min(1).max(4000).optional() }),
+  /** Pending durable timers, earliest first. */
+  'timers.ls': z.strictObject({ limit: z.int().positive().max(100_000).optional() }),
   signal: z.strictObject({ address: z.string(), event: z.looseObject({ type: z.string() }), reason: z.string().min(1) }),
   // Reads: the same answers from one node (its SQLite store) and from a cluster (JetStream).
   'actors.ls': z.strictObject({}),
@@ -84,6 +88,8 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
     await rt.stopActor(a.address, a.reason);
     return { stopped: a.address };
   },
+  'actor.restart': (rt, a) => rt.restartActor(a.address, a.by, a.reason),
+  'timers.ls': (rt, a) => rt.timers(a.limit !== undefined ? { limit: a.limit } : {}),
   signal: (rt, a) => rt.signal(a.address, a.event, a.reason),
   'actors.ls': (rt) => rt.listActors(),
   'actor.show': async (rt, a) => {

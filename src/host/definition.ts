@@ -9,6 +9,35 @@ import type { PolicyRule } from '../authority/policy.js';
  * zod schema of each one's params, the events only the runtime may send, and the policies
  * that come with the kind.
  */
+/**
+ * What happens when an actor's machine throws outside an intent (a timer's transition): it
+ * goes to `failed` (an `actor.failed` fact on its chain), then
+ * - `restart` (the default): back to `active` after `backoffMs` (doubling with each failure in
+ *   the window, at most `maxBackoffMs`), as an `actor.restarted` fact with origin `runtime`;
+ *   after `maxRestarts` failures within `withinMs` it stays failed;
+ * - `stop`: it stays failed.
+ * A failed actor takes no intents (`E_ACTOR_NOT_ACTIVE`) until `ice actor restart`.
+ */
+export type Supervision =
+  | { strategy: 'restart'; backoffMs?: number; maxBackoffMs?: number; maxRestarts?: number; withinMs?: number }
+  | { strategy: 'stop' };
+
+export interface ResolvedSupervision {
+  strategy: 'restart' | 'stop';
+  backoffMs: number;
+  maxBackoffMs: number;
+  maxRestarts: number;
+  withinMs: number;
+}
+
+export const DEFAULT_SUPERVISION: ResolvedSupervision = Object.freeze({
+  strategy: 'restart',
+  backoffMs: 1000,
+  maxBackoffMs: 60_000,
+  maxRestarts: 5,
+  withinMs: 600_000,
+});
+
 export interface ActorDefinition<M extends AnyStateMachine = AnyStateMachine> {
   readonly kind: string;
   readonly machine: M;
@@ -22,6 +51,8 @@ export interface ActorDefinition<M extends AnyStateMachine = AnyStateMachine> {
   /** Schema of the machine's context: what Cedar policies see as `context.actor` (docs/policies.md). */
   readonly contextSchema?: ZodType | undefined;
   readonly description: string | undefined;
+  /** What happens when the machine throws outside an intent (see Supervision). */
+  readonly supervision?: ResolvedSupervision;
 }
 
 export interface DefineActorOptions<M extends AnyStateMachine> {
@@ -33,6 +64,7 @@ export interface DefineActorOptions<M extends AnyStateMachine> {
   policies?: PolicyRule[];
   contextSchema?: ZodType;
   description?: string;
+  supervision?: Supervision;
 }
 
 /**
@@ -62,7 +94,24 @@ export function defineActor<M extends AnyStateMachine>(opts: DefineActorOptions<
     policies: Object.freeze([...(opts.policies ?? [])]),
     ...(opts.contextSchema ? { contextSchema: opts.contextSchema } : {}),
     description: opts.description,
+    supervision: resolveSupervision(opts.kind, opts.supervision),
   });
+}
+
+function resolveSupervision(kind: string, s: Supervision | undefined): ResolvedSupervision {
+  if (s === undefined) return DEFAULT_SUPERVISION;
+  if (s.strategy === 'stop') return { ...DEFAULT_SUPERVISION, strategy: 'stop' };
+  if (s.strategy !== 'restart') {
+    throw new ConfigError(`${kind}: supervision.strategy must be 'restart' or 'stop', not ${JSON.stringify((s as { strategy: unknown }).strategy)}`);
+  }
+  const r = { ...DEFAULT_SUPERVISION, ...Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) } as ResolvedSupervision;
+  for (const k of ['backoffMs', 'maxBackoffMs', 'withinMs'] as const) {
+    if (!Number.isSafeInteger(r[k]) || r[k] < 0) throw new ConfigError(`${kind}: supervision.${k} must be an integer ≥ 0 (ms), not ${r[k]}`);
+  }
+  if (!Number.isSafeInteger(r.maxRestarts) || r.maxRestarts < 0)
+    throw new ConfigError(`${kind}: supervision.maxRestarts must be an integer ≥ 0, not ${r.maxRestarts}`);
+  if (r.maxBackoffMs < r.backoffMs) throw new ConfigError(`${kind}: supervision.maxBackoffMs (${r.maxBackoffMs}) is below backoffMs (${r.backoffMs})`);
+  return r;
 }
 
 /** The kinds a runtime hosts. */

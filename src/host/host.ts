@@ -31,6 +31,7 @@ import {
   type Outcome,
   type Reason,
   type SnapshotRecord,
+  type TimerRecord,
 } from '../protocol/index.js';
 import {
   verifyDecision,
@@ -45,8 +46,10 @@ import {
 } from '../authority/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
-import type { ActorDefinition, ActorRegistry } from './definition.js';
+import { DEFAULT_SUPERVISION, type ActorDefinition, type ActorRegistry } from './definition.js';
 import { stateToString } from './state-value.js';
+import { ActorTimers } from './timers.js';
+import { TimerSchedule } from './timer-schedule.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import {
   EMPTY_HEAD,
@@ -134,6 +137,12 @@ export interface Entry {
   state: string;
   head: ChainHead;
   persisted: Snapshot<unknown>;
+  /** Its durable timers (XState's delayed events): live, and as of the last turn built. */
+  timers: ActorTimers;
+  timersPersisted: TimerRecord[];
+  /** Times of its failures (epoch ms), for the supervision window; when a failed actor restarts. */
+  failures: number[];
+  restartAt: number | undefined;
   /** Clock time of the last activation or use, for idle passivation. */
   lastUsed: number;
   /** Turns handed to the store and not yet settled: the actor stays in memory meanwhile. */
@@ -204,6 +213,8 @@ export class Host {
   readonly #usedDecisions = new Map<string, number>();
   #runtimeHead: ChainHead | undefined;
   readonly #unsubscribeLost: () => void;
+  /** When each actor with timers (in memory or passivated) next has one due; fires them. */
+  readonly #timerSchedule: TimerSchedule;
 
   constructor(opts: HostOptions) {
     this.node = opts.node;
@@ -218,10 +229,12 @@ export class Host {
     this.#trust = opts.trust;
     this.#onCommitted = opts.onCommitted ?? (() => {});
     this.#attest = opts.attest;
+    this.#timerSchedule = new TimerSchedule(this.#clock, (address) => this.fireTimers(address));
     this.#unsubscribeLost = this.ownership.onLost((actor, owner) => {
       if (!this.#entries.has(actor)) return;
       this.#log.warn({ actor, owner }, 'actor lost to another owner: standing down');
       this.#drop(actor);
+      this.#timerSchedule.remove(actor);
     });
   }
 
@@ -903,7 +916,10 @@ export class Host {
         await this.ownership.release(addr).catch(() => {});
         return { heldBy: this.node };
       }
-      const actor = this.#create(addr, def.machine, { input });
+      const atMs = this.#clock.now();
+      const timers = new ActorTimers();
+      timers.at = atMs; // the initial state's timers are due from the actor.started fact's time
+      const actor = this.#create(addr, def.machine, timers, { input });
       const snap = actor.getSnapshot() as { status: string; value: never; error?: unknown };
       if (snap.status === 'error') {
         actor.stop();
@@ -919,13 +935,17 @@ export class Host {
         state,
         head: { ...EMPTY_HEAD },
         persisted: actor.getPersistedSnapshot(),
+        timers,
+        timersPersisted: [],
+        failures: [],
+        restartAt: undefined,
         lastUsed: 0,
         pending: 0,
         uncommitted: new Map(),
         pendingUncommitted: new Map(),
       };
       entry.lastUsed = this.#clock.now();
-      const b = this.#builder(entry);
+      const b = this.#builder(entry, atMs);
       b.fact({ type: FactType.actorStarted, origin, data: { kind, input: input ?? null, state, node: this.node } });
       this.#advance(entry, b, status, state);
       this.#restored.add(addr);
@@ -986,6 +1006,7 @@ export class Host {
       const snap = e.actor.getSnapshot() as { can(ev: unknown): boolean };
       if (e.status !== 'active' || !snap.can(ev)) throw new ConflictError(`${address} in state ${e.state} cannot take ${type}`);
       const from = e.state;
+      const b = this.#builder(e);
       e.actor.send(ev);
       const after = e.actor.getSnapshot() as { status: string; value: never; error?: unknown };
       if (after.status === 'error') {
@@ -993,7 +1014,6 @@ export class Host {
         throw ensureError(after.error);
       }
       const to = stateToString(after.value);
-      const b = this.#builder(e);
       const f = b.fact({ type: FactType.transition, origin: Origin.runtime, data: { from, to, event: ev, reason } });
       this.#advance(e, b, after.status === 'done' ? 'done' : 'active', to);
       return { fact: f, committed: this.#commit(e, b.turn()) };
@@ -1001,6 +1021,165 @@ export class Host {
     if ('forward' in r) return { forward: r.forward };
     await r.committed;
     return r.fact;
+  }
+
+  /**
+   * Fires an actor's timers that are due, each as a turn of its own: a `transition` fact with
+   * origin `runtime` and `data.timer` (source, id, dueAt, how late), committed like any
+   * transition. A passivated actor is activated for it. Nothing happens for an actor another
+   * node owns (its owner fires them) or that no longer exists. A transition that throws puts
+   * the actor in `failed` (see `#failTurn`).
+   * @returns how many timers fired.
+   */
+  async fireTimers(address: string): Promise<number> {
+    let fired = 0;
+    const commits: Promise<void>[] = [];
+    for (;;) {
+      let step: 'fired' | 'done';
+      try {
+        step = await this.withActor(address, async () => {
+          const where = await this.locate(address);
+          if (where.kind !== 'here') {
+            this.#timerSchedule.remove(address);
+            return 'done';
+          }
+          const e = where.entry;
+          const now = this.#clock.now();
+          if (e.status === 'failed' && e.restartAt !== undefined) {
+            if (e.restartAt > now) {
+              this.#timerSchedule.set(address, e.restartAt);
+              return 'done';
+            }
+            commits.push(this.#restartTurn(e, Origin.runtime, 'supervision'));
+            return 'fired';
+          }
+          const t = e.status === 'active' ? e.timers.next() : undefined;
+          if (!t || t.dueAt > now) {
+            this.#timerSchedule.set(address, t?.dueAt);
+            return 'done';
+          }
+          const b = this.#builder(e, now);
+          const from = e.state;
+          e.timers.fire(t.source, t.id);
+          const timer = { source: t.source, id: t.id, dueAt: t.dueAt, lateMs: now - t.dueAt };
+          const after = e.actor.getSnapshot() as { status: string; value: never; error?: unknown };
+          if (after.status === 'error') {
+            this.#revert(e);
+            commits.push(this.#failTurn(e, b, ensureError(after.error), { timer }));
+            return 'fired';
+          }
+          const to = stateToString(after.value);
+          b.fact({ type: FactType.transition, origin: Origin.runtime, data: { from, to, event: t.event, timer } });
+          this.#advance(e, b, after.status === 'done' ? 'done' : 'active', to);
+          commits.push(this.#commit(e, b.turn()));
+          return 'fired';
+        });
+      } catch (err) {
+        // not restorable (kind gone, broken chain, bad snapshot): for that actor alone
+        this.#timerSchedule.remove(address);
+        this.#log.error({ actor: address, err: ensureError(err).message }, 'could not fire the timers of an actor');
+        break;
+      }
+      if (step === 'done') break;
+      fired++;
+    }
+    await Promise.all(commits);
+    return fired;
+  }
+
+  /** Fires the due timers of every actor the schedule knows (tests with a hand-moved clock). */
+  async fireDueTimers(): Promise<number> {
+    const now = this.#clock.now();
+    let n = 0;
+    for (const address of this.#timerSchedule.dueBy(now)) n += await this.fireTimers(address);
+    return n;
+  }
+
+  /** Adds actors with timers found in the store (passivated, or restarted from disk) to the schedule. */
+  scheduleTimers(rows: Iterable<{ actor: string; dueAt: number }>): void {
+    for (const r of rows) {
+      if (this.#entries.has(r.actor)) continue; // in memory: its own timers are scheduled
+      const cur = this.#timerSchedule.get(r.actor);
+      if (cur === undefined || r.dueAt < cur) this.#timerSchedule.set(r.actor, r.dueAt);
+    }
+  }
+
+  /** Pending timers of the actors in memory here, earliest first. */
+  activeTimers(): Array<TimerRecord & { actor: string }> {
+    const out: Array<TimerRecord & { actor: string }> = [];
+    for (const e of this.#entries.values()) for (const t of e.timersPersisted) out.push({ ...t, actor: e.address });
+    return out.sort((a, b) => a.dueAt - b.dueAt);
+  }
+
+  /**
+   * Ends a turn in which the actor's machine threw outside an intent (a timer): the actor
+   * (already back at its last snapshot) goes to `failed`, with an `actor.failed` fact on its
+   * own chain naming the error and what ran. It takes no intents until restarted.
+   */
+  #failTurn(e: Entry, b: TurnBuilder, err: Error, cause: { timer?: Record<string, unknown> }): Promise<void> {
+    const t = cause.timer;
+    // the timer that threw is not fired again: it is gone with the failure (the fact keeps it)
+    if (t) e.timers.cancel(String(t.source), String(t.id));
+    const sup = e.def.supervision ?? DEFAULT_SUPERVISION;
+    const now = Date.parse(b.at);
+    e.failures = e.failures.filter((at) => at > now - sup.withinMs);
+    e.failures.push(now);
+    const n = e.failures.length;
+    e.restartAt =
+      sup.strategy === 'restart' && n <= sup.maxRestarts ? now + Math.min(sup.maxBackoffMs, sup.backoffMs * 2 ** (n - 1)) : undefined;
+    const then =
+      e.restartAt !== undefined
+        ? { restartAt: new Date(e.restartAt).toISOString(), failures: n }
+        : { failures: n, stays: sup.strategy === 'stop' ? 'supervision: stop' : `${n} failures within ${sup.withinMs} ms` };
+    b.fact({
+      type: FactType.actorFailed,
+      origin: Origin.runtime,
+      data: { actor: e.address, message: err.message, state: e.state, node: this.node, ...cause, ...then },
+    });
+    this.#log.error({ actor: e.address, err: err.message, ...cause, ...then }, 'actor failed');
+    const timers = e.timers.list();
+    this.#advance(e, b, 'failed', e.state);
+    e.timersPersisted = timers; // kept for a restart, not armed while failed
+    b.snapshotOf(e);
+    this.#timerSchedule.set(e.address, e.restartAt);
+    return this.#commit(e, b.turn());
+  }
+
+  /**
+   * Brings a failed actor back to `active` from the state its last good turn left (an
+   * `actor.restarted` fact), with its pending timers. By its supervision policy (origin
+   * `runtime`) or by hand (`ice actor restart`, origin `operator`).
+   * @throws ConflictError when the actor is not failed.
+   */
+  async restartActor(
+    address: string,
+    opts: { by: string; reason?: string; origin?: 'runtime' | 'operator' },
+  ): Promise<{ forward: string } | ActorInfo> {
+    assertUnicode({ by: opts.by, reason: opts.reason }, '', 'invalid restart');
+    const r = await this.withActor(address, async (): Promise<{ forward: string } | { info: ActorInfo; committed: Promise<void> }> => {
+      const where = await this.locate(address);
+      if (where.kind === 'elsewhere') return { forward: where.owner };
+      if (where.kind === 'missing') throw new NotFoundError(`actor ${address}`);
+      const e = where.entry;
+      if (e.status !== 'failed') throw new ConflictError(`${address} is ${e.status}, not failed: there is nothing to restart`);
+      return { info: this.#info(e), committed: this.#restartTurn(e, opts.origin ?? Origin.operator, opts.by, opts.reason) };
+    });
+    if ('forward' in r) return r;
+    await r.committed;
+    return this.local(address) ?? r.info;
+  }
+
+  #restartTurn(e: Entry, origin: 'runtime' | 'operator', by: string, reason?: string): Promise<void> {
+    const b = this.#builder(e);
+    b.fact({
+      type: FactType.actorRestarted,
+      origin,
+      data: { by, state: e.state, failures: e.failures.length, ...(reason ? { reason } : {}) },
+    });
+    e.restartAt = undefined;
+    this.#advance(e, b, 'active', e.state);
+    this.#log.info({ actor: e.address, by, origin }, 'actor restarted');
+    return this.#commit(e, b.turn());
   }
 
   /** Stops an actor for good: it keeps its snapshot and journal but takes no more intents. */
@@ -1089,6 +1268,7 @@ export class Host {
   }
 
   stopAll(): void {
+    this.#timerSchedule.stop();
     this.#unsubscribeLost();
     for (const a of [...this.#entries.keys()]) this.#drop(a);
   }
@@ -1104,8 +1284,10 @@ export class Host {
   }
 
   /** Builds one turn of an actor's chain, starting at its current head. */
-  #builder(e: Entry): TurnBuilder {
-    return new TurnBuilder(e.address, e.head, this.#now());
+  #builder(e: Entry, atMs = this.#clock.now()): TurnBuilder {
+    // a timer scheduled in this turn is due `delay` after the turn's time, also on replay
+    e.timers.at = atMs;
+    return new TurnBuilder(e.address, e.head, new Date(atMs).toISOString());
   }
 
   /** The entry moves on with the turn being built (the next turn chains onto it). */
@@ -1113,7 +1295,9 @@ export class Host {
     e.status = status;
     e.state = state;
     e.persisted = e.actor.getPersistedSnapshot();
+    e.timersPersisted = status === 'active' ? e.timers.list() : [];
     b.snapshotOf(e);
+    this.#timerSchedule.set(e.address, wakeOf(e));
   }
 
   /**
@@ -1175,6 +1359,7 @@ export class Host {
       state: e.state,
       snapshot: e.persisted,
       updatedAt: this.#now(),
+      ...timerFields(e),
     };
   }
 
@@ -1205,14 +1390,21 @@ export class Host {
     return b.fact({ type: FactType.intentProposed, origin: Origin.proposer, intentId: intent.id, data: { intent, digest } });
   }
 
-  #create(address: string, machine: AnyStateMachine, opts: { input?: unknown; snapshot?: Snapshot<unknown> }): AnyActorRef {
+  #create(
+    address: string,
+    machine: AnyStateMachine,
+    timers: ActorTimers,
+    opts: { input?: unknown; snapshot?: Snapshot<unknown> },
+  ): AnyActorRef {
     // Observed from its creation while somebody listens (onInspect attaches the others later).
     const o: Observed | undefined = this.#inspectListeners.size > 0 ? { on: true } : undefined;
     const actor = createActor(machine, {
       id: address,
+      clock: timers.clock,
       ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : { input: opts.input }),
       ...(o ? { inspect: (ev: InspectionEvent) => o.on && this.#inspected(address, ev) } : {}),
     });
+    timers.attach(actor);
     if (o) this.#inspecting.set(actor, o);
     // Without an error observer XState rethrows an action's error asynchronously and
     // would crash the process; errors are handled through the snapshot status instead.
@@ -1238,24 +1430,48 @@ export class Host {
     let actor: AnyActorRef | undefined;
     let status: SnapshotRecord['status'] = loaded.snapshot?.status ?? 'active';
     let replayed = 0;
+    const timers = new ActorTimers();
+    let lostTimers: TimerRecord[] = [];
+    const failures: number[] = [...(loaded.snapshot?.failures ?? [])];
+    let restartAt: number | undefined;
     try {
-      if (loaded.snapshot) actor = this.#create(address, def.machine, { snapshot: loaded.snapshot.snapshot as Snapshot<unknown> });
+      if (loaded.snapshot) {
+        timers.at = Date.parse(loaded.snapshot.updatedAt);
+        actor = this.#create(address, def.machine, timers, { snapshot: loaded.snapshot.snapshot as Snapshot<unknown> });
+        lostTimers = timers.restore(loaded.snapshot.timers ?? []);
+      }
       for (const f of loaded.facts) {
+        // replayed as it ran: timers scheduled by a fact are due from the fact's time
+        timers.at = Date.parse(f.at);
         if (f.type === FactType.actorStarted && !actor) {
-          actor = this.#create(address, def.machine, { input: f.data.input ?? undefined });
+          actor = this.#create(address, def.machine, timers, { input: f.data.input ?? undefined });
           status = 'active';
         } else if (f.type === FactType.transition && actor) {
-          actor.send(f.data.event);
+          const t = timerOf(f.data.timer);
+          // a timer's firing delivers it as XState would (and forgets it); any other event is sent
+          if (!t || !timers.fire(t.source, t.id)) actor.send(f.data.event);
           replayed++;
         } else if (f.type === FactType.actorStopped) {
           status = 'stopped';
+        } else if (f.type === FactType.actorFailed) {
+          // failed outside an intent: the timer that threw is gone with it
+          status = 'failed';
+          failures.push(Date.parse(f.at));
+          const t = timerOf(f.data.timer);
+          if (t) timers.cancel(t.source, t.id);
+          restartAt = typeof f.data.restartAt === 'string' ? Date.parse(f.data.restartAt) : undefined;
+        } else if (f.type === FactType.actorRestarted) {
+          status = 'active';
+          restartAt = undefined;
         }
       }
+      if (loaded.facts.length === 0 && loaded.snapshot?.status === 'failed') restartAt = loaded.snapshot.wakeAt;
       if (!actor) throw new JournalBrokenError(address, 1, 'gap', 'no snapshot and no actor.started fact');
       const snap = actor.getSnapshot() as { status: string; error?: unknown };
       if (snap.status === 'error') throw ensureError(snap.error);
       if (snap.status === 'done' && status === 'active') status = 'done';
     } catch (err) {
+      timers.muted = true;
       actor?.stop();
       if (err instanceof JournalBrokenError) throw err;
       this.#log.error({ actor: address, err }, 'actor failed to restore');
@@ -1277,19 +1493,33 @@ export class Host {
       state: stateToString(snap.value),
       head: { ...loaded.head },
       persisted: actor.getPersistedSnapshot(),
+      timers,
+      timersPersisted: status === 'active' ? timers.list() : [],
+      failures,
+      restartAt,
       lastUsed: this.#clock.now(),
       pending: 0,
       uncommitted: new Map(),
       pendingUncommitted: new Map(),
     };
+    if (status === 'failed') entry.timersPersisted = timers.list();
     this.#entries.set(address, entry);
-    if (this.#restored.has(address) && replayed === 0) return entry;
+    this.#timerSchedule.set(address, wakeOf(entry));
+    if (this.#restored.has(address) && replayed === 0 && lostTimers.length === 0) return entry;
     this.#restored.add(address);
     const b = this.#builder(entry);
     b.fact({
       type: FactType.actorRestored,
       origin: Origin.runtime,
-      data: { fromSeq: loaded.snapshot?.seq ?? 0, replayed, state: entry.state, node: this.node },
+      data: {
+        fromSeq: loaded.snapshot?.seq ?? 0,
+        replayed,
+        state: entry.state,
+        node: this.node,
+        ...(entry.timersPersisted.length > 0 ? { timers: entry.timersPersisted.length } : {}),
+        // timers of a child that did not come back: recorded, never silently dropped
+        ...(lostTimers.length > 0 ? { lostTimers: lostTimers.map((t) => ({ source: t.source, id: t.id, dueAt: t.dueAt })) } : {}),
+      },
     });
     b.snapshotOf(entry);
     // Not awaited: the next turn chains behind it; if it fails, the entry is dropped.
@@ -1297,15 +1527,22 @@ export class Host {
     return entry;
   }
 
+  /** Back to the actor as its last turn left it (a transition threw): its snapshot and its timers. */
   #revert(e: Entry): void {
+    e.timers.muted = true;
     e.actor.stop();
-    e.actor = this.#create(e.address, e.def.machine, { snapshot: e.persisted });
+    const timers = new ActorTimers();
+    timers.at = this.#clock.now();
+    e.actor = this.#create(e.address, e.def.machine, timers, { snapshot: e.persisted });
+    e.timers = timers;
+    timers.restore(e.timersPersisted);
   }
 
   #drop(address: string): void {
     const e = this.#entries.get(address);
     if (!e) return;
     this.#entries.delete(address);
+    e.timers.muted = true;
     try {
       e.actor.stop();
     } catch {
@@ -1329,6 +1566,10 @@ class TurnBuilder {
   readonly after: ChainHead;
   readonly #cursor: ChainHead;
   readonly #at: string;
+  /** The turn's time (ISO): every fact of the turn carries it. */
+  get at(): string {
+    return this.#at;
+  }
   readonly facts: Fact[] = [];
   readonly bodies: string[] = [];
   outcome: Turn['outcome'];
@@ -1362,6 +1603,7 @@ class TurnBuilder {
       state: e.state,
       snapshot: e.persisted,
       updatedAt: this.#at,
+      ...timerFields(e),
     };
   }
 
@@ -1440,4 +1682,27 @@ export function eventOf(intent: Intent, def: ActorDefinition): { type: string } 
 /** An actor as its stored snapshot describes it (not in this process's memory). */
 function storedInfo(address: string, rec: SnapshotRecord): ActorInfo {
   return { address, kind: rec.kind, state: rec.state, status: rec.status, seq: rec.seq, owner: '', active: false };
+}
+
+/** The `data.timer` of a timer's transition fact, if it is one. */
+function timerOf(v: unknown): { source: string; id: string } | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const { source, id } = v as Record<string, unknown>;
+  return typeof source === 'string' && typeof id === 'string' ? { source, id } : undefined;
+}
+
+/** When an actor next needs waking: its earliest timer (while active), or its restart (failed). */
+function wakeOf(e: Entry): number | undefined {
+  if (e.status === 'failed') return e.restartAt;
+  return e.status === 'active' ? e.timersPersisted[0]?.dueAt : undefined;
+}
+
+/** The timer fields of a snapshot record: pending timers and when the actor next needs waking. */
+function timerFields(e: Entry): Pick<SnapshotRecord, 'timers' | 'wakeAt' | 'failures'> {
+  const wakeAt = wakeOf(e);
+  return {
+    ...(e.timersPersisted.length > 0 ? { timers: e.timersPersisted } : {}),
+    ...(wakeAt !== undefined ? { wakeAt } : {}),
+    ...(e.failures.length > 0 ? { failures: e.failures } : {}),
+  };
 }

@@ -138,6 +138,14 @@ export interface StorePort {
   pending(intentId?: string): Promise<PendingRecord[]>;
   actors(): Promise<ActorIndexRow[]>;
   grants(): Promise<Grant[]>;
+  /**
+   * Actors that need waking by `before` (epoch ms: a durable timer due, a restart), earliest
+   * first, at most `limit`: from an index of the snapshot records' `wakeAt`, never a scan of
+   * every snapshot. In a cluster, an entry may be early (written ahead of its turn), never missing.
+   */
+  wakeups(before: number, limit: number): Promise<Array<{ actor: string; dueAt: number }>>;
+  /** The snapshot records of actors with pending timers or a restart (`ice timers ls`), earliest first. */
+  timers(limit: number): Promise<SnapshotRecord[]>;
   /** Facts of one chain from `fromSeq`, oldest first. */
   chainFacts(chain: string, fromSeq: number, limit: number): Promise<Fact[]>;
   /** Resolves when every commit handed over so far is settled. */

@@ -12,6 +12,8 @@ export const FactType = {
   actorStopped: 'actor.stopped',
   actorFailed: 'actor.failed',
   actorRestored: 'actor.restored',
+  /** A failed actor was restarted: by its supervision policy (origin runtime) or an operator. */
+  actorRestarted: 'actor.restarted',
   grantIssued: 'grant.issued',
   grantRevoked: 'grant.revoked',
   /** A holder delegated a narrower grant from one it holds. */

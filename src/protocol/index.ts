@@ -14,8 +14,8 @@ export type { ApprovalRequirement, ApprovalEntry } from './approval-requirement.
 export type { Decision, UnsignedDecision, Reason } from './decision.js';
 export { FACT_VERSION, FactType, Origin, FactSchema } from './fact.js';
 export type { Fact, FactBody, FactDraft } from './fact.js';
-export { ActorStatus, SnapshotRecordSchema } from './snapshot.js';
-export type { SnapshotRecord } from './snapshot.js';
+export { ActorStatus, SnapshotRecordSchema, TimerRecordSchema } from './snapshot.js';
+export type { SnapshotRecord, TimerRecord } from './snapshot.js';
 export { OutcomeSchema, IssueSchema } from './outcome.js';
 export type { Outcome, OutcomeStatus, Issue } from './outcome.js';
 export {

@@ -4,6 +4,20 @@ import { PROTOCOL_VERSION } from './intent.js';
 export const ActorStatus = { active: 'active', done: 'done', stopped: 'stopped', failed: 'failed' } as const;
 export type ActorStatus = (typeof ActorStatus)[keyof typeof ActorStatus];
 
+/**
+ * A pending durable timer of an actor (src/host/timers.ts): an XState delayed event, named by
+ * the actor it was scheduled from (`source`: "" for the actor itself, `a/b` for a child) and
+ * XState's id for it, due at `dueAt` (epoch ms).
+ */
+export const TimerRecordSchema = z.strictObject({
+  source: z.string(),
+  target: z.string(),
+  id: z.string().min(1),
+  event: z.looseObject({ type: z.string() }),
+  dueAt: z.int().nonnegative(),
+});
+export type TimerRecord = z.infer<typeof TimerRecordSchema>;
+
 /** An actor's persisted XState snapshot and the journal position it reflects. */
 export const SnapshotRecordSchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
@@ -16,5 +30,14 @@ export const SnapshotRecordSchema = z.strictObject({
   state: z.string(),
   snapshot: z.unknown(),
   updatedAt: z.iso.datetime(),
+  /** Pending durable timers, earliest first (absent: none). */
+  timers: z.array(TimerRecordSchema).optional(),
+  /**
+   * When the actor next needs waking (epoch ms): its earliest timer while active, its restart
+   * while failed. Stores index it, so a passivated actor is woken without loading every snapshot.
+   */
+  wakeAt: z.int().nonnegative().optional(),
+  /** Times (epoch ms) of the actor's failures outside intents, for its supervision window. */
+  failures: z.array(z.int().nonnegative()).optional(),
 });
 export type SnapshotRecord = z.infer<typeof SnapshotRecordSchema>;

@@ -175,6 +175,8 @@ interface ChainState {
   recordedSeq: number;
   /** The position came from a read, no append of this store confirmed since (see #confirmPlacement). */
   fresh: boolean;
+  /** The chain's ICE_WAKEUPS entry as this store last wrote it (null: none), undefined: unknown. */
+  wakeIndexed: number | null | undefined;
 }
 
 interface ReadMsg {
@@ -189,6 +191,7 @@ class Abandoned extends Error {
 const OUTCOMES = 'ICE_OUTCOMES';
 const SNAPSHOTS = 'ICE_SNAPSHOTS';
 const PENDING = 'ICE_PENDING';
+const WAKEUPS = 'ICE_WAKEUPS';
 /**
  * Up to this many messages are read with single gets, a longer tail with an ordered consumer.
  * Measured here (2.9.10, loopback): a get ~0.25 ms, a consumer (create, read, delete) 4-7 ms
@@ -259,6 +262,7 @@ export class JetStreamStore implements StorePort {
   readonly #jsm: JetStreamManager;
   readonly #outcomes: KV;
   readonly #snapshots: KV;
+  readonly #wakeups: KV;
   readonly #pending: KV;
   readonly #prefix: string;
   readonly #log: Logger;
@@ -281,7 +285,7 @@ export class JetStreamStore implements StorePort {
     nc: NatsConnection,
     js: JetStreamClient,
     jsm: JetStreamManager,
-    kvs: { outcomes: KV; snapshots: KV; pending: KV },
+    kvs: { outcomes: KV; snapshots: KV; pending: KV; wakeups: KV },
     stream: string,
     prefix: string,
     log: Logger,
@@ -293,6 +297,7 @@ export class JetStreamStore implements StorePort {
     this.#jsm = jsm;
     this.#outcomes = kvs.outcomes;
     this.#snapshots = kvs.snapshots;
+    this.#wakeups = kvs.wakeups;
     this.#pending = kvs.pending;
     this.stream = stream;
     this.#prefix = prefix;
@@ -349,8 +354,13 @@ export class JetStreamStore implements StorePort {
     });
     const kvm = new Kvm(js);
     const bucket = (name: string) => retrying(() => kvm.create(name, { history: 1, replicas, allow_direct: false }));
-    const [outcomes, snapshots, pending] = await Promise.all([bucket(OUTCOMES), bucket(SNAPSHOTS), bucket(PENDING)]);
-    return new JetStreamStore(nc, js, jsm, { outcomes, snapshots, pending }, stream, prefix, log, timeoutMs, readRetryMs);
+    const [outcomes, snapshots, pending, wakeups] = await Promise.all([
+      bucket(OUTCOMES),
+      bucket(SNAPSHOTS),
+      bucket(PENDING),
+      bucket(WAKEUPS),
+    ]);
+    return new JetStreamStore(nc, js, jsm, { outcomes, snapshots, pending, wakeups }, stream, prefix, log, timeoutMs, readRetryMs);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -403,6 +413,12 @@ export class JetStreamStore implements StorePort {
             ': another writer appended or the caller is stale',
         );
       }
+      // A wake-up this turn needs earlier than the index has is written first: an index entry
+      // may be early (a wake finds nothing due yet), never missing after a crash.
+      const wake = turn.snapshot ? (turn.snapshot.status === 'active' || turn.snapshot.status === 'failed' ? turn.snapshot.wakeAt : undefined) : null;
+      if (typeof wake === 'number' && (st.wakeIndexed === undefined || st.wakeIndexed === null || wake < st.wakeIndexed)) {
+        await this.#putWakeup(st, wake);
+      }
       let streamSeq = await this.#publish(st, turn, pos.streamSeq);
       // The fence can fail on nats-server 2.9 when two appends with one expectation are in
       // flight together (docs/nats-fencing.md). That needs a second writer, which can only be
@@ -415,6 +431,13 @@ export class JetStreamStore implements StorePort {
       st.fresh = false;
       const head = { seq: lastOf(turn.facts).seq, hash: lastOf(turn.facts).hash };
       st.pos = { streamSeq, head };
+      // later or no wake-up: the index follows after the append (a failure leaves it early: harmless)
+      if (wake !== null && (wake ?? null) !== st.wakeIndexed) {
+        await (wake === undefined ? this.#deleteWakeup(st) : this.#putWakeup(st, wake)).catch((e: unknown) => {
+          st.wakeIndexed = undefined;
+          this.#log.warn({ chain: st.chain, err: ensureError(e).message }, 'could not update the wake-up index');
+        });
+      }
       this.#enqueueDerived(st, {
         streamSeq,
         last: head,
@@ -1097,6 +1120,36 @@ export class JetStreamStore implements StorePort {
     return [...rows.values()].sort((a, b) => (a.actor < b.actor ? -1 : a.actor > b.actor ? 1 : 0));
   }
 
+  async #putWakeup(st: ChainState, at: number): Promise<void> {
+    await this.#wakeups.put(st.cacheKey, JSON.stringify({ actor: st.chain, at }));
+    st.wakeIndexed = at;
+  }
+
+  async #deleteWakeup(st: ChainState): Promise<void> {
+    if (st.wakeIndexed !== null) await this.#wakeups.delete(st.cacheKey);
+    st.wakeIndexed = null;
+  }
+
+  /**
+   * Actors that need waking by `before`, from ICE_WAKEUPS (one key per actor with timers or a
+   * restart). Reads every key of that bucket: its size is the number of actors with something
+   * pending, not the number of actors.
+   */
+  async wakeups(before: number, limit: number): Promise<Array<{ actor: string; dueAt: number }>> {
+    const out: Array<{ actor: string; dueAt: number }> = [];
+    for (const v of (await this.#scanBucket(this.#wakeups, WAKEUPS)).values()) {
+      const { actor, at } = (v ?? {}) as { actor?: unknown; at?: unknown };
+      if (typeof actor === 'string' && typeof at === 'number' && at <= before) out.push({ actor, dueAt: at });
+    }
+    return out.sort((a, b) => a.dueAt - b.dueAt || (a.actor < b.actor ? -1 : 1)).slice(0, limit);
+  }
+
+  async timers(limit: number): Promise<SnapshotRecord[]> {
+    const due = await this.wakeups(Number.MAX_SAFE_INTEGER, limit);
+    const recs = await Promise.all(due.map((w) => this.latestSnapshot(w.actor)));
+    return recs.filter((r): r is SnapshotRecord => r !== undefined && (r.timers !== undefined || r.wakeAt !== undefined));
+  }
+
   /** Always `[]`: cluster grant records live in ICE_GRANTS (src/cluster/cluster-grants.ts). */
   grants(): Promise<Grant[]> {
     return Promise.resolve([]);
@@ -1193,6 +1246,7 @@ export class JetStreamStore implements StorePort {
         cacheRevision: undefined,
         recordedSeq: 0,
         fresh: true,
+        wakeIndexed: undefined,
       };
       this.#chains.set(chain, st);
     }

@@ -26,6 +26,8 @@ const s = {
     'INSERT INTO outcomes(intent_id, digest, body) VALUES (?, ?, ?) ON CONFLICT(intent_id) DO UPDATE SET ' +
       "digest = excluded.digest, body = excluded.body WHERE json_extract(outcomes.body, '$.status') = 'pending'",
   ),
+  wakeupPut: db.prepare('INSERT OR REPLACE INTO wakeups(actor, at) VALUES (?, ?)'),
+  wakeupDelete: db.prepare('DELETE FROM wakeups WHERE actor = ?'),
   grant: db.prepare('INSERT OR REPLACE INTO grants(id, body) VALUES (?, ?)'),
   pendingPut: db.prepare('INSERT OR REPLACE INTO pending(intent_id, actor, body, created_at) VALUES (?, ?, ?, ?)'),
   pendingDelete: db.prepare('DELETE FROM pending WHERE intent_id = ?'),
@@ -36,7 +38,12 @@ const s = {
 /** Rows arrive as arrays in column order (cheap to clone across threads). */
 const write = db.transaction((b) => {
   for (const r of b.facts) s.fact.run(r);
-  for (const r of b.snapshots) s.snapshot.run(r);
+  for (const r of b.snapshots) {
+    s.snapshot.run(r[0], r[1], r[2], r[3], r[4], r[5]);
+    // when the actor next needs waking (a timer, a restart): indexed, so nobody scans snapshots
+    if (r[6] !== null) s.wakeupPut.run(r[0], r[6]);
+    else s.wakeupDelete.run(r[0]);
+  }
   for (const r of b.outcomes) s.outcome.run(r);
   for (const r of b.grants) s.grant.run(r);
   for (const r of b.pendingPut) s.pendingPut.run(r);

@@ -140,6 +140,14 @@ export class SqliteJournal implements StorePort {
     return Promise.resolve(this.store.actorIndex());
   }
 
+  wakeups(before: number, limit: number): Promise<Array<{ actor: string; dueAt: number }>> {
+    return Promise.resolve(this.store.wakeups(before, limit));
+  }
+
+  timers(limit: number): Promise<SnapshotRecord[]> {
+    return Promise.resolve(this.store.snapshotsToWake(limit));
+  }
+
   grants(): Promise<Grant[]> {
     return Promise.resolve(this.store.grants());
   }

@@ -165,6 +165,11 @@ CREATE TABLE IF NOT EXISTS pending (
   body TEXT NOT NULL,
   created_at TEXT NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS wakeups (
+  actor TEXT PRIMARY KEY,
+  at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS wakeups_at ON wakeups(at);
 CREATE TABLE IF NOT EXISTS policy_sets (
   version INTEGER PRIMARY KEY,
   body TEXT NOT NULL
@@ -412,7 +417,15 @@ export class SqliteStore {
         fact.prev,
         fact.hash,
       ]),
-      snapshots: batch.snapshots.map((snap) => [snap.actor, snap.kind, snap.seq, snap.status, snap.state, JSON.stringify(snap)]),
+      snapshots: batch.snapshots.map((snap) => [
+        snap.actor,
+        snap.kind,
+        snap.seq,
+        snap.status,
+        snap.state,
+        JSON.stringify(snap),
+        snap.wakeAt ?? null,
+      ]),
       outcomes: batch.outcomes.map((o) => [o.intentId, o.digest, JSON.stringify(o.outcome)]),
       grants: batch.grants.map((g) => [g.id, JSON.stringify(g)]),
       pendingPut: batch.pendingPut.map((p) => [
@@ -538,6 +551,32 @@ export class SqliteStore {
 
   actorIndex(): ActorIndexRow[] {
     return this.#stmts.actorIndex.all() as ActorIndexRow[];
+  }
+
+  /**
+   * Actors that need waking (a durable timer, a restart) by `before` (epoch ms), earliest first.
+   * A store written before wake-ups were indexed has none.
+   */
+  wakeups(before: number, limit: number): Array<{ actor: string; dueAt: number }> {
+    const st = this.#wakeupStmt();
+    return st ? (st.all(before, limit) as Array<{ actor: string; dueAt: number }>) : [];
+  }
+
+  /** Snapshot records of actors with pending timers or a restart, earliest wake first. */
+  snapshotsToWake(limit: number): SnapshotRecord[] {
+    if (!this.#wakeupStmt()) return [];
+    this.#toWake ??= this.#db.prepare('SELECT s.body FROM wakeups w JOIN snapshots s ON s.actor = w.actor ORDER BY w.at, w.actor LIMIT ?');
+    return (this.#toWake.all(limit) as Array<{ body: string }>).map((r) => JSON.parse(r.body) as SnapshotRecord);
+  }
+
+  #wakeups: Database.Statement | null | undefined;
+  #toWake: Database.Statement | undefined;
+  #wakeupStmt(): Database.Statement | null {
+    if (this.#wakeups === undefined) {
+      const has = this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'wakeups'").get();
+      this.#wakeups = has ? this.#db.prepare('SELECT actor, at AS dueAt FROM wakeups WHERE at <= ? ORDER BY at LIMIT ?') : null;
+    }
+    return this.#wakeups;
   }
 
   actorCount(): number {
