@@ -1,5 +1,6 @@
 export { createRuntime } from './runtime.js';
 export type { Runtime, RuntimeOptions, ProposeOptions, SpawnOptions, PendingApproval } from './runtime.js';
+export type { TimerRow } from './host/timer-rows.js';
 export { defineActor, ActorRegistry, replayActor, stateToString } from './host/index.js';
 export type { ActorDefinition, DefineActorOptions, ActorInfo, ActorDetail, InspectRecord, Spawned } from './host/index.js';
 export { PolicyEffect, scopeMatches, principalMatches } from './authority/index.js';

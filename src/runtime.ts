@@ -60,6 +60,7 @@ import {
   type PendingApprovalView,
 } from './host/index.js';
 import { failedOutcome } from './host/intake.js';
+import { timerRows, type TimerRow } from './host/timer-rows.js';
 import { runtimeChain, turnAttestationText, type ChainHead, type PendingRecord, type StorePort } from './host/ports.js';
 import { DataDirLock, SqliteJournal, SqliteStore, checkStoreAtStart, type StartCheck } from './store/index.js';
 import { LocalOwnership } from './ownership/index.js';
@@ -126,7 +127,8 @@ export interface RuntimeOptions {
    * How often the store's wake-up index is read for actors not in memory here that have a
    * durable timer due (or a restart): passivated actors, actors of a node that died (cluster).
    * Default 5 s; it is also read once at start. A timer fires late by at most this (plus, after
-   * a node died, the time its lease takes to expire).
+   * a node died, the time its lease takes to expire). 0: this runtime fires no timers at all
+   * (a one-shot CLI command; `fireDueTimers()` still does when called).
    */
   wakeScanMs?: number;
   /**
@@ -170,21 +172,6 @@ export type PendingApproval = PendingApprovalView;
  *   action: 'CONFIGURE', params: { version: '1.0.0', replicas: 2 } });
  * await rt.stop();
  */
-/** A pending durable timer (`ice timers ls`); `event: 'restart'` is a failed actor's restart by its supervision. */
-export interface TimerRow {
-  actor: string;
-  kind: string;
-  /** The event the timer delivers (`xstate.after.…` for an `after`). */
-  event: string;
-  /** XState's id of the timer. */
-  id: string;
-  /** Where it was scheduled from: "" the actor, `a/b` a child. */
-  source: string;
-  /** Epoch ms. */
-  dueAt: number;
-  status: string;
-}
-
 export interface Runtime {
   readonly node: string;
   readonly mode: 'embedded' | 'cluster';
@@ -488,6 +475,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       authorityKeys: new Map([[key.keyId, key]]),
       trust,
       onCommitted: publish,
+      fireTimers: (opts.wakeScanMs ?? 5000) !== 0,
       // A cluster keeps one message per turn: each is signed by the node that wrote it.
       ...(clusterParts
         ? { attest: (chain: string, head: ChainHead) => ({ keyId: key.keyId, sig: key.signText(turnAttestationText(chain, head)) }) }
@@ -580,20 +568,22 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
     sweeper?.unref();
     cleanups.push(() => sweeper && clearInterval(sweeper));
     const wakeScanMs = opts.wakeScanMs ?? 5000;
-    if (!Number.isSafeInteger(wakeScanMs) || wakeScanMs < 50) {
-      throw new ConfigError(`wakeScanMs must be an integer ≥ 50 (ms), not ${String(wakeScanMs)}`);
+    if (!Number.isSafeInteger(wakeScanMs) || (wakeScanMs !== 0 && wakeScanMs < 50)) {
+      throw new ConfigError(`wakeScanMs must be 0 (off) or an integer ≥ 50 (ms), not ${String(wakeScanMs)}`);
     }
     const scanWakeups = async () => {
       // a little ahead: a timer due before the next scan is in the schedule already
       const rows = await store.wakeups(clock.now() + 2 * wakeScanMs, 100_000);
       host.scheduleTimers(rows);
     };
-    await scanWakeups();
-    const wakeScan = setInterval(() => {
-      void scanWakeups().catch((err: unknown) => logger.warn({ err: ensureError(err).message }, 'wake-up scan failed'));
-    }, wakeScanMs);
-    wakeScan.unref();
-    cleanups.push(() => clearInterval(wakeScan));
+    if (wakeScanMs > 0) {
+      await scanWakeups();
+      const wakeScan = setInterval(() => {
+        void scanWakeups().catch((err: unknown) => logger.warn({ err: ensureError(err).message }, 'wake-up scan failed'));
+      }, wakeScanMs);
+      wakeScan.unref();
+      cleanups.push(() => clearInterval(wakeScan));
+    }
     const approvalSweepMs = opts.approvalSweepMs ?? 60_000;
     const approvalSweep =
       approvalSweepMs > 0
@@ -713,22 +703,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       },
       async timers(topts) {
         const limit = topts?.limit ?? 1000;
-        const rows = new Map<string, TimerRow>();
-        for (const rec of await store.timers(limit)) {
-          if (rec.status === 'failed' && rec.wakeAt !== undefined)
-            rows.set(`${rec.actor} restart`, { actor: rec.actor, kind: rec.kind, event: 'restart', id: 'restart', source: '', dueAt: rec.wakeAt, status: 'failed' });
-          if (rec.status !== 'active') continue;
-          for (const t of rec.timers ?? [])
-            rows.set(`${rec.actor} ${t.source} ${t.id}`, { actor: rec.actor, kind: rec.kind, event: t.event.type, id: t.id, source: t.source, dueAt: t.dueAt, status: rec.status });
-        }
-        // actors in memory here may be ahead of their stored record
-        for (const t of host.activeTimers()) {
-          for (const k of [...rows.keys()]) if (k.startsWith(`${t.actor} `)) rows.delete(k);
-        }
-        for (const t of host.activeTimers()) {
-          rows.set(`${t.actor} ${t.source} ${t.id}`, { actor: t.actor, kind: t.actor.slice(0, t.actor.indexOf('/')), event: t.event.type, id: t.id, source: t.source, dueAt: t.dueAt, status: 'active' });
-        }
-        return [...rows.values()].sort((a, b) => a.dueAt - b.dueAt || (a.actor < b.actor ? -1 : 1)).slice(0, limit);
+        return timerRows(await store.timers(limit), host.activeTimers(), limit);
       },
       fireDueTimers: () => host.fireDueTimers(),
       async stopActor(address, reason) {

@@ -1,3 +1,4 @@
+import type { TimerRow } from '../host/timer-rows.js';
 import { ValidationError } from '../errors.js';
 import type { Fact, Grant, Outcome } from '../protocol/index.js';
 import type { ActorInfo } from '../host/index.js';
@@ -87,6 +88,20 @@ export function formatActors(rows: ActorInfo[]): string {
   const w = Math.max(8, ...rows.map((r) => r.address.length));
   const lines = [`${'ACTOR'.padEnd(w)}  ${'STATE'.padEnd(22)} ${'STATUS'.padEnd(8)} SEQ`];
   for (const r of rows) lines.push(`${r.address.padEnd(w)}  ${r.state.padEnd(22)} ${r.status.padEnd(8)} ${r.seq}`);
+  return lines.join('\n');
+}
+
+/** Pending timers, earliest first, with how far off each is (or how overdue). */
+export function formatTimers(rows: TimerRow[], now: number): string {
+  if (rows.length === 0) return c.dim('(no pending timers)');
+  const w = Math.max(8, ...rows.map((r) => r.actor.length + (r.source ? r.source.length + 1 : 0)));
+  const lines = [`${'ACTOR'.padEnd(w)}  ${'DUE'.padEnd(24)} ${'IN'.padEnd(10)} EVENT`];
+  for (const r of rows) {
+    const who = r.source ? `${r.actor}/${r.source}` : r.actor;
+    const left = r.dueAt - now;
+    const inText = left >= 0 ? `${Math.round(left / 1000)} s` : c.yellow(`${Math.round(-left / 1000)} s late`);
+    lines.push(`${who.padEnd(w)}  ${new Date(r.dueAt).toISOString().padEnd(24)} ${inText.padEnd(10)} ${r.event}`);
+  }
   return lines.join('\n');
 }
 

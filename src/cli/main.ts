@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { exampleActors } from '../../actors/index.js';
+import { timerRows, type TimerRow } from '../host/timer-rows.js';
 import { callAdmin, requestAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
 import { AuthorityKey, grantView } from '../authority/index.js';
 import { ConfigError, DataDirLockedError, IceError, NotFoundError, ValidationError, ensureError } from '../errors.js';
@@ -35,7 +36,7 @@ import {
   startInspector,
   type Inspector,
 } from '../inspector/index.js';
-import { c, formatActors, formatFact, formatGrants, formatOutcome } from './format.js';
+import { c, formatActors, formatFact, formatGrants, formatOutcome, formatTimers } from './format.js';
 import { actorAt, actorHistory, formatHistory } from './actor-history.js';
 import { explainIntent, formatWhy } from './why.js';
 import { assertEveryOptionHasARule, checkOptions, type Opts } from './options.js';
@@ -137,6 +138,8 @@ async function open(o: Common, level = 'warn'): Promise<Runtime> {
     dataDir: o.data,
     actors: await loadActors(o.actors),
     logger: createLogger({ level: process.env.ICE_LOG_LEVEL ?? level }),
+    // a one-shot command fires no timers: the node serving the dir does
+    wakeScanMs: 0,
   });
 }
 
@@ -279,6 +282,10 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
         owner: '',
         active: false,
       }));
+    case 'timers.ls': {
+      const limit = Number(a.limit ?? 1000);
+      return timerRows(store.snapshotsToWake(limit), [], limit);
+    }
     case 'actor.show': {
       const address = String(a.address);
       const snap = store.snapshot(address);
@@ -902,6 +909,29 @@ common(actor.command('stop <address>'))
   .action(async (address: string, o: Opts<'data' | 'reason'>) => {
     await change(o, 'actor.stop', { address, reason: o.reason });
     print(`${address} stopped`);
+  });
+common(actor.command('restart <address>'))
+  .description('restart a failed actor (its last good state and pending timers), as an operator fact')
+  .option('--by <who>', 'who restarts it', process.env.USER ? `operator:${process.env.USER}` : 'operator')
+  .option('--reason <text>', 'why')
+  .addOption(natsOption('send it to the cluster nodes on NATS instead of the local data dir'))
+  .action(async (address: string, o: Opts<'data' | 'by' | 'reason'>) => {
+    const info = (await change(o, 'actor.restart', {
+      address: actorAddress(address),
+      by: o.by,
+      ...(o.reason !== undefined ? { reason: o.reason } : {}),
+    })) as ActorInfo;
+    print(`${address} restarted: ${info.state} ${c.dim(`(${info.status} · seq ${info.seq})`)}`);
+  });
+common(program.command('timers').description('durable timers').command('ls'))
+  .description('pending timers (and restarts of failed actors), earliest first')
+  .option('-n, --limit <n>', 'at most this many (1-100000)', '1000')
+  .option('--json', 'JSON output')
+  .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
+  .action(async (o: Opts<'data' | 'limit'>) => {
+    const rows = await read<TimerRow[]>(o, 'timers.ls', { limit: o.limit });
+    if (o.json) printJson(rows);
+    else print(formatTimers(rows, Date.now()));
   });
 common(actor.command('spawn <address>'))
   .description('same as `ice spawn`')

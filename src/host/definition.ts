@@ -104,7 +104,7 @@ function resolveSupervision(kind: string, s: Supervision | undefined): ResolvedS
   if (s.strategy !== 'restart') {
     throw new ConfigError(`${kind}: supervision.strategy must be 'restart' or 'stop', not ${JSON.stringify((s as { strategy: unknown }).strategy)}`);
   }
-  const r = { ...DEFAULT_SUPERVISION, ...Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) } as ResolvedSupervision;
+  const r = { ...DEFAULT_SUPERVISION, ...Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) };
   for (const k of ['backoffMs', 'maxBackoffMs', 'withinMs'] as const) {
     if (!Number.isSafeInteger(r[k]) || r[k] < 0) throw new ConfigError(`${kind}: supervision.${k} must be an integer ≥ 0 (ms), not ${r[k]}`);
   }

@@ -175,6 +175,8 @@ export interface HostOptions {
   trust?: LocalTrust;
   /** Called with every committed turn's facts (publishing on `ice.fact.…`, listeners). */
   onCommitted?: (facts: readonly Fact[]) => void;
+  /** Fire durable timers when due (default true); false: only `fireTimers`/`fireDueTimers` calls do. */
+  fireTimers?: boolean;
   /** Signs each turn's head, where the store keeps a signature per turn (cluster). */
   attest?: (chain: string, head: ChainHead) => { keyId: string; sig: string };
 }
@@ -229,7 +231,7 @@ export class Host {
     this.#trust = opts.trust;
     this.#onCommitted = opts.onCommitted ?? (() => {});
     this.#attest = opts.attest;
-    this.#timerSchedule = new TimerSchedule(this.#clock, (address) => this.fireTimers(address));
+    this.#timerSchedule = new TimerSchedule(this.#clock, (address) => this.fireTimers(address), opts.fireTimers ?? true);
     this.#unsubscribeLost = this.ownership.onLost((actor, owner) => {
       if (!this.#entries.has(actor)) return;
       this.#log.warn({ actor, owner }, 'actor lost to another owner: standing down');

@@ -21,9 +21,11 @@ export class TimerSchedule {
   #armedFor = Infinity;
   #stopped = false;
 
-  constructor(clock: Clock, due: (address: string) => Promise<unknown>) {
+  /** @param armed false: nothing fires by itself (`dueBy` still lists what is due). */
+  constructor(clock: Clock, due: (address: string) => Promise<unknown>, armed = true) {
     this.#clock = clock;
     this.#due = due;
+    this.#stopped = !armed;
   }
 
   /** Sets when an actor next has something due (undefined: nothing). */

@@ -1,4 +1,4 @@
-import type { AnyActorRef, EventObject } from 'xstate';
+import type { AnyActorRef } from 'xstate';
 import type { TimerRecord } from '../protocol/index.js';
 
 /**
@@ -112,7 +112,7 @@ export class ActorTimers {
       }
       this.#dueOverride = t.dueAt;
       try {
-        root.system.scheduler.schedule(source, target, t.event as EventObject, Math.max(0, t.dueAt - this.at), t.id);
+        root.system.scheduler.schedule(source, target, t.event, Math.max(0, t.dueAt - this.at), t.id);
       } finally {
         this.#dueOverride = undefined;
       }
@@ -131,7 +131,7 @@ export class ActorTimers {
         source: pathOf(root, ev.source),
         target: pathOf(root, ev.target),
         id: ev.id,
-        event: ev.event as TimerRecord['event'],
+        event: ev.event,
         dueAt: this.#dueOverride ?? this.at + delay,
       };
       this.#live.set(key, { rec, deliver });
