@@ -19,8 +19,7 @@ import type { PolicyRule } from '../authority/policy.js';
  * A failed actor takes no intents (`E_ACTOR_NOT_ACTIVE`) until `ice actor restart`.
  */
 export type Supervision =
-  | { strategy: 'restart'; backoffMs?: number; maxBackoffMs?: number; maxRestarts?: number; withinMs?: number }
-  | { strategy: 'stop' };
+  { strategy: 'restart'; backoffMs?: number; maxBackoffMs?: number; maxRestarts?: number; withinMs?: number } | { strategy: 'stop' };
 
 export interface ResolvedSupervision {
   strategy: 'restart' | 'stop';
@@ -102,15 +101,19 @@ function resolveSupervision(kind: string, s: Supervision | undefined): ResolvedS
   if (s === undefined) return DEFAULT_SUPERVISION;
   if (s.strategy === 'stop') return { ...DEFAULT_SUPERVISION, strategy: 'stop' };
   if (s.strategy !== 'restart') {
-    throw new ConfigError(`${kind}: supervision.strategy must be 'restart' or 'stop', not ${JSON.stringify((s as { strategy: unknown }).strategy)}`);
+    throw new ConfigError(
+      `${kind}: supervision.strategy must be 'restart' or 'stop', not ${JSON.stringify((s as { strategy: unknown }).strategy)}`,
+    );
   }
   const r = { ...DEFAULT_SUPERVISION, ...Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) };
   for (const k of ['backoffMs', 'maxBackoffMs', 'withinMs'] as const) {
-    if (!Number.isSafeInteger(r[k]) || r[k] < 0) throw new ConfigError(`${kind}: supervision.${k} must be an integer ≥ 0 (ms), not ${r[k]}`);
+    if (!Number.isSafeInteger(r[k]) || r[k] < 0)
+      throw new ConfigError(`${kind}: supervision.${k} must be an integer ≥ 0 (ms), not ${r[k]}`);
   }
   if (!Number.isSafeInteger(r.maxRestarts) || r.maxRestarts < 0)
     throw new ConfigError(`${kind}: supervision.maxRestarts must be an integer ≥ 0, not ${r.maxRestarts}`);
-  if (r.maxBackoffMs < r.backoffMs) throw new ConfigError(`${kind}: supervision.maxBackoffMs (${r.maxBackoffMs}) is below backoffMs (${r.backoffMs})`);
+  if (r.maxBackoffMs < r.backoffMs)
+    throw new ConfigError(`${kind}: supervision.maxBackoffMs (${r.maxBackoffMs}) is below backoffMs (${r.backoffMs})`);
   return r;
 }
 

@@ -54,7 +54,9 @@ export const actors = [defineActor({ kind: 'reminder', machine: m, events: { ARM
     const armedAt: number[] = [];
     for (let i = 0; i < N; i++) {
       await first.admin('spawn', { address: `reminder/k${i}` });
-      await first.admin('propose', { intent: { id: `arm-${i}`, proposer: 'agent:t', target: `reminder/k${i}`, action: 'ARM', params: {} } });
+      await first.admin('propose', {
+        intent: { id: `arm-${i}`, proposer: 'agent:t', target: `reminder/k${i}`, action: 'ARM', params: {} },
+      });
       armedAt.push(Date.now());
     }
     await first.kill('SIGKILL');

@@ -83,7 +83,11 @@ describe.each(MODES)('durable timers (%s)', (mode) => {
       expect(fired).toHaveLength(1);
       expect(fired[0]).toMatchObject({
         origin: 'runtime',
-        data: { from: 'waiting', to: 'rung', timer: { source: '', id: 'xstate.after.1000.reminder.waiting', dueAt: armedAt + 1000, lateMs: 200 } },
+        data: {
+          from: 'waiting',
+          to: 'rung',
+          timer: { source: '', id: 'xstate.after.1000.reminder.waiting', dueAt: armedAt + 1000, lateMs: 200 },
+        },
       });
       expect(await rt.timers()).toEqual([]);
       expect((await h.storedSnapshot('reminder/r1'))?.wakeAt).toBeUndefined();

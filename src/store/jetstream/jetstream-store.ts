@@ -415,7 +415,11 @@ export class JetStreamStore implements StorePort {
       }
       // A wake-up this turn needs earlier than the index has is written first: an index entry
       // may be early (a wake finds nothing due yet), never missing after a crash.
-      const wake = turn.snapshot ? (turn.snapshot.status === 'active' || turn.snapshot.status === 'failed' ? turn.snapshot.wakeAt : undefined) : null;
+      const wake = turn.snapshot
+        ? turn.snapshot.status === 'active' || turn.snapshot.status === 'failed'
+          ? turn.snapshot.wakeAt
+          : undefined
+        : null;
       if (typeof wake === 'number' && (st.wakeIndexed === undefined || st.wakeIndexed === null || wake < st.wakeIndexed)) {
         await this.#putWakeup(st, wake);
       }
