@@ -22,7 +22,18 @@ export interface ActorDefinition<M extends AnyStateMachine = AnyStateMachine> {
   /** Schema of the machine's context: what Cedar policies see as `context.actor` (docs/policies.md). */
   readonly contextSchema?: ZodType | undefined;
   readonly description: string | undefined;
+  /** The version of this definition (1, 2, …): written into every snapshot record of the kind. */
+  readonly version: number;
+  /** `migrations[n]` turns a persisted XState snapshot of version `n` into one of version `n + 1`. */
+  readonly migrations: Readonly<Record<number, Migration>>;
 }
+
+/**
+ * One step of a kind's migrations: from a persisted snapshot (`actor.getPersistedSnapshot()`,
+ * as JSON) of version `n` to one of version `n + 1`. Pure: it may run again on every node that
+ * restores the actor, and it never sees the journal.
+ */
+export type Migration = (persisted: unknown) => unknown;
 
 export interface DefineActorOptions<M extends AnyStateMachine> {
   kind: string;
@@ -33,6 +44,14 @@ export interface DefineActorOptions<M extends AnyStateMachine> {
   policies?: PolicyRule[];
   contextSchema?: ZodType;
   description?: string;
+  /** A positive integer, default 1. Raise it when persisted snapshots of the kind change shape. */
+  version?: number;
+  /**
+   * From version `n` (the key) to `n + 1`, each a function over the persisted XState snapshot.
+   * Keys from 1 to `version - 1`; a missing step leaves actors stored before it unrestorable
+   * (`E_VERSION`; `ice actors check` lists them).
+   */
+  migrations?: Record<number, Migration>;
 }
 
 /**
@@ -53,6 +72,7 @@ export function defineActor<M extends AnyStateMachine>(opts: DefineActorOptions<
     if (name in runtimeEvents) throw new ConfigError(`${opts.kind}: event ${name} is both proposable and runtime-only`);
     if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(name)) throw new ConfigError(`${opts.kind}: bad event name ${name}`);
   }
+  const { version, migrations } = versionOf(opts);
   return Object.freeze({
     kind: opts.kind,
     machine: opts.machine,
@@ -62,7 +82,31 @@ export function defineActor<M extends AnyStateMachine>(opts: DefineActorOptions<
     policies: Object.freeze([...(opts.policies ?? [])]),
     ...(opts.contextSchema ? { contextSchema: opts.contextSchema } : {}),
     description: opts.description,
+    version,
+    migrations,
   });
+}
+
+function versionOf(opts: DefineActorOptions<AnyStateMachine>): { version: number; migrations: Readonly<Record<number, Migration>> } {
+  const version = opts.version ?? 1;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
+    throw new ConfigError(`${opts.kind}: version must be a positive integer (1, 2, …), got ${JSON.stringify(version)}`);
+  const given: unknown = opts.migrations ?? {};
+  if (typeof given !== 'object' || given === null || Array.isArray(given))
+    throw new ConfigError(`${opts.kind}: migrations must be an object { [fromVersion]: (persisted) => persisted }`);
+  const migrations: Record<number, Migration> = {};
+  for (const [key, fn] of Object.entries(given)) {
+    const from = Number(key);
+    if (!/^[1-9][0-9]*$/.test(key) || from >= version)
+      throw new ConfigError(
+        `${opts.kind}: migrations[${JSON.stringify(key)}]: a key is the version it migrates from, an integer from 1 to ${version - 1} ` +
+          `(version is ${version}${version === 1 ? ': raise version to migrate' : ''})`,
+      );
+    if (typeof fn !== 'function')
+      throw new ConfigError(`${opts.kind}: migrations[${key}] must be a function (persisted) => persisted, got ${typeof fn}`);
+    migrations[from] = fn as Migration;
+  }
+  return { version, migrations: Object.freeze(migrations) };
 }
 
 /** The kinds a runtime hosts. */

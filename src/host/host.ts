@@ -6,6 +6,7 @@ import {
   DecisionVerificationError,
   ExistingDiffersError,
   IceError,
+  VersionError,
   JournalBrokenError,
   NotFoundError,
   ValidationError,
@@ -47,6 +48,7 @@ import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { ActorDefinition, ActorRegistry } from './definition.js';
 import { stateToString } from './state-value.js';
+import { checkStartedVersion, restorableSnapshot, snapshotRecord, type Restorable } from './migrations.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import {
   EMPTY_HEAD,
@@ -368,7 +370,15 @@ export class Host {
       this.#runViews.set(runId, { exists: false, state: '', executing: false });
       return;
     }
-    const probe = createActor(def.machine, { snapshot: rec.snapshot as Snapshot<unknown> });
+    let stored: unknown;
+    try {
+      stored = restorableSnapshot(address, def, rec).snapshot;
+    } catch {
+      // a run no version here can restore is not taken for an executing one
+      this.#runViews.set(runId, { exists: false, state: '', executing: false });
+      return;
+    }
+    const probe = createActor(def.machine, { snapshot: stored as Snapshot<unknown> });
     probe.subscribe({ error: () => {} });
     probe.start();
     const snap = probe.getSnapshot() as unknown as { hasTag(t: string): boolean };
@@ -926,7 +936,7 @@ export class Host {
       };
       entry.lastUsed = this.#clock.now();
       const b = this.#builder(entry);
-      b.fact({ type: FactType.actorStarted, origin, data: { kind, input: input ?? null, state, node: this.node } });
+      b.fact({ type: FactType.actorStarted, origin, data: { kind, version: def.version, input: input ?? null, state, node: this.node } });
       this.#advance(entry, b, status, state);
       this.#restored.add(addr);
       this.#entries.set(addr, entry);
@@ -1166,16 +1176,7 @@ export class Host {
   }
 
   #record(e: Entry): SnapshotRecord {
-    return {
-      v: 1,
-      actor: e.address,
-      kind: e.def.kind,
-      seq: e.head.seq,
-      status: e.status,
-      state: e.state,
-      snapshot: e.persisted,
-      updatedAt: this.#now(),
-    };
+    return snapshotRecord(e, e.head.seq, this.#now());
   }
 
   /**
@@ -1238,10 +1239,15 @@ export class Host {
     let actor: AnyActorRef | undefined;
     let status: SnapshotRecord['status'] = loaded.snapshot?.status ?? 'active';
     let replayed = 0;
+    let restorable: Restorable | undefined;
     try {
-      if (loaded.snapshot) actor = this.#create(address, def.machine, { snapshot: loaded.snapshot.snapshot as Snapshot<unknown> });
+      // Migrated first when stored by a lower version (src/host/migrations.ts); the facts after
+      // the snapshot are replayed on the running machine.
+      if (loaded.snapshot) restorable = restorableSnapshot(address, def, loaded.snapshot);
+      if (restorable) actor = this.#create(address, def.machine, { snapshot: restorable.snapshot as Snapshot<unknown> });
       for (const f of loaded.facts) {
         if (f.type === FactType.actorStarted && !actor) {
+          checkStartedVersion(address, def, f);
           actor = this.#create(address, def.machine, { input: f.data.input ?? undefined });
           status = 'active';
         } else if (f.type === FactType.transition && actor) {
@@ -1266,6 +1272,7 @@ export class Host {
           data: { actor: address, message: ensureError(err).message, node: this.node },
         },
       ]).catch(() => {});
+      if (err instanceof VersionError) throw err;
       throw new IceError('E_RESTORE', `${address} failed to restore: ${ensureError(err).message}`, 'terminal');
     }
     const snap = actor.getSnapshot() as { value: never };
@@ -1283,9 +1290,16 @@ export class Host {
       pendingUncommitted: new Map(),
     };
     this.#entries.set(address, entry);
-    if (this.#restored.has(address) && replayed === 0) return entry;
+    const migrated = restorable?.migrated === true;
+    if (this.#restored.has(address) && replayed === 0 && !migrated) return entry;
     this.#restored.add(address);
     const b = this.#builder(entry);
+    if (migrated)
+      b.fact({
+        type: FactType.actorMigrated,
+        origin: Origin.runtime,
+        data: { from: restorable!.from, to: restorable!.to, machine: def.machine.id },
+      });
     b.fact({
       type: FactType.actorRestored,
       origin: Origin.runtime,
@@ -1353,16 +1367,7 @@ class TurnBuilder {
 
   /** The actor's snapshot after this turn, at the turn's last seq. */
   snapshotOf(e: Entry): void {
-    this.snapshot = {
-      v: 1,
-      actor: e.address,
-      kind: e.def.kind,
-      seq: this.#cursor.seq,
-      status: e.status,
-      state: e.state,
-      snapshot: e.persisted,
-      updatedAt: this.#at,
-    };
+    this.snapshot = snapshotRecord(e, this.#cursor.seq, this.#at);
   }
 
   turn(): Turn {

@@ -12,6 +12,8 @@ export const FactType = {
   actorStopped: 'actor.stopped',
   actorFailed: 'actor.failed',
   actorRestored: 'actor.restored',
+  /** A restore ran the definition's migrations over a stored snapshot of a lower version: `{from, to, machine}`. */
+  actorMigrated: 'actor.migrated',
   grantIssued: 'grant.issued',
   grantRevoked: 'grant.revoked',
   /** A holder delegated a narrower grant from one it holds. */
