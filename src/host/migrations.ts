@@ -74,12 +74,12 @@ export function storedVersion(address: string, def: ActorDefinition, rec: Snapsh
   if (machine !== undefined && typeof machine !== 'string')
     throw new VersionError(
       address,
-      (v) ?? 1,
+      v ?? 1,
       def.version,
       VersionProblem.badRecord,
       `the stored record's machine is ${JSON.stringify(machine)}, not a string; the record is damaged (restore it from a backup)`,
     );
-  return (v) ?? 1;
+  return v ?? 1;
 }
 
 /**
