@@ -2,9 +2,9 @@ import { createActor, setup } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, VersionError } from '../../src/errors.js';
 import { defineActor, type ActorDefinition } from '../../src/host/index.js';
-import { restorableSnapshot, snapshotRecord } from '../../src/host/migrations.js';
+import { checkStartedVersion, restorableSnapshot, snapshotRecord, storedSnapshotPage } from '../../src/host/migrations.js';
 import { checkActors, formatCheck } from '../../src/cli/actors-check.js';
-import { SnapshotRecordSchema, type SnapshotRecord } from '../../src/protocol/index.js';
+import { SnapshotRecordSchema, type Fact, type SnapshotRecord } from '../../src/protocol/index.js';
 import { counterEvents, counterV1, counterV2, counterV2Lost, counterV3 } from '../helpers/versioned-counter.js';
 
 const machine = setup({}).createMachine({ id: 'm', initial: 'a', states: { a: {} } });
@@ -174,5 +174,35 @@ describe('ice actors check (the verdicts)', () => {
     expect(text).toMatch(/counter\/b {2}not restorable \(migration_threw\): .*unlucky count 13/);
     expect(checkActors(records.slice(0, 1), defs(counterV1))[0]).toMatchObject({ verdict: 'restorable', stored: 1, running: 1 });
     expect(checkActors(records.slice(0, 1), defs(counterV3))[0]).toMatchObject({ verdict: 'not_restorable', problem: 'no_path' });
+  });
+});
+
+describe('without a snapshot, from actor.started', () => {
+  const started = (data: Record<string, unknown>) => ({ type: 'actor.started', data }) as unknown as Fact;
+  it('a chain started by the running or an earlier version replays on the running machine', () => {
+    expect(() => checkStartedVersion('counter/a', counterV2, started({ kind: 'counter', version: 1 }))).not.toThrow();
+    expect(() => checkStartedVersion('counter/a', counterV2, started({ kind: 'counter' }))).not.toThrow();
+  });
+  it('one started by a later version is refused', () => {
+    const e = refusal(() => checkStartedVersion('counter/a', counterV1, started({ kind: 'counter', version: 3 })));
+    expect(e).toMatchObject({ stored: 3, running: 1, problem: 'newer' });
+  });
+});
+
+describe('stored snapshot pages', () => {
+  const records = ['counter/a', 'counter/b', 'counter/c', 'counter/d', 'counter/e'].map((a) => storedV1(1, a));
+  const store = {
+    actors: () => Promise.resolve(records.map((r) => ({ actor: r.actor, kind: r.kind, seq: r.seq, status: r.status, state: r.state }))),
+    latestSnapshot: (a: string) => Promise.resolve(records.find((r) => r.actor === a)),
+  };
+  it('pages by address up to limit, then by bytes (at least one record a page)', async () => {
+    const p1 = await storedSnapshotPage(store, { limit: 2, maxBytes: Infinity });
+    expect(p1.records.map((r) => r.actor)).toEqual(['counter/a', 'counter/b']);
+    expect(p1.next).toBe('counter/b');
+    const p3 = await storedSnapshotPage(store, { after: 'counter/d', limit: 2, maxBytes: Infinity });
+    expect(p3).toEqual({ records: [records[4]] });
+    const tiny = await storedSnapshotPage(store, { limit: 100, maxBytes: 1 });
+    expect(tiny.records).toHaveLength(1);
+    expect(tiny.next).toBe('counter/a');
   });
 });
