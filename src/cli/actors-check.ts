@@ -58,7 +58,7 @@ export function checkRecord(rec: SnapshotRecord, def: ActorDefinition | undefine
   let stored = 1;
   try {
     stored = storedVersion(rec.actor, def, rec);
-    const r = restorableSnapshot(rec.actor, def, rec);
+    const r = restorableSnapshot(rec.actor, def, rec, { check: 'always' });
     const note =
       rec.machine !== undefined && rec.machine !== def.machine.id
         ? `stored by machine ${rec.machine}, running machine ${def.machine.id}`

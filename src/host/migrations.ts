@@ -85,10 +85,17 @@ export function storedVersion(address: string, def: ActorDefinition, rec: Snapsh
 /**
  * The stored snapshot of `address` as the running definition can restore it: migrated from
  * the record's version to `def.version` when lower, then checked by creating (not starting) an
- * actor of the running machine from it. Pure: the record is not changed.
+ * actor of the running machine from it — a migrated one always, one restored as stored only
+ * with `check: 'always'` (the Host finds out when it creates the actor). Pure: the record is
+ * not changed.
  * @throws VersionError naming the actor, the stored and the running version, and the problem.
  */
-export function restorableSnapshot(address: string, def: ActorDefinition, rec: SnapshotRecord): Restorable {
+export function restorableSnapshot(
+  address: string,
+  def: ActorDefinition,
+  rec: SnapshotRecord,
+  opts: { check?: 'migrated' | 'always' } = {},
+): Restorable {
   const from = storedVersion(address, def, rec);
   const to = def.version;
   const refuse = (problem: VersionProblem, detail: string, cause?: unknown): VersionError =>
@@ -117,7 +124,7 @@ export function restorableSnapshot(address: string, def: ActorDefinition, rec: S
       }
     }
   }
-  const problem = unrestorable(def, snapshot);
+  const problem = from < to || opts.check === 'always' ? unrestorable(def, snapshot) : undefined;
   if (problem !== undefined)
     throw refuse(
       VersionProblem.snapshotInvalid,

@@ -3,7 +3,7 @@ import { deploymentActor } from '../../actors/index.js';
 import type { Runtime } from '../../src/index.js';
 import type { ActorDefinition } from '../../src/host/index.js';
 import { MODES, iid, tempRuntime, until } from '../helpers/runtime.js';
-import { counterV1, counterV2, counterV3 } from '../helpers/versioned-counter.js';
+import { counterV1, counterV2, counterV2Lost, counterV3 } from '../helpers/versioned-counter.js';
 
 const kinds = (counter: ActorDefinition) => [counter, deploymentActor];
 
@@ -48,6 +48,17 @@ describe.each(MODES)('snapshot versions and migrations (%s)', (mode) => {
       expect((await failedFacts(rt, 'counter/a'))[0]!.data.message).toMatch(/E_VERSION: counter\/a stored at version 1, running version 3/);
       // every other actor keeps being served
       expect((await propose(rt, 'deployment/web', 'CONFIGURE', { version: '1.0.0', replicas: 2 })).status).toBe('executed');
+
+      // A migration whose result the machine cannot restore: refused the same way.
+      rt = await t.restart({ actors: kinds(counterV2Lost) });
+      const lost = await propose(rt, 'counter/a', 'INC');
+      expect(lost.status === 'failed' && lost.error).toMatchObject({ code: 'E_VERSION' });
+      expect(lost.status === 'failed' && lost.error.message).toMatch(
+        /counter\/a stored at version 1, running version 2: the snapshot migrated to version 2 is not one machine counter can restore/,
+      );
+      expect(await t.storedSnapshot('counter/a')).toEqual(a1);
+      expect(await rt.journal.chain('counter/a')).toEqual(chainA1);
+      expect(await failedFacts(rt, 'deployment/web')).toEqual([]);
 
       // Version 2 with a step 1 → 2: counter/a is migrated in its restore turn; counter/b's
       // migration throws and only counter/b is refused.

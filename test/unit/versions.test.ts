@@ -175,6 +175,18 @@ describe('ice actors check (the verdicts)', () => {
     expect(checkActors(records.slice(0, 1), defs(counterV1))[0]).toMatchObject({ verdict: 'restorable', stored: 1, running: 1 });
     expect(checkActors(records.slice(0, 1), defs(counterV3))[0]).toMatchObject({ verdict: 'not_restorable', problem: 'no_path' });
   });
+
+  it('a stored snapshot the running machine cannot restore, at the same version', () => {
+    const rec = storedV1(5);
+    const lost = { ...rec, snapshot: { ...(rec.snapshot as object), value: 'nowhere' } };
+    const [row] = checkActors([lost], defs(counterV1));
+    expect(row).toMatchObject({ verdict: 'not_restorable', problem: 'snapshot_invalid', stored: 1, running: 1 });
+    expect(row!.message).toMatch(/the stored snapshot is not one machine counter can restore/);
+    const [garbage] = checkActors([{ ...rec, snapshot: 'garbage' }], defs(counterV1));
+    expect(garbage).toMatchObject({ verdict: 'not_restorable', problem: 'snapshot_invalid' });
+    // the Host checks an unmigrated snapshot when it creates the actor (E_RESTORE), not here
+    expect(restorableSnapshot(rec.actor, counterV1, lost)).toMatchObject({ migrated: false });
+  });
 });
 
 describe('without a snapshot, from actor.started', () => {
