@@ -139,7 +139,12 @@ export function definitionsFromModule(mod: Record<string, unknown>): ActorDefini
   else if (Array.isArray(mod.default)) candidates.push(...(mod.default as unknown[]));
   else if (isDef(mod.default)) candidates.push(mod.default);
   else candidates.push(...Object.values(mod));
-  const defs = candidates.filter(isDef);
+  // A definition made by an ice-runtime from before versions has none: it is version 1.
+  const defs = candidates
+    .filter(isDef)
+    .map((d) =>
+      (d as { version?: unknown }).version === undefined ? Object.freeze({ ...d, version: 1, migrations: Object.freeze({}) }) : d,
+    );
   if (defs.length === 0) throw new ConfigError('the module exports no actor definitions (export `actors` or defineActor results)');
   return defs;
 }

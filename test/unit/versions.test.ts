@@ -1,7 +1,7 @@
 import { createActor, setup } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, VersionError } from '../../src/errors.js';
-import { defineActor, type ActorDefinition } from '../../src/host/index.js';
+import { defineActor, definitionsFromModule, type ActorDefinition } from '../../src/host/index.js';
 import { checkStartedVersion, restorableSnapshot, snapshotRecord, storedSnapshotPage } from '../../src/host/migrations.js';
 import { checkActors, formatCheck } from '../../src/cli/actors-check.js';
 import { SnapshotRecordSchema, type Fact, type SnapshotRecord } from '../../src/protocol/index.js';
@@ -64,6 +64,11 @@ describe('defineActor: version and migrations', () => {
 
   it('refuses migrations at version 1 saying to raise the version', () => {
     expect(() => define({ migrations: { 1: (p: unknown) => p } })).toThrow(/raise version to migrate/);
+  });
+
+  it('a module definition without a version (made before versions) is version 1', () => {
+    const [d] = definitionsFromModule({ actors: [{ kind: 'old', machine, events: {} }] });
+    expect(d).toMatchObject({ kind: 'old', version: 1, migrations: {} });
   });
 
   it('refuses migrations that are not an object', () => {
