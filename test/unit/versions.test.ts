@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, VersionError } from '../../src/errors.js';
 import { defineActor, definitionsFromModule, type ActorDefinition } from '../../src/host/index.js';
 import { checkStartedVersion, restorableSnapshot, snapshotRecord, storedSnapshotPage } from '../../src/host/migrations.js';
-import { checkActors, formatCheck } from '../../src/cli/actors-check.js';
+import { allStoredSnapshots, checkActors, formatCheck } from '../../src/cli/actors-check.js';
 import { SnapshotRecordSchema, type Fact, type SnapshotRecord } from '../../src/protocol/index.js';
 import { counterEvents, counterV1, counterV2, counterV2Lost, counterV3 } from '../helpers/versioned-counter.js';
 
@@ -218,6 +218,10 @@ describe('stored snapshot pages', () => {
     expect(p1.next).toBe('counter/b');
     const p3 = await storedSnapshotPage(store, { after: 'counter/d', limit: 2, maxBytes: Infinity });
     expect(p3).toEqual({ records: [records[4]] });
+    const all = await allStoredSnapshots((after) =>
+      storedSnapshotPage(store, { ...(after !== undefined ? { after } : {}), limit: 2, maxBytes: Infinity }),
+    );
+    expect(all).toEqual(records);
     const tiny = await storedSnapshotPage(store, { limit: 100, maxBytes: 1 });
     expect(tiny.records).toHaveLength(1);
     expect(tiny.next).toBe('counter/a');
