@@ -84,7 +84,10 @@ export function buildSchemas(p, z) {
       schema: p.SnapshotRecordSchema,
       io: 'output',
       title: "ICE SnapshotRecord (an actor's persisted state)",
-      description: '`snapshot` is the XState persisted snapshot (opaque); `seq` is the last journal fact applied.',
+      description:
+        '`snapshot` is the XState persisted snapshot (opaque); `seq` is the last journal fact applied. `machine` (the XState ' +
+        "machine id) and `version` (of the kind's definition) name what wrote it; absent in records written before versions, " +
+        'which are version 1.',
     },
   ];
   const out = new Map();

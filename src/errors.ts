@@ -207,6 +207,43 @@ export class JournalBrokenError extends IceError {
   }
 }
 
+/** Why a stored actor cannot be restored by the running definition of its kind. */
+export const VersionProblem = {
+  /** No migration from some version on the way to the running one. */
+  noPath: 'no_path',
+  /** Stored by a later version than the one running here. */
+  newer: 'newer',
+  /** A migration threw. */
+  migrationThrew: 'migration_threw',
+  /** The (migrated) snapshot is not one the running machine can restore. */
+  snapshotInvalid: 'snapshot_invalid',
+  /** The stored record's `version` or `machine` is not of the right type. */
+  badRecord: 'bad_record',
+} as const;
+export type VersionProblem = (typeof VersionProblem)[keyof typeof VersionProblem];
+
+/**
+ * A stored actor's snapshot was written by another version of its kind's definition and
+ * cannot be brought to the running one (`E_VERSION`). Its stored data is left as it was; the
+ * actor is not served until a definition with a path to it runs (other actors are).
+ */
+export class VersionError extends IceError {
+  override name = 'VersionError';
+  readonly actor: string;
+  /** The version the stored snapshot was written by (1 when the record has none). */
+  readonly stored: number;
+  /** The version of the definition running here. */
+  readonly running: number;
+  readonly problem: VersionProblem;
+  constructor(actor: string, stored: number, running: number, problem: VersionProblem, detail: string, options?: { cause?: unknown }) {
+    super('E_VERSION', `${actor} stored at version ${stored}, running version ${running}: ${detail}`, ErrorAction.terminal, options);
+    this.actor = actor;
+    this.stored = stored;
+    this.running = running;
+    this.problem = problem;
+  }
+}
+
 /**
  * The store file itself cannot be used: missing next to its log, empty, not an ICE store,
  * corrupt, or unreadable. Names the file, what is wrong and how to recover; a node never

@@ -4,6 +4,7 @@ import { GrantDelegationSchema, GrantRequestSchema, IdSchema, findNotUnicode } f
 import { zodIssues, type EnsureGrantRequest } from '../authority/index.js';
 import type { Runtime } from '../runtime.js';
 import { PolicySourceSchema } from '../policy/index.js';
+import { storedSnapshotPage } from '../host/migrations.js';
 
 /** What `rt.approvals.approve` / `deny` take, from the API and from an operator alike. */
 export const ApproveArgs = z.strictObject({ intentId: IdSchema, by: z.string().min(1).max(200), note: z.string().max(4000).optional() });
@@ -37,6 +38,8 @@ const S = {
   // Reads: the same answers from one node (its SQLite store) and from a cluster (JetStream).
   'actors.ls': z.strictObject({}),
   'actor.show': z.strictObject({ address: z.string(), limit: z.int().positive().max(100_000).optional() }),
+  /** Stored snapshot records, a page at a time by address (`ice actors check`): `{ records, next? }`. */
+  'actors.snapshots': z.strictObject({ after: z.string().optional(), limit: z.int().positive().max(1000).optional() }),
   'journal.tail': z.strictObject({ limit: z.int().positive().max(100_000).optional(), chain: z.string().optional() }),
   'journal.chain': z.strictObject({
     chain: z.string(),
@@ -97,6 +100,12 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
     if (!detail) throw new NotFoundError(`actor ${a.address}`);
     return { ...detail, facts: await rt.journal.tail({ chain: a.address, limit: a.limit ?? 20 }) };
   },
+  'actors.snapshots': (rt, a) =>
+    storedSnapshotPage(rt.store, {
+      ...(a.after !== undefined ? { after: a.after } : {}),
+      limit: a.limit ?? 200,
+      maxBytes: EXPORT_PAGE_BYTES,
+    }),
   'journal.tail': (rt, a) =>
     rt.journal.tail({ ...(a.limit !== undefined ? { limit: a.limit } : {}), ...(a.chain ? { chain: a.chain } : {}) }),
   'journal.chain': (rt, a) => rt.journal.chain(a.chain, a.fromSeq ?? 1, a.limit ?? 1000),

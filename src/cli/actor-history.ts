@@ -11,6 +11,7 @@ const HISTORY_TYPES: ReadonlySet<string> = new Set([
   FactType.actorStopped,
   FactType.actorFailed,
   FactType.actorRestored,
+  FactType.actorMigrated,
 ]);
 
 /** One step of an actor's life (`ice actor history`). */

@@ -38,6 +38,8 @@ import {
 } from '../inspector/index.js';
 import { c, formatActors, formatFact, formatGrants, formatOutcome, formatTimers } from './format.js';
 import { actorAt, actorHistory, formatHistory } from './actor-history.js';
+import { allStoredSnapshots, checkActors, formatCheck } from './actors-check.js';
+import { storedSnapshotPage, type SnapshotPage } from '../host/migrations.js';
 import { explainIntent, formatWhy } from './why.js';
 import { assertEveryOptionHasARule, checkOptions, type Opts } from './options.js';
 import { applyProjectConfig, findProjectConfig, type ProjectConfig } from './config.js';
@@ -303,6 +305,8 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
       };
       return { ...detail, updatedAt: snap.updatedAt, facts: journal.tail({ chain: address, limit: Number(a.limit ?? 10) }) };
     }
+    case 'actors.snapshots':
+      return storedSnapshotPage(journal, { ...(typeof a.after === 'string' ? { after: a.after } : {}), limit: 200, maxBytes: Infinity });
     case 'journal.tail':
       return journal.tail({ limit: Number(a.limit ?? 20), ...(typeof a.chain === 'string' ? { chain: a.chain } : {}) });
     case 'journal.chain':
@@ -874,7 +878,8 @@ common(program.command('deny <intentId>'))
     print(`${intentId}  ${formatOutcome(out)}`);
   });
 
-common(program.command('actors').description('actors').command('ls'))
+const actorsCommand = program.command('actors').description('actors');
+common(actorsCommand.command('ls'))
   .description('list actors with their state')
   .option('--kind <kind>', 'only this kind')
   .option('--json', 'JSON output')
@@ -883,6 +888,18 @@ common(program.command('actors').description('actors').command('ls'))
     const rows = (await read<ActorInfo[]>(o, 'actors.ls')).filter((r) => !o.kind || r.kind === o.kind);
     if (o.json) printJson(rows.map(({ owner: _o, active: _a, ...r }) => r));
     else print(formatActors(rows));
+  });
+
+common(actorsCommand.command('check'))
+  .description('whether the definitions here (registered and --actors) can restore every stored actor, after migrations; writes nothing')
+  .option('--json', 'JSON output')
+  .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
+  .action(async (o: Common) => {
+    const records = await allStoredSnapshots((after) => read<SnapshotPage>(o, 'actors.snapshots', after !== undefined ? { after } : {}));
+    const rows = checkActors(records, await loadActors(o.actors));
+    if (o.json) printJson(rows);
+    else print(formatCheck(rows));
+    if (rows.some((r) => r.verdict === 'not_restorable')) process.exitCode = 1;
   });
 
 const actor = program.command('actor').description('one actor');

@@ -52,7 +52,18 @@ export interface ActorDefinition<M extends AnyStateMachine = AnyStateMachine> {
   readonly description: string | undefined;
   /** What happens when the machine throws outside an intent (see Supervision). */
   readonly supervision?: ResolvedSupervision;
+  /** The version of this definition (1, 2, …): written into every snapshot record of the kind. */
+  readonly version: number;
+  /** `migrations[n]` turns a persisted XState snapshot of version `n` into one of version `n + 1`. */
+  readonly migrations: Readonly<Record<number, Migration>>;
 }
+
+/**
+ * One step of a kind's migrations: from a persisted snapshot (`actor.getPersistedSnapshot()`,
+ * as JSON) of version `n` to one of version `n + 1`. Pure: it may run again on every node that
+ * restores the actor, and it never sees the journal.
+ */
+export type Migration = (persisted: unknown) => unknown;
 
 export interface DefineActorOptions<M extends AnyStateMachine> {
   kind: string;
@@ -64,6 +75,14 @@ export interface DefineActorOptions<M extends AnyStateMachine> {
   contextSchema?: ZodType;
   description?: string;
   supervision?: Supervision;
+  /** A positive integer, default 1. Raise it when persisted snapshots of the kind change shape. */
+  version?: number;
+  /**
+   * From version `n` (the key) to `n + 1`, each a function over the persisted XState snapshot.
+   * Keys from 1 to `version - 1`; a missing step leaves actors stored before it unrestorable
+   * (`E_VERSION`; `ice actors check` lists them).
+   */
+  migrations?: Record<number, Migration>;
 }
 
 /**
@@ -84,6 +103,7 @@ export function defineActor<M extends AnyStateMachine>(opts: DefineActorOptions<
     if (name in runtimeEvents) throw new ConfigError(`${opts.kind}: event ${name} is both proposable and runtime-only`);
     if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(name)) throw new ConfigError(`${opts.kind}: bad event name ${name}`);
   }
+  const { version, migrations } = versionOf(opts);
   return Object.freeze({
     kind: opts.kind,
     machine: opts.machine,
@@ -94,6 +114,8 @@ export function defineActor<M extends AnyStateMachine>(opts: DefineActorOptions<
     ...(opts.contextSchema ? { contextSchema: opts.contextSchema } : {}),
     description: opts.description,
     supervision: resolveSupervision(opts.kind, opts.supervision),
+    version,
+    migrations,
   });
 }
 
@@ -115,6 +137,28 @@ function resolveSupervision(kind: string, s: Supervision | undefined): ResolvedS
   if (r.maxBackoffMs < r.backoffMs)
     throw new ConfigError(`${kind}: supervision.maxBackoffMs (${r.maxBackoffMs}) is below backoffMs (${r.backoffMs})`);
   return r;
+}
+
+function versionOf(opts: DefineActorOptions<AnyStateMachine>): { version: number; migrations: Readonly<Record<number, Migration>> } {
+  const version = opts.version ?? 1;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
+    throw new ConfigError(`${opts.kind}: version must be a positive integer (1, 2, …), got ${JSON.stringify(version)}`);
+  const given: unknown = opts.migrations ?? {};
+  if (typeof given !== 'object' || given === null || Array.isArray(given))
+    throw new ConfigError(`${opts.kind}: migrations must be an object { [fromVersion]: (persisted) => persisted }`);
+  const migrations: Record<number, Migration> = {};
+  for (const [key, fn] of Object.entries(given)) {
+    const from = Number(key);
+    if (!/^[1-9][0-9]*$/.test(key) || from >= version)
+      throw new ConfigError(
+        `${opts.kind}: migrations[${JSON.stringify(key)}]: a key is the version it migrates from, an integer from 1 to ${version - 1} ` +
+          `(version is ${version}${version === 1 ? ': raise version to migrate' : ''})`,
+      );
+    if (typeof fn !== 'function')
+      throw new ConfigError(`${opts.kind}: migrations[${key}] must be a function (persisted) => persisted, got ${typeof fn}`);
+    migrations[from] = fn as Migration;
+  }
+  return { version, migrations: Object.freeze(migrations) };
 }
 
 /** The kinds a runtime hosts. */
@@ -147,7 +191,12 @@ export function definitionsFromModule(mod: Record<string, unknown>): ActorDefini
   else if (Array.isArray(mod.default)) candidates.push(...(mod.default as unknown[]));
   else if (isDef(mod.default)) candidates.push(mod.default);
   else candidates.push(...Object.values(mod));
-  const defs = candidates.filter(isDef);
+  // A definition made by an ice-runtime from before versions has none: it is version 1.
+  const defs = candidates
+    .filter(isDef)
+    .map((d) =>
+      (d as { version?: unknown }).version === undefined ? Object.freeze({ ...d, version: 1, migrations: Object.freeze({}) }) : d,
+    );
   if (defs.length === 0) throw new ConfigError('the module exports no actor definitions (export `actors` or defineActor results)');
   return defs;
 }

@@ -6,6 +6,7 @@ import {
   DecisionVerificationError,
   ExistingDiffersError,
   IceError,
+  VersionError,
   JournalBrokenError,
   NotFoundError,
   ValidationError,
@@ -50,6 +51,7 @@ import { DEFAULT_SUPERVISION, type ActorDefinition, type ActorRegistry } from '.
 import { stateToString } from './state-value.js';
 import { ActorTimers } from './timers.js';
 import { TimerSchedule } from './timer-schedule.js';
+import { checkStartedVersion, restorableSnapshot, snapshotRecord, type Restorable } from './migrations.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import {
   EMPTY_HEAD,
@@ -383,7 +385,15 @@ export class Host {
       this.#runViews.set(runId, { exists: false, state: '', executing: false });
       return;
     }
-    const probe = createActor(def.machine, { snapshot: rec.snapshot as Snapshot<unknown> });
+    let stored: unknown;
+    try {
+      stored = restorableSnapshot(address, def, rec).snapshot;
+    } catch {
+      // a run no version here can restore is not taken for an executing one
+      this.#runViews.set(runId, { exists: false, state: '', executing: false });
+      return;
+    }
+    const probe = createActor(def.machine, { snapshot: stored as Snapshot<unknown> });
     probe.subscribe({ error: () => {} });
     probe.start();
     const snap = probe.getSnapshot() as unknown as { hasTag(t: string): boolean };
@@ -948,7 +958,7 @@ export class Host {
       };
       entry.lastUsed = this.#clock.now();
       const b = this.#builder(entry, atMs);
-      b.fact({ type: FactType.actorStarted, origin, data: { kind, input: input ?? null, state, node: this.node } });
+      b.fact({ type: FactType.actorStarted, origin, data: { kind, version: def.version, input: input ?? null, state, node: this.node } });
       this.#advance(entry, b, status, state);
       this.#restored.add(addr);
       this.#entries.set(addr, entry);
@@ -1352,17 +1362,7 @@ export class Host {
   }
 
   #record(e: Entry): SnapshotRecord {
-    return {
-      v: 1,
-      actor: e.address,
-      kind: e.def.kind,
-      seq: e.head.seq,
-      status: e.status,
-      state: e.state,
-      snapshot: e.persisted,
-      updatedAt: this.#now(),
-      ...timerFields(e),
-    };
+    return { ...snapshotRecord(e, e.head.seq, this.#now()), ...timerFields(e) };
   }
 
   /**
@@ -1436,16 +1436,21 @@ export class Host {
     let lostTimers: TimerRecord[] = [];
     const failures: number[] = [...(loaded.snapshot?.failures ?? [])];
     let restartAt: number | undefined;
+    let restorable: Restorable | undefined;
     try {
+      // Migrated first when stored by a lower version (src/host/migrations.ts); the facts after
+      // the snapshot are replayed on the running machine.
       if (loaded.snapshot) {
+        restorable = restorableSnapshot(address, def, loaded.snapshot);
         timers.at = Date.parse(loaded.snapshot.updatedAt);
-        actor = this.#create(address, def.machine, timers, { snapshot: loaded.snapshot.snapshot as Snapshot<unknown> });
+        actor = this.#create(address, def.machine, timers, { snapshot: restorable.snapshot as Snapshot<unknown> });
         lostTimers = timers.restore(loaded.snapshot.timers ?? []);
       }
       for (const f of loaded.facts) {
         // replayed as it ran: timers scheduled by a fact are due from the fact's time
         timers.at = Date.parse(f.at);
         if (f.type === FactType.actorStarted && !actor) {
+          checkStartedVersion(address, def, f);
           actor = this.#create(address, def.machine, timers, { input: f.data.input ?? undefined });
           status = 'active';
         } else if (f.type === FactType.transition && actor) {
@@ -1484,6 +1489,7 @@ export class Host {
           data: { actor: address, message: ensureError(err).message, node: this.node },
         },
       ]).catch(() => {});
+      if (err instanceof VersionError) throw err;
       throw new IceError('E_RESTORE', `${address} failed to restore: ${ensureError(err).message}`, 'terminal');
     }
     const snap = actor.getSnapshot() as { value: never };
@@ -1507,9 +1513,16 @@ export class Host {
     if (status === 'failed') entry.timersPersisted = timers.list();
     this.#entries.set(address, entry);
     this.#timerSchedule.set(address, wakeOf(entry));
-    if (this.#restored.has(address) && replayed === 0 && lostTimers.length === 0) return entry;
+    const migrated = restorable?.migrated === true;
+    if (this.#restored.has(address) && replayed === 0 && !migrated && lostTimers.length === 0) return entry;
     this.#restored.add(address);
     const b = this.#builder(entry);
+    if (migrated)
+      b.fact({
+        type: FactType.actorMigrated,
+        origin: Origin.runtime,
+        data: { from: restorable!.from, to: restorable!.to, machine: def.machine.id },
+      });
     b.fact({
       type: FactType.actorRestored,
       origin: Origin.runtime,
@@ -1596,17 +1609,7 @@ class TurnBuilder {
 
   /** The actor's snapshot after this turn, at the turn's last seq. */
   snapshotOf(e: Entry): void {
-    this.snapshot = {
-      v: 1,
-      actor: e.address,
-      kind: e.def.kind,
-      seq: this.#cursor.seq,
-      status: e.status,
-      state: e.state,
-      snapshot: e.persisted,
-      updatedAt: this.#at,
-      ...timerFields(e),
-    };
+    this.snapshot = { ...snapshotRecord(e, this.#cursor.seq, this.#at), ...timerFields(e) };
   }
 
   turn(): Turn {

@@ -14,6 +14,8 @@ export const FactType = {
   actorRestored: 'actor.restored',
   /** A failed actor was restarted: by its supervision policy (origin runtime) or an operator. */
   actorRestarted: 'actor.restarted',
+  /** A restore ran the definition's migrations over a stored snapshot of a lower version: `{from, to, machine}`. */
+  actorMigrated: 'actor.migrated',
   grantIssued: 'grant.issued',
   grantRevoked: 'grant.revoked',
   /** A holder delegated a narrower grant from one it holds. */

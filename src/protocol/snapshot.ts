@@ -23,6 +23,14 @@ export const SnapshotRecordSchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
   actor: z.string(),
   kind: z.string(),
+  /** The XState machine's id (`machine.id`) that wrote it; absent in records written before versions. */
+  machine: z.string().optional(),
+  /**
+   * The version of the kind's definition that wrote it (`defineActor({ version })`); absent in
+   * records written before versions, which means 1. A runtime restoring a lower version runs the
+   * definition's migrations over `snapshot` first; a higher one is refused (`E_VERSION`).
+   */
+  version: z.int().positive().optional(),
   /** Seq of the last journal fact applied to this snapshot. */
   seq: z.int().nonnegative(),
   status: z.enum(['active', 'done', 'stopped', 'failed']),

@@ -310,6 +310,8 @@ export const APP_JS = String.raw`
         return ['started in ', h('span', { class: 'mono' }, d.state || ''), d.input ? ' input ' + short(d.input, 80) : ''];
       case 'actor.restored':
         return ['restored in ', h('span', { class: 'mono' }, d.state || ''), ' (replayed ' + (d.replayed || 0) + ')'];
+      case 'actor.migrated':
+        return ['migrated from version ' + d.from + ' to ' + d.to + ' (machine ', h('span', { class: 'mono' }, d.machine || ''), ')'];
       case 'actor.stopped':
         return ['stopped: ', d.reason || ''];
       case 'actor.failed':
