@@ -2,6 +2,7 @@ import { createActor, type AnyActorRef } from 'xstate';
 import { FactType, type Fact } from '../protocol/index.js';
 import type { ActorDefinition } from './definition.js';
 import { stateToString } from './state-value.js';
+import { ActorTimers } from './timers.js';
 
 /** A transition fact whose recorded `from`/`to` is not what its event does to the replayed actor. */
 export interface ReplayMismatch {
@@ -22,15 +23,29 @@ export function replayActor(
 ): { state: string; context: unknown; actor: AnyActorRef; mismatches: ReplayMismatch[] } {
   const started = facts.find((f) => f.type === FactType.actorStarted);
   if (!started) throw new Error(`no actor.started fact for ${facts[0]?.actor ?? 'this actor'}`);
-  const actor = createActor(def.machine, { input: started.data.input ?? undefined });
+  // XState's delayed events go to a clock that starts no real timeout: a timer's firing is a
+  // fact of its own below, delivered as the Host delivered it
+  const timers = new ActorTimers();
+  timers.at = Date.parse(started.at);
+  const actor = createActor(def.machine, { input: started.data.input ?? undefined, clock: timers.clock });
+  timers.attach(actor);
   actor.subscribe({ error: () => {} });
   actor.start();
   const mismatches: ReplayMismatch[] = [];
   const stateNow = () => stateToString((actor.getSnapshot() as unknown as { value: never }).value);
   for (const f of facts) {
-    if (f.type !== FactType.transition || f.seq <= started.seq) continue;
+    if (f.seq <= started.seq) continue;
+    timers.at = Date.parse(f.at);
+    if (f.type === FactType.actorFailed) {
+      // the timer whose transition threw went with the failure
+      const t = f.data.timer as { source?: unknown; id?: unknown } | undefined;
+      if (typeof t?.source === 'string' && typeof t.id === 'string') timers.cancel(t.source, t.id);
+      continue;
+    }
+    if (f.type !== FactType.transition) continue;
     const from = stateNow();
-    actor.send(f.data.event);
+    const t = f.data.timer as { source?: unknown; id?: unknown } | undefined;
+    if (!(typeof t?.source === 'string' && typeof t.id === 'string' && timers.fire(t.source, t.id))) actor.send(f.data.event);
     const to = stateNow();
     if (f.data.from !== from || f.data.to !== to)
       mismatches.push({ seq: f.seq, recorded: { from: f.data.from, to: f.data.to }, replayed: { from, to } });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { assign, setup } from 'xstate';
 import { z } from 'zod';
-import { ManualClock, defineActor, type Fact } from '../../src/index.js';
+import { ManualClock, defineActor, replayActor, type Fact } from '../../src/index.js';
 import { MODES, iid, tempRuntime, until } from '../helpers/runtime.js';
 
 /**
@@ -92,6 +92,10 @@ describe.each(MODES)('durable timers (%s)', (mode) => {
       expect(await rt.timers()).toEqual([]);
       expect((await h.storedSnapshot('reminder/r1'))?.wakeAt).toBeUndefined();
 
+      // the journal alone rebuilds the same actor (the firing is a fact, delivered as it was)
+      const replay = replayActor(reminderActor, facts);
+      expect(replay).toMatchObject({ state: 'rung', context: { rings: 1 }, mismatches: [] });
+      replay.actor.stop();
       // a fresh restore replays the fired timer and does not fire it again
       rt = await h.restart({ clock, actors: [reminderActor], passivateAfterMs: 0 });
       clock.advance(5000);
