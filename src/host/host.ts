@@ -217,6 +217,8 @@ export class Host {
   readonly #usedDecisions = new Map<string, number>();
   #runtimeHead: ChainHead | undefined;
   readonly #unsubscribeLost: () => void;
+  /** Actors whose timers could not fire (not restorable here): not woken again by this process. */
+  readonly #unwakeable = new Set<string>();
   /** When each actor with timers (in memory or passivated) next has one due; fires them. */
   readonly #timerSchedule: TimerSchedule;
 
@@ -1087,9 +1089,23 @@ export class Host {
           return 'fired';
         });
       } catch (err) {
-        // not restorable (kind gone, broken chain, bad snapshot): for that actor alone
+        // Not restorable (its kind is not registered here, a broken chain, a snapshot or
+        // version it cannot restore): for that actor alone, said once by this process. A
+        // failed restore has recorded its own fact; the others are recorded here.
         this.#timerSchedule.remove(address);
-        this.#log.error({ actor: address, err: ensureError(err).message }, 'could not fire the timers of an actor');
+        this.#unwakeable.add(address);
+        const e = ensureError(err);
+        this.#log.error({ actor: address, err: e.message }, 'could not fire the timers of an actor');
+        const recorded = e instanceof VersionError || (e instanceof IceError && e.code === 'E_RESTORE');
+        if (!recorded) {
+          await this.record([
+            {
+              type: FactType.actorFailed,
+              origin: Origin.runtime,
+              data: { actor: address, message: `its timers cannot fire: ${e.message}`, node: this.node },
+            },
+          ]).catch(() => {});
+        }
         break;
       }
       if (step === 'done') break;
@@ -1110,7 +1126,7 @@ export class Host {
   /** Adds actors with timers found in the store (passivated, or restarted from disk) to the schedule. */
   scheduleTimers(rows: Iterable<{ actor: string; dueAt: number }>): void {
     for (const r of rows) {
-      if (this.#entries.has(r.actor)) continue; // in memory: its own timers are scheduled
+      if (this.#entries.has(r.actor) || this.#unwakeable.has(r.actor)) continue; // in memory: its own timers are scheduled
       const cur = this.#timerSchedule.get(r.actor);
       if (cur === undefined || r.dueAt < cur) this.#timerSchedule.set(r.actor, r.dueAt);
     }

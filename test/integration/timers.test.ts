@@ -133,6 +133,35 @@ describe.each(MODES)('durable timers (%s)', (mode) => {
     }
   });
 
+  it('a timer of an actor whose kind is no longer registered is a fact for that actor alone; the node keeps serving', async () => {
+    const clock = new ManualClock();
+    const h = await tempRuntime({ mode, clock, actors: [reminderActor, stoppingActor], passivateAfterMs: 0 });
+    try {
+      let rt = h.rt;
+      await rt.grants.issue({ subject: 'agent:t', scope: '*' });
+      await rt.spawn('fragile/gone');
+      await rt.spawn('reminder/stays');
+      await rt.propose({ id: iid(), proposer: 'agent:t', target: 'fragile/gone', action: 'ARM', params: {} });
+      await rt.propose({ id: iid(), proposer: 'agent:t', target: 'reminder/stays', action: 'ARM', params: {} });
+      // a deploy without the `fragile` kind
+      rt = await h.restart({ clock, actors: [reminderActor], passivateAfterMs: 0 });
+      clock.advance(1000);
+      expect(await rt.fireDueTimers()).toBe(1); // reminder/stays only
+      expect(await rt.fireDueTimers()).toBe(0); // said once, not retried in a loop
+      expect(await rt.actor('reminder/stays')).toMatchObject({ state: 'rung' });
+      const failed = (await rt.journal.tail({ limit: 50 })).filter((f) => f.type === 'actor.failed' && f.data.actor === 'fragile/gone');
+      expect(failed).toHaveLength(1);
+      expect(failed[0]!.data.message).toMatch(/its timers cannot fire: .*kind fragile is not registered/);
+      // its data is untouched: a node with the kind fires it
+      expect((await h.storedSnapshot('fragile/gone'))?.timers).toHaveLength(1);
+      rt = await h.restart({ clock, actors: [reminderActor, stoppingActor], passivateAfterMs: 0 });
+      expect(await rt.fireDueTimers()).toBe(1);
+      expect(await rt.actor('fragile/gone')).toMatchObject({ state: 'rung' });
+    } finally {
+      await h.close();
+    }
+  });
+
   it('fires on the real clock without being asked', async () => {
     const h = await tempRuntime({ mode, actors: [reminderActor] });
     try {
