@@ -482,6 +482,9 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         : {}),
     });
     cleanups.push(() => host.stopAll());
+    host.setEscalationForwarder((owner, to, event, from) =>
+      forwardAdmin<Fact>(transport, owner, 'signal', { address: to, event, reason: `${from} failed` }),
+    );
     grantBook.setRecorder(async (drafts, grants) => {
       await host.record(drafts, { grants });
     });

@@ -15,14 +15,24 @@ import type { PolicyRule } from '../authority/policy.js';
  * - `restart` (the default): back to `active` after `backoffMs` (doubling with each failure in
  *   the window, at most `maxBackoffMs`), as an `actor.restarted` fact with origin `runtime`;
  *   after `maxRestarts` failures within `withinMs` it stays failed;
- * - `stop`: it stays failed.
- * A failed actor takes no intents (`E_ACTOR_NOT_ACTIVE`) until `ice actor restart`.
+ * - `stop`: it stays failed;
+ * - `escalate`: it stays failed, and the actor `to` names (its run, a parent you choose: an
+ *   address, or a function of the failed actor's address and context) is sent the runtime
+ *   event `event` (default `ACTOR_FAILED`) with `{ actor, message }`. The target kind must
+ *   declare that event in its `runtimeEvents`; when it cannot take it, the failure fact says so.
+ * A failed actor takes no intents (`actor_not_active`) until restarted (`ice actor restart`).
  */
 export type Supervision =
-  { strategy: 'restart'; backoffMs?: number; maxBackoffMs?: number; maxRestarts?: number; withinMs?: number } | { strategy: 'stop' };
+  | { strategy: 'restart'; backoffMs?: number; maxBackoffMs?: number; maxRestarts?: number; withinMs?: number }
+  | { strategy: 'stop' }
+  | { strategy: 'escalate'; to: EscalationTarget; event?: string };
+
+/** Where a failure is escalated: an actor address, or one computed from the failed actor. */
+export type EscalationTarget = string | ((failed: { address: string; context: unknown }) => string | undefined);
 
 export interface ResolvedSupervision {
-  strategy: 'restart' | 'stop';
+  strategy: 'restart' | 'stop' | 'escalate';
+  escalate?: { to: EscalationTarget; event: string };
   backoffMs: number;
   maxBackoffMs: number;
   maxRestarts: number;
@@ -122,9 +132,17 @@ export function defineActor<M extends AnyStateMachine>(opts: DefineActorOptions<
 function resolveSupervision(kind: string, s: Supervision | undefined): ResolvedSupervision {
   if (s === undefined) return DEFAULT_SUPERVISION;
   if (s.strategy === 'stop') return { ...DEFAULT_SUPERVISION, strategy: 'stop' };
+  if (s.strategy === 'escalate') {
+    const event = s.event ?? 'ACTOR_FAILED';
+    if (typeof s.to !== 'function' && (typeof s.to !== 'string' || !s.to.includes('/')))
+      throw new ConfigError(`${kind}: supervision.to must be an actor address (kind/id) or a function returning one`);
+    if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(event))
+      throw new ConfigError(`${kind}: supervision.event must be an event name, not ${event}`);
+    return { ...DEFAULT_SUPERVISION, strategy: 'escalate', escalate: { to: s.to, event } };
+  }
   if (s.strategy !== 'restart') {
     throw new ConfigError(
-      `${kind}: supervision.strategy must be 'restart' or 'stop', not ${JSON.stringify((s as { strategy: unknown }).strategy)}`,
+      `${kind}: supervision.strategy must be 'restart', 'stop' or 'escalate', not ${JSON.stringify((s as { strategy: unknown }).strategy)}`,
     );
   }
   const r = { ...DEFAULT_SUPERVISION, ...Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) };

@@ -47,7 +47,7 @@ import {
 } from '../authority/index.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
-import { DEFAULT_SUPERVISION, type ActorDefinition, type ActorRegistry } from './definition.js';
+import { DEFAULT_SUPERVISION, type ActorDefinition, type ActorRegistry, type EscalationTarget } from './definition.js';
 import { stateToString } from './state-value.js';
 import { ActorTimers } from './timers.js';
 import { TimerSchedule } from './timer-schedule.js';
@@ -1155,10 +1155,20 @@ export class Host {
     const n = e.failures.length;
     e.restartAt =
       sup.strategy === 'restart' && n <= sup.maxRestarts ? now + Math.min(sup.maxBackoffMs, sup.backoffMs * 2 ** (n - 1)) : undefined;
+    const escalateTo = sup.escalate ? escalationTarget(sup.escalate.to, e) : undefined;
     const then =
       e.restartAt !== undefined
         ? { restartAt: new Date(e.restartAt).toISOString(), failures: n }
-        : { failures: n, stays: sup.strategy === 'stop' ? 'supervision: stop' : `${n} failures within ${sup.withinMs} ms` };
+        : {
+            failures: n,
+            stays:
+              sup.strategy === 'stop'
+                ? 'supervision: stop'
+                : sup.strategy === 'escalate'
+                  ? `supervision: escalate to ${escalateTo ?? '(no target)'}`
+                  : `${n} failures within ${sup.withinMs} ms`,
+            ...(escalateTo !== undefined ? { escalatedTo: escalateTo } : {}),
+          };
     b.fact({
       type: FactType.actorFailed,
       origin: Origin.runtime,
@@ -1170,7 +1180,43 @@ export class Host {
     e.timersPersisted = timers; // kept for a restart, not armed while failed
     b.snapshotOf(e);
     this.#timerSchedule.set(e.address, e.restartAt);
-    return this.#commit(e, b.turn());
+    const committed = this.#commit(e, b.turn());
+    if (sup.escalate && escalateTo !== undefined) {
+      const event = { type: sup.escalate.event, actor: e.address, message: err.message };
+      // after the failure is durable, as a turn of the target's own (never inside this one)
+      void committed.then(
+        async () => {
+          try {
+            const r = await this.signal(escalateTo, event, `${e.address} failed`);
+            if ('forward' in r) await this.#escalateElsewhere(r.forward, escalateTo, event, e.address);
+          } catch (x) {
+            this.#escalationFailed(e.address, escalateTo, x);
+          }
+        },
+        () => {}, // the failure itself was not committed: nothing to escalate
+      );
+    }
+    return committed;
+  }
+
+  /** How an escalation reaches a target another node owns (set by the runtime: a forwarded signal). */
+  #escalateElsewhere: EscalationForwarder = (owner, to) =>
+    Promise.reject(new Error(`${to} is owned by ${owner} and this host forwards no escalations`));
+
+  setEscalationForwarder(fn: EscalationForwarder): void {
+    this.#escalateElsewhere = fn;
+  }
+
+  #escalationFailed(from: string, to: string, err: unknown): void {
+    const message = ensureError(err).message;
+    this.#log.error({ actor: from, to, err: message }, 'a failure could not be escalated');
+    void this.record([
+      {
+        type: FactType.actorFailed,
+        origin: Origin.runtime,
+        data: { actor: from, message: `escalation to ${to} failed: ${message}`, node: this.node },
+      },
+    ]).catch(() => {});
   }
 
   /**
@@ -1726,4 +1772,22 @@ function timerFields(e: Entry): Pick<SnapshotRecord, 'timers' | 'wakeAt' | 'fail
     ...(wakeAt !== undefined ? { wakeAt } : {}),
     ...(e.failures.length > 0 ? { failures: e.failures } : {}),
   };
+}
+
+/** Sends an escalation's event to `to` on the node `owner` (the runtime forwards a `signal`). */
+export type EscalationForwarder = (
+  owner: string,
+  to: string,
+  event: { type: string } & Record<string, unknown>,
+  from: string,
+) => Promise<unknown>;
+
+/** The address a failure escalates to, or undefined when the target function gives none (or throws). */
+function escalationTarget(to: EscalationTarget, e: Entry): string | undefined {
+  if (typeof to === 'string') return to;
+  try {
+    return to({ address: e.address, context: (e.actor.getSnapshot() as { context?: unknown }).context }) ?? undefined;
+  } catch {
+    return undefined;
+  }
 }

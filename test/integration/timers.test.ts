@@ -46,6 +46,33 @@ const stoppingActor = defineActor({
   supervision: { strategy: 'stop' },
 });
 
+const escalatingActor = defineActor({
+  kind: 'watched',
+  machine: reminderMachine,
+  events: { BOOM: z.strictObject({}) },
+  supervision: { strategy: 'escalate', to: ({ address }) => `supervisor/of-${address.slice(address.indexOf('/') + 1)}` },
+});
+
+const supervisorMachine = setup({
+  types: {} as { context: { failed: string[] }; events: { type: 'ACTOR_FAILED'; actor: string; message: string } },
+}).createMachine({
+  id: 'supervisor',
+  initial: 'calm',
+  context: { failed: [] },
+  states: {
+    calm: {
+      on: { ACTOR_FAILED: { target: 'alerted', actions: assign({ failed: ({ context, event }) => [...context.failed, event.actor] }) } },
+    },
+    alerted: {},
+  },
+});
+const supervisorActor = defineActor({
+  kind: 'supervisor',
+  machine: supervisorMachine,
+  events: {},
+  runtimeEvents: { ACTOR_FAILED: z.strictObject({ actor: z.string(), message: z.string() }) },
+});
+
 const timerFacts = (facts: Fact[]) => facts.filter((f) => f.type === 'transition' && f.data.timer !== undefined);
 
 describe.each(MODES)('durable timers (%s)', (mode) => {
@@ -157,6 +184,41 @@ describe.each(MODES)('durable timers (%s)', (mode) => {
       rt = await h.restart({ clock, actors: [reminderActor, stoppingActor], passivateAfterMs: 0 });
       expect(await rt.fireDueTimers()).toBe(1);
       expect(await rt.actor('fragile/gone')).toMatchObject({ state: 'rung' });
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('escalate: the failure stays, and the supervisor named by the policy gets ACTOR_FAILED as a runtime transition', async () => {
+    const clock = new ManualClock();
+    const h = await tempRuntime({ mode, clock, actors: [escalatingActor, supervisorActor], passivateAfterMs: 0 });
+    try {
+      const rt = h.rt;
+      await rt.grants.issue({ subject: 'agent:t', scope: '*' });
+      await rt.spawn('supervisor/of-w1');
+      await rt.spawn('watched/w1');
+      await rt.spawn('watched/w2'); // its supervisor does not exist: the escalation's failure is a fact
+      for (const a of ['watched/w1', 'watched/w2'])
+        await rt.propose({ id: iid(), proposer: 'agent:t', target: a, action: 'BOOM', params: {} });
+      clock.advance(500);
+      expect(await rt.fireDueTimers()).toBe(2);
+      await until('the supervisor to take the escalation', async () => (await rt.actor('supervisor/of-w1'))?.state === 'alerted');
+      expect((await rt.actor('supervisor/of-w1'))!.context).toEqual({ failed: ['watched/w1'] });
+      const sup = (await rt.journal.chain('supervisor/of-w1')).find((f) => f.type === 'transition');
+      expect(sup).toMatchObject({
+        origin: 'runtime',
+        data: { event: { type: 'ACTOR_FAILED', actor: 'watched/w1', message: 'the bell is broken' } },
+      });
+      expect((await rt.journal.chain('watched/w1')).find((f) => f.type === 'actor.failed')!.data).toMatchObject({
+        escalatedTo: 'supervisor/of-w1',
+        stays: 'supervision: escalate to supervisor/of-w1',
+      });
+      expect(await rt.actor('watched/w1')).toMatchObject({ status: 'failed' });
+      await until('the failed escalation to be recorded', async () =>
+        (await rt.journal.tail({ limit: 50 })).some(
+          (f) => f.type === 'actor.failed' && /escalation to supervisor\/of-w2 failed/.test(String(f.data.message)),
+        ),
+      );
     } finally {
       await h.close();
     }
