@@ -61,6 +61,7 @@ import {
 } from './host/index.js';
 import { failedOutcome } from './host/intake.js';
 import { timerRows, type TimerRow } from './host/timer-rows.js';
+import { RuntimeMetrics } from './util/metrics.js';
 import { runtimeChain, turnAttestationText, type ChainHead, type PendingRecord, type StorePort } from './host/ports.js';
 import { DataDirLock, SqliteJournal, SqliteStore, checkStoreAtStart, type StartCheck } from './store/index.js';
 import { LocalOwnership } from './ownership/index.js';
@@ -294,6 +295,8 @@ export interface Runtime {
   /** Tells other processes (the CLI) where this owner's admin endpoint listens (`owner.json`, 0600). */
   advertiseAdmin(adminUrl: string, adminToken: string): void;
   stats(): { active: number; flushes: number; maxBatch: number };
+  /** This node's Prometheus metrics, as text (the inspector serves them at `/metrics`). */
+  metrics(): Promise<string>;
   /** The store port this runtime commits to (tests and tooling). */
   readonly store: StorePort;
   stop(opts?: { release?: boolean }): Promise<void>;
@@ -440,7 +443,13 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       ...(opts.isMember ? { isMember: opts.isMember } : {}),
       ...(opts.decisionTtlMs !== undefined ? { decisionTtlMs: opts.decisionTtlMs } : {}),
     });
+    const metrics = new RuntimeMetrics(node, {
+      inMemory: () => host.activeCount,
+      failedInMemory: () => host.failedCount,
+      wakeups: () => host.wakeupCount,
+    });
     const publish = (facts: readonly Fact[]) => {
+      metrics.count(facts);
       // A turn's facts share one chain: its subject is built once per run of it.
       let chain: string | undefined;
       let subject = '';
@@ -749,6 +758,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         return () => factListeners.delete(l);
       },
       onInspect: (l) => host.onInspect(l),
+      metrics: () => metrics.text(),
       stats: () => ({ active: host.activeCount, flushes: sqlite?.flushes ?? 0, maxBatch: sqlite?.maxBatch ?? 0 }),
       async stop(sopts = {}) {
         if (stopped) return;

@@ -248,6 +248,18 @@ export class Host {
     return this.#entries.size;
   }
 
+  /** Actors in memory here whose status is failed. */
+  get failedCount(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) if (e.status === 'failed') n++;
+    return n;
+  }
+
+  /** Actors this host will wake for a timer or a restart. */
+  get wakeupCount(): number {
+    return this.#timerSchedule.size;
+  }
+
   /** Actors in the store, with the state of those active here (which may be ahead of the store). */
   async list(): Promise<ActorInfo[]> {
     const rows = await this.store.actors();

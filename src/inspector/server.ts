@@ -40,6 +40,8 @@ export interface InspectorRuntime {
   /** Facts after they are durable. */
   onFact(listener: (f: Fact) => void): () => void;
   onInspect(listener: (r: InspectorRecord) => void): () => void;
+  /** Prometheus text for `/metrics` (a runtime's; absent for a cluster source). */
+  metrics?(): Promise<string>;
 }
 
 export interface InspectorOptions {
@@ -367,6 +369,10 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
     if (path === '/app.css') return sendText(res, 'text/css', APP_CSS);
     if (path === '/stately') {
       return sendText(res, 'text/html', STATELY_BRIDGE_HTML(opts.statelyUrl ?? 'https://stately.ai/inspect'));
+    }
+    if (path === '/metrics') {
+      if (!rt.metrics) return send(res, 404, { error: 'no metrics here: each node serves its own (ice start --inspect)' });
+      return sendText(res, 'text/plain; version=0.0.4; charset=utf-8', await rt.metrics());
     }
     if (path === '/api/actors') {
       return send(res, 200, { actors: (await rt.listActors()).map((a) => view(a)) });

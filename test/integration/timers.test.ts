@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { assign, setup } from 'xstate';
 import { z } from 'zod';
 import { ManualClock, defineActor, replayActor, type Fact } from '../../src/index.js';
+import { startInspector } from '../../src/inspector/server.js';
 import { MODES, iid, tempRuntime, until } from '../helpers/runtime.js';
 
 /**
@@ -264,6 +265,16 @@ describe.each(MODES)('durable timers (%s)', (mode) => {
       const refused = await rt.propose({ id: iid(), proposer: 'agent:t', target: 'fragile/f2', action: 'ARM', params: {} });
       expect(refused).toMatchObject({ status: 'denied', reasons: [{ code: 'actor_not_active', message: 'fragile/f2 is failed' }] });
       expect((await rt.listActors()).filter((a) => a.status === 'failed').map((a) => a.address)).toEqual(['fragile/f2', 'reminder/f1']);
+      // and a metric, on the inspector's /metrics (Prometheus text)
+      const ins = await startInspector({ runtime: rt, port: 0 });
+      try {
+        const text = await (await fetch(`${ins.url}/metrics`)).text();
+        expect(text).toMatch(/ice_actor_failures_total\{kind="reminder",node="[^"]+"\} 1/);
+        expect(text).toMatch(/ice_actor_failures_total\{kind="fragile",node="[^"]+"\} 1/);
+        expect(text).toMatch(/ice_actors_failed_in_memory\{node="[^"]+"\} 2/);
+      } finally {
+        await ins.close();
+      }
       expect((await rt.timers()).map((t) => [t.actor, t.event])).toEqual([['reminder/f1', 'restart']]);
 
       // the restart survives a process restart: it is in the failed fact and the wake-up index
