@@ -584,9 +584,12 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       throw new ConfigError(`wakeScanMs must be 0 (off) or an integer ≥ 50 (ms), not ${String(wakeScanMs)}`);
     }
     const scanWakeups = async () => {
-      // a little ahead: a timer due before the next scan is in the schedule already
-      const rows = await store.wakeups(clock.now() + 2 * wakeScanMs, 100_000);
-      host.scheduleTimers(rows);
+      // Read a little ahead, so a timer due before the next scan is in the schedule already.
+      // In a cluster every node schedules every actor's wake-up: at its time, the node that
+      // holds the actor fires it and the others find it owned elsewhere (one lease read each)
+      // and let go; an actor nobody holds (passivated, its node stopped or dead) is claimed by
+      // one of them. So a timer is late by at most the scan period after its node died.
+      host.scheduleTimers(await store.wakeups(clock.now() + 2 * wakeScanMs, 100_000));
     };
     if (wakeScanMs > 0) {
       await scanWakeups();
