@@ -29,39 +29,45 @@ export class ActorTimers {
    */
   muted = false;
   #root: AnyActorRef | undefined;
-  /** XState's scheduled events already seen, by its key (`<sessionId>.<id>`), by identity. */
-  readonly #seen = new Map<string, object>();
-  /** Pending timers by XState's key, with XState's callback that delivers the event. */
-  readonly #live = new Map<string, { rec: TimerRecord; deliver: () => void }>();
+  /**
+   * Pending timers by XState's key (`<sessionId>.<id>`): the record, XState's callback that
+   * delivers the event, and XState's scheduled-event object (to tell a new one from one seen).
+   * Made on the first timer: most actors never have one.
+   */
+  #live: Map<string, { rec: TimerRecord; deliver: () => void; ev: object }> | undefined;
   /** Set by `restore` for the next schedule: the due time it had before. */
   #dueOverride: number | undefined;
 
-  /** The clock given to `createActor`: it schedules nothing itself. */
-  readonly clock = {
-    setTimeout: (fn: () => void, delay: number): string => this.#scheduled(fn, delay),
-    clearTimeout: (key: string): void => {
-      if (this.muted) return;
-      this.#live.delete(key);
-      this.#seen.delete(key);
-    },
-  };
+  /** The clock given to `createActor` (this object): it schedules nothing itself. */
+  get clock(): { setTimeout(fn: () => void, delay: number): string; clearTimeout(key: string): void } {
+    return this;
+  }
+
+  setTimeout(fn: () => void, delay: number): string {
+    return this.#scheduled(fn, delay);
+  }
+
+  clearTimeout(key: string): void {
+    if (!this.muted) this.#live?.delete(key);
+  }
 
   attach(root: AnyActorRef): void {
     this.#root = root;
   }
 
   get size(): number {
-    return this.#live.size;
+    return this.#live?.size ?? 0;
   }
 
   /** Pending timers, earliest first. */
   list(): TimerRecord[] {
+    if (!this.#live?.size) return [];
     return [...this.#live.values()].map((t) => t.rec).sort((a, b) => a.dueAt - b.dueAt || cmp(a.source + a.id, b.source + b.id));
   }
 
   next(): TimerRecord | undefined {
     let best: TimerRecord | undefined;
-    for (const { rec } of this.#live.values()) if (!best || rec.dueAt < best.dueAt) best = rec;
+    for (const { rec } of this.#live?.values() ?? []) if (!best || rec.dueAt < best.dueAt) best = rec;
     return best;
   }
 
@@ -70,10 +76,9 @@ export class ActorTimers {
    * actor's turn. False when no such timer is pending (it fired, or its state was left).
    */
   fire(source: string, id: string): boolean {
-    for (const [key, t] of this.#live) {
+    for (const [key, t] of this.#live ?? []) {
       if (t.rec.source !== source || t.rec.id !== id) continue;
-      this.#live.delete(key);
-      this.#seen.delete(key);
+      this.#live!.delete(key);
       t.deliver();
       return true;
     }
@@ -84,11 +89,10 @@ export class ActorTimers {
   cancel(source: string, id: string): boolean {
     const root = this.#root;
     const ref = root && refAt(root, source);
-    for (const [key, t] of this.#live) {
+    for (const [key, t] of this.#live ?? []) {
       if (t.rec.source !== source || t.rec.id !== id) continue;
       if (ref) root.system.scheduler.cancel(ref, id);
-      this.#live.delete(key);
-      this.#seen.delete(key);
+      this.#live!.delete(key);
       return true;
     }
     return false;
@@ -125,8 +129,8 @@ export class ActorTimers {
     if (!root) throw new Error('a timer was scheduled before its actor was attached');
     const events = root.system.getSnapshot()._scheduledEvents;
     for (const [key, ev] of Object.entries(events)) {
-      if (this.#seen.get(key) === ev) continue;
-      this.#seen.set(key, ev);
+      const live = (this.#live ??= new Map<string, { rec: TimerRecord; deliver: () => void; ev: object }>());
+      if (live.get(key)?.ev === ev) continue;
       const rec: TimerRecord = {
         source: pathOf(root, ev.source),
         target: pathOf(root, ev.target),
@@ -134,7 +138,7 @@ export class ActorTimers {
         event: ev.event,
         dueAt: this.#dueOverride ?? this.at + delay,
       };
-      this.#live.set(key, { rec, deliver });
+      live.set(key, { rec, deliver, ev });
       return key;
     }
     throw new Error('XState scheduled an event the timer clock cannot find');
