@@ -1,17 +1,37 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { assign, setup } from 'xstate';
-import { z } from 'zod';
-import { createRuntime, defineActor, type Fact, type Runtime } from '../../src/index.js';
-import { startNatsCluster, type NatsCluster } from '../../src/testing/index.js';
-import { createLogger } from '../../src/util/logger.js';
+import type { Fact } from '../../src/index.js';
+import { requestAdmin } from '../../src/admin/client.js';
+import { startIceProcess, startNatsCluster, type NatsCluster } from '../../src/testing/index.js';
+import { NatsTransport } from '../../src/transport/index.js';
 import { ice } from '../helpers/ice-cli.js';
 import { startIceDev, type IceProcess } from '../helpers/ice-process.js';
 import { tempDir, until } from '../helpers/runtime.js';
 
 const N = 20;
 const DELAY_MS = 1500;
+
+/** A module defining the `reminder` kind, inside the repository (it resolves xstate and zod like a user's project would). */
+function reminderModule(cleanups: Array<() => void>): string {
+  const dir = join(process.cwd(), 'test-artifacts');
+  mkdirSync(dir, { recursive: true });
+  const mod = join(dir, `reminder-actor-${process.pid}-${cleanups.length}.mjs`);
+  writeFileSync(
+    mod,
+    `import { setup, assign } from 'xstate';
+import { z } from 'zod';
+import { defineActor } from '${join(process.cwd(), 'dist/src/index.js')}';
+const m = setup({}).createMachine({ id: 'reminder', initial: 'idle', context: { rings: 0 }, states: {
+  idle: { on: { ARM: 'waiting' } },
+  waiting: { after: { ${DELAY_MS}: { target: 'rung', actions: assign({ rings: ({ context }) => context.rings + 1 }) } } },
+  rung: {} } });
+export const actors = [defineActor({ kind: 'reminder', machine: m, events: { ARM: z.strictObject({}) } })];
+`,
+  );
+  cleanups.push(() => rmSync(mod, { force: true }));
+  return mod;
+}
 
 const fired = (facts: Fact[]) => facts.filter((f) => f.type === 'transition' && f.data.timer !== undefined);
 
@@ -30,23 +50,7 @@ describe('durable timers across SIGKILL (embedded, real process)', () => {
   it('every pending timer fires once after the restart; ice timers ls lists them meanwhile', async () => {
     const t = tempDir('ice-timers-kill-');
     cleanups.push(t.cleanup);
-    // inside the repository, so the module resolves xstate and zod like a user's project would
-    const dir = join(process.cwd(), 'test-artifacts');
-    mkdirSync(dir, { recursive: true });
-    const mod = join(dir, `reminder-actor-${process.pid}.mjs`);
-    writeFileSync(
-      mod,
-      `import { setup, assign } from 'xstate';
-import { z } from 'zod';
-import { defineActor } from '${join(process.cwd(), 'dist/src/index.js')}';
-const m = setup({}).createMachine({ id: 'reminder', initial: 'idle', context: { rings: 0 }, states: {
-  idle: { on: { ARM: 'waiting' } },
-  waiting: { after: { ${DELAY_MS}: { target: 'rung', actions: assign({ rings: ({ context }) => context.rings + 1 }) } } },
-  rung: {} } });
-export const actors = [defineActor({ kind: 'reminder', machine: m, events: { ARM: z.strictObject({}) } })];
-`,
-    );
-    cleanups.push(() => rmSync(mod, { force: true }));
+    const mod = reminderModule(cleanups);
     const args = ['--actors', mod];
     const first = await startIceDev(t.dir, args);
     procs.push(first);
@@ -96,73 +100,71 @@ export const actors = [defineActor({ kind: 'reminder', machine: m, events: { ARM
   });
 });
 
-const reminderMachine = setup({ types: {} as { context: { rings: number } } }).createMachine({
-  id: 'reminder',
-  initial: 'idle',
-  context: { rings: 0 },
-  states: {
-    idle: { on: { ARM: 'waiting' } },
-    waiting: { after: { [DELAY_MS]: { target: 'rung', actions: assign({ rings: ({ context }) => context.rings + 1 }) } } },
-    rung: {},
-  },
-});
-const reminderActor = defineActor({ kind: 'reminder', machine: reminderMachine, events: { ARM: z.strictObject({}) } });
-
 /**
- * Cluster: node a holds actors with pending timers and dies (no lease release, no renewal);
- * node b fires every timer once, after a's leases expire, found through the wake-up index.
+ * Cluster, real processes: node ta (`ice start --cluster`) holds N actors with a pending
+ * `after` and is SIGKILLed; node tb, started beside it, fires every timer once after ta's
+ * leases expire, found through the wake-up index (ICE_WAKEUPS).
  */
-describe('durable timers across a failover (cluster, 3 NATS servers, R3)', () => {
+describe('durable timers across a failover (cluster, real processes, 3 NATS servers, R3)', () => {
   let cluster: NatsCluster;
-  const nodes: Runtime[] = [];
+  let client: NatsTransport;
+  const procs: IceProcess[] = [];
+  const cleanups: Array<() => void> = [];
   beforeAll(async () => {
     cluster = await startNatsCluster(3);
+    client = await NatsTransport.connect({ servers: cluster.urls });
   });
   afterAll(async () => {
-    for (const n of nodes) await n.stop().catch(() => {});
+    for (const p of procs.splice(0)) await p.kill('SIGKILL');
+    for (const c of cleanups.splice(0)) c();
+    await client?.close();
     await cluster?.stopAll();
   });
-  const start = async (node: string) => {
-    const rt = await createRuntime({
-      node,
-      actors: [reminderActor],
-      logger: createLogger({ level: 'silent' }),
-      wakeScanMs: 200,
-      cluster: { servers: cluster.urls, replicas: 3, leaseTtlMs: 1500 },
+  const admin = (op: string, args: unknown) => requestAdmin(client, 'operator:test', op, args, 10_000);
+  const startNode = async (node: string, mod: string) => {
+    const t = tempDir(`ice-timers-${node}-`);
+    cleanups.push(t.cleanup);
+    const p = await startIceProcess(t.dir, {
+      command: 'start',
+      args: ['--nats', cluster.urls.join(','), '--node', node, '--actors', mod, '--cluster', '--replicas', '3', '--lease-ttl', '1500ms'],
+      readyTimeoutMs: 60_000,
     });
-    nodes.push(rt);
-    return rt;
+    procs.push(p);
+    return p;
   };
 
-  it('the new owner fires each timer once after the old one died', async () => {
-    const a = await start('ta');
-    const b = await start('tb');
-    await a.grants.issue({ subject: 'agent:t', scope: 'reminder/*:ARM' });
-    await until('the grant on tb', () => b.grants.list().length > 0);
+  it('the new owner fires each timer once after the old one was SIGKILLed', async () => {
+    const mod = reminderModule(cleanups);
+    const a = await startNode('ta', mod);
+    await admin('grant.issue', { subject: 'agent:t', scope: 'reminder/*:ARM' });
     for (let i = 0; i < N; i++) {
-      await a.spawn(`reminder/f${i}`);
-      expect((await a.propose({ id: `farm-${i}`, proposer: 'agent:t', target: `reminder/f${i}`, action: 'ARM', params: {} })).status).toBe(
-        'executed',
-      );
+      await admin('spawn', { address: `reminder/f${i}` });
+      const out = (await requestAdmin(client, 'agent:t', 'propose', {
+        intent: { id: `farm-${i}`, proposer: 'agent:t', target: `reminder/f${i}`, action: 'ARM', params: {} },
+      })) as { status: string };
+      expect(out.status).toBe('executed');
     }
-    expect((await b.timers()).length).toBe(N);
-    await a.stop({ release: false }); // dies: no renewal, no release
+    expect(((await admin('timers.ls', {})) as unknown[]).length).toBe(N);
+    await startNode('tb', mod); // after the arming: ta owns every reminder
+    await a.kill('SIGKILL');
+    const chain = async (i: number) => (await admin('journal.chain', { chain: `reminder/f${i}` })) as Fact[];
     await until(
       'every timer to fire on tb',
       async () => {
-        for (let i = 0; i < N; i++) if (fired(await b.journal.chain(`reminder/f${i}`)).length !== 1) return false;
+        for (let i = 0; i < N; i++) if (fired(await chain(i)).length !== 1) return false;
         return true;
       },
-      30_000,
+      60_000,
     );
     await new Promise((r) => setTimeout(r, 500));
     for (let i = 0; i < N; i++) {
-      const facts = await b.journal.chain(`reminder/f${i}`);
+      const facts = await chain(i);
       expect(fired(facts)).toHaveLength(1);
-      expect(facts.at(-1)!.type === 'transition' || facts.at(-1)!.type === 'actor.restored').toBe(true);
-      expect(b.hosting(`reminder/f${i}`)).toMatchObject({ state: 'rung' });
+      const f = fired(facts)[0]!;
+      expect(Date.parse(f.at)).toBeGreaterThanOrEqual((f.data.timer as { dueAt: number }).dueAt); // never early
+      expect(facts.find((x) => x.type === 'actor.restored')?.data.node).toBe('tb');
     }
-    expect(await b.timers()).toEqual([]);
-    expect((await b.journal.verify()).ok).toBe(true);
+    expect(await admin('timers.ls', {})).toEqual([]);
+    expect(((await admin('journal.verify', {})) as { ok: boolean }).ok).toBe(true);
   });
 });
