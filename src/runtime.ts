@@ -556,6 +556,12 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         : {}),
     });
     intake.listen();
+    // intents actors propose (src/host/outbox.ts) enter like any other, on their principal's subject
+    host.setOutboundProposer((intent) =>
+      Promise.resolve()
+        .then(() => intake.handle(intent, Subjects.intentAs(String(intent.proposer), String(intent.target))))
+        .catch((e: unknown) => failedOutcome(intent, e)),
+    );
     cleanups.push(() => intake.close());
     if (clusterParts) {
       const sub = transport.subscribe(nodeSubject(node, 'intent'), async (msg) => {

@@ -50,6 +50,7 @@ import type { Logger } from '../util/logger.js';
 import { DEFAULT_SUPERVISION, type ActorDefinition, type ActorRegistry, type EscalationTarget } from './definition.js';
 import { stateToString } from './state-value.js';
 import { ActorTimers } from './timers.js';
+import { actorPrincipal, emittedIntentId, isProposeEmitted, outcomeEvent, type OutboxEntry, type ProposeEmitted } from './outbox.js';
 import { TimerSchedule } from './timer-schedule.js';
 import { checkStartedVersion, restorableSnapshot, snapshotRecord, type Restorable } from './migrations.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
@@ -145,6 +146,12 @@ export interface Entry {
   /** Times of its failures (epoch ms), for the supervision window; when a failed actor restarts. */
   failures: number[];
   restartAt: number | undefined;
+  /** Intents it emitted whose final outcome is not applied yet (see outbox.ts); `held` until their turn commits. */
+  outbox: Array<OutboxEntry & { held?: boolean }>;
+  /** What the machine emitted (`ice.propose`) during the live turn being built; undefined outside one. */
+  emits: { live: boolean; got: ProposeEmitted[] };
+  /** Intent ids of its outbox being delivered now. */
+  delivering: Set<string>;
   /** Clock time of the last activation or use, for idle passivation. */
   lastUsed: number;
   /** Turns handed to the store and not yet settled: the actor stays in memory meanwhile. */
@@ -217,6 +224,8 @@ export class Host {
   readonly #usedDecisions = new Map<string, number>();
   #runtimeHead: ChainHead | undefined;
   readonly #unsubscribeLost: () => void;
+  /** Delivery attempts of emitted intents that got "try again" (for backoff), by intent id. */
+  readonly #deliveryAttempts = new Map<string, number>();
   /** Actors whose timers could not fire (not restorable here): not woken again by this process. */
   readonly #unwakeable = new Set<string>();
   /** When each actor with timers (in memory or passivated) next has one due; fires them. */
@@ -701,6 +710,7 @@ export class Host {
     const e = this.#entries.get(target);
     if (!e) throw new IceError('E_NOT_OWNER', `${target} is not active on ${this.node}; retry with the same id`, 'retry');
     const b = this.#builder(e);
+    b.runId = intent.runId;
     const log = (level: 'info' | 'warn' | 'debug', o: object, m: string) => this.#log[level]({ actor: target, intent: intent.id, ...o }, m);
     const f1 = this.#proposed(b, intent, digest, opts);
     try {
@@ -945,7 +955,8 @@ export class Host {
       const atMs = this.#clock.now();
       const timers = new ActorTimers();
       timers.at = atMs; // the initial state's timers are due from the actor.started fact's time
-      const actor = this.#create(addr, def.machine, timers, { input });
+      const emits = { live: true, got: [] as ProposeEmitted[] }; // the initial state's entry actions may propose
+      const actor = this.#create(addr, def.machine, timers, { input }, emits);
       const snap = actor.getSnapshot() as { status: string; value: never; error?: unknown };
       if (snap.status === 'error') {
         actor.stop();
@@ -965,13 +976,18 @@ export class Host {
         timersPersisted: [],
         failures: [],
         restartAt: undefined,
+        outbox: [],
+        emits,
+        delivering: new Set(),
         lastUsed: 0,
         pending: 0,
         uncommitted: new Map(),
         pendingUncommitted: new Map(),
       };
       entry.lastUsed = this.#clock.now();
+      const started = emits.got;
       const b = this.#builder(entry, atMs);
+      emits.got = started;
       b.fact({ type: FactType.actorStarted, origin, data: { kind, version: def.version, input: input ?? null, state, node: this.node } });
       this.#advance(entry, b, status, state);
       this.#restored.add(addr);
@@ -1060,6 +1076,7 @@ export class Host {
   async fireTimers(address: string): Promise<number> {
     let fired = 0;
     const commits: Promise<void>[] = [];
+    const deliveries: Promise<void>[] = [];
     for (;;) {
       let step: 'fired' | 'done';
       try {
@@ -1079,9 +1096,17 @@ export class Host {
             commits.push(this.#restartTurn(e, Origin.runtime, 'supervision'));
             return 'fired';
           }
+          if (e.status === 'active') {
+            for (const o of e.outbox) {
+              const id = String(o.intent.id);
+              if (o.held || o.retryAt > now || e.delivering.has(id)) continue;
+              e.delivering.add(id);
+              deliveries.push(this.#deliver(address, id)); // outside this turn: it proposes, then takes its own
+            }
+          }
           const t = e.status === 'active' ? e.timers.next() : undefined;
           if (!t || t.dueAt > now) {
-            this.#timerSchedule.set(address, t?.dueAt);
+            this.#timerSchedule.set(address, wakeOf(e));
             return 'done';
           }
           const b = this.#builder(e, now);
@@ -1123,7 +1148,7 @@ export class Host {
       if (step === 'done') break;
       fired++;
     }
-    await Promise.all(commits);
+    await Promise.all([...commits, ...deliveries]);
     return fired;
   }
 
@@ -1156,7 +1181,7 @@ export class Host {
    * (already back at its last snapshot) goes to `failed`, with an `actor.failed` fact on its
    * own chain naming the error and what ran. It takes no intents until restarted.
    */
-  #failTurn(e: Entry, b: TurnBuilder, err: Error, cause: { timer?: Record<string, unknown> }): Promise<void> {
+  #failTurn(e: Entry, b: TurnBuilder, err: Error, cause: { timer?: Record<string, unknown>; outcomeOf?: string }): Promise<void> {
     const t = cause.timer;
     // the timer that threw is not fired again: it is gone with the failure (the fact keeps it)
     if (t) e.timers.cancel(String(t.source), String(t.id));
@@ -1268,6 +1293,123 @@ export class Host {
     return this.#commit(e, b.turn());
   }
 
+  /**
+   * The intents the machine proposed in the turn being built (outbox.ts): each an
+   * `intent.emitted` fact citing the fact that emitted it, and an outbox entry held until the
+   * turn commits (then delivered). Its id is stable: the emitting seq and its place in the turn.
+   */
+  #emitIntents(e: Entry, b: TurnBuilder): void {
+    const got = e.emits.got;
+    e.emits.live = false;
+    e.emits.got = [];
+    const cause = b.seq;
+    got.forEach((ev, n) => {
+      const runId = ev.runId ?? b.runId;
+      const intent: Record<string, unknown> = {
+        v: 1,
+        id: emittedIntentId(e.address, cause, n),
+        proposer: actorPrincipal(e.address),
+        target: ev.target,
+        action: ev.action,
+        params: ev.params ?? {},
+        ...(runId !== undefined ? { runId } : {}),
+        causationId: `${e.address}#${cause}`,
+        ...(ev.rationale !== undefined ? { rationale: ev.rationale } : {}),
+      };
+      let f: Fact;
+      try {
+        // plain JSON: what a machine put in (undefined, functions) does not reach the journal
+        const plain = JSON.parse(JSON.stringify(intent)) as Record<string, unknown>;
+        f = b.fact({ type: FactType.intentEmitted, origin: Origin.runtime, causes: cause > 0 ? [cause] : [], data: { intent: plain } });
+        e.outbox.push({ intent: plain, seq: f.seq, retryAt: Date.parse(b.at), held: true });
+      } catch (err) {
+        // text that is not Unicode cannot be hashed: the intent is not made, the log says why
+        this.#log.error({ actor: e.address, intent: intent.id, err: ensureError(err).message }, 'an emitted intent could not be recorded');
+      }
+    });
+  }
+
+  /** How an actor's intent is proposed (set by the runtime: its intake, which decides and routes it). */
+  #proposeOut: (intent: Record<string, unknown>) => Promise<Outcome> = () =>
+    Promise.resolve({ v: 1, status: 'failed', intentId: '', actor: '', error: { code: 'E_NO_RESPONDERS', message: 'no intake' } });
+
+  setOutboundProposer(fn: (intent: Record<string, unknown>) => Promise<Outcome>): void {
+    this.#proposeOut = fn;
+  }
+
+  /**
+   * Delivers one outbox entry: proposes it (the same id every time: decided once), then, in a
+   * turn of the proposing actor, applies its outcome as the event `ice.outcome.<status>` (a
+   * `transition` fact with `outcomeOf`) and removes the entry. A pending outcome is applied
+   * once and looked up again later; an outcome that says "try again" (no responders, timeout,
+   * owner moving) is retried with backoff, never applied.
+   */
+  async #deliver(address: string, id: string): Promise<void> {
+    const first = this.#entries.get(address)?.outbox.find((o) => o.intent.id === id);
+    if (!first) return;
+    try {
+      const outcome = first.pending ? (await this.store.outcome(id))?.outcome : await this.#proposeOut(first.intent);
+      const r = await this.withActor(address, async (): Promise<{ committed: Promise<void> } | undefined> => {
+        const where = await this.locate(address);
+        if (where.kind !== 'here') return undefined;
+        const e = where.entry;
+        const i = e.outbox.findIndex((o) => o.intent.id === id);
+        if (i < 0) return undefined; // applied already
+        const entry = e.outbox[i]!;
+        const now = this.#clock.now();
+        const retry = (ms: number) => {
+          entry.retryAt = now + ms;
+          this.#timerSchedule.set(address, wakeOf(e));
+          return undefined;
+        };
+        if (!outcome || (outcome.status === 'pending' && entry.pending)) return retry(PENDING_POLL_MS);
+        if (outcome.status === 'failed' && RETRY_CODES.has(outcome.error.code)) {
+          const attempts = (this.#deliveryAttempts.get(id) ?? 0) + 1;
+          this.#deliveryAttempts.set(id, attempts);
+          return retry(Math.min(30_000, 250 * 2 ** Math.min(attempts, 7)));
+        }
+        this.#deliveryAttempts.delete(id);
+        if (e.status !== 'active') return retry(PENDING_POLL_MS); // applied once it is active again
+        const b = this.#builder(e, now);
+        const from = e.state;
+        const event = outcomeEvent(entry.intent, outcome);
+        e.actor.send(event);
+        const after = e.actor.getSnapshot() as { status: string; value: never; error?: unknown };
+        const pending = outcome.status === 'pending';
+        if (pending) {
+          entry.pending = true;
+          entry.retryAt = now + PENDING_POLL_MS;
+        } else e.outbox.splice(i, 1);
+        if (after.status === 'error') {
+          this.#revert(e);
+          if (!pending) e.outbox = e.outbox.filter((o) => o.intent.id !== id);
+          return { committed: this.#failTurn(e, b, ensureError(after.error), { outcomeOf: id }) };
+        }
+        const to = stateToString(after.value);
+        b.fact({
+          type: FactType.transition,
+          origin: Origin.runtime,
+          intentId: id,
+          causes: [entry.seq],
+          data: { from, to, event, outcomeOf: id, ...(pending ? { pending: true } : {}) },
+        });
+        this.#advance(e, b, after.status === 'done' ? 'done' : 'active', to);
+        return { committed: this.#commit(e, b.turn()) };
+      });
+      await r?.committed;
+    } catch (err) {
+      this.#log.warn({ actor: address, intent: id, err: ensureError(err).message }, 'an emitted intent was not delivered; retrying');
+      const e = this.#entries.get(address);
+      const entry = e?.outbox.find((o) => o.intent.id === id);
+      if (e && entry) {
+        entry.retryAt = this.#clock.now() + 1000;
+        this.#timerSchedule.set(address, wakeOf(e));
+      }
+    } finally {
+      this.#entries.get(address)?.delivering.delete(id);
+    }
+  }
+
   /** Stops an actor for good: it keeps its snapshot and journal but takes no more intents. */
   async stopActor(address: string, reason: string, origin: 'runtime' | 'operator' = Origin.operator): Promise<void | { forward: string }> {
     assertUnicode({ reason }, '', 'invalid stop');
@@ -1373,6 +1515,8 @@ export class Host {
   #builder(e: Entry, atMs = this.#clock.now()): TurnBuilder {
     // a timer scheduled in this turn is due `delay` after the turn's time, also on replay
     e.timers.at = atMs;
+    e.emits.live = true;
+    e.emits.got = [];
     return new TurnBuilder(e.address, e.head, new Date(atMs).toISOString());
   }
 
@@ -1381,6 +1525,7 @@ export class Host {
     e.status = status;
     e.state = state;
     e.persisted = e.actor.getPersistedSnapshot();
+    this.#emitIntents(e, b);
     e.timersPersisted = status === 'active' ? e.timers.list() : [];
     b.snapshotOf(e);
     this.#timerSchedule.set(e.address, wakeOf(e));
@@ -1420,6 +1565,14 @@ export class Host {
     const committed = this.store.commit(turn).then(
       () => {
         settled();
+        // intents it emitted in this turn may go now (after the commit: never one that did not happen)
+        let released = false;
+        for (const o of e.outbox)
+          if (o.held && o.seq <= last.seq) {
+            o.held = false;
+            released = true;
+          }
+        if (released && this.#entries.get(e.address) === e) this.#timerSchedule.set(e.address, wakeOf(e));
         this.#onCommitted(turn.facts);
       },
       (err: unknown) => {
@@ -1471,6 +1624,7 @@ export class Host {
     machine: AnyStateMachine,
     timers: ActorTimers,
     opts: { input?: unknown; snapshot?: Snapshot<unknown> },
+    emits?: Entry['emits'],
   ): AnyActorRef {
     // Observed from its creation while somebody listens (onInspect attaches the others later).
     const o: Observed | undefined = this.#inspectListeners.size > 0 ? { on: true } : undefined;
@@ -1481,6 +1635,8 @@ export class Host {
       ...(o ? { inspect: (ev: InspectionEvent) => o.on && this.#inspected(address, ev) } : {}),
     });
     timers.attach(actor);
+    // intents the machine proposes (outbox.ts): kept while a live turn is built, never on replay
+    if (emits) actor.on('ice.propose', (ev: unknown) => emits.live && isProposeEmitted(ev) && void emits.got.push(ev));
     if (o) this.#inspecting.set(actor, o);
     // Without an error observer XState rethrows an action's error asynchronously and
     // would crash the process; errors are handled through the snapshot status instead.
@@ -1510,6 +1666,8 @@ export class Host {
     let lostTimers: TimerRecord[] = [];
     const failures: number[] = [...(loaded.snapshot?.failures ?? [])];
     let restartAt: number | undefined;
+    const emits = { live: false, got: [] as ProposeEmitted[] };
+    const outbox: OutboxEntry[] = [...(loaded.snapshot?.outbox ?? [])].map((o) => ({ ...o }));
     let restorable: Restorable | undefined;
     try {
       // Migrated first when stored by a lower version (src/host/migrations.ts); the facts after
@@ -1517,7 +1675,7 @@ export class Host {
       if (loaded.snapshot) {
         restorable = restorableSnapshot(address, def, loaded.snapshot);
         timers.at = Date.parse(loaded.snapshot.updatedAt);
-        actor = this.#create(address, def.machine, timers, { snapshot: restorable.snapshot as Snapshot<unknown> });
+        actor = this.#create(address, def.machine, timers, { snapshot: restorable.snapshot as Snapshot<unknown> }, emits);
         lostTimers = timers.restore(loaded.snapshot.timers ?? []);
       }
       for (const f of loaded.facts) {
@@ -1525,8 +1683,17 @@ export class Host {
         timers.at = Date.parse(f.at);
         if (f.type === FactType.actorStarted && !actor) {
           checkStartedVersion(address, def, f);
-          actor = this.#create(address, def.machine, timers, { input: f.data.input ?? undefined });
+          actor = this.#create(address, def.machine, timers, { input: f.data.input ?? undefined }, emits);
           status = 'active';
+        } else if (f.type === FactType.intentEmitted) {
+          outbox.push({ intent: f.data.intent as Record<string, unknown>, seq: f.seq, retryAt: Date.parse(f.at) });
+        } else if (f.type === FactType.transition && actor && typeof f.data.outcomeOf === 'string') {
+          // an outcome of an intent it proposed: applied once; a pending one keeps it in the outbox
+          actor.send(f.data.event);
+          replayed++;
+          const i = outbox.findIndex((o) => o.intent.id === f.data.outcomeOf);
+          if (i >= 0 && f.data.pending === true) outbox[i] = { ...outbox[i]!, pending: true };
+          else if (i >= 0) outbox.splice(i, 1);
         } else if (f.type === FactType.transition && actor) {
           const t = timerOf(f.data.timer);
           // a timer's firing delivers it as XState would (and forgets it); any other event is sent
@@ -1540,6 +1707,11 @@ export class Host {
           failures.push(Date.parse(f.at));
           const t = timerOf(f.data.timer);
           if (t) timers.cancel(t.source, t.id);
+          // an outcome it threw on was applied (and is gone from its outbox)
+          if (typeof f.data.outcomeOf === 'string') {
+            const i = outbox.findIndex((o) => o.intent.id === f.data.outcomeOf);
+            if (i >= 0) outbox.splice(i, 1);
+          }
           restartAt = typeof f.data.restartAt === 'string' ? Date.parse(f.data.restartAt) : undefined;
         } else if (f.type === FactType.actorRestarted) {
           status = 'active';
@@ -1579,6 +1751,9 @@ export class Host {
       timersPersisted: status === 'active' ? timers.list() : [],
       failures,
       restartAt,
+      outbox,
+      emits,
+      delivering: new Set(),
       lastUsed: this.#clock.now(),
       pending: 0,
       uncommitted: new Map(),
@@ -1622,7 +1797,8 @@ export class Host {
     e.actor.stop();
     const timers = new ActorTimers();
     timers.at = this.#clock.now();
-    e.actor = this.#create(e.address, e.def.machine, timers, { snapshot: e.persisted });
+    e.emits.got = []; // what the failed transition emitted never happened
+    e.actor = this.#create(e.address, e.def.machine, timers, { snapshot: e.persisted }, e.emits);
     e.timers = timers;
     timers.restore(e.timersPersisted);
   }
@@ -1659,6 +1835,12 @@ class TurnBuilder {
   get at(): string {
     return this.#at;
   }
+  /** Seq of the last fact added (the head the turn leaves so far). */
+  get seq(): number {
+    return this.#cursor.seq;
+  }
+  /** The run of the intent whose turn this is: intents the machine emits in it belong to it too. */
+  runId: string | undefined;
   readonly facts: Fact[] = [];
   readonly bodies: string[] = [];
   outcome: Turn['outcome'];
@@ -1773,14 +1955,20 @@ function timerOf(v: unknown): { source: string; id: string } | undefined {
 /** When an actor next needs waking: its earliest timer (while active), or its restart (failed). */
 function wakeOf(e: Entry): number | undefined {
   if (e.status === 'failed') return e.restartAt;
-  return e.status === 'active' ? e.timersPersisted[0]?.dueAt : undefined;
+  if (e.status !== 'active') return undefined;
+  let at = e.timersPersisted[0]?.dueAt;
+  for (const o of e.outbox) if (!o.held && (at === undefined || o.retryAt < at)) at = o.retryAt;
+  return at;
 }
 
 /** The timer fields of a snapshot record: pending timers and when the actor next needs waking. */
-function timerFields(e: Entry): Pick<SnapshotRecord, 'timers' | 'wakeAt' | 'failures'> {
-  const wakeAt = wakeOf(e);
+function timerFields(e: Entry): Pick<SnapshotRecord, 'timers' | 'wakeAt' | 'failures' | 'outbox'> {
+  // stored, an outbox entry is committed: due to be delivered (after a crash, at once)
+  let wakeAt = wakeOf(e);
+  for (const o of e.outbox) if (wakeAt === undefined || o.retryAt < wakeAt) wakeAt = o.retryAt;
   return {
     ...(e.timersPersisted.length > 0 ? { timers: e.timersPersisted } : {}),
+    ...(e.outbox.length > 0 ? { outbox: e.outbox.map(({ held: _h, ...o }) => o) } : {}),
     ...(wakeAt !== undefined ? { wakeAt } : {}),
     ...(e.failures.length > 0 ? { failures: e.failures } : {}),
   };
@@ -1803,3 +1991,8 @@ function escalationTarget(to: EscalationTarget, e: Entry): string | undefined {
     return undefined;
   }
 }
+
+/** How long before a pending outcome (waiting for approvals) is looked up again. */
+const PENDING_POLL_MS = 2000;
+/** Outcomes that say "try the same intent again": never applied to the proposing actor. */
+const RETRY_CODES = new Set(['E_TIMEOUT', 'E_NO_RESPONDERS', 'E_NOT_OWNER', 'E_OWNERSHIP', 'E_CLOSED', 'E_CONFLICT']);

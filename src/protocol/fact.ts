@@ -5,6 +5,8 @@ export const FactType = {
   intentProposed: 'intent.proposed',
   intentRejected: 'intent.rejected',
   intentFailed: 'intent.failed',
+  /** An actor's machine proposed an intent (outbox): committed with the transition that emitted it, sent after. */
+  intentEmitted: 'intent.emitted',
   decision: 'decision',
   decisionRefused: 'decision.refused',
   transition: 'transition',

@@ -45,6 +45,20 @@ export const SnapshotRecordSchema = z.strictObject({
    * while failed. Stores index it, so a passivated actor is woken without loading every snapshot.
    */
   wakeAt: z.int().nonnegative().optional(),
+  /**
+   * Intents the actor proposed whose final outcome is not applied yet (src/host/outbox.ts):
+   * the intent, the seq of its `intent.emitted` fact, when to (re)try, whether it was pending.
+   */
+  outbox: z
+    .array(
+      z.strictObject({
+        intent: z.record(z.string(), z.unknown()),
+        seq: z.int().positive(),
+        retryAt: z.int().nonnegative(),
+        pending: z.boolean().optional(),
+      }),
+    )
+    .optional(),
   /** Times (epoch ms) of the actor's failures outside intents, for its supervision window. */
   failures: z.array(z.int().nonnegative()).optional(),
 });
