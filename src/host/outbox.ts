@@ -90,9 +90,9 @@ export function isProposeEmitted(ev: unknown): ev is ProposeEmitted {
 export function outcomeEvent(intent: { id?: unknown; target?: unknown; action?: unknown }, outcome: Outcome): OutcomeEvent {
   return {
     type: `ice.outcome.${outcome.status}`,
-    intentId: String(intent.id),
-    target: String(intent.target ?? ''),
-    action: String(intent.action ?? ''),
+    intentId: typeof intent.id === 'string' ? intent.id : '',
+    target: typeof intent.target === 'string' ? intent.target : '',
+    action: typeof intent.action === 'string' ? intent.action : '',
     outcome,
   };
 }
