@@ -171,3 +171,33 @@ describe.each(MODES)('intents from actors (%s)', (mode) => {
     }
   });
 });
+
+describe('intents from actors across cluster nodes', () => {
+  it('the target lives on another node: the intent is forwarded to its owner, the outcome comes back to the proposer', async () => {
+    const h = await tempRuntime({ mode: 'cluster', actors });
+    try {
+      const n1 = h.rt;
+      const n2 = await h.node('n2', { actors });
+      await n2.spawn('callee/far'); // held by n2
+      await n1.spawn('caller/near'); // held by n1
+      await n1.grants.issue({ subject: 'agent:t', scope: 'caller/*:CALL' });
+      const g = await n1.grants.issue({ subject: 'actor:caller.near', scope: 'callee/*:PING' });
+      await until('the grant on n2', () => n2.grants.list().find((x) => x.id === g.id));
+      await n1.propose({
+        id: iid(),
+        proposer: 'agent:t',
+        target: 'caller/near',
+        action: 'CALL',
+        params: { target: 'callee/far', action: 'PING', params: { n: 7 } },
+      });
+      await until('the outcome back on n1', async () => (n1.hosting('caller/near')?.context as { last?: unknown } | undefined)?.last);
+      expect(n1.hosting('caller/near')).toMatchObject({ state: 'idle', context: { last: { status: 'executed' } } });
+      expect(n2.hosting('callee/far')).toMatchObject({ context: { pings: 1 } });
+      expect(n1.hosting('callee/far')).toBeUndefined();
+      const decided = (await n1.journal.chain('callee/far')).filter((f) => f.type === 'decision');
+      expect(decided).toHaveLength(1);
+    } finally {
+      await h.close();
+    }
+  });
+});
