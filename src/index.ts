@@ -1,8 +1,10 @@
 export { createRuntime } from './runtime.js';
 export type { Runtime, RuntimeOptions, ProposeOptions, SpawnOptions, PendingApproval } from './runtime.js';
-export type { TimerRow } from './host/timer-rows.js';
+export type { TimerRow, EffectRow } from './host/timer-rows.js';
 export { defineActor, ActorRegistry, replayActor, stateToString } from './host/index.js';
 export { proposeIntent, actorPrincipal } from './host/outbox.js';
+export { startEffect } from './host/effects.js';
+export type { EffectDefinition, EffectContext } from './host/effects.js';
 export type { ProposeArgs, OutcomeEvent } from './host/outbox.js';
 export type { ActorDefinition, DefineActorOptions, ActorInfo, ActorDetail, InspectRecord, Spawned } from './host/index.js';
 export { PolicyEffect, scopeMatches, principalMatches } from './authority/index.js';

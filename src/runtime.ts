@@ -60,7 +60,7 @@ import {
   type PendingApprovalView,
 } from './host/index.js';
 import { failedOutcome } from './host/intake.js';
-import { timerRows, type TimerRow } from './host/timer-rows.js';
+import { effectRows, timerRows, type EffectRow, type TimerRow } from './host/timer-rows.js';
 import { RuntimeMetrics } from './util/metrics.js';
 import { runtimeChain, turnAttestationText, type ChainHead, type PendingRecord, type StorePort } from './host/ports.js';
 import { DataDirLock, SqliteJournal, SqliteStore, checkStoreAtStart, type StartCheck } from './store/index.js';
@@ -221,6 +221,8 @@ export interface Runtime {
   restartActor(address: string, by: string, reason?: string): Promise<ActorInfo>;
   /** Pending durable timers of every actor (in memory or not), earliest first. */
   timers(opts?: { limit?: number }): Promise<TimerRow[]>;
+  /** Durable effects started and not finished, of every actor (in memory or not): running or waiting to retry. */
+  effects(opts?: { limit?: number }): Promise<EffectRow[]>;
   /** Fires every due timer now (for a hand-moved clock; the runtime fires them on time itself). */
   fireDueTimers(): Promise<number>;
   passivate(address: string): Promise<boolean>;
@@ -727,6 +729,10 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
         return timerRows(await store.timers(limit), host.activeTimers(), limit);
       },
       fireDueTimers: () => host.fireDueTimers(),
+      async effects(eopts) {
+        const limit = eopts?.limit ?? 1000;
+        return effectRows(await store.timers(100_000), host.activeEffects(), limit);
+      },
       async stopActor(address, reason) {
         const r = await host.stopActor(address, reason);
         if (r && 'forward' in r) await forwardAdmin(transport, r.forward, 'actor.stop', { address, reason });

@@ -34,6 +34,8 @@ const S = {
   'actor.restart': z.strictObject({ address: z.string(), by: z.string().min(1).max(200), reason: z.string().min(1).max(4000).optional() }),
   /** Pending durable timers, earliest first. */
   'timers.ls': z.strictObject({ limit: z.int().positive().max(100_000).optional() }),
+  /** Durable effects started and not finished (running or retrying). */
+  'effects.ls': z.strictObject({ limit: z.int().positive().max(100_000).optional() }),
   signal: z.strictObject({ address: z.string(), event: z.looseObject({ type: z.string() }), reason: z.string().min(1) }),
   // Reads: the same answers from one node (its SQLite store) and from a cluster (JetStream).
   'actors.ls': z.strictObject({}),
@@ -93,6 +95,7 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
   },
   'actor.restart': (rt, a) => rt.restartActor(a.address, a.by, a.reason),
   'timers.ls': (rt, a) => rt.timers(a.limit !== undefined ? { limit: a.limit } : {}),
+  'effects.ls': (rt, a) => rt.effects(a.limit !== undefined ? { limit: a.limit } : {}),
   signal: (rt, a) => rt.signal(a.address, a.event, a.reason),
   'actors.ls': (rt) => rt.listActors(),
   'actor.show': async (rt, a) => {

@@ -2,6 +2,7 @@ import type { AnyStateMachine } from 'xstate';
 import type { ZodType } from 'zod';
 import { ACTOR_KIND_RE } from '../protocol/address.js';
 import { ConfigError } from '../errors.js';
+import { resolveEffects, type EffectDefinition, type ResolvedEffect } from './effects.js';
 import type { PolicyRule } from '../authority/policy.js';
 
 /**
@@ -62,6 +63,8 @@ export interface ActorDefinition<M extends AnyStateMachine = AnyStateMachine> {
   readonly description: string | undefined;
   /** What happens when the machine throws outside an intent (see Supervision). */
   readonly supervision?: ResolvedSupervision;
+  /** Durable effects its transitions may start by name (src/host/effects.ts). */
+  readonly effects?: Readonly<Record<string, ResolvedEffect>>;
   /** The version of this definition (1, 2, …): written into every snapshot record of the kind. */
   readonly version: number;
   /** `migrations[n]` turns a persisted XState snapshot of version `n` into one of version `n + 1`. */
@@ -85,6 +88,8 @@ export interface DefineActorOptions<M extends AnyStateMachine> {
   contextSchema?: ZodType;
   description?: string;
   supervision?: Supervision;
+  /** Named async functions that touch the world, started by `startEffect(name, params)` (src/host/effects.ts). */
+  effects?: Record<string, EffectDefinition>;
   /** A positive integer, default 1. Raise it when persisted snapshots of the kind change shape. */
   version?: number;
   /**
@@ -124,6 +129,7 @@ export function defineActor<M extends AnyStateMachine>(opts: DefineActorOptions<
     ...(opts.contextSchema ? { contextSchema: opts.contextSchema } : {}),
     description: opts.description,
     supervision: resolveSupervision(opts.kind, opts.supervision),
+    effects: resolveEffects(opts.kind, opts.effects),
     version,
     migrations,
   });

@@ -51,6 +51,7 @@ import { DEFAULT_SUPERVISION, type ActorDefinition, type ActorRegistry, type Esc
 import { stateToString } from './state-value.js';
 import { ActorTimers } from './timers.js';
 import { actorPrincipal, emittedIntentId, isProposeEmitted, outcomeEvent, type OutboxEntry, type ProposeEmitted } from './outbox.js';
+import { attemptEffect, effectId, isEffectEmitted, stillIn, type EffectEmitted, type EffectEntry } from './effects.js';
 import { TimerSchedule } from './timer-schedule.js';
 import { checkStartedVersion, restorableSnapshot, snapshotRecord, type Restorable } from './migrations.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
@@ -149,7 +150,11 @@ export interface Entry {
   /** Intents it emitted whose final outcome is not applied yet (see outbox.ts); `held` until their turn commits. */
   outbox: Array<OutboxEntry & { held?: boolean }>;
   /** What the machine emitted (`ice.propose`) during the live turn being built; undefined outside one. */
-  emits: { live: boolean; got: ProposeEmitted[] };
+  emits: { live: boolean; got: Array<ProposeEmitted | EffectEmitted> };
+  /** Effects started and not finished (effects.ts); `held` until their turn commits. */
+  effects: Array<EffectEntry & { held?: boolean }>;
+  /** Effects running now (an attempt in flight), with the signal that cancels them. */
+  running: Map<string, AbortController>;
   /** Intent ids of its outbox being delivered now. */
   delivering: Set<string>;
   /** Clock time of the last activation or use, for idle passivation. */
@@ -955,7 +960,7 @@ export class Host {
       const atMs = this.#clock.now();
       const timers = new ActorTimers();
       timers.at = atMs; // the initial state's timers are due from the actor.started fact's time
-      const emits = { live: true, got: [] as ProposeEmitted[] }; // the initial state's entry actions may propose
+      const emits = { live: true, got: [] as Array<ProposeEmitted | EffectEmitted> }; // the initial state's entry actions may propose
       const actor = this.#create(addr, def.machine, timers, { input }, emits);
       const snap = actor.getSnapshot() as { status: string; value: never; error?: unknown };
       if (snap.status === 'error') {
@@ -979,6 +984,8 @@ export class Host {
         outbox: [],
         emits,
         delivering: new Set(),
+        effects: [],
+        running: new Map(),
         lastUsed: 0,
         pending: 0,
         uncommitted: new Map(),
@@ -1103,6 +1110,11 @@ export class Host {
               e.delivering.add(id);
               deliveries.push(this.#deliver(address, id)); // outside this turn: it proposes, then takes its own
             }
+            for (const x of e.effects) {
+              if (x.held || x.retryAt > now || e.running.has(x.id)) continue;
+              e.running.set(x.id, new AbortController()); // taken; #runEffect sets its own
+              deliveries.push(this.#runEffect(address, x.id));
+            }
           }
           const t = e.status === 'active' ? e.timers.next() : undefined;
           if (!t || t.dueAt > now) {
@@ -1181,7 +1193,12 @@ export class Host {
    * (already back at its last snapshot) goes to `failed`, with an `actor.failed` fact on its
    * own chain naming the error and what ran. It takes no intents until restarted.
    */
-  #failTurn(e: Entry, b: TurnBuilder, err: Error, cause: { timer?: Record<string, unknown>; outcomeOf?: string }): Promise<void> {
+  #failTurn(
+    e: Entry,
+    b: TurnBuilder,
+    err: Error,
+    cause: { timer?: Record<string, unknown>; outcomeOf?: string; effectOf?: string },
+  ): Promise<void> {
     const t = cause.timer;
     // the timer that threw is not fired again: it is gone with the failure (the fact keeps it)
     if (t) e.timers.cancel(String(t.source), String(t.id));
@@ -1304,6 +1321,7 @@ export class Host {
     e.emits.got = [];
     const cause = b.seq;
     got.forEach((ev, n) => {
+      if (ev.type === 'ice.effect') return this.#startEffect(e, b, ev, cause, n);
       const runId = ev.runId ?? b.runId;
       const intent: Record<string, unknown> = {
         v: 1,
@@ -1327,6 +1345,120 @@ export class Host {
         this.#log.error({ actor: e.address, intent: intent.id, err: ensureError(err).message }, 'an emitted intent could not be recorded');
       }
     });
+  }
+
+  /** An effect the machine started in this turn: an `effect.started` fact and an entry held until the commit. */
+  #startEffect(e: Entry, b: TurnBuilder, ev: EffectEmitted, cause: number, n: number): void {
+    const id = effectId(e.address, cause, n);
+    const state = stateToString((e.actor.getSnapshot() as { value: never }).value);
+    try {
+      const params = JSON.parse(JSON.stringify(ev.params ?? null)) as unknown;
+      const f = b.fact({
+        type: FactType.effectStarted,
+        origin: Origin.runtime,
+        causes: cause > 0 ? [cause] : [],
+        data: { effect: { id, name: ev.name, params, state } },
+      });
+      e.effects.push({ id, name: ev.name, params, seq: f.seq, state, attempts: 0, retryAt: Date.parse(b.at), held: true });
+    } catch (err) {
+      this.#log.error({ actor: e.address, effect: ev.name, err: ensureError(err).message }, 'a started effect could not be recorded');
+    }
+  }
+
+  /** Effects whose state the actor left in this turn: cancelled (a fact each), their attempt aborted. */
+  #cancelLeftEffects(e: Entry, b: TurnBuilder): void {
+    if (e.effects.length === 0) return;
+    const now = stateToString((e.actor.getSnapshot() as { value: never }).value);
+    const done = e.status !== 'active';
+    for (const x of [...e.effects]) {
+      if (!done && stillIn(now, x.state)) continue;
+      e.effects.splice(e.effects.indexOf(x), 1);
+      b.fact({
+        type: FactType.effectCancelled,
+        origin: Origin.runtime,
+        causes: [x.seq],
+        data: { id: x.id, name: x.name, state: x.state, now },
+      });
+      e.running.get(x.id)?.abort(new Error(`cancelled: ${e.address} left ${x.state}`));
+    }
+  }
+
+  /**
+   * Runs one attempt of an effect outside the actor's turn, then applies the result in a turn
+   * of its own (`ice.effect.done.<name>` / `ice.effect.failed.<name>`, a transition fact with
+   * `effectOf`), or schedules the next attempt.
+   */
+  async #runEffect(address: string, id: string): Promise<void> {
+    const e0 = this.#entries.get(address);
+    const x0 = e0?.effects.find((x) => x.id === id);
+    if (!e0 || !x0) return;
+    const def = e0.def.effects?.[x0.name];
+    const cancel = new AbortController();
+    e0.running.set(id, cancel);
+    x0.attempts++;
+    const result = def
+      ? await attemptEffect(def, x0.params, { key: id, attempt: x0.attempts, actor: address }, cancel.signal)
+      : ({ ok: false, error: `${e0.def.kind} declares no effect ${x0.name}`, final: true } as const);
+    if (e0.running.get(id) === cancel) e0.running.delete(id);
+    try {
+      const r = await this.withActor(address, async (): Promise<{ committed: Promise<void> } | undefined> => {
+        const where = await this.locate(address);
+        if (where.kind !== 'here') return undefined;
+        const e = where.entry;
+        const i = e.effects.findIndex((x) => x.id === id);
+        if (i < 0 || cancel.signal.aborted) return undefined; // cancelled or applied meanwhile
+        const x = e.effects[i]!;
+        const now = this.#clock.now();
+        const max = def?.retry.maxAttempts ?? 1;
+        if (!result.ok && !result.final && x.attempts < max && def) {
+          x.lastError = result.error;
+          x.retryAt = now + Math.min(def.retry.maxBackoffMs, def.retry.backoffMs * 2 ** (x.attempts - 1));
+          this.#log.warn({ actor: address, effect: x.name, id, attempt: x.attempts, err: result.error }, 'effect attempt failed; retrying');
+          this.#timerSchedule.set(address, wakeOf(e));
+          return undefined;
+        }
+        if (e.status !== 'active') return undefined; // applied when it is active again
+        const b = this.#builder(e, now);
+        const from = e.state;
+        const event = result.ok
+          ? { type: `ice.effect.done.${x.name}`, id, effect: x.name, output: result.output }
+          : { type: `ice.effect.failed.${x.name}`, id, effect: x.name, error: { message: result.error, attempts: x.attempts } };
+        e.effects.splice(i, 1);
+        e.actor.send(event);
+        const after = e.actor.getSnapshot() as { status: string; value: never; error?: unknown };
+        if (after.status === 'error') {
+          this.#revert(e);
+          e.effects = e.effects.filter((y) => y.id !== id);
+          return { committed: this.#failTurn(e, b, ensureError(after.error), { effectOf: id }) };
+        }
+        const to = stateToString(after.value);
+        b.fact({
+          type: FactType.transition,
+          origin: Origin.runtime,
+          causes: [x.seq],
+          data: { from, to, event, effectOf: id, attempts: x.attempts },
+        });
+        this.#advance(e, b, after.status === 'done' ? 'done' : 'active', to);
+        return { committed: this.#commit(e, b.turn()) };
+      });
+      await r?.committed;
+    } catch (err) {
+      this.#log.warn({ actor: address, effect: id, err: ensureError(err).message }, 'an effect result was not applied; it runs again');
+      const e = this.#entries.get(address);
+      const x = e?.effects.find((y) => y.id === id);
+      if (e && x) {
+        x.retryAt = this.#clock.now() + 1000;
+        this.#timerSchedule.set(address, wakeOf(e));
+      }
+    }
+  }
+
+  /** Effects of the actors in memory here that are started and not finished. */
+  activeEffects(): Array<EffectEntry & { actor: string; running: boolean }> {
+    const out: Array<EffectEntry & { actor: string; running: boolean }> = [];
+    for (const e of this.#entries.values())
+      for (const { held: _h, ...x } of e.effects) out.push({ ...x, actor: e.address, running: e.running.has(x.id) });
+    return out;
   }
 
   /** How an actor's intent is proposed (set by the runtime: its intake, which decides and routes it). */
@@ -1467,7 +1599,8 @@ export class Host {
 
   /** Frees an idle actor's memory (and its ownership); its snapshot stays, the next use re-activates it. */
   async passivate(address: string): Promise<boolean> {
-    const idle = (e: Entry | undefined) => e !== undefined && e.pending === 0;
+    // not while a turn is committing, an effect runs or an intent it proposed is on its way
+    const idle = (e: Entry | undefined) => e !== undefined && e.pending === 0 && e.running.size === 0 && e.delivering.size === 0;
     if (!idle(this.#entries.get(address)) || this.#turns.busy(address)) return false;
     return this.withActor(address, async () => {
       if (!idle(this.#entries.get(address))) return false;
@@ -1526,6 +1659,7 @@ export class Host {
     e.state = state;
     e.persisted = e.actor.getPersistedSnapshot();
     this.#emitIntents(e, b);
+    this.#cancelLeftEffects(e, b);
     e.timersPersisted = status === 'active' ? e.timers.list() : [];
     b.snapshotOf(e);
     this.#timerSchedule.set(e.address, wakeOf(e));
@@ -1567,7 +1701,7 @@ export class Host {
         settled();
         // intents it emitted in this turn may go now (after the commit: never one that did not happen)
         let released = false;
-        for (const o of e.outbox)
+        for (const o of [...e.outbox, ...e.effects])
           if (o.held && o.seq <= last.seq) {
             o.held = false;
             released = true;
@@ -1636,7 +1770,10 @@ export class Host {
     });
     timers.attach(actor);
     // intents the machine proposes (outbox.ts): kept while a live turn is built, never on replay
-    if (emits) actor.on('ice.propose', (ev: unknown) => emits.live && isProposeEmitted(ev) && void emits.got.push(ev));
+    if (emits) {
+      actor.on('ice.propose', (ev: unknown) => emits.live && isProposeEmitted(ev) && void emits.got.push(ev));
+      actor.on('ice.effect', (ev: unknown) => emits.live && isEffectEmitted(ev) && void emits.got.push(ev));
+    }
     if (o) this.#inspecting.set(actor, o);
     // Without an error observer XState rethrows an action's error asynchronously and
     // would crash the process; errors are handled through the snapshot status instead.
@@ -1666,8 +1803,9 @@ export class Host {
     let lostTimers: TimerRecord[] = [];
     const failures: number[] = [...(loaded.snapshot?.failures ?? [])];
     let restartAt: number | undefined;
-    const emits = { live: false, got: [] as ProposeEmitted[] };
+    const emits = { live: false, got: [] as Array<ProposeEmitted | EffectEmitted> };
     const outbox: OutboxEntry[] = [...(loaded.snapshot?.outbox ?? [])].map((o) => ({ ...o }));
+    const effects: EffectEntry[] = [...(loaded.snapshot?.effects ?? [])].map((x) => ({ ...x, attempts: 0 }));
     let restorable: Restorable | undefined;
     try {
       // Migrated first when stored by a lower version (src/host/migrations.ts); the facts after
@@ -1685,6 +1823,26 @@ export class Host {
           checkStartedVersion(address, def, f);
           actor = this.#create(address, def.machine, timers, { input: f.data.input ?? undefined }, emits);
           status = 'active';
+        } else if (f.type === FactType.effectStarted) {
+          const x = f.data.effect as { id: string; name: string; params?: unknown; state: string };
+          effects.push({
+            id: x.id,
+            name: x.name,
+            params: x.params ?? null,
+            seq: f.seq,
+            state: x.state,
+            attempts: 0,
+            retryAt: Date.parse(f.at),
+          });
+        } else if (f.type === FactType.effectCancelled) {
+          const i = effects.findIndex((x) => x.id === f.data.id);
+          if (i >= 0) effects.splice(i, 1);
+        } else if (f.type === FactType.transition && actor && typeof f.data.effectOf === 'string') {
+          // an effect's result: applied once
+          actor.send(f.data.event);
+          replayed++;
+          const i = effects.findIndex((x) => x.id === f.data.effectOf);
+          if (i >= 0) effects.splice(i, 1);
         } else if (f.type === FactType.intentEmitted) {
           outbox.push({ intent: f.data.intent as Record<string, unknown>, seq: f.seq, retryAt: Date.parse(f.at) });
         } else if (f.type === FactType.transition && actor && typeof f.data.outcomeOf === 'string') {
@@ -1754,6 +1912,8 @@ export class Host {
       outbox,
       emits,
       delivering: new Set(),
+      effects,
+      running: new Map(),
       lastUsed: this.#clock.now(),
       pending: 0,
       uncommitted: new Map(),
@@ -1808,6 +1968,7 @@ export class Host {
     if (!e) return;
     this.#entries.delete(address);
     e.timers.muted = true;
+    for (const c of e.running.values()) c.abort(new Error(`${address} left this node's memory`));
     try {
       e.actor.stop();
     } catch {
@@ -1958,17 +2119,19 @@ function wakeOf(e: Entry): number | undefined {
   if (e.status !== 'active') return undefined;
   let at = e.timersPersisted[0]?.dueAt;
   for (const o of e.outbox) if (!o.held && (at === undefined || o.retryAt < at)) at = o.retryAt;
+  for (const x of e.effects) if (!x.held && !e.running.has(x.id) && (at === undefined || x.retryAt < at)) at = x.retryAt;
   return at;
 }
 
 /** The timer fields of a snapshot record: pending timers and when the actor next needs waking. */
-function timerFields(e: Entry): Pick<SnapshotRecord, 'timers' | 'wakeAt' | 'failures' | 'outbox'> {
-  // stored, an outbox entry is committed: due to be delivered (after a crash, at once)
+function timerFields(e: Entry): Pick<SnapshotRecord, 'timers' | 'wakeAt' | 'failures' | 'outbox' | 'effects'> {
+  // stored, an outbox entry or a started effect is committed: due (after a crash, at once)
   let wakeAt = wakeOf(e);
-  for (const o of e.outbox) if (wakeAt === undefined || o.retryAt < wakeAt) wakeAt = o.retryAt;
+  for (const o of [...e.outbox, ...e.effects]) if (wakeAt === undefined || o.retryAt < wakeAt) wakeAt = o.retryAt;
   return {
     ...(e.timersPersisted.length > 0 ? { timers: e.timersPersisted } : {}),
     ...(e.outbox.length > 0 ? { outbox: e.outbox.map(({ held: _h, ...o }) => o) } : {}),
+    ...(e.effects.length > 0 ? { effects: e.effects.map(({ held: _h, ...x }) => x) } : {}),
     ...(wakeAt !== undefined ? { wakeAt } : {}),
     ...(e.failures.length > 0 ? { failures: e.failures } : {}),
   };

@@ -40,3 +40,53 @@ export function timerRows(
   }
   return rows.sort((a, b) => a.dueAt - b.dueAt || (a.actor < b.actor ? -1 : a.actor > b.actor ? 1 : 0)).slice(0, limit);
 }
+
+/** A started, unfinished durable effect (`ice effects ls`). */
+export interface EffectRow {
+  actor: string;
+  id: string;
+  name: string;
+  state: string;
+  attempts: number;
+  /** When the next attempt may start (epoch ms). */
+  retryAt: number;
+  lastError?: string;
+  /** An attempt is in flight on this node. */
+  running: boolean;
+}
+
+/** Started effects of stored records, overlaid with those of actors in memory, by actor then id. */
+export function effectRows(
+  stored: readonly SnapshotRecord[],
+  active: ReadonlyArray<Omit<EffectRow, 'running'> & { running: boolean; seq?: number; params?: unknown }>,
+  limit = Infinity,
+): EffectRow[] {
+  const inMemory = new Set(active.map((x) => x.actor));
+  const rows: EffectRow[] = [];
+  for (const rec of stored) {
+    if (inMemory.has(rec.actor)) continue;
+    for (const x of rec.effects ?? [])
+      rows.push({
+        actor: rec.actor,
+        id: x.id,
+        name: x.name,
+        state: x.state,
+        attempts: x.attempts,
+        retryAt: x.retryAt,
+        running: false,
+        ...(x.lastError ? { lastError: x.lastError } : {}),
+      });
+  }
+  for (const x of active)
+    rows.push({
+      actor: x.actor,
+      id: x.id,
+      name: x.name,
+      state: x.state,
+      attempts: x.attempts,
+      retryAt: x.retryAt,
+      running: x.running,
+      ...(x.lastError ? { lastError: x.lastError } : {}),
+    });
+  return rows.sort((a, b) => (a.actor < b.actor ? -1 : a.actor > b.actor ? 1 : a.id < b.id ? -1 : 1)).slice(0, limit);
+}

@@ -7,6 +7,10 @@ export const FactType = {
   intentFailed: 'intent.failed',
   /** An actor's machine proposed an intent (outbox): committed with the transition that emitted it, sent after. */
   intentEmitted: 'intent.emitted',
+  /** A transition started a durable effect (committed with it; run after the commit). */
+  effectStarted: 'effect.started',
+  /** The actor left the state that started an effect: cancelled, its result never applied. */
+  effectCancelled: 'effect.cancelled',
   decision: 'decision',
   decisionRefused: 'decision.refused',
   transition: 'transition',

@@ -59,6 +59,21 @@ export const SnapshotRecordSchema = z.strictObject({
       }),
     )
     .optional(),
+  /** Effects started and not finished (src/host/effects.ts). */
+  effects: z
+    .array(
+      z.strictObject({
+        id: z.string(),
+        name: z.string(),
+        params: z.unknown(),
+        seq: z.int().positive(),
+        state: z.string(),
+        attempts: z.int().nonnegative(),
+        retryAt: z.int().nonnegative(),
+        lastError: z.string().optional(),
+      }),
+    )
+    .optional(),
   /** Times (epoch ms) of the actor's failures outside intents, for its supervision window. */
   failures: z.array(z.int().nonnegative()).optional(),
 });
