@@ -101,7 +101,8 @@ export function isEffectEmitted(ev: unknown): ev is EffectEmitted {
  */
 export function startEffect<TContext = unknown, TEvent = unknown>(
   name: string,
-  params?: unknown | ((x: { context: TContext; event: TEvent }) => unknown),
+  /** JSON params, or a function of `{ context, event }` returning them. */
+  params?: unknown,
 ) {
   return emit(({ context, event }) => ({
     type: 'ice.effect' as const,
