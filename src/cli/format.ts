@@ -1,4 +1,4 @@
-import type { TimerRow } from '../host/timer-rows.js';
+import type { EffectRow, TimerRow } from '../host/timer-rows.js';
 import { ValidationError } from '../errors.js';
 import type { Fact, Grant, Outcome } from '../protocol/index.js';
 import type { ActorInfo } from '../host/index.js';
@@ -101,6 +101,19 @@ export function formatTimers(rows: TimerRow[], now: number): string {
     const left = r.dueAt - now;
     const inText = left >= 0 ? `${Math.round(left / 1000)} s` : c.yellow(`${Math.round(-left / 1000)} s late`);
     lines.push(`${who.padEnd(w)}  ${new Date(r.dueAt).toISOString().padEnd(24)} ${inText.padEnd(10)} ${r.event}`);
+  }
+  return lines.join('\n');
+}
+
+/** Effects started and not finished: where, which, attempts so far, running or when it retries. */
+export function formatEffects(rows: EffectRow[], now: number): string {
+  if (rows.length === 0) return c.dim('(no effects running or retrying)');
+  const w = Math.max(8, ...rows.map((r) => r.actor.length));
+  const lines = [`${'ACTOR'.padEnd(w)}  ${'EFFECT'.padEnd(16)} ${'STATE'.padEnd(16)} ATTEMPTS  NEXT`];
+  for (const r of rows) {
+    const next = r.running ? c.green('running') : r.retryAt <= now ? 'due' : `retry in ${Math.ceil((r.retryAt - now) / 1000)} s`;
+    const err = r.lastError ? c.dim(`  last: ${r.lastError}`) : '';
+    lines.push(`${r.actor.padEnd(w)}  ${r.name.padEnd(16)} ${r.state.padEnd(16)} ${String(r.attempts).padEnd(9)} ${next}${err}`);
   }
   return lines.join('\n');
 }

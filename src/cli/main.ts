@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { exampleActors } from '../../actors/index.js';
-import { timerRows, type TimerRow } from '../host/timer-rows.js';
+import { effectRows, timerRows, type EffectRow, type TimerRow } from '../host/timer-rows.js';
 import { callAdmin, requestAdmin, runAdminOp, startAdminServer } from '../admin/index.js';
 import { AuthorityKey, grantView } from '../authority/index.js';
 import { ConfigError, DataDirLockedError, IceError, NotFoundError, ValidationError, ensureError } from '../errors.js';
@@ -36,7 +36,7 @@ import {
   startInspector,
   type Inspector,
 } from '../inspector/index.js';
-import { c, formatActors, formatFact, formatGrants, formatOutcome, formatTimers } from './format.js';
+import { c, formatActors, formatEffects, formatFact, formatGrants, formatOutcome, formatTimers } from './format.js';
 import { actorAt, actorHistory, formatHistory } from './actor-history.js';
 import { allStoredSnapshots, checkActors, formatCheck } from './actors-check.js';
 import { storedSnapshotPage, type SnapshotPage } from '../host/migrations.js';
@@ -287,6 +287,10 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
     case 'timers.ls': {
       const limit = Number(a.limit ?? 1000);
       return timerRows(store.snapshotsToWake(limit), [], limit);
+    }
+    case 'effects.ls': {
+      const limit = Number(a.limit ?? 1000);
+      return effectRows(store.snapshotsToWake(100_000), [], limit);
     }
     case 'actor.show': {
       const address = String(a.address);
@@ -949,6 +953,16 @@ common(program.command('timers').description('durable timers').command('ls'))
     const rows = await read<TimerRow[]>(o, 'timers.ls', { limit: o.limit });
     if (o.json) printJson(rows);
     else print(formatTimers(rows, Date.now()));
+  });
+common(program.command('effects').description('durable effects').command('ls'))
+  .description('effects started and not finished: running, or waiting to retry')
+  .option('-n, --limit <n>', 'at most this many (1-100000)', '1000')
+  .option('--json', 'JSON output')
+  .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
+  .action(async (o: Opts<'data' | 'limit'>) => {
+    const rows = await read<EffectRow[]>(o, 'effects.ls', { limit: o.limit });
+    if (o.json) printJson(rows);
+    else print(formatEffects(rows, Date.now()));
   });
 common(actor.command('spawn <address>'))
   .description('same as `ice spawn`')
