@@ -5,7 +5,7 @@
 //   node bench/run.mjs [name...] [--size tiny|full] [--runs n] [--out results.jsonl]
 //                      [--profile] [any option of the benchmarks, e.g. --duration 3000]
 //
-// Names: embedded-throughput, actors-scale, failover, journal-verify, nats-throughput
+// Names: embedded-throughput, actors-scale, actors-act, failover, journal-verify, nats-throughput
 // (default: all). Each benchmark prints its tables and, as its last line, one JSON object
 // (bench, throughput, baseline, ratio, p50_ms, p99_ms, node, cpus, …). With --runs n > 1 a
 // table of medians follows. --profile runs each benchmark under `node --cpu-prof` and prints

@@ -18,7 +18,7 @@ export const DIST = process.env.BENCH_DIST ? resolve(process.env.BENCH_DIST) : j
 export const BENCH_DIR = join(ROOT, 'bench');
 
 /** The suite, in the order `npm run bench` runs it. Each is bench/<name>.mjs. */
-export const BENCHMARKS = ['embedded-throughput', 'actors-scale', 'failover', 'journal-verify', 'nats-throughput'];
+export const BENCHMARKS = ['embedded-throughput', 'actors-scale', 'actors-act', 'failover', 'journal-verify', 'nats-throughput'];
 
 /** Imports a module of the build output (`dist/<rel>`), with a clear error when it is missing. */
 export async function importDist(rel) {

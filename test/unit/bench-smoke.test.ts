@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
  */
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const RUNNER = join(ROOT, 'bench/run.mjs');
-const BENCHMARKS = ['embedded-throughput', 'actors-scale', 'failover', 'journal-verify', 'nats-throughput'] as const;
+const BENCHMARKS = ['embedded-throughput', 'actors-scale', 'actors-act', 'failover', 'journal-verify', 'nats-throughput'] as const;
 
 function runTiny(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
