@@ -1,4 +1,5 @@
-import { and, assign, setup } from 'xstate';
+import { and, assign, enqueueActions, setup } from 'xstate';
+import { startEffect } from '../src/host/effects.js';
 import { z } from 'zod';
 
 /**
@@ -10,6 +11,10 @@ import { z } from 'zod';
  *                          │ MARK_FAILED ─▶ failed ──RETRY (attempts < 3)──▶ rolling_out
  *                                                   └─RETIRE─▶ retired (final)
  * Forward-only: a failed rollout is retried or retired, never silently rolled back.
+ *
+ * With `autoRollout` (input), entering rolling_out starts the kind's `rollout` effect
+ * (actors/deployment.actor.ts), whose result moves it on by itself: healthy → live, unhealthy
+ * or failed → failed. Without it, MARK_HEALTHY / MARK_FAILED do (an operator or an agent).
  */
 export const deploymentEvents = {
   CONFIGURE: z.strictObject({
@@ -28,9 +33,12 @@ export const deploymentEvents = {
 } as const;
 
 type Payload<K extends keyof typeof deploymentEvents> = z.infer<(typeof deploymentEvents)[K]>;
-export type DeploymentEvent = {
-  [K in keyof typeof deploymentEvents]: { type: K } & Payload<K>;
-}[keyof typeof deploymentEvents];
+export type DeploymentEvent =
+  | {
+      [K in keyof typeof deploymentEvents]: { type: K } & Payload<K>;
+    }[keyof typeof deploymentEvents]
+  | { type: 'ice.effect.done.rollout'; id: string; output: { healthy: boolean; detail: string } }
+  | { type: 'ice.effect.failed.rollout'; id: string; error: { message: string; attempts: number } };
 
 export interface DeploymentContext {
   service: string;
@@ -42,13 +50,15 @@ export interface DeploymentContext {
   environment: 'staging' | 'production' | undefined;
   attempts: number;
   lastFailure: string | undefined;
+  /** Start the rollout effect on entering rolling_out (see above). */
+  autoRollout: boolean;
 }
 
 export const deploymentMachine = setup({
   types: {
     context: {} as DeploymentContext,
     events: {} as DeploymentEvent,
-    input: {} as { service?: string; requiredApprovals?: number } | undefined,
+    input: {} as { service?: string; requiredApprovals?: number; autoRollout?: boolean } | undefined,
   },
   guards: {
     isConfigured: ({ context }) => context.version !== undefined,
@@ -69,6 +79,7 @@ export const deploymentMachine = setup({
     environment: undefined,
     attempts: 0,
     lastFailure: undefined,
+    autoRollout: input?.autoRollout === true,
   }),
   initial: 'draft',
   states: {
@@ -109,9 +120,27 @@ export const deploymentMachine = setup({
       },
     },
     rolling_out: {
+      entry: enqueueActions(({ context, enqueue }) => {
+        if (context.autoRollout) {
+          enqueue(
+            startEffect<DeploymentContext, DeploymentEvent>('rollout', {
+              service: context.service,
+              version: context.version,
+              replicas: context.replicas,
+              environment: context.environment,
+              attempt: context.attempts,
+            }),
+          );
+        }
+      }),
       on: {
         MARK_HEALTHY: 'live',
         MARK_FAILED: { target: 'failed', actions: assign(({ event }) => ({ lastFailure: event.reason })) },
+        'ice.effect.done.rollout': [
+          { guard: ({ event }) => event.output.healthy, target: 'live' },
+          { target: 'failed', actions: assign(({ event }) => ({ lastFailure: event.output.detail })) },
+        ],
+        'ice.effect.failed.rollout': { target: 'failed', actions: assign(({ event }) => ({ lastFailure: event.error.message })) },
       },
     },
     live: {

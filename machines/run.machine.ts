@@ -1,4 +1,5 @@
-import { setup } from 'xstate';
+import { assign, setup } from 'xstate';
+import { proposeIntent, type OutcomeEvent } from '../src/host/outbox.js';
 import { z } from 'zod';
 
 /**
@@ -8,6 +9,11 @@ import { z } from 'zod';
  * CREATED → PROVISIONED → CONTEXT_READY → EXECUTING → VALIDATING → COMMITTED | ABORTED → TERMINATED
  * Any live state → TERMINATED_BY_RUNTIME on RUNTIME_ABORT, which only the runtime sends.
  * Forward-only: no transition leads back to an earlier state.
+ *
+ * ORCHESTRATE (in CONTEXT_READY or EXECUTING) has the run itself propose DEPLOY to a
+ * deployment, as `actor:run.<id>` in its own run: a grant bound to the run lets it through only
+ * while the run is EXECUTING. The outcome comes back as `ice.outcome.<status>` and is kept in
+ * `orchestrated` (deployment → status).
  */
 export const runEvents = {
   PROVISION: z.strictObject({ resources: z.array(z.string().min(1).max(200)).max(64).default([]) }),
@@ -17,6 +23,10 @@ export const runEvents = {
   COMMIT: z.strictObject({}),
   ABORT: z.strictObject({ reason: z.string().min(1).max(2000) }),
   TERMINATE: z.strictObject({}),
+  ORCHESTRATE: z.strictObject({
+    deployment: z.string().regex(/^deployment\/[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/, 'expected a deployment address "deployment/<id>"'),
+    environment: z.enum(['staging', 'production']),
+  }),
 } as const;
 
 /** Events only the runtime may send (never accepted from a proposer). */
@@ -32,6 +42,8 @@ export type RunEvent =
   | { type: 'COMMIT' }
   | ({ type: 'ABORT' } & z.infer<typeof runEvents.ABORT>)
   | { type: 'TERMINATE' }
+  | ({ type: 'ORCHESTRATE' } & z.infer<typeof runEvents.ORCHESTRATE>)
+  | OutcomeEvent
   | ({ type: 'RUNTIME_ABORT' } & z.infer<typeof runRuntimeEvents.RUNTIME_ABORT>);
 
 export interface RunContext {
@@ -40,6 +52,8 @@ export interface RunContext {
   sources: string[];
   summary: string | undefined;
   abortReason: string | undefined;
+  /** Deployments this run proposed DEPLOY to, with the last outcome of each. */
+  orchestrated: Record<string, string>;
 }
 
 export const runMachine = setup({
@@ -49,6 +63,22 @@ export const runMachine = setup({
     input: {} as { goal?: string } | undefined,
   },
   actions: {
+    orchestrate: proposeIntent<RunContext, RunEvent>(({ event, self }) => {
+      const e = event as Extract<RunEvent, { type: 'ORCHESTRATE' }>;
+      // in its own run: `self.id` is the run's address, run/<runId>
+      return {
+        target: e.deployment,
+        action: 'DEPLOY',
+        params: { environment: e.environment },
+        runId: self.id.slice(self.id.indexOf('/') + 1),
+      };
+    }),
+    keepOutcome: assign({
+      orchestrated: ({ context, event }) => {
+        const e = event as OutcomeEvent;
+        return { ...context.orchestrated, [e.target]: e.outcome.status };
+      },
+    }),
     recordAbort: ({ context, event }) => {
       if (event.type === 'ABORT' || event.type === 'RUNTIME_ABORT') context.abortReason = event.reason;
     },
@@ -61,6 +91,7 @@ export const runMachine = setup({
     sources: [],
     summary: undefined,
     abortReason: undefined,
+    orchestrated: {},
   }),
   initial: 'CREATED',
   states: {
@@ -94,6 +125,8 @@ export const runMachine = setup({
       tags: ['live'],
       on: {
         EXECUTE: 'EXECUTING',
+        ORCHESTRATE: { actions: 'orchestrate' },
+        'ice.outcome.*': { actions: 'keepOutcome' },
         ABORT: { target: 'ABORTED', actions: 'recordAbort' },
         RUNTIME_ABORT: { target: 'TERMINATED_BY_RUNTIME', actions: 'recordAbort' },
       },
@@ -107,6 +140,8 @@ export const runMachine = setup({
             context.summary = event.summary;
           },
         },
+        ORCHESTRATE: { actions: 'orchestrate' },
+        'ice.outcome.*': { actions: 'keepOutcome' },
         ABORT: { target: 'ABORTED', actions: 'recordAbort' },
         RUNTIME_ABORT: { target: 'TERMINATED_BY_RUNTIME', actions: 'recordAbort' },
       },

@@ -5,6 +5,7 @@ import type { Runtime } from '../runtime.js';
 import { compilePolicySet, parsePolicyCases, readPolicySource, runPolicyCases } from '../policy/index.js';
 import { readFileSync } from 'node:fs';
 import { c, formatOutcome } from './format.js';
+import { actorPrincipal } from '../host/outbox.js';
 
 /** The demo's Cedar policy set: `policies/` of the package (deployments.cedar, groups.yaml, cases.yaml). */
 export const DEMO_POLICIES = fileURLToPath(new URL('../../../policies', import.meta.url));
@@ -232,9 +233,11 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
   await propose('after revocation', { proposer: bot, target: dep, runId, action: 'SCALE', params: { replicas: 5 } });
   await propose('close the run', { proposer: bot, target: run, action: 'TERMINATE' });
 
+  const acting = await actorsThatAct(rt, out, { tag, bot, propose });
+
   out('');
   out(c.cyan('▸ final states'));
-  for (const a of [run, dep]) {
+  for (const a of [run, dep, ...acting]) {
     const d = (await rt.actor(a))!;
     out(`  ${a.padEnd(28)} ${c.bold(d.state)} ${c.dim(`(${d.status}, seq ${d.seq})`)}`);
   }
@@ -249,4 +252,83 @@ export async function runDemo(rt: Runtime, out: (line: string) => void = (l) => 
         : c.red(`journal BROKEN at ${v.brokenChain ?? ''} #${v.brokenAt ?? '?'}: ${v.reason}`)),
   );
   return { counts, facts: v.count, verified: v.ok };
+}
+
+/**
+ * The second act: a run that orchestrates a deployment itself. The run proposes DEPLOY as
+ * `actor:run.<id>` under a grant bound to its run (denied while the run is not EXECUTING,
+ * executed once it is); the deployment's rolling_out starts its `rollout` effect (simulated,
+ * its API flaky on some first attempts), whose result takes it live or failed.
+ */
+async function actorsThatAct(
+  rt: Runtime,
+  out: (line: string) => void,
+  o: {
+    tag: string;
+    bot: string;
+    propose: (label: string, intent: Record<string, unknown>) => Promise<{ id: string; outcome: Outcome }>;
+  },
+): Promise<string[]> {
+  const runId = `o-${o.tag}`;
+  const run = `run/${runId}`;
+  const dep = `deployment/cart-${o.tag}`;
+  const runPrincipal = actorPrincipal(run);
+  out('');
+  out(c.cyan(`▸ actors that act: ${run} orchestrates ${dep}, whose rollout is an effect`));
+  await rt.spawn(run, { goal: 'roll out cart 1.2.0' });
+  await rt.spawn(dep, { service: 'cart', requiredApprovals: 1, autoRollout: true });
+  await rt.grants.issue({ subject: o.bot, scope: `${run}:*`, note: 'the bot drives the run' });
+  await rt.grants.issue({ subject: o.bot, scope: `${dep}:*`, note: 'and prepares the deployment' });
+  const g = await rt.grants.issue({ subject: runPrincipal, scope: `${dep}:DEPLOY`, runId, note: 'the run deploys, inside itself' });
+  out(`  ${g.id}  ${g.subject} → ${g.scope}${c.dim(` (run ${runId})`)}`);
+  await o.propose('provision', { proposer: o.bot, target: run, action: 'PROVISION', params: { resources: ['k8s:staging'] } });
+  await o.propose('load context', { proposer: o.bot, target: run, action: 'LOAD_CONTEXT', params: { sources: ['git:cart@1.2.0'] } });
+  await o.propose('configure', { proposer: o.bot, target: dep, action: 'CONFIGURE', params: { version: '1.2.0', replicas: 4 } });
+  await o.propose('submit', { proposer: o.bot, target: dep, action: 'SUBMIT', params: { author: o.bot } });
+  await o.propose('a human approves', { proposer: 'human:alice', target: dep, action: 'APPROVE', params: { reviewer: 'alice' } });
+
+  const answers = async () => (await rt.journal.chain(run)).filter((f) => typeof f.data.outcomeOf === 'string');
+  const orchestrated = async (label: string) => {
+    const before = (await answers()).length;
+    await o.propose(label, { proposer: o.bot, target: run, action: 'ORCHESTRATE', params: { deployment: dep, environment: 'staging' } });
+    // the run's own intent, committed with that turn, is answered back to it: wait for the answer
+    const answer = await waitFor(async () => (await answers())[before]);
+    const intentId = String(answer.data.outcomeOf);
+    const status = (answer.data.event as { outcome: Outcome }).outcome.status;
+    const decision = (await rt.journal.factsOfIntent(intentId)).find((f) => f.type === 'decision');
+    const reasons = ((decision?.data.decision as Decision | undefined)?.reasons ?? []).map((x) => x.code).join(', ');
+    out(
+      `     ${c.dim('the run proposed')} ${runPrincipal} → ${dep} ${c.bold('DEPLOY')} ${c.dim(`(${intentId})`)}: ${status === 'executed' ? c.green(status) : c.red(status)}${reasons ? c.dim(` — ${reasons}`) : ''}`,
+    );
+    out(
+      c.dim(
+        `     facts: ${(await rt.journal.factsOfIntent(intentId)).map((f) => `${f.actor === run ? 'run' : 'deployment'}#${f.seq} ${f.type}`).join(' → ')}`,
+      ),
+    );
+    return status;
+  };
+  await orchestrated('orchestrate before EXECUTING: the run itself is refused');
+  await o.propose('start executing', { proposer: o.bot, target: run, action: 'EXECUTE' });
+  if ((await orchestrated('orchestrate while EXECUTING')) === 'executed') {
+    // the rollout effect runs after the DEPLOY commits; its result is a fact of the deployment
+    const result = await waitFor(async () => (await rt.journal.chain(dep)).find((f) => typeof f.data.effectOf === 'string'));
+    const ev = result.data.event as { type: string; output?: { detail?: string }; error?: { message?: string } };
+    const to = String(result.data.to);
+    out(
+      `     ${c.dim('rollout effect')} ${String(result.data.effectOf)}: ${String(result.data.attempts)} attempt(s), ${ev.type} → ${to === 'live' ? c.green(to) : c.red(to)}${c.dim(` — ${ev.output?.detail ?? ev.error?.message ?? ''}`)}`,
+    );
+  }
+  await o.propose('finish', { proposer: o.bot, target: run, action: 'SUBMIT', params: { summary: 'cart 1.2.0 on staging' } });
+  return [run, dep];
+}
+
+/** Polls `fn` until it gives a value (the run's answers and the effect come back asynchronously). */
+async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error('the demo waited too long for an actor to act');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

@@ -135,13 +135,14 @@ function common(cmd: Command): Command {
     );
 }
 
-async function open(o: Common, level = 'warn'): Promise<Runtime> {
+async function open(o: Common, level = 'warn', opts: { acts?: boolean } = {}): Promise<Runtime> {
   return createRuntime({
     dataDir: o.data,
     actors: await loadActors(o.actors),
     logger: createLogger({ level: process.env.ICE_LOG_LEVEL ?? level }),
-    // a one-shot command fires no timers: the node serving the dir does
-    wakeScanMs: 0,
+    // A one-shot command fires no timers, runs no effects, sends no actor's intents: the node
+    // serving the dir does. The demo is a node for as long as it runs (`acts`).
+    ...(opts.acts ? {} : { wakeScanMs: 0 }),
   });
 }
 
@@ -465,7 +466,7 @@ program.hook('preAction', (_program, cmd) => {
 common(program.command('demo'))
   .description('run the scripted demo on the embedded runtime and verify the journal')
   .action(async (o: Common) => {
-    const rt = await open(o);
+    const rt = await open(o, 'warn', { acts: true });
     try {
       const r = await runDemo(rt, print);
       process.exitCode = r.verified ? 0 : 1;

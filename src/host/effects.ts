@@ -1,4 +1,4 @@
-import { emit } from 'xstate';
+import { emit, type EventObject, type MachineContext } from 'xstate';
 import type { ZodType } from 'zod';
 import { ConfigError, ensureError } from '../errors.js';
 
@@ -99,18 +99,16 @@ export function isEffectEmitted(ev: unknown): ev is EffectEmitted {
  * rolling_out: { entry: startEffect('rollout', ({ context }) => ({ version: context.version })),
  *                on: { 'ice.effect.done.rollout': 'healthy', 'ice.effect.failed.rollout': 'failed' } }
  */
-export function startEffect<TContext = unknown, TEvent = unknown>(
+export function startEffect<TContext extends MachineContext = MachineContext, TEvent extends EventObject = EventObject>(
   name: string,
   /** JSON params, or a function of `{ context, event }` returning them. */
   params?: unknown,
 ) {
-  return emit(({ context, event }) => ({
+  // the machine's own emitted-event types do not mention ice.effect: typed as any event
+  return emit<TContext, TEvent, undefined, TEvent, EventObject>(({ context, event }) => ({
     type: 'ice.effect' as const,
     name,
-    params:
-      typeof params === 'function'
-        ? (params as (x: { context: TContext; event: TEvent }) => unknown)({ context: context as TContext, event: event as TEvent })
-        : params,
+    params: typeof params === 'function' ? (params as (x: { context: TContext; event: TEvent }) => unknown)({ context, event }) : params,
   }));
 }
 

@@ -1,4 +1,4 @@
-import { emit } from 'xstate';
+import { emit, type EventObject, type MachineContext } from 'xstate';
 import { createHash } from 'node:crypto';
 import type { Intent, Outcome } from '../protocol/index.js';
 
@@ -50,11 +50,12 @@ export interface OutcomeEvent {
  *   },
  * }).createMachine({ … on: { 'ice.outcome.denied': 'blocked', 'ice.outcome.executed': 'deployed' } … });
  */
-export function proposeIntent<TContext = unknown, TEvent = unknown>(
-  args: ProposeArgs | ((x: { context: TContext; event: TEvent }) => ProposeArgs),
+export function proposeIntent<TContext extends MachineContext = MachineContext, TEvent extends EventObject = EventObject>(
+  args: ProposeArgs | ((x: { context: TContext; event: TEvent; self: { id: string } }) => ProposeArgs),
 ) {
-  return emit(({ context, event }) => {
-    const a = typeof args === 'function' ? args({ context: context as TContext, event: event as TEvent }) : args;
+  // the machine's own emitted-event types do not mention ice.propose: typed as any event
+  return emit<TContext, TEvent, undefined, TEvent, EventObject>(({ context, event, self }) => {
+    const a = typeof args === 'function' ? args({ context, event, self }) : args;
     return { ...a, type: 'ice.propose' as const };
   });
 }

@@ -10,7 +10,7 @@ type CallEvent = { type: 'CALL'; target: string; action: string; params?: Record
 const callerMachine = setup({
   types: {} as { context: { last?: { status: string; reasons?: string[]; code?: string } }; events: CallEvent },
   actions: {
-    call: proposeIntent<unknown, CallEvent>(({ event }) => {
+    call: proposeIntent<{ last?: unknown }, CallEvent>(({ event }) => {
       const e = event as Extract<CallEvent, { type: 'CALL' }>;
       return { target: e.target, action: e.action, params: e.params ?? {} };
     }),

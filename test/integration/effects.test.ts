@@ -23,7 +23,7 @@ const jobMachine = setup({
   states: {
     idle: { on: { START: { target: 'working', actions: assign({ job: ({ event }) => (event as { job: string }).job }) } } },
     working: {
-      entry: startEffect<{ job?: string }, JobEvent>('work', ({ context }) => ({ job: context.job })),
+      entry: startEffect<{ job?: string; output?: unknown; error?: string }, JobEvent>('work', ({ context }) => ({ job: context.job })),
       on: {
         'ice.effect.done.work': { target: 'finished', actions: assign({ output: ({ event }) => (event as { output: unknown }).output }) },
         'ice.effect.failed.work': {

@@ -125,6 +125,7 @@ const runSamples: Ev[] = [
   { type: 'ABORT', reason: 'changed my mind' },
   { type: 'TERMINATE' },
   { type: 'RUNTIME_ABORT', reason: 'operator kill' },
+  { type: 'ORCHESTRATE', deployment: 'deployment/web', environment: 'staging' },
 ];
 
 const deploymentSamples: Ev[] = [
