@@ -76,7 +76,10 @@ describe.each(MODES)('intents from actors (%s)', (mode) => {
         params: { target: 'callee/e1', action: 'PING', params: { n: 1 } },
       });
       expect(out.status).toBe('executed');
-      await until('the outcome back at the caller', async () => (await rt.actor('caller/c1'))?.state === 'idle');
+      // the answer's turn in the journal (the actor in memory is ahead of its commit)
+      await until('the outcome back at the caller', async () =>
+        (await rt.journal.chain('caller/c1')).some((f) => f.data.outcomeOf !== undefined),
+      );
       expect((await rt.actor('caller/c1'))!.context).toEqual({ last: { status: 'executed' } });
       expect((await rt.actor('callee/e1'))!.context).toEqual({ pings: 1 });
 
@@ -159,7 +162,9 @@ describe.each(MODES)('intents from actors (%s)', (mode) => {
       expect(stored?.wakeAt).toBeDefined();
       expect((await rt.actor('callee/e3'))!.context).toEqual({ pings: 0 });
       rt = await h.restart({ actors, wakeScanMs: 5000 }); // sends on its own again
-      await until('the outcome back after the restart', async () => (await rt.actor('caller/c3'))?.state === 'idle');
+      await until('the outcome back after the restart', async () =>
+        (await rt.journal.chain('caller/c3')).some((f) => f.data.outcomeOf !== undefined),
+      );
       await new Promise((r) => setTimeout(r, 300));
       expect((await rt.actor('callee/e3'))!.context).toEqual({ pings: 1 });
       const id = (stored!.outbox![0]!.intent as { id: string }).id;

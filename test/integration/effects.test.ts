@@ -66,8 +66,9 @@ describe.each(MODES)('durable effects (%s)', (mode) => {
     const out = await rt.propose({ id: iid(), proposer: 'agent:t', target: `job/${id}`, action: 'START', params: { job } });
     expect(out.status).toBe('executed');
   };
+  // settled once the result's turn is in the journal (the actor in memory is ahead of its commit)
   const settled = (rt: Awaited<ReturnType<typeof tempRuntime>>['rt'], id: string) =>
-    until(`job/${id} to settle`, async () => ['finished', 'broken'].includes((await rt.actor(`job/${id}`))?.state ?? ''), 15_000);
+    until(`job/${id} to settle`, async () => (await rt.journal.chain(`job/${id}`)).some((f) => f.data.effectOf !== undefined), 15_000);
 
   it('runs after the commit with a stable key, retries, and applies the result once as ice.effect.done', async () => {
     const h = await tempRuntime({ mode, actors: [jobActor] });

@@ -229,7 +229,7 @@ describe('a read-only data dir', () => {
     expect(ls.stderr).toBe('');
     expect(ls.code).toBe(0);
     const actors = JSON.parse(ls.stdout) as Array<{ address: string }>;
-    expect(actors.length).toBe(2);
+    expect(actors.length).toBe(4); // the demo's two runs and two deployments
     const show = await ice(['actor', 'show', actors[0]!.address, '--data', dir, '--json'], { readOnly: dir });
     expect(show.code).toBe(0);
     const tail = await ice(['journal', 'tail', '--data', dir, '--json'], { readOnly: dir });
