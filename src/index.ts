@@ -2,6 +2,8 @@ export { createRuntime } from './runtime.js';
 export type { Runtime, RuntimeOptions, ProposeOptions, SpawnOptions, PendingApproval } from './runtime.js';
 export { defineActor, ActorRegistry, replayActor, stateToString } from './host/index.js';
 export type { ActorDefinition, DefineActorOptions, ActorInfo, ActorDetail, InspectRecord, Spawned } from './host/index.js';
+export { ACTOR_PAGE_DEFAULT, ACTOR_PAGE_MAX } from './host/index.js';
+export type { ActorPage, ActorPageArgs } from './host/index.js';
 export { PolicyEffect, scopeMatches, principalMatches } from './authority/index.js';
 export type { PolicyRule, PolicyContext, EnsureGrantRequest } from './authority/index.js';
 export { compilePolicySet, readPolicySource, buildCedarSchema, parsePolicyCases, runPolicyCases } from './policy/index.js';

@@ -4,6 +4,7 @@ import { GrantDelegationSchema, GrantRequestSchema, IdSchema, findNotUnicode } f
 import { zodIssues, type EnsureGrantRequest } from '../authority/index.js';
 import type { Runtime } from '../runtime.js';
 import { PolicySourceSchema } from '../policy/index.js';
+import { ActorPageArgsSchema } from '../host/actor-page.js';
 
 /** What `rt.approvals.approve` / `deny` take, from the API and from an operator alike. */
 export const ApproveArgs = z.strictObject({ intentId: IdSchema, by: z.string().min(1).max(200), note: z.string().max(4000).optional() });
@@ -31,7 +32,8 @@ const S = {
   'actor.stop': z.strictObject({ address: z.string(), reason: z.string().min(1) }),
   signal: z.strictObject({ address: z.string(), event: z.looseObject({ type: z.string() }), reason: z.string().min(1) }),
   // Reads: the same answers from one node (its SQLite store) and from a cluster (JetStream).
-  'actors.ls': z.strictObject({}),
+  /** One page of actors, `{ rows, next? }` (src/host/actor-page.ts): limit 1-1000 (default 100), after, kind, status, state. */
+  'actors.ls': ActorPageArgsSchema,
   'actor.show': z.strictObject({ address: z.string(), limit: z.int().positive().max(100_000).optional() }),
   'journal.tail': z.strictObject({ limit: z.int().positive().max(100_000).optional(), chain: z.string().optional() }),
   'journal.chain': z.strictObject({
@@ -85,7 +87,7 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
     return { stopped: a.address };
   },
   signal: (rt, a) => rt.signal(a.address, a.event, a.reason),
-  'actors.ls': (rt) => rt.listActors(),
+  'actors.ls': (rt, a) => rt.listActorsPage(a),
   'actor.show': async (rt, a) => {
     const detail = await rt.actor(a.address);
     if (!detail) throw new NotFoundError(`actor ${a.address}`);

@@ -47,6 +47,7 @@ import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { ActorDefinition, ActorRegistry } from './definition.js';
 import { stateToString } from './state-value.js';
+import { matchesActorPage, type ActorPage, type ActorPageQuery } from './actor-page.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import {
   EMPTY_HEAD,
@@ -241,6 +242,21 @@ export class Host {
           : { address: r.actor, kind: r.kind, state: r.state, status: r.status, seq: r.seq, owner: '', active: false };
       })
       .sort((a, b) => a.address.localeCompare(b.address));
+  }
+
+  /**
+   * One page of the actors in the store (src/host/actor-page.ts), with the state of those
+   * active here. An active actor whose state here (ahead of the store) no longer passes the
+   * filters is left out; one whose stored state did not pass but whose state here does is
+   * not found (the store is behind by the commits in flight only).
+   */
+  async listPage(q: ActorPageQuery): Promise<ActorPage<ActorInfo>> {
+    const page = await this.store.actorsPage(q);
+    const rows = page.rows.map((r): ActorInfo => {
+      const e = this.#entries.get(r.actor);
+      return e ? this.#info(e) : { address: r.actor, kind: r.kind, state: r.state, status: r.status, seq: r.seq, owner: '', active: false };
+    });
+    return { rows: rows.filter((r) => matchesActorPage(r, q)), ...(page.next !== undefined ? { next: page.next } : {}) };
   }
 
   async detail(address: string): Promise<ActorDetail | undefined> {

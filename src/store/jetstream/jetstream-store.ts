@@ -23,6 +23,7 @@ import {
 import { EMPTY_HEAD, isRuntimeChain } from '../../host/ports.js';
 import type { ActorIndexRow, ChainHead, LoadedChain, PendingRecord, StorePort, StoredOutcome, Turn } from '../../host/ports.js';
 import type { Fact, Grant, SnapshotRecord } from '../../protocol/index.js';
+import { matchesActorPage, type ActorPage, type ActorPageQuery } from '../../host/actor-page.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import { DEDUP_WINDOW_NS, isWrongLastSequence } from './kv-stores.js';
 
@@ -1095,6 +1096,64 @@ export class JetStreamStore implements StorePort {
       if (!isRuntimeChain(chain) && (rows.get(chain)?.seq ?? -1) < value.seq) add(value);
     }
     return [...rows.values()].sort((a, b) => (a.actor < b.actor ? -1 : a.actor > b.actor ? 1 : 0));
+  }
+
+  /**
+   * One page of the actor index (src/host/actor-page.ts). What it costs, honestly:
+   * - the keys: the snapshots bucket's stream info names every key (the server answers in
+   *   pages of 100,000 subjects; the client follows them), sorted here. That is O(actors)
+   *   on the server, the wire and this process for every page, whatever its limit: a KV has
+   *   no ordered range read.
+   * - the values: only the page's, one get each (64 in flight). A kind filter is a subject
+   *   filter on the server (keys are `kind.id`), so it costs keys of that kind only. A status
+   *   or state filter needs each candidate's value: values are read in address order until
+   *   the page is full, so a filter that matches few actors reads up to every value after
+   *   the cursor.
+   * Rows come from the recorded snapshots (ICE_SNAPSHOTS), which may be behind the journal
+   * by the derived writes in flight; this store's own unwritten ones are counted.
+   */
+  async actorsPage(q: ActorPageQuery): Promise<ActorPage<ActorIndexRow>> {
+    const prefix = `$KV.${SNAPSHOTS}.`;
+    const filter = q.kind !== undefined ? `${prefix}${q.kind}.>` : `${prefix}>`;
+    const queued = [...this.#unwrittenSnapshots.keys()]; // as in pending(): a write landing during the listing
+    const si = await this.#read(`keys of ${SNAPSHOTS}`, () => this.#jsm.streams.info(`KV_${SNAPSHOTS}`, { subjects_filter: filter }));
+    const after = q.after ?? '';
+    const addresses = new Set<string>();
+    const consider = (address: string) => {
+      if (address > after && !isRuntimeChain(address) && (q.kind === undefined || address.startsWith(`${q.kind}/`))) addresses.add(address);
+    };
+    for (const subject of Object.keys(si.state.subjects ?? {})) {
+      const key = subject.slice(prefix.length);
+      const dot = key.indexOf('.');
+      if (dot > 0) consider(`${key.slice(0, dot)}/${key.slice(dot + 1)}`);
+    }
+    for (const chain of [...queued, ...this.#unwrittenSnapshots.keys()]) consider(chain);
+    const ordered = [...addresses].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const filtered = q.status !== undefined || q.state !== undefined;
+    const rows: ActorIndexRow[] = [];
+    for (let i = 0; i < ordered.length && rows.length <= q.limit; ) {
+      const batch = ordered.slice(i, i + (filtered ? 64 : Math.min(64, q.limit + 1 - rows.length)));
+      i += batch.length;
+      const found = await Promise.all(batch.map((a) => this.#indexRow(a)));
+      for (const r of found) {
+        if (!r || !matchesActorPage(r, q)) continue;
+        rows.push(r);
+        if (rows.length > q.limit) break;
+      }
+    }
+    if (rows.length <= q.limit) return { rows };
+    rows.length = q.limit;
+    return { rows, next: rows[rows.length - 1]!.actor };
+  }
+
+  /** An actor's row from its recorded snapshot, or this store's newer unwritten one. */
+  async #indexRow(address: string): Promise<ActorIndexRow | undefined> {
+    const e = await this.#read(`snapshot record of ${address}`, () => this.#snapshots.get(address.replace('/', '.')));
+    const rec = e && e.operation === 'PUT' ? parseCache(e.json<unknown>()) : undefined;
+    let s: SnapshotRecord | undefined = rec && isCachedSnapshot(rec) ? rec : undefined;
+    const mine = this.#unwrittenSnapshots.get(address)?.value;
+    if (mine && (s === undefined || s.seq < mine.seq)) s = mine;
+    return s && { actor: s.actor, kind: s.kind, seq: s.seq, status: s.status, state: s.state };
   }
 
   /** Always `[]`: cluster grant records live in ICE_GRANTS (src/cluster/cluster-grants.ts). */

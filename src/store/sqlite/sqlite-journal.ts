@@ -1,6 +1,7 @@
 import { ConflictError, JournalError, ensureError } from '../../errors.js';
 import { factBodyText, type Fact, type FactBody, type Grant, type SnapshotRecord } from '../../protocol/index.js';
 import type { ActorIndexRow, ChainHead, LoadedChain, PendingRecord, StoredOutcome, StorePort, Turn } from '../../host/ports.js';
+import type { ActorPage, ActorPageQuery } from '../../host/actor-page.js';
 import type { Checkpoint, CommitBatch, SqliteStore, StoredFactRow } from './sqlite-store.js';
 import { JournalBrokenError } from '../../errors.js';
 import { checkpointHash, verifyStore, type VerifyOptions, type VerifyResult } from './verify-store.js';
@@ -138,6 +139,10 @@ export class SqliteJournal implements StorePort {
 
   actors(): Promise<ActorIndexRow[]> {
     return Promise.resolve(this.store.actorIndex());
+  }
+
+  actorsPage(q: ActorPageQuery): Promise<ActorPage<ActorIndexRow>> {
+    return Promise.resolve(this.store.actorPage(q));
   }
 
   grants(): Promise<Grant[]> {

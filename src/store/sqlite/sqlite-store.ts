@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { ConflictError, JournalError, StoreDamagedError, ensureError } from '../../errors.js';
 import type { Fact, Grant, Outcome, SnapshotRecord } from '../../protocol/index.js';
 import type { ActorIndexRow, ChainHead, PendingRecord } from '../../host/ports.js';
+import type { ActorPage, ActorPageQuery } from '../../host/actor-page.js';
 
 /**
  * The embedded store: one SQLite file in WAL mode holding the journal, snapshots, grants,
@@ -141,6 +142,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
   state TEXT NOT NULL,
   body TEXT NOT NULL
 ) STRICT;
+CREATE INDEX IF NOT EXISTS snapshots_status ON snapshots(status, actor);
+CREATE INDEX IF NOT EXISTS snapshots_state ON snapshots(state, actor);
 CREATE TABLE IF NOT EXISTS outcomes (
   intent_id TEXT PRIMARY KEY,
   digest TEXT NOT NULL,
@@ -214,6 +217,7 @@ export class SqliteStore {
   readonly readonly: boolean;
   #db: Database.Database;
   #stmts: ReturnType<SqliteStore['prepare']>;
+  readonly #pageStmts = new Map<string, Database.Statement>();
   #worker: Worker | undefined;
   #nextCommit = 1;
   #commits = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
@@ -538,6 +542,36 @@ export class SqliteStore {
 
   actorIndex(): ActorIndexRow[] {
     return this.#stmts.actorIndex.all() as ActorIndexRow[];
+  }
+
+  /**
+   * One page of the actor index (src/host/actor-page.ts): one statement over the index
+   * columns, in address order, never touching a snapshot body. The address order is the
+   * primary key's; a kind is a range of it (`kind/` … `kind0`), a status or state walks its
+   * index (`snapshots_status`, `snapshots_state`, created when a node opens the file, so a
+   * store written before them is indexed at its next start).
+   */
+  actorPage(q: ActorPageQuery): ActorPage<ActorIndexRow> {
+    const shape = `${q.kind !== undefined ? 'k' : ''}${q.status !== undefined ? 's' : ''}${q.state !== undefined ? 't' : ''}`;
+    let stmt = this.#pageStmts.get(shape);
+    if (!stmt) {
+      const where = ['actor > @after', "substr(actor, 1, 9) <> '_runtime/'"];
+      if (q.kind !== undefined) where.push('actor < @kindEnd', 'kind = @kind');
+      if (q.status !== undefined) where.push('status = @status');
+      // the state, or one nested in it: `x.` < state < `x/` is "starts with `x.`" ('/' follows '.')
+      if (q.state !== undefined) where.push('(state = @state OR (state > @stateDot AND state < @stateEnd))');
+      stmt = this.#db.prepare(`SELECT actor, kind, seq, status, state FROM snapshots WHERE ${where.join(' AND ')} ORDER BY actor LIMIT @n`);
+      this.#pageStmts.set(shape, stmt);
+    }
+    const after = q.kind !== undefined && (q.after ?? '') < `${q.kind}/` ? `${q.kind}/` : (q.after ?? '');
+    const params: Record<string, string | number> = { after, n: q.limit + 1 };
+    if (q.kind !== undefined) Object.assign(params, { kind: q.kind, kindEnd: `${q.kind}0` });
+    if (q.status !== undefined) params['status'] = q.status;
+    if (q.state !== undefined) Object.assign(params, { state: q.state, stateDot: `${q.state}.`, stateEnd: `${q.state}/` });
+    const rows = stmt.all(params) as ActorIndexRow[];
+    if (rows.length <= q.limit) return { rows };
+    rows.length = q.limit;
+    return { rows, next: rows[rows.length - 1]!.actor };
   }
 
   actorCount(): number {
