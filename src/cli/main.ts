@@ -244,7 +244,10 @@ async function proposeOverNats(
 }
 
 /** Runs `fn` with a read call that reuses one NATS connection (`--nats`) or one read-only store: for commands that read page after page. */
-async function withReads<T>(o: Common, fn: (call: (op: string, args: Record<string, unknown>) => Promise<unknown>) => Promise<T>): Promise<T> {
+async function withReads<T>(
+  o: Common,
+  fn: (call: (op: string, args: Record<string, unknown>) => Promise<unknown>) => Promise<T>,
+): Promise<T> {
   if (o.nats) {
     const no = { ...o, nats: o.nats };
     const as = operatorIdentity(no);
@@ -293,9 +296,15 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
   switch (op) {
     case 'actors.ls': {
       const page = store.actorPage(parseActorPageArgs(a, 'args'));
-      const rows = page.rows.map(
-        (r): ActorInfo => ({ address: r.actor, kind: r.kind, state: r.state, status: r.status, seq: r.seq, owner: '', active: false }),
-      );
+      const rows = page.rows.map((r): ActorInfo => ({
+        address: r.actor,
+        kind: r.kind,
+        state: r.state,
+        status: r.status,
+        seq: r.seq,
+        owner: '',
+        active: false,
+      }));
       return { rows, ...(page.next !== undefined ? { next: page.next } : {}) };
     }
     case 'actor.show': {

@@ -24,10 +24,7 @@ export const ACTOR_STATUSES = Object.values(ActorStatus);
 
 export const ActorPageArgsSchema = z.strictObject({
   /** Start after this address (the `next` of the previous page). */
-  after: z
-    .string()
-    .refine(isAddress, { message: 'expected an actor address "kind/id" (the `next` of the previous page)' })
-    .optional(),
+  after: z.string().refine(isAddress, { message: 'expected an actor address "kind/id" (the `next` of the previous page)' }).optional(),
   limit: z.int().min(1).max(ACTOR_PAGE_MAX).optional(),
   kind: z.string().regex(ACTOR_KIND_RE, 'expected an actor kind (a-z0-9-, starting with a letter)').optional(),
   status: z.enum(ACTOR_STATUSES).optional(),

@@ -1131,7 +1131,7 @@ export class JetStreamStore implements StorePort {
     const ordered = [...addresses].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const filtered = q.status !== undefined || q.state !== undefined;
     const rows: ActorIndexRow[] = [];
-    for (let i = 0; i < ordered.length && rows.length <= q.limit; ) {
+    for (let i = 0; i < ordered.length && rows.length <= q.limit;) {
       const batch = ordered.slice(i, i + (filtered ? 64 : Math.min(64, q.limit + 1 - rows.length)));
       i += batch.length;
       const found = await Promise.all(batch.map((a) => this.#indexRow(a)));

@@ -115,6 +115,9 @@ export const VERIFY_SQL = {
   factHash: 'SELECT hash, pos FROM facts WHERE chain = ? AND seq = ?',
 } as const;
 
+/** Distinct states under a state filter up to which a page is merged from one indexed read per state. */
+const STATE_MERGE_MAX = 64;
+
 /** Rows per statement of a long read: each is its own short read transaction. */
 const READ_CHUNK = 1000;
 
@@ -218,6 +221,7 @@ export class SqliteStore {
   #db: Database.Database;
   #stmts: ReturnType<SqliteStore['prepare']>;
   readonly #pageStmts = new Map<string, Database.Statement>();
+  #nextState: Database.Statement | undefined;
   #worker: Worker | undefined;
   #nextCommit = 1;
   #commits = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
@@ -545,33 +549,65 @@ export class SqliteStore {
   }
 
   /**
-   * One page of the actor index (src/host/actor-page.ts): one statement over the index
-   * columns, in address order, never touching a snapshot body. The address order is the
-   * primary key's; a kind is a range of it (`kind/` … `kind0`), a status or state walks its
-   * index (`snapshots_status`, `snapshots_state`, created when a node opens the file, so a
-   * store written before them is indexed at its next start).
+   * One page of the actor index (src/host/actor-page.ts), never touching a snapshot body. The
+   * address order is the primary key's; a kind is a range of it (`kind/` … `kind0`); a status
+   * walks `snapshots_status (status, actor)`. A state filter matches the state and every state
+   * nested in it: those states are found by skipping through `snapshots_state (state, actor)`
+   * (one `min(state)` probe each; a machine has few), then one statement per state reads its
+   * next rows in address order and the lists are merged, so a page never sorts every actor in
+   * a state. The indexes are created when a node opens the file: a store written before them
+   * is indexed at its next start (until then, read-only listings scan).
    */
   actorPage(q: ActorPageQuery): ActorPage<ActorIndexRow> {
-    const shape = `${q.kind !== undefined ? 'k' : ''}${q.status !== undefined ? 's' : ''}${q.state !== undefined ? 't' : ''}`;
+    const after = q.kind !== undefined && (q.after ?? '') < `${q.kind}/` ? `${q.kind}/` : (q.after ?? '');
+    const params: Record<string, string | number> = { after, n: q.limit + 1 };
+    if (q.kind !== undefined) Object.assign(params, { kind: q.kind, kindEnd: `${q.kind}0` });
+    if (q.status !== undefined) params['status'] = q.status;
+    let rows: ActorIndexRow[];
+    const states = q.state === undefined ? undefined : this.#statesUnder(q.state);
+    if (states === undefined) rows = this.#pageStmt(q, 'none').all(params) as ActorIndexRow[];
+    else if (states.length > STATE_MERGE_MAX) {
+      const range = { state: q.state!, stateDot: `${q.state}.`, stateEnd: `${q.state}/` };
+      rows = this.#pageStmt(q, 'tree').all({ ...params, ...range }) as ActorIndexRow[];
+    } else {
+      const stmt = this.#pageStmt(q, 'one');
+      rows = states.flatMap((state) => stmt.all({ ...params, state }) as ActorIndexRow[]);
+      rows.sort((x, y) => (x.actor < y.actor ? -1 : x.actor > y.actor ? 1 : 0));
+      if (rows.length > q.limit + 1) rows.length = q.limit + 1;
+    }
+    if (rows.length <= q.limit) return { rows };
+    rows.length = q.limit;
+    return { rows, next: rows[rows.length - 1]!.actor };
+  }
+
+  /** The page statement for the filters given; `state`: none, one state, or a state and those nested in it. */
+  #pageStmt(q: ActorPageQuery, state: 'none' | 'one' | 'tree'): Database.Statement {
+    const shape = `${q.kind !== undefined ? 'k' : ''}${q.status !== undefined ? 's' : ''}${state}`;
     let stmt = this.#pageStmts.get(shape);
     if (!stmt) {
       const where = ['actor > @after', "substr(actor, 1, 9) <> '_runtime/'"];
       if (q.kind !== undefined) where.push('actor < @kindEnd', 'kind = @kind');
       if (q.status !== undefined) where.push('status = @status');
-      // the state, or one nested in it: `x.` < state < `x/` is "starts with `x.`" ('/' follows '.')
-      if (q.state !== undefined) where.push('(state = @state OR (state > @stateDot AND state < @stateEnd))');
+      if (state === 'one') where.push('state = @state');
+      // `x.` < state < `x/` is "starts with `x.`" ('/' follows '.')
+      if (state === 'tree') where.push('(state = @state OR (state > @stateDot AND state < @stateEnd))');
       stmt = this.#db.prepare(`SELECT actor, kind, seq, status, state FROM snapshots WHERE ${where.join(' AND ')} ORDER BY actor LIMIT @n`);
       this.#pageStmts.set(shape, stmt);
     }
-    const after = q.kind !== undefined && (q.after ?? '') < `${q.kind}/` ? `${q.kind}/` : (q.after ?? '');
-    const params: Record<string, string | number> = { after, n: q.limit + 1 };
-    if (q.kind !== undefined) Object.assign(params, { kind: q.kind, kindEnd: `${q.kind}0` });
-    if (q.status !== undefined) params['status'] = q.status;
-    if (q.state !== undefined) Object.assign(params, { state: q.state, stateDot: `${q.state}.`, stateEnd: `${q.state}/` });
-    const rows = stmt.all(params) as ActorIndexRow[];
-    if (rows.length <= q.limit) return { rows };
-    rows.length = q.limit;
-    return { rows, next: rows[rows.length - 1]!.actor };
+    return stmt;
+  }
+
+  /** `state` and the stored states nested in it, up to STATE_MERGE_MAX + 1 of them. */
+  #statesUnder(state: string): string[] {
+    const out = [state];
+    const next = (this.#nextState ??= this.#db.prepare('SELECT min(state) AS s FROM snapshots WHERE state > ? AND state < ?'));
+    for (let cur = `${state}.`; out.length <= STATE_MERGE_MAX;) {
+      const s = (next.get(cur, `${state}/`) as { s: string | null }).s;
+      if (s === null) break;
+      out.push(s);
+      cur = s;
+    }
+    return out;
   }
 
   actorCount(): number {
