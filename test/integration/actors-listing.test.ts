@@ -133,6 +133,12 @@ describe.each(MODES)('actor listing by pages (%s)', (mode) => {
       const viaOp = (await runAdminOp(rt, 'actors.ls', { limit: 5, kind: 'deployment' })) as { rows: ActorInfo[]; next?: string };
       expect(addresses(viaOp.rows)).toEqual(deployments.slice(0, 5));
       expect(viaOp.next).toBe('deployment/d04');
+
+      // an actor created after a page, ahead of its cursor, is in the pages that continue it
+      const before = await rt.listActorsPage({ limit: 6 });
+      expect(before.next).toBe('deployment/d05');
+      await rt.spawn('deployment/d05a', { service: 'late' });
+      expect(addresses((await rt.listActorsPage({ after: before.next!, limit: 2 })).rows)).toEqual(['deployment/d05a', 'deployment/d06']);
     } finally {
       await h.close();
     }

@@ -196,6 +196,8 @@ const PENDING = 'ICE_PENDING';
  * on one server and on R3; they cross at 16-24 messages.
  */
 const GET_BUDGET = 16;
+/** How long a key listing of the snapshots bucket serves the actor pages that continue a listing. */
+const KEY_LISTING_REUSE_MS = 10_000;
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 5000;
 
@@ -272,6 +274,8 @@ export class JetStreamStore implements StorePort {
   readonly #unwrittenOutcomes = new Map<string, Unwritten<StoredOutcome>>();
   readonly #unwrittenPending = new Map<string, Unwritten<PendingRecord | null>>();
   readonly #unwrittenSnapshots = new Map<string, Unwritten<SnapshotRecord>>();
+  /** The last key listing of the snapshots bucket per kind filter ('' for all), for the pages that continue it. */
+  readonly #keyListings = new Map<string, { at: number; addresses: string[] }>();
   readonly #stop = new AbortController();
   /** No new commits or loads. */
   #closed = false;
@@ -365,6 +369,8 @@ export class JetStreamStore implements StorePort {
     } catch (e) {
       return Promise.reject(ensureError(e));
     }
+    // a new actor: key listings made before it no longer hold every actor (see #listedAddresses)
+    if (turn.after.seq === 0 && turn.snapshot !== undefined) this.#keyListings.clear();
     const epoch = st.epoch;
     const lastFact = turn.facts[turn.facts.length - 1];
     st.unsettled++;
@@ -1102,8 +1108,9 @@ export class JetStreamStore implements StorePort {
    * One page of the actor index (src/host/actor-page.ts). What it costs, honestly:
    * - the keys: the snapshots bucket's stream info names every key (the server answers in
    *   pages of 100,000 subjects; the client follows them), sorted here. That is O(actors)
-   *   on the server, the wire and this process for every page, whatever its limit: a KV has
-   *   no ordered range read.
+   *   on the server, the wire and this process, whatever the page's limit: a KV has no
+   *   ordered range read. A first page lists them; the pages that continue it within
+   *   KEY_LISTING_REUSE_MS reuse that listing (see #listedAddresses).
    * - the values: only the page's, one get each (64 in flight). A kind filter is a subject
    *   filter on the server (keys are `kind.id`), so it costs keys of that kind only. A status
    *   or state filter needs each candidate's value: values are read in address order until
@@ -1113,25 +1120,17 @@ export class JetStreamStore implements StorePort {
    * by the derived writes in flight; this store's own unwritten ones are counted.
    */
   async actorsPage(q: ActorPageQuery): Promise<ActorPage<ActorIndexRow>> {
-    const prefix = `$KV.${SNAPSHOTS}.`;
-    const filter = q.kind !== undefined ? `${prefix}${q.kind}.>` : `${prefix}>`;
-    const queued = [...this.#unwrittenSnapshots.keys()]; // as in pending(): a write landing during the listing
-    const si = await this.#read(`keys of ${SNAPSHOTS}`, () => this.#jsm.streams.info(`KV_${SNAPSHOTS}`, { subjects_filter: filter }));
-    const after = q.after ?? '';
-    const addresses = new Set<string>();
-    const consider = (address: string) => {
-      if (address > after && !isRuntimeChain(address) && (q.kind === undefined || address.startsWith(`${q.kind}/`))) addresses.add(address);
-    };
-    for (const subject of Object.keys(si.state.subjects ?? {})) {
-      const key = subject.slice(prefix.length);
-      const dot = key.indexOf('.');
-      if (dot > 0) consider(`${key.slice(0, dot)}/${key.slice(dot + 1)}`);
+    const ordered = await this.#listedAddresses(q.kind, q.after !== undefined);
+    // the first address after the cursor
+    let lo = 0;
+    for (let hi = ordered.length, after = q.after ?? ''; lo < hi;) {
+      const mid = (lo + hi) >>> 1;
+      if (ordered[mid]! <= after) lo = mid + 1;
+      else hi = mid;
     }
-    for (const chain of [...queued, ...this.#unwrittenSnapshots.keys()]) consider(chain);
-    const ordered = [...addresses].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const filtered = q.status !== undefined || q.state !== undefined;
     const rows: ActorIndexRow[] = [];
-    for (let i = 0; i < ordered.length && rows.length <= q.limit;) {
+    for (let i = lo; i < ordered.length && rows.length <= q.limit;) {
       const batch = ordered.slice(i, i + (filtered ? 64 : Math.min(64, q.limit + 1 - rows.length)));
       i += batch.length;
       const found = await Promise.all(batch.map((a) => this.#indexRow(a)));
@@ -1144,6 +1143,40 @@ export class JetStreamStore implements StorePort {
     if (rows.length <= q.limit) return { rows };
     rows.length = q.limit;
     return { rows, next: rows[rows.length - 1]!.actor };
+  }
+
+  /**
+   * Every actor address (of one kind) with a snapshot record, sorted: the bucket's keys and
+   * this store's unwritten records. A first page lists them anew; a continuation reuses the
+   * listing made for any page in the last KEY_LISTING_REUSE_MS, so paging through N actors
+   * costs one key listing per window, not one per page. It still holds every actor that
+   * existed when the listing began, which is what a continuation promises; an actor created
+   * through this store since drops the listings, one created through another node shows in
+   * this node's continuations once the window has passed.
+   */
+  async #listedAddresses(kind: string | undefined, continuation: boolean): Promise<string[]> {
+    const k = kind ?? '';
+    const t = Date.now();
+    for (const [key, l] of this.#keyListings) if (t - l.at >= KEY_LISTING_REUSE_MS) this.#keyListings.delete(key);
+    const reuse = this.#keyListings.get(k);
+    if (continuation && reuse) return reuse.addresses;
+    const prefix = `$KV.${SNAPSHOTS}.`;
+    const filter = kind !== undefined ? `${prefix}${kind}.>` : `${prefix}>`;
+    const queued = [...this.#unwrittenSnapshots.keys()]; // as in pending(): a write landing during the listing
+    const si = await this.#read(`keys of ${SNAPSHOTS}`, () => this.#jsm.streams.info(`KV_${SNAPSHOTS}`, { subjects_filter: filter }));
+    const addresses = new Set<string>();
+    const consider = (address: string) => {
+      if (!isRuntimeChain(address) && (kind === undefined || address.startsWith(`${kind}/`))) addresses.add(address);
+    };
+    for (const subject of Object.keys(si.state.subjects ?? {})) {
+      const key = subject.slice(prefix.length);
+      const dot = key.indexOf('.');
+      if (dot > 0) consider(`${key.slice(0, dot)}/${key.slice(dot + 1)}`);
+    }
+    for (const chain of [...queued, ...this.#unwrittenSnapshots.keys()]) consider(chain);
+    const ordered = [...addresses].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    this.#keyListings.set(k, { at: t, addresses: ordered });
+    return ordered;
   }
 
   /** An actor's row from its recorded snapshot, or this store's newer unwritten one. */
