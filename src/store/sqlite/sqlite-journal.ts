@@ -175,8 +175,13 @@ export class SqliteJournal implements StorePort {
   #settleChains(queue: Queued[]): void {
     for (const q of queue) {
       const n = (this.#pendingChains.get(q.turn.chain) ?? 1) - 1;
-      if (n <= 0) this.#pendingChains.delete(q.turn.chain);
-      else this.#pendingChains.set(q.turn.chain, n);
+      if (n <= 0) {
+        // Nothing of the chain is queued or in flight: its head is the one on disk, read
+        // again (one indexed row) by its next turn. Kept, the map would hold every chain
+        // this process ever wrote to, passivated actors included.
+        this.#pendingChains.delete(q.turn.chain);
+        this.#heads.delete(q.turn.chain);
+      } else this.#pendingChains.set(q.turn.chain, n);
     }
   }
 
