@@ -39,10 +39,13 @@ try {
     );
   }
   const writeMs = now() - t0;
+  console.log(JSON.stringify({ n, write_ms: round(writeMs) }));
   const time = async (what, q) => {
     const a = now();
     const page = await store.actorsPage({ limit: 100, ...q });
-    return { what, ms: round(now() - a, 1), rows: page.rows.length };
+    const r = { what, ms: round(now() - a, 1), rows: page.rows.length };
+    console.log(JSON.stringify(r));
+    return r;
   };
   const out = [];
   out.push(await time('first page of 100 (lists every key)', {}));

@@ -253,7 +253,8 @@ async function withReads<T>(
     const as = operatorIdentity(no);
     const t = await connectOnce(natsAuth(no, as), 'ice-cli');
     try {
-      return await fn((op, args) => requestAdmin(t, as, op, args));
+      // a page of a cluster's actors lists every key first: seconds at a million (docs/distributed.md)
+      return await fn((op, args) => requestAdmin(t, as, op, args, op === 'actors.ls' ? 120_000 : undefined));
     } finally {
       await t.close();
     }

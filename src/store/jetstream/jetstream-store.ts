@@ -198,6 +198,8 @@ const PENDING = 'ICE_PENDING';
 const GET_BUDGET = 16;
 /** How long a key listing of the snapshots bucket serves the actor pages that continue a listing. */
 const KEY_LISTING_REUSE_MS = 10_000;
+/** The request timeout of one response of a key listing (see #listedAddresses). */
+const KEY_LISTING_TIMEOUT_MS = 60_000;
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 5000;
 
@@ -276,6 +278,7 @@ export class JetStreamStore implements StorePort {
   readonly #unwrittenSnapshots = new Map<string, Unwritten<SnapshotRecord>>();
   /** The last key listing of the snapshots bucket per kind filter ('' for all), for the pages that continue it. */
   readonly #keyListings = new Map<string, { at: number; addresses: string[] }>();
+  #listingJsm: Promise<JetStreamManager> | undefined;
   readonly #stop = new AbortController();
   /** No new commits or loads. */
   #closed = false;
@@ -1163,7 +1166,14 @@ export class JetStreamStore implements StorePort {
     const prefix = `$KV.${SNAPSHOTS}.`;
     const filter = kind !== undefined ? `${prefix}${kind}.>` : `${prefix}>`;
     const queued = [...this.#unwrittenSnapshots.keys()]; // as in pending(): a write landing during the listing
-    const si = await this.#read(`keys of ${SNAPSHOTS}`, () => this.#jsm.streams.info(`KV_${SNAPSHOTS}`, { subjects_filter: filter }));
+    // Each response names up to 100,000 keys and the server walks the bucket for each: at a
+    // million keys one takes seconds, past the store's request timeout.
+    this.#listingJsm ??= jetstreamManager(this.#nc, { timeout: Math.max(this.#timeoutMs, KEY_LISTING_TIMEOUT_MS) }).catch((e: unknown) => {
+      this.#listingJsm = undefined;
+      throw ensureError(e);
+    });
+    const jsm = await this.#listingJsm;
+    const si = await this.#read(`keys of ${SNAPSHOTS}`, () => jsm.streams.info(`KV_${SNAPSHOTS}`, { subjects_filter: filter }));
     const addresses = new Set<string>();
     const consider = (address: string) => {
       if (!isRuntimeChain(address) && (kind === undefined || address.startsWith(`${kind}/`))) addresses.add(address);
