@@ -35,7 +35,7 @@ import {
   startInspector,
   type Inspector,
 } from '../inspector/index.js';
-import { c, formatActors, formatFact, formatGrants, formatOutcome } from './format.js';
+import { c, formatFact, formatGrants, formatOutcome } from './format.js';
 import { actorAt, actorHistory, formatHistory } from './actor-history.js';
 import { explainIntent, formatWhy } from './why.js';
 import { actorsLs } from './actors-ls.js';

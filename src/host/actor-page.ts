@@ -61,7 +61,7 @@ export function parseActorPageArgs(raw: unknown, prefix = ''): ActorPageQuery {
       zodIssues(r.error, prefix),
     );
   const { limit, ...rest } = r.data;
-  return { ...rest, limit: limit ?? ACTOR_PAGE_DEFAULT } as ActorPageQuery;
+  return { ...rest, limit: limit ?? ACTOR_PAGE_DEFAULT };
 }
 
 /** True when `state` is `filter` or a state nested in it (`a.b` is in `a`). */
