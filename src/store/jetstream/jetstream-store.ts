@@ -1151,7 +1151,7 @@ export class JetStreamStore implements StorePort {
   /**
    * Every actor address (of one kind) with a snapshot record, sorted: the bucket's keys and
    * this store's unwritten records. A first page lists them anew; a continuation reuses the
-   * listing made for any page in the last KEY_LISTING_REUSE_MS, so paging through N actors
+   * listing completed for any page in the last KEY_LISTING_REUSE_MS, so paging through N actors
    * costs one key listing per window, not one per page. It still holds every actor that
    * existed when the listing began, which is what a continuation promises; an actor created
    * through this store since drops the listings, one created through another node shows in
@@ -1185,7 +1185,8 @@ export class JetStreamStore implements StorePort {
     }
     for (const chain of [...queued, ...this.#unwrittenSnapshots.keys()]) consider(chain);
     const ordered = [...addresses].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    this.#keyListings.set(k, { at: t, addresses: ordered });
+    // the window starts when the listing is complete: at a million keys it takes a minute
+    this.#keyListings.set(k, { at: Date.now(), addresses: ordered });
     return ordered;
   }
 
