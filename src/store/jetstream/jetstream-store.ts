@@ -196,7 +196,7 @@ const PENDING = 'ICE_PENDING';
  * on one server and on R3; they cross at 16-24 messages.
  */
 const GET_BUDGET = 16;
-/** How long a key listing of the snapshots bucket serves the actor pages that continue a listing. */
+/** How long after its completion or last use a key listing of the snapshots bucket serves the pages that continue a listing. */
 const KEY_LISTING_REUSE_MS = 10_000;
 /** The request timeout of one response of a key listing (see #listedAddresses). */
 const KEY_LISTING_TIMEOUT_MS = 60_000;
@@ -1151,18 +1151,21 @@ export class JetStreamStore implements StorePort {
   /**
    * Every actor address (of one kind) with a snapshot record, sorted: the bucket's keys and
    * this store's unwritten records. A first page lists them anew; a continuation reuses the
-   * listing completed for any page in the last KEY_LISTING_REUSE_MS, so paging through N actors
-   * costs one key listing per window, not one per page. It still holds every actor that
+   * listing while it was completed or last used less than KEY_LISTING_REUSE_MS ago, so paging
+   * through N actors costs one key listing, not one per page. It still holds every actor that
    * existed when the listing began, which is what a continuation promises; an actor created
    * through this store since drops the listings, one created through another node shows in
-   * this node's continuations once the window has passed.
+   * this node's continuations once no page has used the listing for KEY_LISTING_REUSE_MS.
    */
   async #listedAddresses(kind: string | undefined, continuation: boolean): Promise<string[]> {
     const k = kind ?? '';
     const t = Date.now();
     for (const [key, l] of this.#keyListings) if (t - l.at >= KEY_LISTING_REUSE_MS) this.#keyListings.delete(key);
     const reuse = this.#keyListings.get(k);
-    if (continuation && reuse) return reuse.addresses;
+    if (continuation && reuse) {
+      reuse.at = t; // a listing being paged through stays: one key listing per walk, however long
+      return reuse.addresses;
+    }
     const prefix = `$KV.${SNAPSHOTS}.`;
     const filter = kind !== undefined ? `${prefix}${kind}.>` : `${prefix}>`;
     const queued = [...this.#unwrittenSnapshots.keys()]; // as in pending(): a write landing during the listing
