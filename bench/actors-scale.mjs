@@ -2,22 +2,26 @@
 //  1. heap bytes per active idle actor, runtime vs a bare XState actor of the same machine
 //     (both: restored from a stored snapshot, then one CONFIGURE), each measured in its own
 //     child process with --expose-gc after full GCs; passivate → heap returns; reactivate.
-//  2. N stored actors (full 100,000; tiny 1,000): time to open the runtime over them, then to
-//     restore/activate all of them — each by its first intent (the only public way to
-//     activate), 64 in flight. Baseline: bare XState restore of the same N stored snapshots
-//     (read from the same SQLite file, JSON.parse, createActor({ snapshot }).start()).
+//  2. N stored actors (full 1,000,000; tiny 1,000), served by a node in its own process
+//     (bench/lib/scale-node.mjs, --expose-gc): the first start after the fixture (it verifies
+//     every fact written since the last start), then a restart: time from start to the first
+//     executed intent and the node's RSS; listing pages over the N (first, middle, by kind,
+//     by state, a status none has, every page); then K actors (full 100,000; tiny 500)
+//     activated by a first intent each (64 in flight), passivated, re-activated, with heap
+//     after full GCs and RSS at each step. Baseline: bare XState restore of the same K
+//     stored snapshots (read from the same SQLite file, JSON.parse, createActor({ snapshot
+//     }).start()).
 //
-//   node bench/actors-scale.mjs [--size tiny|full] [--actors N] [--heap-actors n]
+//   node bench/actors-scale.mjs [--size tiny|full] [--actors N] [--active K] [--heap-actors n]
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { createActor } from 'xstate';
 import {
   BENCH_DIR,
-  closedLoop,
+  childFlags,
   emitResult,
   importDist,
-  latencySummary,
   note,
   now,
   printTable,
@@ -27,12 +31,12 @@ import {
   sized,
   tempDir,
 } from './lib/common.mjs';
-import { address, buildStoredActors, configureIntent, mustExecute, openRuntime } from './lib/ice.mjs';
+import { address, buildStoredActors } from './lib/ice.mjs';
 
 const TARGETS = { heap_ratio_max: 1.5 };
 
 runMain(async (opts) => {
-  const nStored = sized(opts, 'actors', 1000, 100_000);
+  const nStored = sized(opts, 'actors', 1000, 1_000_000);
   const nHeap = sized(opts, 'heap-actors', 1000, 10_000);
 
   // ---- 1. heap per active idle actor (child processes with --expose-gc) ----
@@ -42,75 +46,50 @@ runMain(async (opts) => {
   const rtHeap = probe('runtime', nHeap);
   const heapRatio = rtHeap.bytes_per_actor / bare.bytes_per_actor;
 
-  // ---- 2. restore/activate N stored actors ----
+  // ---- 2. N stored actors, K of them activated, passivated, re-activated ----
+  const nActive = Math.min(nStored - 1, sized(opts, 'active', 500, 100_000));
   const tmp = tempDir();
-  let open, activate, steady, baselineRestore, passivateMs, fixtureMs;
+  let fixtureMs, firstStart, node, baselineRestore;
   try {
-    progress(`fixture: ${nStored} stored actors`);
+    progress(`fixture: ${nStored.toLocaleString('en-US')} stored actors`);
     fixtureMs = await buildStoredActors(tmp.dir, nStored);
 
-    // baseline: bare XState restore of the same stored snapshots
-    progress('baseline: bare XState restore of the stored snapshots');
+    progress(`baseline: bare XState restore of ${nActive} stored snapshots`);
     const { deploymentMachine } = await importDist('machines/index.js');
     {
       const db = new Database(join(tmp.dir, 'ice.db'), { readonly: true });
+      const get = db.prepare('SELECT body FROM snapshots WHERE actor = ?');
       const t0 = now();
       const actors = [];
-      for (const row of db.prepare('SELECT body FROM snapshots ORDER BY actor').iterate()) {
-        const rec = JSON.parse(row.body);
+      for (let i = 1; i <= nActive; i++) {
+        const rec = JSON.parse(get.get(address(i)).body);
         const a = createActor(deploymentMachine, { snapshot: rec.snapshot });
         a.start();
         actors.push(a);
       }
       const ms = now() - t0;
       db.close();
-      if (actors.length !== nStored) throw new Error(`baseline restored ${actors.length} of ${nStored}`);
       for (const a of actors) a.stop();
-      baselineRestore = { ms, perSec: (nStored / ms) * 1000 };
+      baselineRestore = { ms, perSec: (nActive / ms) * 1000 };
     }
 
-    progress('runtime: open over the stored actors');
-    const t0 = now();
-    const rt = await openRuntime(tmp.dir);
-    open = { ms: now() - t0 };
-    try {
-      const listed = (await rt.listActors()).length;
-      if (listed !== nStored) throw new Error(`runtime sees ${listed} actors, expected ${nStored}`);
-      let k = 0;
-      const touch = async (count) => {
-        let next = 0;
-        return closedLoop({
-          concurrency: 64,
-          count,
-          op: async () => {
-            const i = next++;
-            mustExecute(await rt.propose(configureIntent(k++, address(i))));
-          },
-        });
-      };
-      progress(`runtime: activate all ${nStored} by a first intent each (64 in flight)`);
-      activate = await touch(nStored);
-      if (rt.stats().active !== nStored) throw new Error(`expected ${nStored} active, got ${rt.stats().active}`);
-      // the same intents to already active actors, to separate activation from the intent path
-      const nSteady = Math.min(nStored, sized(opts, 'steady', 1000, 10_000));
-      progress(`runtime: ${nSteady} intents to already active actors (64 in flight)`);
-      steady = await touch(nSteady);
-      const p0 = now();
-      for (let i = 0; i < nStored; i++) await rt.passivate(address(i));
-      passivateMs = now() - p0;
-      if (rt.stats().active !== 0) throw new Error('actors still active after passivate');
-    } finally {
-      await rt.stop();
-    }
+    progress('node: first start over the stored actors (verifies the facts the fixture wrote)');
+    firstStart = serveChild('start', tmp.dir, nStored);
+    progress(`node: restart, listing pages, ${nActive} actors activated, passivated, re-activated`);
+    node = serveChild('serve', tmp.dir, nStored, nActive);
   } finally {
     tmp.cleanup();
   }
 
-  const activateRate = (activate.done / activate.elapsedMs) * 1000;
-  const steadyRate = (steady.done / steady.elapsedMs) * 1000;
-  const activationUs = 1e6 / activateRate - 1e6 / steadyRate; // extra wall time per actor at saturation
-  const lat = latencySummary(activate.lat);
-  const steadyLat = latencySummary(steady.lat);
+  const activateRate = node.activate.perSec;
+  const reactivateRate = node.reactivate.perSec;
+  const perActor = (bytes) => bytes / nActive;
+  const heapActive = perActor(node.heap_active - node.heap_before);
+  const heapResidue = perActor(node.heap_passivated - node.heap_before);
+  const heapReactivated = perActor(node.heap_reactivated - node.heap_passivated);
+  const heapResidue2 = perActor(node.heap_passivated_again - node.heap_before);
+  const heapRatioAtScale = heapActive / bare.bytes_per_actor;
+  const mb = (b) => round(b / 1048576, 1);
 
   printTable(`heap per active idle actor (n = ${nHeap}, after full GC)`, [
     { what: 'bare XState actor (baseline)', 'bytes/actor': round(bare.bytes_per_actor), ratio: 1 },
@@ -124,48 +103,66 @@ runMain(async (opts) => {
     { what: 'runtime, re-activated on use', 'bytes/actor': round(rtHeap.reactivated_bytes_per_actor) },
     { what: 'runtime, residue after a 2nd passivate', 'bytes/actor': round(rtHeap.repassivated_residue_bytes_per_actor) },
   ]);
-  printTable(`passivate / reactivate (n = ${nHeap}, 64 in flight)`, [
+  printTable(`a node over ${nStored.toLocaleString('en-US')} stored actors (its own process)`, [
+    { step: 'first start after the fixture: open (verifies its facts)', ms: round(firstStart.open_ms), 'RSS MB': '' },
     {
-      step: 'activate by first intent',
-      ms: round(rtHeap.activate_first_intent_ms),
-      'per actor µs': round((rtHeap.activate_first_intent_ms * 1000) / nHeap, 1),
+      step: 'first start: start → first executed intent',
+      ms: round(firstStart.start_to_first_intent_ms),
+      'RSS MB': mb(firstStart.rss_after_first_intent),
     },
-    {
-      step: 'second intent (active)',
-      ms: round(rtHeap.steady_intent_ms),
-      'per actor µs': round((rtHeap.steady_intent_ms * 1000) / nHeap, 1),
-    },
-    { step: 'passivate all', ms: round(rtHeap.passivate_all_ms, 1), 'per actor µs': round((rtHeap.passivate_all_ms * 1000) / nHeap, 2) },
-    {
-      step: 'reactivate by intent',
-      ms: round(rtHeap.reactivate_first_intent_ms),
-      'per actor µs': round((rtHeap.reactivate_first_intent_ms * 1000) / nHeap, 1),
-    },
+    { step: 'restart: open', ms: round(node.open_ms), 'RSS MB': '' },
+    { step: 'restart: start → first executed intent', ms: round(node.start_to_first_intent_ms), 'RSS MB': mb(node.rss_after_first_intent) },
+    { step: 'list: first page of 100', ms: round(node.list_first_page.ms, 2), 'RSS MB': '' },
+    { step: 'list: a page of 100 from the middle (--after)', ms: round(node.list_middle_page.ms, 2), 'RSS MB': '' },
+    { step: 'list: a page of 100 of a kind', ms: round(node.list_kind_page.ms, 2), 'RSS MB': '' },
+    { step: 'list: a page of 100 in a state', ms: round(node.list_state_page.ms, 2), 'RSS MB': '' },
+    { step: 'list: a status no actor has (empty answer)', ms: round(node.list_status_none.ms, 2), 'RSS MB': '' },
+    { step: `list: every actor, ${node.list_all.pages} pages of 1000`, ms: round(node.list_all.ms), 'RSS MB': '' },
+    { step: 'stop', ms: round(node.stop_ms), 'RSS MB': '' },
   ]);
-  printTable(`restore ${nStored.toLocaleString('en-US')} stored actors`, [
+  printTable(`${nActive.toLocaleString('en-US')} of them activated, passivated, re-activated (heap after full GC)`, [
     {
       step: 'baseline: bare XState restore (read + parse + create + start)',
       ms: round(baselineRestore.ms),
       'actors/s': round(baselineRestore.perSec),
+      'heap MB': '',
+      'RSS MB': '',
     },
-    { step: 'runtime: open (load actor index)', ms: round(open.ms) },
+    { step: 'before (1 active)', ms: '', 'actors/s': '', 'heap MB': mb(node.heap_before), 'RSS MB': mb(node.rss_before) },
     {
-      step: 'runtime: activate all by first intent, 64 in flight',
-      ms: round(activate.elapsedMs),
+      step: 'activate each by a first intent, 64 in flight',
+      ms: round(node.activate.ms),
       'actors/s': round(activateRate),
-      'p50 ms': lat.p50_ms,
-      'p99 ms': lat.p99_ms,
+      'heap MB': mb(node.heap_active),
+      'RSS MB': mb(node.rss_active),
     },
     {
-      step: 'runtime: intents to active actors, 64 in flight',
-      ms: round(steady.elapsedMs),
-      'actors/s': round(steadyRate),
-      'p50 ms': steadyLat.p50_ms,
-      'p99 ms': steadyLat.p99_ms,
+      step: 'passivate them',
+      ms: round(node.passivate_ms),
+      'actors/s': round((nActive / node.passivate_ms) * 1000),
+      'heap MB': mb(node.heap_passivated),
+      'RSS MB': mb(node.rss_passivated),
     },
-    { step: 'runtime: passivate all', ms: round(passivateMs, 1) },
+    {
+      step: 're-activate each by an intent',
+      ms: round(node.reactivate.ms),
+      'actors/s': round(reactivateRate),
+      'heap MB': mb(node.heap_reactivated),
+      'RSS MB': mb(node.rss_reactivated),
+    },
+    {
+      step: 'passivate them again',
+      ms: round(node.passivate_again_ms),
+      'actors/s': '',
+      'heap MB': mb(node.heap_passivated_again),
+      'RSS MB': '',
+    },
   ]);
-  note(`\nactivation adds ≈ ${round(activationUs, 1)} µs of wall time per actor at saturation (first-intent rate vs active-actor rate)`);
+  note(
+    `\nheap per active actor at this scale: ${round(heapActive)} bytes (${round(heapRatioAtScale, 3)} × bare XState); ` +
+      `residue after passivating: ${round(heapResidue)} bytes/actor, after a second cycle ${round(heapResidue2)}; re-activated ${round(heapReactivated)}`,
+  );
+  note(`activation by first intent: ${round(activateRate / baselineRestore.perSec, 4)} × the bare XState restore rate`);
   note(
     `fixture (${nStored} actors written with the runtime's SqliteJournal + SqliteStore) took ${round(fixtureMs)} ms; not part of any figure`,
   );
@@ -177,17 +174,37 @@ runMain(async (opts) => {
     throughput: round(activateRate),
     baseline: round(baselineRestore.perSec),
     ratio: round(activateRate / baselineRestore.perSec, 4),
-    p50_ms: lat.p50_ms,
-    p99_ms: lat.p99_ms,
-    unit: 'actors restored+activated/s by first intent, 64 in flight (baseline: bare XState restores/s of the same snapshots)',
+    p50_ms: node.activate.p50_ms,
+    p99_ms: node.activate.p99_ms,
+    unit: 'stored actors activated/s by first intent, 64 in flight (baseline: bare XState restores/s of the same snapshots)',
     stored_actors: nStored,
-    open_ms: round(open.ms, 1),
-    restore_all_ms: round(open.ms + activate.elapsedMs),
-    activate_all_ms: round(activate.elapsedMs),
-    steady_intents_per_s: round(steadyRate),
-    activation_us_per_actor: round(activationUs, 1),
+    active_actors: nActive,
+    first_start_open_ms: round(firstStart.open_ms),
+    first_start_to_first_intent_ms: round(firstStart.start_to_first_intent_ms),
+    open_ms: round(node.open_ms, 1),
+    start_to_first_intent_ms: round(node.start_to_first_intent_ms, 1),
+    rss_after_first_intent_mb: mb(node.rss_after_first_intent),
+    rss_active_mb: mb(node.rss_active),
+    rss_passivated_mb: mb(node.rss_passivated),
+    list_first_page_ms: round(node.list_first_page.ms, 2),
+    list_middle_page_ms: round(node.list_middle_page.ms, 2),
+    list_kind_page_ms: round(node.list_kind_page.ms, 2),
+    list_state_page_ms: round(node.list_state_page.ms, 2),
+    list_status_none_ms: round(node.list_status_none.ms, 2),
+    list_all_ms: round(node.list_all.ms),
+    activate_ms: round(node.activate.ms),
+    reactivate_ms: round(node.reactivate.ms),
+    reactivate_per_s: round(reactivateRate),
+    passivate_ms: round(node.passivate_ms, 1),
+    heap_before_mb: mb(node.heap_before),
+    heap_active_mb: mb(node.heap_active),
+    heap_passivated_mb: mb(node.heap_passivated),
+    heap_reactivated_mb: mb(node.heap_reactivated),
+    heap_active_bytes_per_actor: round(heapActive),
+    heap_active_ratio: round(heapRatioAtScale, 3),
+    heap_residue_bytes_per_actor: round(heapResidue),
     baseline_restore_ms: round(baselineRestore.ms),
-    passivate_all_ms: round(passivateMs, 1),
+    fixture_ms: round(fixtureMs),
     heap_actors: nHeap,
     heap_bytes_per_actor: round(rtHeap.bytes_per_actor),
     heap_baseline_bytes_per_actor: round(bare.bytes_per_actor),
@@ -198,6 +215,17 @@ runMain(async (opts) => {
     meets: { heap_ratio: heapRatio <= TARGETS.heap_ratio_max },
   });
 });
+
+/** Runs the serving node (bench/lib/scale-node.mjs) in its own process; its JSON line. */
+function serveChild(mode, dir, stored, k = 0) {
+  const r = spawnSync(
+    process.execPath,
+    [...childFlags(), '--expose-gc', join(BENCH_DIR, 'lib/scale-node.mjs'), mode, dir, String(stored), String(k)],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 * 1024 * 1024 },
+  );
+  if (r.status !== 0) throw new Error(`scale node (${mode}) exited ${r.status ?? r.signal}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
 
 function probe(mode, n) {
   const r = spawnSync(process.execPath, ['--expose-gc', join(BENCH_DIR, 'lib/heap-probe.mjs'), mode, String(n)], {

@@ -7,6 +7,8 @@ export { startEffect } from './host/effects.js';
 export type { EffectDefinition, EffectContext } from './host/effects.js';
 export type { ProposeArgs, OutcomeEvent } from './host/outbox.js';
 export type { ActorDefinition, DefineActorOptions, ActorInfo, ActorDetail, InspectRecord, Spawned } from './host/index.js';
+export { ACTOR_PAGE_DEFAULT, ACTOR_PAGE_MAX } from './host/index.js';
+export type { ActorPage, ActorPageArgs } from './host/index.js';
 export { PolicyEffect, scopeMatches, principalMatches } from './authority/index.js';
 export type { PolicyRule, PolicyContext, EnsureGrantRequest } from './authority/index.js';
 export { compilePolicySet, readPolicySource, buildCedarSchema, parsePolicyCases, runPolicyCases } from './policy/index.js';

@@ -62,6 +62,7 @@ import {
 import { failedOutcome } from './host/intake.js';
 import { effectRows, timerRows, type EffectRow, type TimerRow } from './host/timer-rows.js';
 import { RuntimeMetrics } from './util/metrics.js';
+import { parseActorPageArgs, type ActorPage, type ActorPageArgs } from './host/actor-page.js';
 import { runtimeChain, turnAttestationText, type ChainHead, type PendingRecord, type StorePort } from './host/ports.js';
 import { DataDirLock, SqliteJournal, SqliteStore, checkStoreAtStart, type StartCheck } from './store/index.js';
 import { LocalOwnership } from './ownership/index.js';
@@ -209,7 +210,20 @@ export interface Runtime {
   actor(address: string): Promise<ActorDetail | undefined>;
   /** This node's in-memory view of an actor it hosts now (it believes it owns it), else undefined. */
   hosting(address: string): (ActorInfo & { context: unknown }) | undefined;
+  /** Every actor at once, sorted by address (small stores; prefer `listActorsPage`). */
   listActors(): Promise<ActorInfo[]>;
+  /**
+   * One page of the actors in the store, in address order, optionally of one kind, status or
+   * state (src/host/actor-page.ts); pass `next` as `after` for the following page.
+   * @throws ValidationError for a bad limit (1-1000), cursor, kind, status or state.
+   * @example
+   * for (let after: string | undefined; ; ) {
+   *   const page = await rt.listActorsPage({ kind: 'deployment', limit: 500, ...(after ? { after } : {}) });
+   *   handle(page.rows);
+   *   if (!(after = page.next)) break;
+   * }
+   */
+  listActorsPage(args?: ActorPageArgs): Promise<ActorPage<ActorInfo>>;
   definitions(): ActorDefinition[];
   signal(address: string, event: { type: string } & Record<string, unknown>, reason: string): Promise<Fact>;
   stopActor(address: string, reason: string): Promise<void>;
@@ -713,6 +727,7 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       actor: (address) => host.detail(address),
       hosting: (address) => host.local(address),
       listActors: () => host.list(),
+      listActorsPage: async (args) => host.listPage(parseActorPageArgs(args)),
       definitions: () => registry.list(),
       async signal(address, event, reason) {
         const r = await host.signal(address, event, reason);

@@ -158,7 +158,7 @@ export async function buildStoredActors(dataDir, n, { batch = 5000 } = {}) {
         );
       }
       await keepAlive(Promise.all(commits));
-      if (n >= 20_000 && end % 20_000 === 0) progress(`fixture: ${end}/${n} actors stored`);
+      if (n >= 20_000 && end % (n >= 500_000 ? 100_000 : 20_000) === 0) progress(`fixture: ${end}/${n} actors stored`);
     }
   } finally {
     await close();

@@ -5,6 +5,7 @@ import { zodIssues, type EnsureGrantRequest } from '../authority/index.js';
 import type { Runtime } from '../runtime.js';
 import { PolicySourceSchema } from '../policy/index.js';
 import { storedSnapshotPage } from '../host/migrations.js';
+import { ActorPageArgsSchema } from '../host/actor-page.js';
 
 /** What `rt.approvals.approve` / `deny` take, from the API and from an operator alike. */
 export const ApproveArgs = z.strictObject({ intentId: IdSchema, by: z.string().min(1).max(200), note: z.string().max(4000).optional() });
@@ -38,7 +39,8 @@ const S = {
   'effects.ls': z.strictObject({ limit: z.int().positive().max(100_000).optional() }),
   signal: z.strictObject({ address: z.string(), event: z.looseObject({ type: z.string() }), reason: z.string().min(1) }),
   // Reads: the same answers from one node (its SQLite store) and from a cluster (JetStream).
-  'actors.ls': z.strictObject({}),
+  /** One page of actors, `{ rows, next? }` (src/host/actor-page.ts): limit 1-1000 (default 100), after, kind, status, state. */
+  'actors.ls': ActorPageArgsSchema,
   'actor.show': z.strictObject({ address: z.string(), limit: z.int().positive().max(100_000).optional() }),
   /** Stored snapshot records, a page at a time by address (`ice actors check`): `{ records, next? }`. */
   'actors.snapshots': z.strictObject({ after: z.string().optional(), limit: z.int().positive().max(1000).optional() }),
@@ -97,7 +99,7 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
   'timers.ls': (rt, a) => rt.timers(a.limit !== undefined ? { limit: a.limit } : {}),
   'effects.ls': (rt, a) => rt.effects(a.limit !== undefined ? { limit: a.limit } : {}),
   signal: (rt, a) => rt.signal(a.address, a.event, a.reason),
-  'actors.ls': (rt) => rt.listActors(),
+  'actors.ls': (rt, a) => rt.listActorsPage(a),
   'actor.show': async (rt, a) => {
     const detail = await rt.actor(a.address);
     if (!detail) throw new NotFoundError(`actor ${a.address}`);

@@ -83,10 +83,11 @@ export function formatFact(f: Fact): string {
   return `${c.dim(String(f.seq).padStart(6))} ${c.dim(f.at.slice(11, 23))} ${f.type.padEnd(16)} ${(f.actor ?? '').padEnd(24)} ${what}${f.causes.length ? c.dim(` ← #${f.causes.join(',#')}`) : ''}`;
 }
 
-export function formatActors(rows: ActorInfo[]): string {
-  if (rows.length === 0) return c.dim('(no actors)');
-  const w = Math.max(8, ...rows.map((r) => r.address.length));
-  const lines = [`${'ACTOR'.padEnd(w)}  ${'STATE'.padEnd(22)} ${'STATUS'.padEnd(8)} SEQ`];
+/** Actors as a table; `header: false` and a fixed `width` print a later page of one table. */
+export function formatActors(rows: ActorInfo[], opts: { header?: boolean; width?: number } = {}): string {
+  if (rows.length === 0) return opts.header === false ? '' : c.dim('(no actors)');
+  const w = opts.width ?? Math.max(8, ...rows.map((r) => r.address.length));
+  const lines = opts.header === false ? [] : [`${'ACTOR'.padEnd(w)}  ${'STATE'.padEnd(22)} ${'STATUS'.padEnd(8)} SEQ`];
   for (const r of rows) lines.push(`${r.address.padEnd(w)}  ${r.state.padEnd(22)} ${r.status.padEnd(8)} ${r.seq}`);
   return lines.join('\n');
 }

@@ -36,11 +36,13 @@ import {
   startInspector,
   type Inspector,
 } from '../inspector/index.js';
-import { c, formatActors, formatEffects, formatFact, formatGrants, formatOutcome, formatTimers } from './format.js';
+import { c, formatEffects, formatFact, formatGrants, formatOutcome, formatTimers } from './format.js';
 import { actorAt, actorHistory, formatHistory } from './actor-history.js';
 import { allStoredSnapshots, checkActors, formatCheck } from './actors-check.js';
 import { storedSnapshotPage, type SnapshotPage } from '../host/migrations.js';
 import { explainIntent, formatWhy } from './why.js';
+import { actorsLs } from './actors-ls.js';
+import { ACTOR_PAGE_MAX, parseActorPageArgs, type ActorPage } from '../host/actor-page.js';
 import { assertEveryOptionHasARule, checkOptions, type Opts } from './options.js';
 import { applyProjectConfig, findProjectConfig, type ProjectConfig } from './config.js';
 import type { ActorDetail, ActorInfo } from '../host/index.js';
@@ -247,6 +249,30 @@ async function proposeOverNats(
   }
 }
 
+/** Runs `fn` with a read call that reuses one NATS connection (`--nats`) or one read-only store: for commands that read page after page. */
+async function withReads<T>(
+  o: Common,
+  fn: (call: (op: string, args: Record<string, unknown>) => Promise<unknown>) => Promise<T>,
+): Promise<T> {
+  if (o.nats) {
+    const no = { ...o, nats: o.nats };
+    const as = operatorIdentity(no);
+    const t = await connectOnce(natsAuth(no, as), 'ice-cli');
+    try {
+      // a page of a cluster's actors lists every key first: seconds at a million (docs/distributed.md)
+      return await fn((op, args) => requestAdmin(t, as, op, args, op === 'actors.ls' ? 120_000 : undefined));
+    } finally {
+      await t.close();
+    }
+  }
+  const store = readStore(o);
+  try {
+    return await fn((op, args) => Promise.resolve(localRead(store, o, op, args)));
+  } finally {
+    await store.close();
+  }
+}
+
 function readStore(o: Common): SqliteStore {
   if (!existsSync(join(o.data, 'ice.db')))
     throw new IceError(
@@ -275,8 +301,9 @@ async function read<T>(o: Common, op: string, args: Record<string, unknown> = {}
 function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, unknown>): unknown {
   const journal = new SqliteJournal(store);
   switch (op) {
-    case 'actors.ls':
-      return store.actorIndex().map((r): ActorInfo => ({
+    case 'actors.ls': {
+      const page = store.actorPage(parseActorPageArgs(a, 'args'));
+      const rows = page.rows.map((r): ActorInfo => ({
         address: r.actor,
         kind: r.kind,
         state: r.state,
@@ -285,6 +312,8 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
         owner: '',
         active: false,
       }));
+      return { rows, ...(page.next !== undefined ? { next: page.next } : {}) };
+    }
     case 'timers.ls': {
       const limit = Number(a.limit ?? 1000);
       return timerRows(store.snapshotsToWake(limit), [], limit);
@@ -660,7 +689,9 @@ async function serve(o: ServeOptions, title: string): Promise<void> {
     if (admin) print(`  admin endpoint ${admin.url} (token in ${join(rt.dataDir, 'owner.json')})`);
     else print('  operator commands: ice … --nats <url> --as <principal> (ice.admin.as.<principal>.<op> on NATS)');
     if (inspector) print(`  inspector ${c.bold(inspector.operatorUrl ?? inspector.url)}`);
-    print(`  actors ${(await rt.listActors()).length} · Ctrl-C to stop`);
+    // one page, not a count of every actor: a store may hold millions (`ice actors ls --all` lists them)
+    const firstPage = await rt.listActorsPage({ limit: ACTOR_PAGE_MAX });
+    print(`  actors ${firstPage.rows.length}${firstPage.next !== undefined ? '+' : ''} · Ctrl-C to stop`);
     print('ready');
     await stop.done;
   } finally {
@@ -885,14 +916,22 @@ common(program.command('deny <intentId>'))
 
 const actorsCommand = program.command('actors').description('actors');
 common(actorsCommand.command('ls'))
-  .description('list actors with their state')
+  .description('list actors with their state, in address order, a page at a time (from the store: passivated actors too)')
   .option('--kind <kind>', 'only this kind')
-  .option('--json', 'JSON output')
+  .option('--status <status>', 'only this status: active, done, stopped or failed')
+  .option('--state <state>', 'only actors in this state or one nested in it (review matches review.waiting)')
+  .option('-n, --limit <n>', 'how many to show (1-100000; asked for in pages of 1000)', '100')
+  .option('--after <address>', 'start after this address (the one printed after "next:")')
+  .option('--all', 'every actor, page by page (no --limit)')
+  .option('--json', 'JSON output (one array; the "next:" hint goes to stderr)')
   .addOption(natsOption('read the cluster over NATS instead of the local data dir'))
-  .action(async (o: Common) => {
-    const rows = (await read<ActorInfo[]>(o, 'actors.ls')).filter((r) => !o.kind || r.kind === o.kind);
-    if (o.json) printJson(rows.map(({ owner: _o, active: _a, ...r }) => r));
-    else print(formatActors(rows));
+  .action(async (o: Opts<'data' | 'limit'> & Common) => {
+    await withReads(o, (call) =>
+      actorsLs(o, async (args) => (await call('actors.ls', args)) as ActorPage<ActorInfo>, {
+        print,
+        printErr: (s) => process.stderr.write(`${s}\n`),
+      }),
+    );
   });
 
 common(actorsCommand.command('check'))

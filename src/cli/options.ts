@@ -6,6 +6,7 @@ import { IceError, ValidationError, ensureError, type IssueDetail } from '../err
 import { isRuntimeChain } from '../host/ports.js';
 import { ACTOR_KIND_RE, IdSchema, PrincipalSchema, ScopeSchema, SubjectPatternSchema, isAddress } from '../protocol/index.js';
 import { redactNatsUrls } from '../transport/nats-url.js';
+import { ACTOR_STATUSES } from '../host/actor-page.js';
 import { DURATION_HINT, parseDuration } from './format.js';
 
 /**
@@ -174,6 +175,9 @@ export const OPTION_RULES = {
   rationale: rule('at most 4000 characters', text(0, 4000)),
   actor: rule('an actor address "kind/id", or a runtime chain "_runtime/<node>"', chainName),
   kind: rule('a kind: a-z 0-9 -, starting with a letter', z.string().regex(ACTOR_KIND_RE)),
+  status: rule(`one of ${ACTOR_STATUSES.join(', ')}`, z.enum(ACTOR_STATUSES)),
+  state: rule('a state name, e.g. draft or review.waiting (1-1000 characters)', text(1, 1000)),
+  after: rule('an actor address "kind/id": the one printed after "next: --after"', z.string().refine(isAddress)),
   format: rule('json, mermaid or svg', z.enum(['json', 'mermaid', 'svg'])),
   out: rule('a file path', z.string().min(1)),
   groups: rule('a groups file (YAML or JSON) that exists', z.string().min(1).refine(isFile, 'no such file')),
@@ -217,6 +221,7 @@ interface Flags {
   serveBrokenJournal?: boolean;
   ensure?: boolean;
   ifAbsent?: boolean;
+  all?: boolean;
 }
 
 const takesValue = (o: Option): boolean => o.required || o.optional;

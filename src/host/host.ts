@@ -54,6 +54,7 @@ import { actorPrincipal, emittedIntentId, isProposeEmitted, outcomeEvent, type O
 import { attemptEffect, effectId, isEffectEmitted, stillIn, type EffectEmitted, type EffectEntry } from './effects.js';
 import { TimerSchedule } from './timer-schedule.js';
 import { checkStartedVersion, restorableSnapshot, snapshotRecord, type Restorable } from './migrations.js';
+import { matchesActorPage, type ActorPage, type ActorPageQuery } from './actor-page.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import {
   EMPTY_HEAD,
@@ -286,6 +287,21 @@ export class Host {
           : { address: r.actor, kind: r.kind, state: r.state, status: r.status, seq: r.seq, owner: '', active: false };
       })
       .sort((a, b) => a.address.localeCompare(b.address));
+  }
+
+  /**
+   * One page of the actors in the store (src/host/actor-page.ts), with the state of those
+   * active here. An active actor whose state here (ahead of the store) no longer passes the
+   * filters is left out; one whose stored state did not pass but whose state here does is
+   * not found (the store is behind by the commits in flight only).
+   */
+  async listPage(q: ActorPageQuery): Promise<ActorPage<ActorInfo>> {
+    const page = await this.store.actorsPage(q);
+    const rows = page.rows.map((r): ActorInfo => {
+      const e = this.#entries.get(r.actor);
+      return e ? this.#info(e) : { address: r.actor, kind: r.kind, state: r.state, status: r.status, seq: r.seq, owner: '', active: false };
+    });
+    return { rows: rows.filter((r) => matchesActorPage(r, q)), ...(page.next !== undefined ? { next: page.next } : {}) };
   }
 
   async detail(address: string): Promise<ActorDetail | undefined> {

@@ -8,3 +8,5 @@ export { Intake } from './intake.js';
 export type { IntakeOptions } from './intake.js';
 export { stateToString } from './state-value.js';
 export { replayActor } from './replay.js';
+export { ACTOR_PAGE_DEFAULT, ACTOR_PAGE_MAX, ActorPageArgsSchema, parseActorPageArgs } from './actor-page.js';
+export type { ActorPage, ActorPageArgs, ActorPageQuery } from './actor-page.js';

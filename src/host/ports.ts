@@ -1,4 +1,5 @@
 import type { ApprovalEntry, ApprovalRequirement, Fact, Grant, Outcome, SnapshotRecord } from '../protocol/index.js';
+import type { ActorPage, ActorPageQuery } from './actor-page.js';
 
 /**
  * The two seams between the one Host and a deployment (docs/design.md, "Ports"):
@@ -136,7 +137,13 @@ export interface StorePort {
   /** The stored outcome of an intent id. Complete for every turn committed before the call. */
   outcome(intentId: string): Promise<StoredOutcome | undefined>;
   pending(intentId?: string): Promise<PendingRecord[]>;
+  /** Every actor at once (small stores, tooling): prefer `actorsPage`. */
   actors(): Promise<ActorIndexRow[]>;
+  /**
+   * One page of the actor index, in address order (src/host/actor-page.ts), without reading
+   * snapshot bodies where the store can avoid it. `next` is set when more rows may follow.
+   */
+  actorsPage(q: ActorPageQuery): Promise<ActorPage<ActorIndexRow>>;
   grants(): Promise<Grant[]>;
   /**
    * Actors that need waking by `before` (epoch ms: a durable timer due, a restart), earliest

@@ -23,6 +23,7 @@ import {
 import { EMPTY_HEAD, isRuntimeChain } from '../../host/ports.js';
 import type { ActorIndexRow, ChainHead, LoadedChain, PendingRecord, StorePort, StoredOutcome, Turn } from '../../host/ports.js';
 import type { Fact, Grant, SnapshotRecord } from '../../protocol/index.js';
+import { matchesActorPage, type ActorPage, type ActorPageQuery } from '../../host/actor-page.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import { DEDUP_WINDOW_NS, isWrongLastSequence } from './kv-stores.js';
 
@@ -198,6 +199,10 @@ const WAKEUPS = 'ICE_WAKEUPS';
  * on one server and on R3; they cross at 16-24 messages.
  */
 const GET_BUDGET = 16;
+/** How long after its completion or last use a key listing of the snapshots bucket serves the pages that continue a listing. */
+const KEY_LISTING_REUSE_MS = 10_000;
+/** The request timeout of one response of a key listing (see #listedAddresses). */
+const KEY_LISTING_TIMEOUT_MS = 60_000;
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 5000;
 
@@ -275,6 +280,9 @@ export class JetStreamStore implements StorePort {
   readonly #unwrittenOutcomes = new Map<string, Unwritten<StoredOutcome>>();
   readonly #unwrittenPending = new Map<string, Unwritten<PendingRecord | null>>();
   readonly #unwrittenSnapshots = new Map<string, Unwritten<SnapshotRecord>>();
+  /** The last key listing of the snapshots bucket per kind filter ('' for all), for the pages that continue it. */
+  readonly #keyListings = new Map<string, { at: number; addresses: string[] }>();
+  #listingJsm: Promise<JetStreamManager> | undefined;
   readonly #stop = new AbortController();
   /** No new commits or loads. */
   #closed = false;
@@ -374,6 +382,8 @@ export class JetStreamStore implements StorePort {
     } catch (e) {
       return Promise.reject(ensureError(e));
     }
+    // a new actor: key listings made before it no longer hold every actor (see #listedAddresses)
+    if (turn.after.seq === 0 && turn.snapshot !== undefined) this.#keyListings.clear();
     const epoch = st.epoch;
     const lastFact = turn.facts[turn.facts.length - 1];
     st.unsettled++;
@@ -1152,6 +1162,102 @@ export class JetStreamStore implements StorePort {
     const due = await this.wakeups(Number.MAX_SAFE_INTEGER, limit);
     const recs = await Promise.all(due.map((w) => this.latestSnapshot(w.actor)));
     return recs.filter((r): r is SnapshotRecord => r !== undefined && (r.timers !== undefined || r.wakeAt !== undefined));
+  }
+
+  /**
+   * One page of the actor index (src/host/actor-page.ts). What it costs, honestly:
+   * - the keys: the snapshots bucket's stream info names every key (the server answers in
+   *   pages of 100,000 subjects; the client follows them), sorted here. That is O(actors)
+   *   on the server, the wire and this process, whatever the page's limit: a KV has no
+   *   ordered range read. A first page lists them; the pages that continue it within
+   *   KEY_LISTING_REUSE_MS reuse that listing (see #listedAddresses).
+   * - the values: only the page's, one get each (64 in flight). A kind filter is a subject
+   *   filter on the server (keys are `kind.id`), so it costs keys of that kind only. A status
+   *   or state filter needs each candidate's value: values are read in address order until
+   *   the page is full, so a filter that matches few actors reads up to every value after
+   *   the cursor.
+   * Rows come from the recorded snapshots (ICE_SNAPSHOTS), which may be behind the journal
+   * by the derived writes in flight; this store's own unwritten ones are counted.
+   */
+  async actorsPage(q: ActorPageQuery): Promise<ActorPage<ActorIndexRow>> {
+    const ordered = await this.#listedAddresses(q.kind, q.after !== undefined);
+    // the first address after the cursor
+    let lo = 0;
+    for (let hi = ordered.length, after = q.after ?? ''; lo < hi;) {
+      const mid = (lo + hi) >>> 1;
+      if (ordered[mid]! <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    const filtered = q.status !== undefined || q.state !== undefined;
+    const rows: ActorIndexRow[] = [];
+    for (let i = lo; i < ordered.length && rows.length <= q.limit;) {
+      const batch = ordered.slice(i, i + (filtered ? 64 : Math.min(64, q.limit + 1 - rows.length)));
+      i += batch.length;
+      const found = await Promise.all(batch.map((a) => this.#indexRow(a)));
+      for (const r of found) {
+        if (!r || !matchesActorPage(r, q)) continue;
+        rows.push(r);
+        if (rows.length > q.limit) break;
+      }
+    }
+    if (rows.length <= q.limit) return { rows };
+    rows.length = q.limit;
+    return { rows, next: rows[rows.length - 1]!.actor };
+  }
+
+  /**
+   * Every actor address (of one kind) with a snapshot record, sorted: the bucket's keys and
+   * this store's unwritten records. A first page lists them anew; a continuation reuses the
+   * listing while it was completed or last used less than KEY_LISTING_REUSE_MS ago, so paging
+   * through N actors costs one key listing, not one per page. It still holds every actor that
+   * existed when the listing began, which is what a continuation promises; an actor created
+   * through this store since drops the listings, one created through another node shows in
+   * this node's continuations once no page has used the listing for KEY_LISTING_REUSE_MS.
+   */
+  async #listedAddresses(kind: string | undefined, continuation: boolean): Promise<string[]> {
+    const k = kind ?? '';
+    const t = Date.now();
+    for (const [key, l] of this.#keyListings) if (t - l.at >= KEY_LISTING_REUSE_MS) this.#keyListings.delete(key);
+    const reuse = this.#keyListings.get(k);
+    if (continuation && reuse) {
+      reuse.at = t; // a listing being paged through stays: one key listing per walk, however long
+      return reuse.addresses;
+    }
+    const prefix = `$KV.${SNAPSHOTS}.`;
+    const filter = kind !== undefined ? `${prefix}${kind}.>` : `${prefix}>`;
+    const queued = [...this.#unwrittenSnapshots.keys()]; // as in pending(): a write landing during the listing
+    // Each response names up to 100,000 keys and the server walks the bucket for each: at a
+    // million keys one takes seconds, past the store's request timeout.
+    this.#listingJsm ??= jetstreamManager(this.#nc, { timeout: Math.max(this.#timeoutMs, KEY_LISTING_TIMEOUT_MS) }).catch((e: unknown) => {
+      this.#listingJsm = undefined;
+      throw ensureError(e);
+    });
+    const jsm = await this.#listingJsm;
+    const si = await this.#read(`keys of ${SNAPSHOTS}`, () => jsm.streams.info(`KV_${SNAPSHOTS}`, { subjects_filter: filter }));
+    const addresses = new Set<string>();
+    const consider = (address: string) => {
+      if (!isRuntimeChain(address) && (kind === undefined || address.startsWith(`${kind}/`))) addresses.add(address);
+    };
+    for (const subject of Object.keys(si.state.subjects ?? {})) {
+      const key = subject.slice(prefix.length);
+      const dot = key.indexOf('.');
+      if (dot > 0) consider(`${key.slice(0, dot)}/${key.slice(dot + 1)}`);
+    }
+    for (const chain of [...queued, ...this.#unwrittenSnapshots.keys()]) consider(chain);
+    const ordered = [...addresses].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    // the window starts when the listing is complete: at a million keys it takes a minute
+    this.#keyListings.set(k, { at: Date.now(), addresses: ordered });
+    return ordered;
+  }
+
+  /** An actor's row from its recorded snapshot, or this store's newer unwritten one. */
+  async #indexRow(address: string): Promise<ActorIndexRow | undefined> {
+    const e = await this.#read(`snapshot record of ${address}`, () => this.#snapshots.get(address.replace('/', '.')));
+    const rec = e && e.operation === 'PUT' ? parseCache(e.json<unknown>()) : undefined;
+    let s: SnapshotRecord | undefined = rec && isCachedSnapshot(rec) ? rec : undefined;
+    const mine = this.#unwrittenSnapshots.get(address)?.value;
+    if (mine && (s === undefined || s.seq < mine.seq)) s = mine;
+    return s && { actor: s.actor, kind: s.kind, seq: s.seq, status: s.status, state: s.state };
   }
 
   /** Always `[]`: cluster grant records live in ICE_GRANTS (src/cluster/cluster-grants.ts). */

@@ -1,6 +1,7 @@
 import { ConflictError, JournalError, ensureError } from '../../errors.js';
 import { factBodyText, type Fact, type FactBody, type Grant, type SnapshotRecord } from '../../protocol/index.js';
 import type { ActorIndexRow, ChainHead, LoadedChain, PendingRecord, StoredOutcome, StorePort, Turn } from '../../host/ports.js';
+import type { ActorPage, ActorPageQuery } from '../../host/actor-page.js';
 import type { Checkpoint, CommitBatch, SqliteStore, StoredFactRow } from './sqlite-store.js';
 import { JournalBrokenError } from '../../errors.js';
 import { checkpointHash, verifyStore, type VerifyOptions, type VerifyResult } from './verify-store.js';
@@ -148,6 +149,10 @@ export class SqliteJournal implements StorePort {
     return Promise.resolve(this.store.snapshotsToWake(limit));
   }
 
+  actorsPage(q: ActorPageQuery): Promise<ActorPage<ActorIndexRow>> {
+    return Promise.resolve(this.store.actorPage(q));
+  }
+
   grants(): Promise<Grant[]> {
     return Promise.resolve(this.store.grants());
   }
@@ -178,8 +183,13 @@ export class SqliteJournal implements StorePort {
   #settleChains(queue: Queued[]): void {
     for (const q of queue) {
       const n = (this.#pendingChains.get(q.turn.chain) ?? 1) - 1;
-      if (n <= 0) this.#pendingChains.delete(q.turn.chain);
-      else this.#pendingChains.set(q.turn.chain, n);
+      if (n <= 0) {
+        // Nothing of the chain is queued or in flight: its head is the one on disk, read
+        // again (one indexed row) by its next turn. Kept, the map would hold every chain
+        // this process ever wrote to, passivated actors included.
+        this.#pendingChains.delete(q.turn.chain);
+        this.#heads.delete(q.turn.chain);
+      } else this.#pendingChains.set(q.turn.chain, n);
     }
   }
 

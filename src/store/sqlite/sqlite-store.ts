@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { ConflictError, JournalError, StoreDamagedError, ensureError } from '../../errors.js';
 import type { Fact, Grant, Outcome, SnapshotRecord } from '../../protocol/index.js';
 import type { ActorIndexRow, ChainHead, PendingRecord } from '../../host/ports.js';
+import type { ActorPage, ActorPageQuery } from '../../host/actor-page.js';
 
 /**
  * The embedded store: one SQLite file in WAL mode holding the journal, snapshots, grants,
@@ -114,6 +115,9 @@ export const VERIFY_SQL = {
   factHash: 'SELECT hash, pos FROM facts WHERE chain = ? AND seq = ?',
 } as const;
 
+/** Distinct states under a state filter up to which a page is merged from one indexed read per state. */
+const STATE_MERGE_MAX = 64;
+
 /** Rows per statement of a long read: each is its own short read transaction. */
 const READ_CHUNK = 1000;
 
@@ -141,6 +145,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
   state TEXT NOT NULL,
   body TEXT NOT NULL
 ) STRICT;
+CREATE INDEX IF NOT EXISTS snapshots_status ON snapshots(status, actor);
+CREATE INDEX IF NOT EXISTS snapshots_state ON snapshots(state, actor);
 CREATE TABLE IF NOT EXISTS outcomes (
   intent_id TEXT PRIMARY KEY,
   digest TEXT NOT NULL,
@@ -219,6 +225,8 @@ export class SqliteStore {
   readonly readonly: boolean;
   #db: Database.Database;
   #stmts: ReturnType<SqliteStore['prepare']>;
+  readonly #pageStmts = new Map<string, Database.Statement>();
+  #nextState: Database.Statement | undefined;
   #worker: Worker | undefined;
   #nextCommit = 1;
   #commits = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
@@ -577,6 +585,68 @@ export class SqliteStore {
       this.#wakeups = has ? this.#db.prepare('SELECT actor, at AS dueAt FROM wakeups WHERE at <= ? ORDER BY at LIMIT ?') : null;
     }
     return this.#wakeups;
+  }
+
+  /**
+   * One page of the actor index (src/host/actor-page.ts), never touching a snapshot body. The
+   * address order is the primary key's; a kind is a range of it (`kind/` … `kind0`); a status
+   * walks `snapshots_status (status, actor)`. A state filter matches the state and every state
+   * nested in it: those states are found by skipping through `snapshots_state (state, actor)`
+   * (one `min(state)` probe each; a machine has few), then one statement per state reads its
+   * next rows in address order and the lists are merged, so a page never sorts every actor in
+   * a state. The indexes are created when a node opens the file: a store written before them
+   * is indexed at its next start (until then, read-only listings scan).
+   */
+  actorPage(q: ActorPageQuery): ActorPage<ActorIndexRow> {
+    const after = q.kind !== undefined && (q.after ?? '') < `${q.kind}/` ? `${q.kind}/` : (q.after ?? '');
+    const params: Record<string, string | number> = { after, n: q.limit + 1 };
+    if (q.kind !== undefined) Object.assign(params, { kind: q.kind, kindEnd: `${q.kind}0` });
+    if (q.status !== undefined) params['status'] = q.status;
+    let rows: ActorIndexRow[];
+    const states = q.state === undefined ? undefined : this.#statesUnder(q.state);
+    if (states === undefined) rows = this.#pageStmt(q, 'none').all(params) as ActorIndexRow[];
+    else if (states.length > STATE_MERGE_MAX) {
+      const range = { state: q.state!, stateDot: `${q.state}.`, stateEnd: `${q.state}/` };
+      rows = this.#pageStmt(q, 'tree').all({ ...params, ...range }) as ActorIndexRow[];
+    } else {
+      const stmt = this.#pageStmt(q, 'one');
+      rows = states.flatMap((state) => stmt.all({ ...params, state }) as ActorIndexRow[]);
+      rows.sort((x, y) => (x.actor < y.actor ? -1 : x.actor > y.actor ? 1 : 0));
+      if (rows.length > q.limit + 1) rows.length = q.limit + 1;
+    }
+    if (rows.length <= q.limit) return { rows };
+    rows.length = q.limit;
+    return { rows, next: rows[rows.length - 1]!.actor };
+  }
+
+  /** The page statement for the filters given; `state`: none, one state, or a state and those nested in it. */
+  #pageStmt(q: ActorPageQuery, state: 'none' | 'one' | 'tree'): Database.Statement {
+    const shape = `${q.kind !== undefined ? 'k' : ''}${q.status !== undefined ? 's' : ''}${state}`;
+    let stmt = this.#pageStmts.get(shape);
+    if (!stmt) {
+      const where = ['actor > @after', "substr(actor, 1, 9) <> '_runtime/'"];
+      if (q.kind !== undefined) where.push('actor < @kindEnd', 'kind = @kind');
+      if (q.status !== undefined) where.push('status = @status');
+      if (state === 'one') where.push('state = @state');
+      // `x.` < state < `x/` is "starts with `x.`" ('/' follows '.')
+      if (state === 'tree') where.push('(state = @state OR (state > @stateDot AND state < @stateEnd))');
+      stmt = this.#db.prepare(`SELECT actor, kind, seq, status, state FROM snapshots WHERE ${where.join(' AND ')} ORDER BY actor LIMIT @n`);
+      this.#pageStmts.set(shape, stmt);
+    }
+    return stmt;
+  }
+
+  /** `state` and the stored states nested in it, up to STATE_MERGE_MAX + 1 of them. */
+  #statesUnder(state: string): string[] {
+    const out = [state];
+    const next = (this.#nextState ??= this.#db.prepare('SELECT min(state) AS s FROM snapshots WHERE state > ? AND state < ?'));
+    for (let cur = `${state}.`; out.length <= STATE_MERGE_MAX;) {
+      const s = (next.get(cur, `${state}/`) as { s: string | null }).s;
+      if (s === null) break;
+      out.push(s);
+      cur = s;
+    }
+    return out;
   }
 
   actorCount(): number {
