@@ -1,5 +1,4 @@
 import { and, assign, enqueueActions, setup } from 'xstate';
-import { startEffect } from '../src/host/effects.js';
 import { z } from 'zod';
 
 /**
@@ -59,6 +58,8 @@ export const deploymentMachine = setup({
     context: {} as DeploymentContext,
     events: {} as DeploymentEvent,
     input: {} as { service?: string; requiredApprovals?: number; autoRollout?: boolean } | undefined,
+    /** A started effect (README, "Actors that act"). */
+    emitted: {} as { type: 'ice.effect'; name: string; params: unknown },
   },
   guards: {
     isConfigured: ({ context }) => context.version !== undefined,
@@ -120,18 +121,21 @@ export const deploymentMachine = setup({
       },
     },
     rolling_out: {
+      // `ice.effect` starts one of the kind's effects (README, "Actors that act"; the runtime's
+      // startEffect builds the same event)
       entry: enqueueActions(({ context, enqueue }) => {
-        if (context.autoRollout) {
-          enqueue(
-            startEffect<DeploymentContext, DeploymentEvent>('rollout', {
-              service: context.service,
-              version: context.version,
-              replicas: context.replicas,
-              environment: context.environment,
-              attempt: context.attempts,
-            }),
-          );
-        }
+        if (!context.autoRollout) return;
+        enqueue.emit({
+          type: 'ice.effect',
+          name: 'rollout',
+          params: {
+            service: context.service,
+            version: context.version,
+            replicas: context.replicas,
+            environment: context.environment,
+            attempt: context.attempts,
+          },
+        });
       }),
       on: {
         MARK_HEALTHY: 'live',

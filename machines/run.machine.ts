@@ -1,5 +1,4 @@
-import { assign, setup } from 'xstate';
-import { proposeIntent, type OutcomeEvent } from '../src/host/outbox.js';
+import { assign, emit, setup } from 'xstate';
 import { z } from 'zod';
 
 /**
@@ -43,7 +42,7 @@ export type RunEvent =
   | ({ type: 'ABORT' } & z.infer<typeof runEvents.ABORT>)
   | { type: 'TERMINATE' }
   | ({ type: 'ORCHESTRATE' } & z.infer<typeof runEvents.ORCHESTRATE>)
-  | OutcomeEvent
+  | { type: `ice.outcome.${string}`; intentId: string; target: string; outcome: { status: string } }
   | ({ type: 'RUNTIME_ABORT' } & z.infer<typeof runRuntimeEvents.RUNTIME_ABORT>);
 
 export interface RunContext {
@@ -61,12 +60,16 @@ export const runMachine = setup({
     context: {} as RunContext,
     events: {} as RunEvent,
     input: {} as { goal?: string } | undefined,
+    /** A proposed intent (README, "Actors that act"). */
+    emitted: {} as { type: 'ice.propose'; target: string; action: string; params: Record<string, unknown>; runId: string },
   },
   actions: {
-    orchestrate: proposeIntent<RunContext, RunEvent>(({ event, self }) => {
+    // `ice.propose` is how a machine proposes an intent (README, "Actors that act"; the runtime's
+    // proposeIntent builds the same event): here in its own run, `self.id` being run/<runId>
+    orchestrate: emit(({ event, self }) => {
       const e = event as Extract<RunEvent, { type: 'ORCHESTRATE' }>;
-      // in its own run: `self.id` is the run's address, run/<runId>
       return {
+        type: 'ice.propose',
         target: e.deployment,
         action: 'DEPLOY',
         params: { environment: e.environment },
@@ -75,7 +78,7 @@ export const runMachine = setup({
     }),
     keepOutcome: assign({
       orchestrated: ({ context, event }) => {
-        const e = event as OutcomeEvent;
+        const e = event as Extract<RunEvent, { intentId: string }>;
         return { ...context.orchestrated, [e.target]: e.outcome.status };
       },
     }),
