@@ -41,6 +41,7 @@ import { actorAt, actorHistory, formatHistory } from './actor-history.js';
 import { allStoredSnapshots, checkActors, formatCheck } from './actors-check.js';
 import { storedSnapshotPage, type SnapshotPage } from '../host/migrations.js';
 import { explainIntent, formatWhy } from './why.js';
+import { storedChildDetail } from './actor-child.js';
 import { assertEveryOptionHasARule, checkOptions, type Opts } from './options.js';
 import { applyProjectConfig, findProjectConfig, type ProjectConfig } from './config.js';
 import type { ActorDetail, ActorInfo } from '../host/index.js';
@@ -294,6 +295,8 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
     }
     case 'actor.show': {
       const address = String(a.address);
+      const child = storedChildDetail(store, journal, address, Number(a.limit ?? 10));
+      if (child) return child;
       const snap = store.snapshot(address);
       if (!snap) throw new IceError('E_NOT_FOUND', `no actor ${address}`, 'reject');
       const detail: ActorDetail = {
@@ -919,8 +922,12 @@ common(actor.command('show <address>'))
       return;
     }
     print(`${c.bold(address)}  ${a.state}  ${c.dim(`${a.status} · seq ${a.seq}${a.updatedAt ? ` · updated ${a.updatedAt}` : ''}`)}`);
+    const child = a as { parent?: string; src?: string; children?: string[] };
+    if (child.parent !== undefined) print(`child of ${child.parent} (${child.src ?? '?'}), as of its snapshot`);
+    const ids = child.children ?? Object.keys((a.snapshot as { children?: object } | undefined)?.children ?? {});
+    if (ids.length > 0) print(`children ${ids.map((id) => `${address}/${id}`).join(', ')}`);
     print(`context ${JSON.stringify(a.context, null, 2)}`);
-    print('recent facts:');
+    print(child.parent !== undefined ? `recent facts of ${child.parent}:` : 'recent facts:');
     for (const f of [...a.facts].reverse()) print(formatFact(f));
   });
 common(actor.command('stop <address>'))

@@ -1,0 +1,277 @@
+import { describe, expect, it } from 'vitest';
+import { assign, fromPromise, sendParent, sendTo, setup, spawnChild } from 'xstate';
+import { z } from 'zod';
+import { ManualClock, defineActor, replayActor, type Fact } from '../../src/index.js';
+import { MODES, iid, tempRuntime, until, type TempRuntime } from '../helpers/runtime.js';
+
+/**
+ * Children of hosted actors. A deployment spawns a worker machine (its own state, an `after`
+ * that reports back with sendParent) and invokes a promise (fetchConfig) whose settling the
+ * test controls. The promise's creator counts its runs: a restore must never run it again.
+ */
+const runs = { fetch: 0 };
+const settlers = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+const workerMachine = setup({
+  types: {} as { context: { jobs: number }; events: { type: 'JOB' } },
+}).createMachine({
+  id: 'worker',
+  initial: 'idle',
+  context: { jobs: 0 },
+  states: {
+    idle: { on: { JOB: { target: 'busy', actions: assign({ jobs: ({ context }) => context.jobs + 1 }) } } },
+    busy: { after: { 1000: { target: 'idle', actions: sendParent({ type: 'WORKER_IDLE' }) } } },
+  },
+});
+
+const deploymentMachine = setup({
+  types: {} as {
+    context: { idled: number; config: unknown; lastError: unknown };
+    events: { type: 'JOB' } | { type: 'FETCH'; key: string } | { type: 'WORKER_IDLE' } | { type: 'BREAK' };
+  },
+  actors: {
+    worker: workerMachine,
+    fetchConfig: fromPromise<unknown, { key: string }>(({ input }) => {
+      runs.fetch++;
+      return new Promise((resolve, reject) => settlers.set(input.key, { resolve, reject }));
+    }),
+  },
+}).createMachine({
+  id: 'deployment',
+  initial: 'running',
+  context: { idled: 0, config: null, lastError: null },
+  entry: spawnChild('worker', { id: 'worker' }),
+  on: {
+    JOB: { actions: sendTo('worker', { type: 'JOB' }) },
+    WORKER_IDLE: { actions: assign({ idled: ({ context }) => context.idled + 1 }) },
+  },
+  states: {
+    running: { on: { FETCH: 'fetching' } },
+    fetching: {
+      invoke: {
+        id: 'fetch',
+        src: 'fetchConfig',
+        input: ({ event }) => ({ key: (event as { key: string }).key }),
+        onDone: { target: 'running', actions: assign({ config: ({ event }) => event.output }) },
+        onError: { target: 'degraded', actions: assign({ lastError: ({ event }) => event.error }) },
+      },
+      on: { BREAK: 'fragile' },
+    },
+    fragile: {
+      invoke: {
+        id: 'fetch',
+        src: 'fetchConfig',
+        input: () => ({ key: 'fragile' }),
+        onDone: {
+          target: 'running',
+          actions: () => {
+            throw new Error('the config does not parse');
+          },
+        },
+      },
+    },
+    degraded: { on: { FETCH: 'fetching' } },
+  },
+});
+
+const deploymentActor = defineActor({
+  kind: 'deployment',
+  machine: deploymentMachine,
+  events: { JOB: z.strictObject({}), FETCH: z.strictObject({ key: z.string() }), BREAK: z.strictObject({}) },
+  supervision: { strategy: 'stop' },
+});
+
+const actors = [deploymentActor];
+const childFacts = (facts: Fact[]) => facts.filter((f) => f.type === 'transition' && f.data.child !== undefined);
+
+async function setupRuntime(mode: (typeof MODES)[number], clock: ManualClock): Promise<TempRuntime> {
+  const h = await tempRuntime({ mode, clock, actors, passivateAfterMs: 0 });
+  await h.rt.grants.issue({ subject: 'agent:t', scope: 'deployment/*:*' });
+  return h;
+}
+
+const propose = (h: TempRuntime, target: string, action: string, params: Record<string, unknown> = {}) =>
+  h.rt.propose({ id: iid(), proposer: 'agent:t', target, action, params });
+
+/** The journal alone rebuilds the actor as the store holds it, every transition agreeing. */
+async function replayAgrees(h: TempRuntime, address: string): Promise<void> {
+  const facts = await h.rt.journal.chain(address);
+  const replay = replayActor(deploymentActor, facts);
+  try {
+    const stored = await h.storedSnapshot(address);
+    expect(replay.mismatches).toEqual([]);
+    expect(replay.state).toBe(stored?.state);
+    expect(replay.context).toEqual((stored?.snapshot as { context: unknown }).context);
+  } finally {
+    replay.actor.stop();
+  }
+}
+
+describe.each(MODES)('child actors (%s)', (mode) => {
+  it('a promise child settling outside a turn becomes a transition fact, and survives a restart (replay equals live)', async () => {
+    const clock = new ManualClock();
+    const h = await setupRuntime(mode, clock);
+    try {
+      await h.rt.spawn('deployment/web');
+      const key = `ok-${mode}`;
+      expect(await propose(h, 'deployment/web', 'FETCH', { key })).toMatchObject({ status: 'executed', to: 'fetching' });
+      const before = await h.rt.journal.chain('deployment/web');
+      settlers.get(key)!.resolve({ replicas: 3 });
+      await until('the child event to be committed', async () => childFacts(await h.rt.journal.chain('deployment/web')).length === 1);
+      const facts = await h.rt.journal.chain('deployment/web');
+      expect(facts.length).toBe(before.length + 1);
+      expect(childFacts(facts)[0]).toMatchObject({
+        origin: 'runtime',
+        data: {
+          from: 'fetching',
+          to: 'running',
+          child: 'fetch',
+          event: { type: 'xstate.done.actor.fetch', actorId: 'fetch', output: { replicas: 3 } },
+        },
+      });
+      expect(await h.storedSnapshot('deployment/web')).toMatchObject({ state: 'running', seq: facts.at(-1)!.seq });
+      expect((await h.rt.actor('deployment/web'))?.context).toMatchObject({ config: { replicas: 3 } });
+
+      // a rejection reaches onError as XState's error event, journaled as JSON
+      const bad = `bad-${mode}`;
+      await propose(h, 'deployment/web', 'FETCH', { key: bad });
+      settlers.get(bad)!.reject(new Error('config service down'));
+      await until('the error event to be committed', async () => childFacts(await h.rt.journal.chain('deployment/web')).length === 2);
+      const err = childFacts(await h.rt.journal.chain('deployment/web'))[1]!;
+      expect(err.data).toMatchObject({
+        from: 'fetching',
+        to: 'degraded',
+        child: 'fetch',
+        event: { type: 'xstate.error.actor.fetch', error: { name: 'Error', message: 'config service down' } },
+      });
+      const live = await h.rt.actor('deployment/web');
+      expect(live).toMatchObject({ state: 'degraded', context: { lastError: { message: 'config service down' } } });
+
+      const runsBefore = runs.fetch;
+      const rt = await h.restart({ clock, actors, passivateAfterMs: 0 });
+      expect(await propose(h, 'deployment/web', 'JOB')).toMatchObject({ status: 'executed' }); // activates it
+      expect(await rt.actor('deployment/web')).toMatchObject({ state: 'degraded', context: live!.context });
+      expect(runs.fetch).toBe(runsBefore);
+      await replayAgrees(h, 'deployment/web');
+      expect((await rt.journal.verify()).ok).toBe(true);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a machine child tree comes back whole: passivate, re-activate, restart the process, twice; its after fires with its path', async () => {
+    const clock = new ManualClock();
+    const h = await setupRuntime(mode, clock);
+    try {
+      let rt = h.rt;
+      await rt.spawn('deployment/tree');
+      await propose(h, 'deployment/tree', 'JOB');
+      expect(await rt.actor('deployment/tree/worker')).toMatchObject({
+        address: 'deployment/tree/worker',
+        state: 'busy',
+        context: { jobs: 1 },
+        active: true,
+      });
+      expect(await rt.timers()).toEqual([expect.objectContaining({ actor: 'deployment/tree', source: 'worker' })]);
+
+      // passivated: read from the stored snapshot; re-activated by its child's timer
+      expect(await rt.passivate('deployment/tree')).toBe(true);
+      expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'busy', context: { jobs: 1 }, active: false });
+      clock.advance(1000);
+      expect(await rt.fireDueTimers()).toBe(1);
+      const fired = (await rt.journal.chain('deployment/tree')).filter((f) => f.data.timer !== undefined);
+      expect(fired).toMatchObject([
+        { data: { from: 'running', to: 'running', timer: { source: 'worker', id: 'xstate.after.1000.worker.busy' } } },
+      ]);
+      expect(await rt.actor('deployment/tree')).toMatchObject({ context: { idled: 1 } });
+      expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'idle', context: { jobs: 1 } });
+
+      // restore → persist → restore, across process restarts
+      await propose(h, 'deployment/tree', 'JOB');
+      expect(await rt.passivate('deployment/tree')).toBe(true);
+      for (let round = 0; round < 2; round++) {
+        rt = await h.restart({ clock, actors, passivateAfterMs: 0 });
+        expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'busy', context: { jobs: 2 } });
+        expect(await propose(h, 'deployment/tree', 'FETCH', { key: `tree-${mode}-${round}` })).toMatchObject({ status: 'executed' });
+        settlers.get(`tree-${mode}-${round}`)!.resolve({ round });
+        await until('the fetch to settle', async () => (await rt.actor('deployment/tree'))?.state === 'running');
+        await until('its fact to be stored', async () => (await h.storedSnapshot('deployment/tree'))?.state === 'running');
+        expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'busy', context: { jobs: 2 }, active: true });
+      }
+      clock.advance(1000);
+      expect(await rt.fireDueTimers()).toBe(1);
+      expect(await rt.actor('deployment/tree')).toMatchObject({ context: { idled: 2, config: { round: 1 } } });
+      expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'idle', context: { jobs: 2 } });
+      await replayAgrees(h, 'deployment/tree');
+
+      // not found: a child that does not exist
+      expect(await rt.actor('deployment/tree/nobody')).toBeUndefined();
+      // a child takes no intents: refused with what to do
+      const refused = await propose(h, 'deployment/tree/worker', 'JOB');
+      expect(refused.status).toBe('rejected');
+      expect(JSON.stringify(refused)).toContain('a child actor takes no intents');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a promise in flight at restore is not run again: a child.lost fact, and the error event its onError handles', async () => {
+    const clock = new ManualClock();
+    const h = await setupRuntime(mode, clock);
+    try {
+      await h.rt.spawn('deployment/lost');
+      await propose(h, 'deployment/lost', 'FETCH', { key: `never-${mode}` });
+      // in flight: not idle, so not passivated (it would be lost)
+      expect(await h.rt.passivate('deployment/lost')).toBe(false);
+      expect((await h.storedSnapshot('deployment/lost'))?.state).toBe('fetching');
+      const runsBefore = runs.fetch;
+      const rt = await h.restart({ clock, actors, passivateAfterMs: 0 });
+      expect(await propose(h, 'deployment/lost', 'JOB')).toMatchObject({ status: 'executed' });
+      expect(runs.fetch).toBe(runsBefore);
+      const facts = await rt.journal.chain('deployment/lost');
+      const restored = facts.findIndex((f) => f.type === 'actor.restored');
+      expect(facts.slice(restored, restored + 3)).toMatchObject([
+        { type: 'actor.restored' },
+        { type: 'child.lost', origin: 'runtime', data: { child: 'fetch', src: 'fetchConfig' } },
+        {
+          type: 'transition',
+          origin: 'runtime',
+          data: {
+            from: 'fetching',
+            to: 'degraded',
+            child: 'fetch',
+            event: { type: 'xstate.error.actor.fetch', error: { code: 'E_CHILD_LOST' } },
+          },
+        },
+      ]);
+      expect(String(facts[restored + 1]!.data.reason)).toContain('in flight');
+      expect(await rt.actor('deployment/lost')).toMatchObject({ state: 'degraded', context: { lastError: { code: 'E_CHILD_LOST' } } });
+      // once: the next restore finds nothing lost
+      await h.restart({ clock, actors, passivateAfterMs: 0 });
+      await propose(h, 'deployment/lost', 'JOB');
+      expect((await h.rt.journal.chain('deployment/lost')).filter((f) => f.type === 'child.lost')).toHaveLength(1);
+      await replayAgrees(h, 'deployment/lost');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a child event the machine throws on fails the actor (a fact), not a silent hang', async () => {
+    const clock = new ManualClock();
+    const h = await setupRuntime(mode, clock);
+    try {
+      await h.rt.spawn('deployment/frag');
+      await propose(h, 'deployment/frag', 'FETCH', { key: `x-${mode}` });
+      await propose(h, 'deployment/frag', 'BREAK');
+      settlers.get('fragile')!.resolve({});
+      await until('the failure', async () => (await h.rt.actor('deployment/frag'))?.status === 'failed');
+      const failed = (await h.rt.journal.chain('deployment/frag')).filter((f) => f.type === 'actor.failed');
+      expect(failed).toMatchObject([
+        { data: { message: 'the config does not parse', state: 'fragile', child: { child: 'fetch', event: 'xstate.done.actor.fetch' } } },
+      ]);
+      await replayAgrees(h, 'deployment/frag');
+    } finally {
+      await h.close();
+    }
+  });
+});
