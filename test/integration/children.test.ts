@@ -3,6 +3,8 @@ import { assign, fromPromise, sendParent, sendTo, setup, spawnChild } from 'xsta
 import { z } from 'zod';
 import { ManualClock, defineActor, replayActor, type Fact } from '../../src/index.js';
 import { MODES, iid, tempRuntime, until, type TempRuntime } from '../helpers/runtime.js';
+import { ice } from '../helpers/ice-cli.js';
+import { checkInvariants } from '../../src/testing/index.js';
 
 /**
  * Children of hosted actors. A deployment spawns a worker machine (its own state, an `after`
@@ -107,6 +109,15 @@ async function replayAgrees(h: TempRuntime, address: string): Promise<void> {
   }
 }
 
+/** The chaos kit's journal-only checks hold (embedded: on the stopped data dir). */
+async function invariantsHold(h: TempRuntime): Promise<void> {
+  if (h.mode === 'embedded') await h.rt.stop();
+  const where = h.mode === 'embedded' ? { dataDir: h.dir } : { servers: h.server!.url };
+  const report = await checkInvariants({ ...where, actors });
+  expect(report.violations).toEqual([]);
+  expect(report.ok).toBe(true);
+}
+
 describe.each(MODES)('child actors (%s)', (mode) => {
   it('a promise child settling outside a turn becomes a transition fact, and survives a restart (replay equals live)', async () => {
     const clock = new ManualClock();
@@ -154,6 +165,7 @@ describe.each(MODES)('child actors (%s)', (mode) => {
       expect(runs.fetch).toBe(runsBefore);
       await replayAgrees(h, 'deployment/web');
       expect((await rt.journal.verify()).ok).toBe(true);
+      await invariantsHold(h);
     } finally {
       await h.close();
     }
@@ -210,6 +222,7 @@ describe.each(MODES)('child actors (%s)', (mode) => {
       const refused = await propose(h, 'deployment/tree/worker', 'JOB');
       expect(refused.status).toBe('rejected');
       expect(JSON.stringify(refused)).toContain('a child actor takes no intents');
+      await invariantsHold(h);
     } finally {
       await h.close();
     }
@@ -251,6 +264,7 @@ describe.each(MODES)('child actors (%s)', (mode) => {
       await propose(h, 'deployment/lost', 'JOB');
       expect((await h.rt.journal.chain('deployment/lost')).filter((f) => f.type === 'child.lost')).toHaveLength(1);
       await replayAgrees(h, 'deployment/lost');
+      await invariantsHold(h);
     } finally {
       await h.close();
     }
@@ -270,6 +284,40 @@ describe.each(MODES)('child actors (%s)', (mode) => {
         { data: { message: 'the config does not parse', state: 'fragile', child: { child: 'fetch', event: 'xstate.done.actor.fetch' } } },
       ]);
       await replayAgrees(h, 'deployment/frag');
+      await invariantsHold(h);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("ice actor show kind/id/child prints the child from its parent's stored snapshot; a missing child is a clear error", async () => {
+    const clock = new ManualClock();
+    const h = await setupRuntime(mode, clock);
+    const where = () => (mode === 'embedded' ? ['--data', h.dir] : ['--nats', h.server!.url]);
+    try {
+      await h.rt.spawn('deployment/cli');
+      await propose(h, 'deployment/cli', 'JOB');
+      const json = await ice(['actor', 'show', 'deployment/cli/worker', '--json', ...where()]);
+      expect(json.code, json.stderr).toBe(0);
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        address: 'deployment/cli/worker',
+        parent: 'deployment/cli',
+        src: 'worker',
+        state: 'busy',
+        status: 'active',
+        context: { jobs: 1 },
+        facts: expect.arrayContaining([expect.objectContaining({ actor: 'deployment/cli', type: 'transition' })]),
+      });
+      const text = await ice(['actor', 'show', 'deployment/cli/worker', ...where()]);
+      expect(text.code, text.stderr).toBe(0);
+      expect(text.stdout).toContain('deployment/cli/worker  busy');
+      expect(text.stdout).toContain('child of deployment/cli (worker)');
+      expect(text.stdout).toContain('"jobs": 1');
+      const parent = await ice(['actor', 'show', 'deployment/cli', ...where()]);
+      expect(parent.stdout).toContain('children deployment/cli/worker');
+      const missing = await ice(['actor', 'show', 'deployment/cli/nobody', ...where()]);
+      expect(missing.code).not.toBe(0);
+      expect(missing.stderr).toMatch(/nobody/);
     } finally {
       await h.close();
     }
