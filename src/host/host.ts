@@ -450,7 +450,8 @@ export class Host {
       this.#runViews.set(runId, { exists: false, state: '', executing: false });
       return;
     }
-    const probe = createActor(def.machine, { snapshot: stored as Snapshot<unknown> });
+    // without its effect children: a probe must not start a stored promise again
+    const probe = createActor(def.machine, { snapshot: withoutLostChildren(def.machine, stored).snapshot as Snapshot<unknown> });
     probe.subscribe({ error: () => {} });
     probe.start();
     const snap = probe.getSnapshot() as unknown as { hasTag(t: string): boolean };
