@@ -15,21 +15,48 @@ const runs = { fetch: 0 };
 const settlers = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
 const workerMachine = setup({
-  types: {} as { context: { jobs: number }; events: { type: 'JOB' } },
+  types: {} as { context: { jobs: number }; events: { type: 'JOB' } | { type: 'PROBE'; key: string } },
+  actors: {
+    probe: fromPromise<unknown, { key: string }>(({ input }) => {
+      runs.fetch++;
+      return new Promise((resolve, reject) => settlers.set(input.key, { resolve, reject }));
+    }),
+  },
 }).createMachine({
   id: 'worker',
   initial: 'idle',
   context: { jobs: 0 },
   states: {
-    idle: { on: { JOB: { target: 'busy', actions: assign({ jobs: ({ context }) => context.jobs + 1 }) } } },
+    idle: {
+      on: {
+        JOB: { target: 'busy', actions: assign({ jobs: ({ context }) => context.jobs + 1 }) },
+        PROBE: 'probing',
+      },
+    },
+    probing: {
+      invoke: {
+        id: 'probe',
+        src: 'probe',
+        input: ({ event }) => ({ key: (event as { key: string }).key }),
+        onDone: { target: 'idle', actions: sendParent({ type: 'PROBED' }) },
+        onError: { target: 'idle', actions: sendParent({ type: 'PROBE_FAILED' }) },
+      },
+    },
     busy: { after: { 1000: { target: 'idle', actions: sendParent({ type: 'WORKER_IDLE' }) } } },
   },
 });
 
 const deploymentMachine = setup({
   types: {} as {
-    context: { idled: number; config: unknown; lastError: unknown };
-    events: { type: 'JOB' } | { type: 'FETCH'; key: string } | { type: 'WORKER_IDLE' } | { type: 'BREAK' };
+    context: { idled: number; config: unknown; lastError: unknown; probes: number; probeFailures: number };
+    events:
+      | { type: 'JOB' }
+      | { type: 'FETCH'; key: string }
+      | { type: 'WORKER_IDLE' }
+      | { type: 'BREAK' }
+      | { type: 'PROBE'; key: string }
+      | { type: 'PROBED' }
+      | { type: 'PROBE_FAILED' };
   },
   actors: {
     worker: workerMachine,
@@ -41,11 +68,14 @@ const deploymentMachine = setup({
 }).createMachine({
   id: 'deployment',
   initial: 'running',
-  context: { idled: 0, config: null, lastError: null },
+  context: { idled: 0, config: null, lastError: null, probes: 0, probeFailures: 0 },
   entry: spawnChild('worker', { id: 'worker' }),
   on: {
     JOB: { actions: sendTo('worker', { type: 'JOB' }) },
     WORKER_IDLE: { actions: assign({ idled: ({ context }) => context.idled + 1 }) },
+    PROBE: { actions: sendTo('worker', ({ event }) => event) },
+    PROBED: { actions: assign({ probes: ({ context }) => context.probes + 1 }) },
+    PROBE_FAILED: { actions: assign({ probeFailures: ({ context }) => context.probeFailures + 1 }) },
   },
   states: {
     running: { on: { FETCH: 'fetching' } },
@@ -79,7 +109,12 @@ const deploymentMachine = setup({
 const deploymentActor = defineActor({
   kind: 'deployment',
   machine: deploymentMachine,
-  events: { JOB: z.strictObject({}), FETCH: z.strictObject({ key: z.string() }), BREAK: z.strictObject({}) },
+  events: {
+    JOB: z.strictObject({}),
+    FETCH: z.strictObject({ key: z.string() }),
+    BREAK: z.strictObject({}),
+    PROBE: z.strictObject({ key: z.string() }),
+  },
   supervision: { strategy: 'stop' },
 });
 
@@ -284,6 +319,46 @@ describe.each(MODES)('child actors (%s)', (mode) => {
         { data: { message: 'the config does not parse', state: 'fragile', child: { child: 'fetch', event: 'xstate.done.actor.fetch' } } },
       ]);
       await replayAgrees(h, 'deployment/frag');
+      await invariantsHold(h);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a grandchild: its settling goes to its parent child (target), and in flight at restore it is lost to that child', async () => {
+    const clock = new ManualClock();
+    const h = await setupRuntime(mode, clock);
+    try {
+      await h.rt.spawn('deployment/deep');
+      const k1 = `probe-${mode}-1`;
+      await propose(h, 'deployment/deep', 'PROBE', { key: k1 });
+      expect(await h.rt.actor('deployment/deep/worker')).toMatchObject({ state: 'probing', children: ['probe'] });
+      expect(await h.rt.actor('deployment/deep/worker/probe')).toMatchObject({ status: 'active', src: 'probe' });
+      settlers.get(k1)!.resolve('fine');
+      await until('the probe to be recorded', async () => childFacts(await h.rt.journal.chain('deployment/deep')).length === 1);
+      expect(childFacts(await h.rt.journal.chain('deployment/deep'))[0]!.data).toMatchObject({
+        child: 'worker/probe',
+        target: 'worker',
+        event: { type: 'xstate.done.actor.probe', output: 'fine' },
+      });
+      expect(await h.rt.actor('deployment/deep')).toMatchObject({ context: { probes: 1 } });
+
+      await propose(h, 'deployment/deep', 'PROBE', { key: `probe-${mode}-2` });
+      expect(await h.rt.passivate('deployment/deep')).toBe(false); // a grandchild in flight
+      const runsBefore = runs.fetch;
+      await h.restart({ clock, actors, passivateAfterMs: 0 });
+      await propose(h, 'deployment/deep', 'JOB');
+      expect(runs.fetch).toBe(runsBefore);
+      const facts = await h.rt.journal.chain('deployment/deep');
+      expect(facts.filter((f) => f.type === 'child.lost')).toMatchObject([{ data: { child: 'worker/probe', src: 'probe' } }]);
+      expect(childFacts(facts).at(-1)!.data).toMatchObject({
+        child: 'worker/probe',
+        target: 'worker',
+        event: { type: 'xstate.error.actor.probe', error: { code: 'E_CHILD_LOST' } },
+      });
+      expect(await h.rt.actor('deployment/deep')).toMatchObject({ context: { probes: 1, probeFailures: 1 } });
+      expect(await h.rt.actor('deployment/deep/worker')).toMatchObject({ state: 'busy', context: { jobs: 1 } });
+      await replayAgrees(h, 'deployment/deep');
       await invariantsHold(h);
     } finally {
       await h.close();
