@@ -206,6 +206,43 @@ function isEffect(logic: AnyActorLogic): boolean {
 }
 
 /**
+ * Stands in for an effect's logic in a replay: a child that stays `active` and never runs
+ * anything. What the effect delivered is in the journal.
+ */
+const INERT: AnyActorLogic = {
+  config: undefined,
+  transition: (snapshot: unknown) => snapshot,
+  getInitialSnapshot: (_scope: unknown, input: unknown) => ({ status: 'active', output: undefined, error: undefined, input }),
+  getPersistedSnapshot: (snapshot: unknown) => snapshot,
+  restoreSnapshot: (snapshot: unknown) => snapshot,
+} as unknown as AnyActorLogic;
+
+const inertCache = new WeakMap<AnyStateMachine, AnyStateMachine>();
+
+/**
+ * The machine with the effects it names in `setup({ actors })` (and those of the machines it
+ * names, recursively) replaced by logic that runs nothing: a replay must not call a promise's
+ * creator again. Inline effect logic in an `invoke` is not reached (its creator runs, and
+ * what it delivers is ignored: children never deliver on their own during a replay).
+ */
+export function withoutEffects(machine: AnyStateMachine): AnyStateMachine {
+  const known = inertCache.get(machine);
+  if (known) return known;
+  inertCache.set(machine, machine); // a machine naming itself
+  const actors = (machine.implementations.actors ?? {}) as Record<string, AnyActorLogic>;
+  const replaced: Record<string, AnyActorLogic> = {};
+  let changed = false;
+  for (const [name, logic] of Object.entries(actors)) {
+    const next = isMachine(logic) ? withoutEffects(logic) : isEffect(logic) ? INERT : logic;
+    replaced[name] = next;
+    changed ||= next !== logic;
+  }
+  const out = changed ? machine.provide({ actors: replaced } as never) : machine;
+  inertCache.set(machine, out);
+  return out;
+}
+
+/**
  * The event a lost child's parent receives: XState's own error event for an invoked actor,
  * so `onError` handlers apply.
  */

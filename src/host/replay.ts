@@ -3,7 +3,7 @@ import { FactType, type Fact } from '../protocol/index.js';
 import type { ActorDefinition } from './definition.js';
 import { stateToString } from './state-value.js';
 import { ActorTimers } from './timers.js';
-import { sendRecorded, watchChildren } from './children.js';
+import { sendRecorded, watchChildren, withoutEffects } from './children.js';
 
 /** A transition fact whose recorded `from`/`to` is not what its event does to the replayed actor. */
 export interface ReplayMismatch {
@@ -28,7 +28,8 @@ export function replayActor(
   // fact of its own below, delivered as the Host delivered it
   const timers = new ActorTimers();
   timers.at = Date.parse(started.at);
-  const actor = createActor(def.machine, { input: started.data.input ?? undefined, clock: timers.clock });
+  // effects the machine names run nothing here: what they delivered is in the journal
+  const actor = createActor(withoutEffects(def.machine), { input: started.data.input ?? undefined, clock: timers.clock });
   timers.attach(actor);
   // children deliver nothing on their own: what they sent is a recorded transition below
   const relay = watchChildren(actor, timers, () => {});

@@ -133,7 +133,9 @@ const propose = (h: TempRuntime, target: string, action: string, params: Record<
 /** The journal alone rebuilds the actor as the store holds it, every transition agreeing. */
 async function replayAgrees(h: TempRuntime, address: string): Promise<void> {
   const facts = await h.rt.journal.chain(address);
+  const runsBefore = runs.fetch;
   const replay = replayActor(deploymentActor, facts);
+  expect(runs.fetch).toBe(runsBefore); // a replay runs no effect again
   try {
     const stored = await h.storedSnapshot(address);
     expect(replay.mismatches).toEqual([]);
