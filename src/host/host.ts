@@ -1899,7 +1899,7 @@ export class Host {
           // a timer's firing delivers it as XState would (and forgets it); any other event is sent
           if (!t || !timers.fire(t.source, t.id)) sendRecorded(actor, f.data);
           replayed++;
-        } else if (f.type === FactType.childLost) {
+        } else if (f.type === FactType.childLost && f.data.event === undefined) {
           lostBefore.add(String(f.data.child));
         } else if (f.type === FactType.actorStopped) {
           status = 'stopped';
@@ -2007,7 +2007,20 @@ export class Host {
   #childEvent(address: string, actor: AnyActorRef, c: ChildEvent): void {
     this.withActor(address, (): { committed: Promise<void> } | undefined => {
       const e = this.#entries.get(address);
+      if (e?.actor === actor && e.status === 'failed') {
+        // a failed actor takes nothing until restarted: what its child delivered is recorded as lost
+        const b = this.#builder(e);
+        const reason = `its event ${c.event.type} arrived while ${address} was failed: not delivered`;
+        b.fact({
+          type: FactType.childLost,
+          origin: Origin.runtime,
+          data: { child: c.source, src: liveChild(actor, c.source)?.src ?? '', reason, event: c.event.type },
+        });
+        this.#log.warn({ actor: address, child: c.source, event: c.event.type }, 'event of a child not delivered: its actor is failed');
+        return { committed: this.#commit(e, b.turn()) };
+      }
       if (!e || e.actor !== actor || e.status !== 'active') {
+        // its actor was stopped, passivated, reverted or lost meanwhile: XState would not deliver it either
         this.#log.warn({ actor: address, child: c.source, event: c.event.type }, 'event of a child dropped: its actor is not active here');
         return undefined;
       }
