@@ -55,6 +55,8 @@ export class ChildRelay {
   constructor(root: AnyActorRef, timers: ActorTimers | undefined, onChild: (c: ChildEvent) => void) {
     this.#root = root;
     const system = root.system as unknown as { _relay: Relay };
+    // XState's internal relay (5.x); without it children could transition without a fact
+    if (typeof system._relay !== 'function') throw new Error('this XState version has no system._relay: child events cannot be journaled');
     const relay = system._relay.bind(system);
     this.#relay = relay;
     system._relay = (source, target, event) => {

@@ -50,7 +50,7 @@ import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { DEFAULT_SUPERVISION, type ActorDefinition, type ActorRegistry, type EscalationTarget } from './definition.js';
 import { stateToString } from './state-value.js';
-import { ActorTimers } from './timers.js';
+import { ActorTimers, refAt } from './timers.js';
 import { actorPrincipal, emittedIntentId, isProposeEmitted, outcomeEvent, type OutboxEntry, type ProposeEmitted } from './outbox.js';
 import { attemptEffect, effectId, isEffectEmitted, stillIn, type EffectEmitted, type EffectEntry } from './effects.js';
 import {
@@ -2022,6 +2022,11 @@ export class Host {
       if (!e || e.actor !== actor || e.status !== 'active') {
         // its actor was stopped, passivated, reverted or lost meanwhile: XState would not deliver it either
         this.#log.warn({ actor: address, child: c.source, event: c.event.type }, 'event of a child dropped: its actor is not active here');
+        return undefined;
+      }
+      if (!refAt(e.actor, c.target)) {
+        // the child it went to is gone (its state was left meanwhile): nothing happens, nothing to record
+        this.#log.debug({ actor: address, child: c.source, target: c.target, event: c.event.type }, 'event of a child: its target is gone');
         return undefined;
       }
       e.lastUsed = this.#clock.now();
