@@ -54,6 +54,8 @@ export function replayActor(
     if (f.data.from !== from || f.data.to !== to)
       mismatches.push({ seq: f.seq, recorded: { from: f.data.from, to: f.data.to }, replayed: { from, to } });
   }
-  const snap = actor.getSnapshot() as unknown as { value: never; context: unknown };
-  return { state: stateToString(snap.value), context: snap.context, actor, mismatches };
+  const snap = actor.getSnapshot() as unknown as { value: never };
+  // the context as it is stored: a child's ref in it is `{ xstate$$type, id }`
+  const context = (actor.getPersistedSnapshot() as { context?: unknown }).context;
+  return { state: stateToString(snap.value), context, actor, mismatches };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assign, fromPromise, sendParent, sendTo, setup, spawnChild } from 'xstate';
+import { assign, fromPromise, sendParent, sendTo, setup, spawnChild, type AnyActorRef } from 'xstate';
 import { z } from 'zod';
 import { ManualClock, defineActor, replayActor, type Fact } from '../../src/index.js';
 import { MODES, iid, tempRuntime, until, type TempRuntime } from '../helpers/runtime.js';
@@ -48,7 +48,7 @@ const workerMachine = setup({
 
 const deploymentMachine = setup({
   types: {} as {
-    context: { idled: number; config: unknown; lastError: unknown; probes: number; probeFailures: number };
+    context: { idled: number; config: unknown; lastError: unknown; probes: number; probeFailures: number; helper: AnyActorRef | null };
     events:
       | { type: 'JOB' }
       | { type: 'FETCH'; key: string }
@@ -56,7 +56,9 @@ const deploymentMachine = setup({
       | { type: 'BREAK' }
       | { type: 'PROBE'; key: string }
       | { type: 'PROBED' }
-      | { type: 'PROBE_FAILED' };
+      | { type: 'PROBE_FAILED' }
+      | { type: 'HIRE' }
+      | { type: 'HELP' };
   },
   actors: {
     worker: workerMachine,
@@ -68,7 +70,7 @@ const deploymentMachine = setup({
 }).createMachine({
   id: 'deployment',
   initial: 'running',
-  context: { idled: 0, config: null, lastError: null, probes: 0, probeFailures: 0 },
+  context: { idled: 0, config: null, lastError: null, probes: 0, probeFailures: 0, helper: null },
   entry: spawnChild('worker', { id: 'worker' }),
   on: {
     JOB: { actions: sendTo('worker', { type: 'JOB' }) },
@@ -76,6 +78,9 @@ const deploymentMachine = setup({
     PROBE: { actions: sendTo('worker', ({ event }) => event) },
     PROBED: { actions: assign({ probes: ({ context }) => context.probes + 1 }) },
     PROBE_FAILED: { actions: assign({ probeFailures: ({ context }) => context.probeFailures + 1 }) },
+    // a child spawned in assign: its ref lives in the context
+    HIRE: { actions: assign({ helper: ({ spawn }) => spawn('worker', { id: 'helper' }) }) },
+    HELP: { actions: sendTo(({ context }) => context.helper!, { type: 'JOB' }) },
   },
   states: {
     running: { on: { FETCH: 'fetching' } },
@@ -114,6 +119,8 @@ const deploymentActor = defineActor({
     FETCH: z.strictObject({ key: z.string() }),
     BREAK: z.strictObject({}),
     PROBE: z.strictObject({ key: z.string() }),
+    HIRE: z.strictObject({}),
+    HELP: z.strictObject({}),
   },
   supervision: { strategy: 'stop' },
 });
@@ -235,22 +242,39 @@ describe.each(MODES)('child actors (%s)', (mode) => {
       expect(await rt.actor('deployment/tree')).toMatchObject({ context: { idled: 1 } });
       expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'idle', context: { jobs: 1 } });
 
-      // restore → persist → restore, across process restarts
+      // restore → persist → restore, across process restarts; a second child spawned in assign
       await propose(h, 'deployment/tree', 'JOB');
+      expect(await propose(h, 'deployment/tree', 'HIRE')).toMatchObject({ status: 'executed' });
+      expect((await rt.actor('deployment/tree'))?.context).toMatchObject({ helper: { id: 'helper' } });
       expect(await rt.passivate('deployment/tree')).toBe(true);
       for (let round = 0; round < 2; round++) {
         rt = await h.restart({ clock, actors, passivateAfterMs: 0 });
-        expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'busy', context: { jobs: 2 } });
+        expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'busy', context: { jobs: 2 + round } });
         expect(await propose(h, 'deployment/tree', 'FETCH', { key: `tree-${mode}-${round}` })).toMatchObject({ status: 'executed' });
         settlers.get(`tree-${mode}-${round}`)!.resolve({ round });
         await until('the fetch to settle', async () => (await rt.actor('deployment/tree'))?.state === 'running');
         await until('its fact to be stored', async () => (await h.storedSnapshot('deployment/tree'))?.state === 'running');
-        expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'busy', context: { jobs: 2 }, active: true });
+        expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'busy', context: { jobs: 2 + round }, active: true });
+        // the ref in the context is the restored child
+        expect(await propose(h, 'deployment/tree', 'HELP')).toMatchObject({ status: 'executed' });
+        expect(await rt.actor('deployment/tree/helper')).toMatchObject({ state: 'busy', context: { jobs: round + 1 } });
+        if (round === 0) {
+          clock.advance(1000);
+          expect(await rt.fireDueTimers()).toBe(2); // both children's after, each a fact with its own source
+          expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'idle' });
+          await propose(h, 'deployment/tree', 'JOB');
+          expect(await rt.passivate('deployment/tree')).toBe(true);
+        }
       }
       clock.advance(1000);
-      expect(await rt.fireDueTimers()).toBe(1);
-      expect(await rt.actor('deployment/tree')).toMatchObject({ context: { idled: 2, config: { round: 1 } } });
-      expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'idle', context: { jobs: 2 } });
+      expect(await rt.fireDueTimers()).toBe(2);
+      expect(await rt.actor('deployment/tree')).toMatchObject({ context: { idled: 5, config: { round: 1 } } });
+      expect(await rt.actor('deployment/tree/worker')).toMatchObject({ state: 'idle', context: { jobs: 3 } });
+      expect(await rt.actor('deployment/tree/helper')).toMatchObject({ state: 'idle', context: { jobs: 2 } });
+      const sources = (await rt.journal.chain('deployment/tree')).flatMap((f) =>
+        f.data.timer !== undefined ? [(f.data.timer as { source: string }).source] : [],
+      );
+      expect(sources.sort()).toEqual(['helper', 'helper', 'worker', 'worker', 'worker']);
       await replayAgrees(h, 'deployment/tree');
 
       // not found: a child that does not exist
