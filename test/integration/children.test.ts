@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assign, fromPromise, sendParent, sendTo, setup, spawnChild, type AnyActorRef } from 'xstate';
+import { assign, fromCallback, fromPromise, sendParent, sendTo, setup, spawnChild, type AnyActorRef } from 'xstate';
 import { z } from 'zod';
 import { ManualClock, defineActor, replayActor, type Fact } from '../../src/index.js';
 import { MODES, iid, tempRuntime, until, type TempRuntime } from '../helpers/runtime.js';
@@ -13,6 +13,8 @@ import { checkInvariants } from '../../src/testing/index.js';
  */
 const runs = { fetch: 0 };
 const settlers = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+/** The sendBack of each running listener (a callback child), by key. */
+const listeners = new Map<string, (ev: { type: 'PING'; n: number }) => void>();
 
 const workerMachine = setup({
   types: {} as { context: { jobs: number }; events: { type: 'JOB' } | { type: 'PROBE'; key: string } },
@@ -48,7 +50,15 @@ const workerMachine = setup({
 
 const deploymentMachine = setup({
   types: {} as {
-    context: { idled: number; config: unknown; lastError: unknown; probes: number; probeFailures: number; helper: AnyActorRef | null };
+    context: {
+      idled: number;
+      config: unknown;
+      lastError: unknown;
+      probes: number;
+      probeFailures: number;
+      helper: AnyActorRef | null;
+      pings: number[];
+    };
     events:
       | { type: 'JOB' }
       | { type: 'FETCH'; key: string }
@@ -58,10 +68,16 @@ const deploymentMachine = setup({
       | { type: 'PROBED' }
       | { type: 'PROBE_FAILED' }
       | { type: 'HIRE' }
-      | { type: 'HELP' };
+      | { type: 'HELP' }
+      | { type: 'LISTEN'; key: string }
+      | { type: 'PING'; n: number };
   },
   actors: {
     worker: workerMachine,
+    listen: fromCallback<{ type: string }, { key: string }>(({ sendBack, input }) => {
+      listeners.set(input.key, sendBack);
+      return () => listeners.delete(input.key);
+    }),
     fetchConfig: fromPromise<unknown, { key: string }>(({ input }) => {
       runs.fetch++;
       return new Promise((resolve, reject) => settlers.set(input.key, { resolve, reject }));
@@ -70,7 +86,7 @@ const deploymentMachine = setup({
 }).createMachine({
   id: 'deployment',
   initial: 'running',
-  context: { idled: 0, config: null, lastError: null, probes: 0, probeFailures: 0, helper: null },
+  context: { idled: 0, config: null, lastError: null, probes: 0, probeFailures: 0, helper: null, pings: [] },
   entry: spawnChild('worker', { id: 'worker' }),
   on: {
     JOB: { actions: sendTo('worker', { type: 'JOB' }) },
@@ -81,6 +97,8 @@ const deploymentMachine = setup({
     // a child spawned in assign: its ref lives in the context
     HIRE: { actions: assign({ helper: ({ spawn }) => spawn('worker', { id: 'helper' }) }) },
     HELP: { actions: sendTo(({ context }) => context.helper!, { type: 'JOB' }) },
+    LISTEN: { actions: spawnChild('listen', { id: 'listener', input: ({ event }) => ({ key: (event as { key: string }).key }) }) },
+    PING: { actions: assign({ pings: ({ context, event }) => [...context.pings, event.n] }) },
   },
   states: {
     running: { on: { FETCH: 'fetching' } },
@@ -121,6 +139,7 @@ const deploymentActor = defineActor({
     PROBE: z.strictObject({ key: z.string() }),
     HIRE: z.strictObject({}),
     HELP: z.strictObject({}),
+    LISTEN: z.strictObject({ key: z.string() }),
   },
   supervision: { strategy: 'stop' },
 });
@@ -395,6 +414,42 @@ describe.each(MODES)('child actors (%s)', (mode) => {
       expect(await h.rt.actor('deployment/deep')).toMatchObject({ context: { probes: 1, probeFailures: 1 } });
       expect(await h.rt.actor('deployment/deep/worker')).toMatchObject({ state: 'busy', context: { jobs: 1 } });
       await replayAgrees(h, 'deployment/deep');
+      await invariantsHold(h);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a callback child: each sendBack is a fact; running at restore, it is lost, and with no onError its parent fails (recorded)', async () => {
+    const clock = new ManualClock();
+    const h = await setupRuntime(mode, clock);
+    try {
+      await h.rt.spawn('deployment/cb');
+      const key = `cb-${mode}`;
+      await propose(h, 'deployment/cb', 'LISTEN', { key });
+      listeners.get(key)!({ type: 'PING', n: 1 });
+      listeners.get(key)!({ type: 'PING', n: 2 });
+      await until('both pings recorded', async () => childFacts(await h.rt.journal.chain('deployment/cb')).length === 2);
+      expect(childFacts(await h.rt.journal.chain('deployment/cb')).map((f) => f.data)).toMatchObject([
+        { child: 'listener', event: { type: 'PING', n: 1 } },
+        { child: 'listener', event: { type: 'PING', n: 2 } },
+      ]);
+      expect(await h.rt.actor('deployment/cb')).toMatchObject({ context: { pings: [1, 2] } });
+      await h.restart({ clock, actors, passivateAfterMs: 0 });
+      expect(listeners.has(key)).toBe(false); // stopped with its process, not started again
+      await propose(h, 'deployment/cb', 'JOB');
+      expect(listeners.has(key)).toBe(false);
+      const facts = await h.rt.journal.chain('deployment/cb');
+      expect(facts.filter((f) => f.type === 'child.lost')).toMatchObject([{ data: { child: 'listener', src: 'listen' } }]);
+      // no handler for it: as in XState, an unhandled child error fails the parent (a fact, its supervision)
+      expect(facts.filter((f) => f.type === 'actor.failed')).toMatchObject([
+        { data: { state: 'running', child: { child: 'listener', event: 'xstate.error.actor.listener' }, stays: 'supervision: stop' } },
+      ]);
+      expect(await h.rt.actor('deployment/cb')).toMatchObject({ status: 'failed', state: 'running', context: { pings: [1, 2] } });
+      // restarted by hand: active, without the lost child
+      expect(await h.rt.restartActor('deployment/cb', 'operator:ops')).toMatchObject({ status: 'active', state: 'running' });
+      expect(await h.rt.actor('deployment/cb/listener')).toBeUndefined();
+      await replayAgrees(h, 'deployment/cb');
       await invariantsHold(h);
     } finally {
       await h.close();
