@@ -488,4 +488,28 @@ describe.each(MODES)('child actors (%s)', (mode) => {
       await h.close();
     }
   });
+
+  it.runIf(mode === 'cluster')('a node taking an actor over loses the promise the dead owner had in flight, and records it', async () => {
+    const clock = new ManualClock();
+    const h = await setupRuntime(mode, clock);
+    try {
+      await h.rt.spawn('deployment/tk');
+      await propose(h, 'deployment/tk', 'FETCH', { key: 'takeover' });
+      const runsBefore = runs.fetch;
+      await h.rt.stop(); // n1 gone, its lease released
+      const n2 = await h.node('n2', { clock, actors, passivateAfterMs: 0 });
+      expect(await n2.propose({ id: iid(), proposer: 'agent:t', target: 'deployment/tk', action: 'JOB', params: {} })).toMatchObject({
+        status: 'executed',
+      });
+      expect(runs.fetch).toBe(runsBefore);
+      const facts = await n2.journal.chain('deployment/tk');
+      expect(facts.filter((f) => ['actor.restored', 'child.lost'].includes(f.type))).toMatchObject([
+        { type: 'actor.restored', data: { node: 'n2' } },
+        { type: 'child.lost', data: { child: 'fetch' } },
+      ]);
+      expect(await n2.actor('deployment/tk')).toMatchObject({ state: 'degraded', context: { lastError: { code: 'E_CHILD_LOST' } } });
+    } finally {
+      await h.close();
+    }
+  });
 });
