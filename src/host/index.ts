@@ -8,3 +8,5 @@ export { Intake } from './intake.js';
 export type { IntakeOptions } from './intake.js';
 export { stateToString } from './state-value.js';
 export { replayActor } from './replay.js';
+export { sendRecorded, watchChildren, withoutEffects } from './children.js';
+export type { ChildEvent, ChildView, LostChild } from './children.js';
