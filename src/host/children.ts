@@ -95,17 +95,23 @@ export function watchChildren(root: AnyActorRef, timers: ActorTimers | undefined
 }
 
 /**
- * Sends the event of a recorded transition as it was delivered: to the root, or (`data.target`)
- * to the child it went to. False when that child no longer exists.
+ * Delivers an event to the actor at `target` ("" for the root) of a watched tree, as part of a
+ * Host turn; false when it does not exist.
  */
-export function sendRecorded(root: AnyActorRef, data: Record<string, unknown>): boolean {
-  const event = data.event as { type: string };
-  const target = typeof data.target === 'string' ? data.target : '';
+export function deliverTo(root: AnyActorRef, target: string, event: { type: string }): boolean {
   const relay = relays.get(root);
   if (relay) return relay.deliver(target, event);
   const ref = refAt(root, target);
   ref?.send(event);
   return ref !== undefined;
+}
+
+/**
+ * Sends the event of a recorded transition as it was delivered: to the root, or (`data.target`)
+ * to the child it went to. False when that child no longer exists.
+ */
+export function sendRecorded(root: AnyActorRef, data: Record<string, unknown>): boolean {
+  return deliverTo(root, typeof data.target === 'string' ? data.target : '', data.event as { type: string });
 }
 
 /**

@@ -55,6 +55,7 @@ import { actorPrincipal, emittedIntentId, isProposeEmitted, outcomeEvent, type O
 import { attemptEffect, effectId, isEffectEmitted, stillIn, type EffectEmitted, type EffectEntry } from './effects.js';
 import {
   childInfo,
+  deliverTo,
   effectsInFlight,
   journalEvent,
   liveChild,
@@ -64,7 +65,6 @@ import {
   watchChildren,
   withoutLostChildren,
   type ChildEvent,
-  type ChildRelay,
   type LostChild,
 } from './children.js';
 import { TimerSchedule } from './timer-schedule.js';
@@ -233,8 +233,6 @@ export class Host {
   readonly #inspectListeners = new Set<(r: InspectRecord) => void>();
   /** The inspection observer of each actor that has one (see onInspect). */
   readonly #inspecting = new WeakMap<AnyActorRef, Observed>();
-  /** The child-event relay of each actor created here (children.ts). */
-  readonly #relays = new WeakMap<AnyActorRef, ChildRelay>();
   /** Actors already restored in this process: re-activation after passivation is not a new fact. */
   readonly #restored = new Set<string>();
   /** Run views read for the decision being made in the current turn. */
@@ -1807,15 +1805,12 @@ export class Host {
       actor.on('ice.effect', (ev: unknown) => emits.live && isEffectEmitted(ev) && void emits.got.push(ev));
     }
     // a child's event outside a turn becomes a turn of its own (children.ts)
-    this.#relays.set(
-      actor,
-      watchChildren(actor, timers, (c) => this.#childEvent(address, actor, c)),
-    );
+    const relay = watchChildren(actor, timers, (c) => this.#childEvent(address, actor, c));
     if (o) this.#inspecting.set(actor, o);
     // Without an error observer XState rethrows an action's error asynchronously and
     // would crash the process; errors are handled through the snapshot status instead.
     actor.subscribe({ error: () => {} });
-    this.#relays.get(actor)!.gate(() => actor.start());
+    relay.gate(() => actor.start());
     return actor;
   }
 
@@ -2033,7 +2028,7 @@ export class Host {
       const b = this.#builder(e);
       const from = e.state;
       const event = journalEvent(c.event);
-      this.#relays.get(e.actor)!.deliver(c.target, event);
+      deliverTo(e.actor, c.target, event);
       const where = { child: c.source, ...(c.target !== '' ? { target: c.target } : {}) };
       const after = e.actor.getSnapshot() as { status: string; value: never; error?: unknown };
       if (after.status === 'error') {
@@ -2063,7 +2058,7 @@ export class Host {
       const from = e.state;
       const event = lostEvent(l);
       const where = { child: l.path, ...(l.parent !== '' ? { target: l.parent } : {}) };
-      if (!this.#relays.get(e.actor)!.deliver(l.parent, event)) continue;
+      if (!deliverTo(e.actor, l.parent, event)) continue;
       const after = e.actor.getSnapshot() as { status: string; value: never; error?: unknown };
       if (after.status === 'error') {
         this.#revert(e);
