@@ -14,8 +14,8 @@
  *   `active` in a stored snapshot is removed from it before the actor is created (XState
  *   would start the effect again), recorded as a `child.lost` fact, and its parent receives
  *   `xstate.error.actor.<id>` with `error.code` `E_CHILD_LOST` in the restore turn, so an
- *   `onError` handler applies. In-memory effects are at most once; durable effects are a
- *   separate feature. A child whose logic the machine does not name (inline logic spawned in
+ *   `onError` handler applies. In-memory effects are at most once; what must survive a
+ *   crash is a durable effect (effects.ts). A child whose logic the machine does not name (inline logic spawned in
  *   `assign`) cannot be restored either and is handled the same way.
  *
  * Events are journaled as JSON: an `Error` in an event becomes `{ name, message, code? }`,
