@@ -10,7 +10,17 @@ import { AuthorityKey, grantView } from '../authority/index.js';
 import { ConfigError, DataDirLockedError, IceError, NotFoundError, ValidationError, ensureError } from '../errors.js';
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
 import { SqliteJournal, rowToFact, verifyStoreInWorkers } from '../journal/index.js';
-import { IdSchema, PrincipalSchema, Subjects, isAddress, principalToken, type Fact, type Grant, type Outcome } from '../protocol/index.js';
+import {
+  IdSchema,
+  PrincipalSchema,
+  Subjects,
+  isAddress,
+  parseChildAddress,
+  principalToken,
+  type Fact,
+  type Grant,
+  type Outcome,
+} from '../protocol/index.js';
 import {
   NatsTransport,
   jetStreamVersionWarning,
@@ -935,7 +945,7 @@ common(actor.command('stop <address>'))
   .requiredOption('--reason <text>', 'why')
   .addOption(natsOption('send it to the cluster nodes on NATS instead of the local data dir'))
   .action(async (address: string, o: Opts<'data' | 'reason'>) => {
-    await change(o, 'actor.stop', { address, reason: o.reason });
+    await change(o, 'actor.stop', { address: actorAddress(address), reason: o.reason });
     print(`${address} stopped`);
   });
 common(actor.command('restart <address>'))
@@ -979,6 +989,19 @@ common(actor.command('spawn <address>'))
 
 /** An actor address given as an argument, checked before anything is read. */
 function actorAddress(address: string): string {
+  const child = parseChildAddress(address);
+  if (child)
+    throw new ValidationError(
+      `${address} is a child of ${child.parent}: this command takes a top-level actor (${child.parent}, whose chain holds the child's history); ice actor show ${address} reads the child`,
+      [
+        {
+          path: '<address>',
+          code: 'child_address',
+          message: `got ${JSON.stringify(address)}`,
+          expected: `the top-level actor, ${child.parent}`,
+        },
+      ],
+    );
   if (!isAddress(address))
     throw new ValidationError(`not an actor address: ${JSON.stringify(address)}`, [
       { path: '<address>', code: 'invalid_address', message: `got ${JSON.stringify(address)}`, expected: 'kind/id, e.g. deployment/web' },

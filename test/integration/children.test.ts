@@ -481,6 +481,10 @@ describe.each(MODES)('child actors (%s)', (mode) => {
       expect(text.stdout).toContain('"jobs": 1');
       const parent = await ice(['actor', 'show', 'deployment/cli', ...where()]);
       expect(parent.stdout).toContain('children deployment/cli/worker');
+      // commands take top-level actors: refused at once, naming the parent
+      const stop = await ice(['actor', 'stop', 'deployment/cli/worker', '--reason', 'x', ...where()]);
+      expect(stop.code).not.toBe(0);
+      expect(stop.stderr).toContain('deployment/cli/worker is a child of deployment/cli');
       const missing = await ice(['actor', 'show', 'deployment/cli/nobody', ...where()]);
       expect(missing.code).not.toBe(0);
       expect(missing.stderr).toMatch(/nobody/);
