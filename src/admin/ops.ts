@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.js';
-import { GrantDelegationSchema, GrantRequestSchema, IdSchema, findNotUnicode } from '../protocol/index.js';
+import { GrantDelegationSchema, GrantRequestSchema, IdSchema, findNotUnicode, parseChildAddress } from '../protocol/index.js';
 import { zodIssues, type EnsureGrantRequest } from '../authority/index.js';
 import type { Runtime } from '../runtime.js';
 import { PolicySourceSchema } from '../policy/index.js';
@@ -103,7 +103,9 @@ const handlers: { [K in AdminOp]: (rt: Runtime, a: Args<K>) => Promise<unknown> 
   'actor.show': async (rt, a) => {
     const detail = await rt.actor(a.address);
     if (!detail) throw new NotFoundError(`actor ${a.address}`);
-    return { ...detail, facts: await rt.journal.tail({ chain: a.address, limit: a.limit ?? 20 }) };
+    // a child's history is part of its top-level actor's chain
+    const chain = parseChildAddress(a.address)?.parent ?? a.address;
+    return { ...detail, facts: await rt.journal.tail({ chain, limit: a.limit ?? 20 }) };
   },
   'actors.snapshots': (rt, a) =>
     storedSnapshotPage(rt.store, {

@@ -10,7 +10,17 @@ import { AuthorityKey, grantView } from '../authority/index.js';
 import { ConfigError, DataDirLockedError, IceError, NotFoundError, ValidationError, ensureError } from '../errors.js';
 import { definitionsFromModule, type ActorDefinition } from '../host/index.js';
 import { SqliteJournal, rowToFact, verifyStoreInWorkers } from '../journal/index.js';
-import { IdSchema, PrincipalSchema, Subjects, isAddress, principalToken, type Fact, type Grant, type Outcome } from '../protocol/index.js';
+import {
+  IdSchema,
+  PrincipalSchema,
+  Subjects,
+  isAddress,
+  parseChildAddress,
+  principalToken,
+  type Fact,
+  type Grant,
+  type Outcome,
+} from '../protocol/index.js';
 import {
   NatsTransport,
   jetStreamVersionWarning,
@@ -43,6 +53,7 @@ import { storedSnapshotPage, type SnapshotPage } from '../host/migrations.js';
 import { explainIntent, formatWhy } from './why.js';
 import { actorsLs } from './actors-ls.js';
 import { ACTOR_PAGE_MAX, parseActorPageArgs, type ActorPage } from '../host/actor-page.js';
+import { storedChildDetail } from './actor-child.js';
 import { assertEveryOptionHasARule, checkOptions, type Opts } from './options.js';
 import { applyProjectConfig, findProjectConfig, type ProjectConfig } from './config.js';
 import type { ActorDetail, ActorInfo } from '../host/index.js';
@@ -324,6 +335,8 @@ function localRead(store: SqliteStore, o: Common, op: string, a: Record<string, 
     }
     case 'actor.show': {
       const address = String(a.address);
+      const child = storedChildDetail(store, journal, address, Number(a.limit ?? 10));
+      if (child) return child;
       const snap = store.snapshot(address);
       if (!snap) throw new IceError('E_NOT_FOUND', `no actor ${address}`, 'reject');
       const detail: ActorDetail = {
@@ -959,8 +972,12 @@ common(actor.command('show <address>'))
       return;
     }
     print(`${c.bold(address)}  ${a.state}  ${c.dim(`${a.status} · seq ${a.seq}${a.updatedAt ? ` · updated ${a.updatedAt}` : ''}`)}`);
+    const child = a as { parent?: string; src?: string; children?: string[] };
+    if (child.parent !== undefined) print(`child of ${child.parent} (${child.src ?? '?'}), as of its snapshot`);
+    const ids = child.children ?? Object.keys((a.snapshot as { children?: object } | undefined)?.children ?? {});
+    if (ids.length > 0) print(`children ${ids.map((id) => `${address}/${id}`).join(', ')}`);
     print(`context ${JSON.stringify(a.context, null, 2)}`);
-    print('recent facts:');
+    print(child.parent !== undefined ? `recent facts of ${child.parent}:` : 'recent facts:');
     for (const f of [...a.facts].reverse()) print(formatFact(f));
   });
 common(actor.command('stop <address>'))
@@ -968,7 +985,7 @@ common(actor.command('stop <address>'))
   .requiredOption('--reason <text>', 'why')
   .addOption(natsOption('send it to the cluster nodes on NATS instead of the local data dir'))
   .action(async (address: string, o: Opts<'data' | 'reason'>) => {
-    await change(o, 'actor.stop', { address, reason: o.reason });
+    await change(o, 'actor.stop', { address: actorAddress(address), reason: o.reason });
     print(`${address} stopped`);
   });
 common(actor.command('restart <address>'))
@@ -1012,6 +1029,19 @@ common(actor.command('spawn <address>'))
 
 /** An actor address given as an argument, checked before anything is read. */
 function actorAddress(address: string): string {
+  const child = parseChildAddress(address);
+  if (child)
+    throw new ValidationError(
+      `${address} is a child of ${child.parent}: this command takes a top-level actor (${child.parent}, whose chain holds the child's history); ice actor show ${address} reads the child`,
+      [
+        {
+          path: '<address>',
+          code: 'child_address',
+          message: `got ${JSON.stringify(address)}`,
+          expected: `the top-level actor, ${child.parent}`,
+        },
+      ],
+    );
   if (!isAddress(address))
     throw new ValidationError(`not an actor address: ${JSON.stringify(address)}`, [
       { path: '<address>', code: 'invalid_address', message: `got ${JSON.stringify(address)}`, expected: 'kind/id, e.g. deployment/web' },

@@ -21,6 +21,7 @@ import {
   chainFact,
   checkChain,
   parseAddress,
+  parseChildAddress,
   splitAddress,
   type ActorAddress,
   type ApprovalEntry,
@@ -49,9 +50,23 @@ import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { DEFAULT_SUPERVISION, type ActorDefinition, type ActorRegistry, type EscalationTarget } from './definition.js';
 import { stateToString } from './state-value.js';
-import { ActorTimers } from './timers.js';
+import { ActorTimers, refAt } from './timers.js';
 import { actorPrincipal, emittedIntentId, isProposeEmitted, outcomeEvent, type OutboxEntry, type ProposeEmitted } from './outbox.js';
 import { attemptEffect, effectId, isEffectEmitted, stillIn, type EffectEmitted, type EffectEntry } from './effects.js';
+import {
+  childInfo,
+  deliverTo,
+  effectsInFlight,
+  journalEvent,
+  liveChild,
+  lostEvent,
+  sendRecorded,
+  storedChild,
+  watchChildren,
+  withoutLostChildren,
+  type ChildEvent,
+  type LostChild,
+} from './children.js';
 import { TimerSchedule } from './timer-schedule.js';
 import { checkStartedVersion, restorableSnapshot, snapshotRecord, type Restorable } from './migrations.js';
 import { matchesActorPage, type ActorPage, type ActorPageQuery } from './actor-page.js';
@@ -305,6 +320,8 @@ export class Host {
   }
 
   async detail(address: string): Promise<ActorDetail | undefined> {
+    const path = parseChildAddress(address);
+    if (path) return this.#childDetail(path.parent, path.child);
     const e = this.#entries.get(address);
     if (e) {
       const context = (e.actor.getSnapshot() as { context?: unknown }).context;
@@ -314,6 +331,16 @@ export class Host {
     if (!rec) return undefined;
     const context = (rec.snapshot as { context?: unknown } | undefined)?.context;
     return { ...storedInfo(address, rec), context, snapshot: rec.snapshot };
+  }
+
+  /** A child (`kind/id/a/b`): live if its actor is here, else from the stored snapshot. */
+  async #childDetail(parent: string, path: string): Promise<ActorDetail | undefined> {
+    const e = this.#entries.get(parent);
+    const rec = e ? undefined : await this.store.latestSnapshot(parent);
+    const c = e ? liveChild(e.actor, path) : rec ? storedChild(rec.snapshot, path) : undefined;
+    if (!c) return undefined;
+    const info = e ? this.#info(e) : storedInfo(parent, rec!);
+    return { ...info, ...childInfo(parent, c), context: c.context, snapshot: c.snapshot };
   }
 
   /** This process's in-memory entry of an actor (it believes it owns it). */
@@ -437,7 +464,8 @@ export class Host {
       this.#runViews.set(runId, { exists: false, state: '', executing: false });
       return;
     }
-    const probe = createActor(def.machine, { snapshot: stored as Snapshot<unknown> });
+    // without its effect children: a probe must not start a stored promise again
+    const probe = createActor(def.machine, { snapshot: withoutLostChildren(def.machine, stored).snapshot as Snapshot<unknown> });
     probe.subscribe({ error: () => {} });
     probe.start();
     const snap = probe.getSnapshot() as unknown as { hasTag(t: string): boolean };
@@ -1213,7 +1241,7 @@ export class Host {
     e: Entry,
     b: TurnBuilder,
     err: Error,
-    cause: { timer?: Record<string, unknown>; outcomeOf?: string; effectOf?: string },
+    cause: { timer?: Record<string, unknown>; outcomeOf?: string; effectOf?: string; child?: Record<string, unknown> },
   ): Promise<void> {
     const t = cause.timer;
     // the timer that threw is not fired again: it is gone with the failure (the fact keeps it)
@@ -1615,8 +1643,10 @@ export class Host {
 
   /** Frees an idle actor's memory (and its ownership); its snapshot stays, the next use re-activates it. */
   async passivate(address: string): Promise<boolean> {
-    // not while a turn is committing, an effect runs or an intent it proposed is on its way
-    const idle = (e: Entry | undefined) => e !== undefined && e.pending === 0 && e.running.size === 0 && e.delivering.size === 0;
+    // not while a turn is committing, an effect runs, an intent it proposed is on its way, or a
+    // child effect (an XState promise) is in flight: that one would be lost
+    const idle = (e: Entry | undefined) =>
+      e !== undefined && e.pending === 0 && e.running.size === 0 && e.delivering.size === 0 && !effectsInFlight(e.actor);
     if (!idle(this.#entries.get(address)) || this.#turns.busy(address)) return false;
     return this.withActor(address, async () => {
       if (!idle(this.#entries.get(address))) return false;
@@ -1790,11 +1820,13 @@ export class Host {
       actor.on('ice.propose', (ev: unknown) => emits.live && isProposeEmitted(ev) && void emits.got.push(ev));
       actor.on('ice.effect', (ev: unknown) => emits.live && isEffectEmitted(ev) && void emits.got.push(ev));
     }
+    // a child's event outside a turn becomes a turn of its own (children.ts)
+    const relay = watchChildren(actor, timers, (c) => this.#childEvent(address, actor, c));
     if (o) this.#inspecting.set(actor, o);
     // Without an error observer XState rethrows an action's error asynchronously and
     // would crash the process; errors are handled through the snapshot status instead.
     actor.subscribe({ error: () => {} });
-    actor.start();
+    relay.gate(() => actor.start());
     return actor;
   }
 
@@ -1823,13 +1855,18 @@ export class Host {
     const outbox: OutboxEntry[] = [...(loaded.snapshot?.outbox ?? [])].map((o) => ({ ...o }));
     const effects: EffectEntry[] = [...(loaded.snapshot?.effects ?? [])].map((x) => ({ ...x, attempts: 0 }));
     let restorable: Restorable | undefined;
+    let lost: LostChild[] = [];
+    const lostBefore = new Set<string>();
     try {
       // Migrated first when stored by a lower version (src/host/migrations.ts); the facts after
       // the snapshot are replayed on the running machine.
       if (loaded.snapshot) {
         restorable = restorableSnapshot(address, def, loaded.snapshot);
         timers.at = Date.parse(loaded.snapshot.updatedAt);
-        actor = this.#create(address, def.machine, timers, { snapshot: restorable.snapshot as Snapshot<unknown> }, emits);
+        // children XState would re-run or cannot rebuild are taken out, and recorded below
+        const kept = withoutLostChildren(def.machine, restorable.snapshot);
+        lost = kept.lost;
+        actor = this.#create(address, def.machine, timers, { snapshot: kept.snapshot as Snapshot<unknown> }, emits);
         lostTimers = timers.restore(loaded.snapshot.timers ?? []);
       }
       for (const f of loaded.facts) {
@@ -1871,8 +1908,10 @@ export class Host {
         } else if (f.type === FactType.transition && actor) {
           const t = timerOf(f.data.timer);
           // a timer's firing delivers it as XState would (and forgets it); any other event is sent
-          if (!t || !timers.fire(t.source, t.id)) actor.send(f.data.event);
+          if (!t || !timers.fire(t.source, t.id)) sendRecorded(actor, f.data);
           replayed++;
+        } else if (f.type === FactType.childLost && f.data.event === undefined) {
+          lostBefore.add(String(f.data.child));
         } else if (f.type === FactType.actorStopped) {
           status = 'stopped';
         } else if (f.type === FactType.actorFailed) {
@@ -1939,7 +1978,8 @@ export class Host {
     this.#entries.set(address, entry);
     this.#timerSchedule.set(address, wakeOf(entry));
     const migrated = restorable?.migrated === true;
-    if (this.#restored.has(address) && replayed === 0 && !migrated && lostTimers.length === 0) return entry;
+    lost = lost.filter((l) => !lostBefore.has(l.path));
+    if (this.#restored.has(address) && replayed === 0 && !migrated && lostTimers.length === 0 && lost.length === 0) return entry;
     this.#restored.add(address);
     const b = this.#builder(entry);
     if (migrated)
@@ -1962,9 +2002,89 @@ export class Host {
       },
     });
     b.snapshotOf(entry);
+    const failedTurn = this.#childrenLost(entry, b, lost);
     // Not awaited: the next turn chains behind it; if it fails, the entry is dropped.
-    this.#commit(entry, b.turn()).catch((err: unknown) => this.#log.warn({ actor: address, err }, 'restored fact not committed'));
+    (failedTurn ?? this.#commit(entry, b.turn())).catch((err: unknown) =>
+      this.#log.warn({ actor: address, err }, 'restored fact not committed'),
+    );
     return entry;
+  }
+
+  /**
+   * A child's event that reached the tree outside a turn (children.ts): delivered in a turn
+   * of the actor, a `transition` fact with `data.child`. Dropped when the actor it was sent
+   * in is no longer the one in memory (passivated, reverted, lost), or is not active.
+   */
+  #childEvent(address: string, actor: AnyActorRef, c: ChildEvent): void {
+    this.withActor(address, (): { committed: Promise<void> } | undefined => {
+      const e = this.#entries.get(address);
+      if (e?.actor === actor && e.status === 'failed') {
+        // a failed actor takes nothing until restarted: what its child delivered is recorded as lost
+        const b = this.#builder(e);
+        const reason = `its event ${c.event.type} arrived while ${address} was failed: not delivered`;
+        b.fact({
+          type: FactType.childLost,
+          origin: Origin.runtime,
+          data: { child: c.source, src: liveChild(actor, c.source)?.src ?? '', reason, event: c.event.type },
+        });
+        this.#log.warn({ actor: address, child: c.source, event: c.event.type }, 'event of a child not delivered: its actor is failed');
+        return { committed: this.#commit(e, b.turn()) };
+      }
+      if (!e || e.actor !== actor || e.status !== 'active') {
+        // its actor was stopped, passivated, reverted or lost meanwhile: XState would not deliver it either
+        this.#log.warn({ actor: address, child: c.source, event: c.event.type }, 'event of a child dropped: its actor is not active here');
+        return undefined;
+      }
+      if (!refAt(e.actor, c.target)) {
+        // the child it went to is gone (its state was left meanwhile): nothing happens, nothing to record
+        this.#log.debug({ actor: address, child: c.source, target: c.target, event: c.event.type }, 'event of a child: its target is gone');
+        return undefined;
+      }
+      e.lastUsed = this.#clock.now();
+      const b = this.#builder(e);
+      const from = e.state;
+      const event = journalEvent(c.event);
+      deliverTo(e.actor, c.target, event);
+      const where = { child: c.source, ...(c.target !== '' ? { target: c.target } : {}) };
+      const after = e.actor.getSnapshot() as { status: string; value: never; error?: unknown };
+      if (after.status === 'error') {
+        this.#revert(e);
+        return { committed: this.#failTurn(e, b, ensureError(after.error), { child: { ...where, event: event.type } }) };
+      }
+      const to = stateToString(after.value);
+      b.fact({ type: FactType.transition, origin: Origin.runtime, data: { from, to, event, ...where } });
+      this.#advance(e, b, after.status === 'done' ? 'done' : 'active', to);
+      return { committed: this.#commit(e, b.turn()) };
+    }).then(
+      (r) => r?.committed.catch((err: unknown) => this.#log.warn({ actor: address, err }, 'child event not committed')),
+      (err: unknown) => this.#log.error({ actor: address, err }, 'child event not recorded'),
+    );
+  }
+
+  /**
+   * Records, in the restore turn `b`, the children the stored snapshot held that XState cannot
+   * bring back: a `child.lost` fact each, then its parent's `xstate.error.actor.<id>` event as a
+   * transition. Returns the failure's commit if a parent threw on it (the actor is failed).
+   */
+  #childrenLost(e: Entry, b: TurnBuilder, lost: readonly LostChild[]): Promise<void> | undefined {
+    for (const l of lost) {
+      this.#log.warn({ actor: e.address, child: l.path, src: l.src }, 'child lost on restore');
+      b.fact({ type: FactType.childLost, origin: Origin.runtime, data: { child: l.path, src: l.src, reason: l.reason } });
+      if (e.status !== 'active') continue;
+      const from = e.state;
+      const event = lostEvent(l);
+      const where = { child: l.path, ...(l.parent !== '' ? { target: l.parent } : {}) };
+      if (!deliverTo(e.actor, l.parent, event)) continue;
+      const after = e.actor.getSnapshot() as { status: string; value: never; error?: unknown };
+      if (after.status === 'error') {
+        this.#revert(e);
+        return this.#failTurn(e, b, ensureError(after.error), { child: { ...where, event: event.type } });
+      }
+      const to = stateToString(after.value);
+      b.fact({ type: FactType.transition, origin: Origin.runtime, data: { from, to, event, ...where } });
+      this.#advance(e, b, after.status === 'done' ? 'done' : 'active', to);
+    }
+    return undefined;
   }
 
   /** Back to the actor as its last turn left it (a transition threw): its snapshot and its timers. */

@@ -10,3 +10,5 @@ export { stateToString } from './state-value.js';
 export { replayActor } from './replay.js';
 export { ACTOR_PAGE_DEFAULT, ACTOR_PAGE_MAX, ActorPageArgsSchema, parseActorPageArgs } from './actor-page.js';
 export type { ActorPage, ActorPageArgs, ActorPageQuery } from './actor-page.js';
+export { sendRecorded, watchChildren, withoutEffects } from './children.js';
+export type { ChildEvent, ChildView, LostChild } from './children.js';

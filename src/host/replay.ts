@@ -3,6 +3,7 @@ import { FactType, type Fact } from '../protocol/index.js';
 import type { ActorDefinition } from './definition.js';
 import { stateToString } from './state-value.js';
 import { ActorTimers } from './timers.js';
+import { sendRecorded, watchChildren, withoutEffects } from './children.js';
 
 /** A transition fact whose recorded `from`/`to` is not what its event does to the replayed actor. */
 export interface ReplayMismatch {
@@ -27,10 +28,13 @@ export function replayActor(
   // fact of its own below, delivered as the Host delivered it
   const timers = new ActorTimers();
   timers.at = Date.parse(started.at);
-  const actor = createActor(def.machine, { input: started.data.input ?? undefined, clock: timers.clock });
+  // effects the machine names run nothing here: what they delivered is in the journal
+  const actor = createActor(withoutEffects(def.machine), { input: started.data.input ?? undefined, clock: timers.clock });
   timers.attach(actor);
+  // children deliver nothing on their own: what they sent is a recorded transition below
+  const relay = watchChildren(actor, timers, () => {});
   actor.subscribe({ error: () => {} });
-  actor.start();
+  relay.gate(() => actor.start());
   const mismatches: ReplayMismatch[] = [];
   const stateNow = () => stateToString((actor.getSnapshot() as unknown as { value: never }).value);
   for (const f of facts) {
@@ -45,11 +49,13 @@ export function replayActor(
     if (f.type !== FactType.transition) continue;
     const from = stateNow();
     const t = f.data.timer as { source?: unknown; id?: unknown } | undefined;
-    if (!(typeof t?.source === 'string' && typeof t.id === 'string' && timers.fire(t.source, t.id))) actor.send(f.data.event);
+    if (!(typeof t?.source === 'string' && typeof t.id === 'string' && timers.fire(t.source, t.id))) sendRecorded(actor, f.data);
     const to = stateNow();
     if (f.data.from !== from || f.data.to !== to)
       mismatches.push({ seq: f.seq, recorded: { from: f.data.from, to: f.data.to }, replayed: { from, to } });
   }
-  const snap = actor.getSnapshot() as unknown as { value: never; context: unknown };
-  return { state: stateToString(snap.value), context: snap.context, actor, mismatches };
+  const snap = actor.getSnapshot() as unknown as { value: never };
+  // the context as it is stored: a child's ref in it is `{ xstate$$type, id }`
+  const context = (actor.getPersistedSnapshot() as { context?: unknown }).context;
+  return { state: stateToString(snap.value), context, actor, mismatches };
 }

@@ -35,6 +35,8 @@ export class ActorTimers {
    * Made on the first timer: most actors never have one.
    */
   #live: Map<string, { rec: TimerRecord; deliver: () => void; ev: object }> | undefined;
+  /** Wraps each delivery (`fire`): the Host marks it as a turn of the actor (children.ts). */
+  around: (<T>(fn: () => T) => T) | undefined;
   /** Set by `restore` for the next schedule: the due time it had before. */
   #dueOverride: number | undefined;
 
@@ -79,7 +81,8 @@ export class ActorTimers {
     for (const [key, t] of this.#live ?? []) {
       if (t.rec.source !== source || t.rec.id !== id) continue;
       this.#live!.delete(key);
-      t.deliver();
+      if (this.around) this.around(t.deliver);
+      else t.deliver();
       return true;
     }
     return false;

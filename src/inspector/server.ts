@@ -1,8 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createActor, type InspectionEvent } from 'xstate';
+import { createActor, type AnyActorRef, type InspectionEvent } from 'xstate';
 import { WebSocket, WebSocketServer } from 'ws';
+import { sendRecorded, watchChildren, withoutEffects } from '../host/index.js';
 import type { ActorDefinition, ActorDetail, ActorInfo, InspectRecord } from '../host/index.js';
 import { isRuntimeChain } from '../host/ports.js';
 import type { JournalReader, VerifyResult } from '../journal/reader.js';
@@ -223,7 +224,7 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
     if (!detail) return undefined;
     const facts = (await rt.journal.tail({ chain: address, limit: 10_000 })).reverse(); // oldest first
     const def = definition(detail.kind);
-    let replay: { send(ev: unknown): void; getSnapshot(): unknown; stop(): void } | undefined;
+    let replay: AnyActorRef | undefined;
     let state = '';
     const positions: Array<Record<string, unknown>> = [];
     for (const f of facts) {
@@ -235,9 +236,11 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
         if (def) {
           try {
             replay?.stop();
-            const a = createActor(def.machine, { input: data.input ?? undefined });
+            // effects run nothing and children deliver nothing here: what they did is in the facts
+            const a = createActor(withoutEffects(def.machine), { input: data.input ?? undefined });
+            const relay = watchChildren(a, undefined, () => {});
             a.subscribe({ error: () => {} });
-            a.start();
+            relay.gate(() => a.start());
             replay = a;
           } catch {
             replay = undefined;
@@ -247,7 +250,7 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
         if (typeof data.to === 'string') state = data.to;
         if (replay) {
           try {
-            replay.send(data.event);
+            sendRecorded(replay, data);
           } catch {
             replay = undefined;
           }

@@ -22,6 +22,11 @@ export const FactType = {
   actorRestarted: 'actor.restarted',
   /** A restore ran the definition's migrations over a stored snapshot of a lower version: `{from, to, machine}`. */
   actorMigrated: 'actor.migrated',
+  /**
+   * A child XState cannot restore (an in-memory effect in flight when the snapshot was taken,
+   * or logic the machine does not name) was removed on restore: `{child, src, reason}`.
+   */
+  childLost: 'child.lost',
   grantIssued: 'grant.issued',
   grantRevoked: 'grant.revoked',
   /** A holder delegated a narrower grant from one it holds. */

@@ -1,4 +1,4 @@
-export { ActorAddressSchema, parseAddress, splitAddress, isAddress, ACTOR_KIND_RE, ACTOR_ID_RE } from './address.js';
+export { ActorAddressSchema, parseAddress, parseChildAddress, splitAddress, isAddress, ACTOR_KIND_RE, ACTOR_ID_RE } from './address.js';
 export type { ActorAddress } from './address.js';
 export { canonicalJson, sha256Hex } from './canonical.js';
 export { DEFAULT_LIMITS, checkJsonShape, parseJsonBounded, jsonByteLength } from './limits.js';

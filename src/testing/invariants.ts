@@ -1,6 +1,6 @@
 import { replayActor, type ActorDefinition } from '../host/index.js';
 import { exampleActors } from '../../actors/index.js';
-import type { Fact, Grant, Outcome } from '../protocol/index.js';
+import { canonicalJson, type Fact, type Grant, type Outcome } from '../protocol/index.js';
 import type { StorePort } from '../host/ports.js';
 import type { JournalReader } from '../journal/reader.js';
 import { SqliteJournalReader } from '../journal/reader.js';
@@ -119,7 +119,8 @@ export async function checkInvariants(opts: CheckInvariantsOptions): Promise<Inv
       if (!snap) violations.push(`${row.actor}: no stored snapshot`);
       else {
         if (replay.state !== snap.state) violations.push(`${row.actor}: stored state ${snap.state}, replay ${replay.state}`);
-        if (JSON.stringify(replay.context) !== JSON.stringify(context)) violations.push(`${row.actor}: stored context differs from replay`);
+        // key order is not part of the state: stores may keep JSON canonical
+        if (canonicalJson(replay.context) !== canonicalJson(context)) violations.push(`${row.actor}: stored context differs from replay`);
         const last = chain.at(-1);
         if (last && snap.seq > last.seq) violations.push(`${row.actor}: snapshot at #${snap.seq} is ahead of the chain (#${last.seq})`);
       }
