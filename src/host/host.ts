@@ -2004,9 +2004,11 @@ export class Host {
     b.snapshotOf(entry);
     const failedTurn = this.#childrenLost(entry, b, lost);
     // Not awaited: the next turn chains behind it; if it fails, the entry is dropped.
-    (failedTurn ?? this.#commit(entry, b.turn())).catch((err: unknown) =>
-      this.#log.warn({ actor: address, err }, 'restored fact not committed'),
-    );
+    (failedTurn ?? this.#commit(entry, b.turn())).catch((err: unknown) => {
+      // not restored after all: the next activation records it (and replays what this one did)
+      this.#restored.delete(address);
+      this.#log.warn({ actor: address, err }, 'restored fact not committed');
+    });
     return entry;
   }
 

@@ -43,6 +43,8 @@ export interface InspectorRuntime {
   onInspect(listener: (r: InspectorRecord) => void): () => void;
   /** Prometheus text for `/metrics` (a runtime's; absent for a cluster source). */
   metrics?(): Promise<string>;
+  /** Durable effects started and not finished (a runtime's; from the journal otherwise). */
+  effects?(): Promise<Array<{ actor: string; id: string; name: string; attempts: number; running: boolean; lastError?: string }>>;
 }
 
 export interface InspectorOptions {
@@ -352,6 +354,58 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
     return ['127.0.0.1', 'localhost', '[::1]'].includes(name.toLowerCase());
   };
 
+  /**
+   * Actors that act (README, "Actors that act"), from the newest facts: intents between actors
+   * (`intent.emitted` → the answer's `outcomeOf`) and effects (`effect.started` → `effectOf`
+   * or `effect.cancelled`), newest first, with the effects running or retrying now.
+   */
+  const acting = async () => {
+    const facts = await rt.journal.tail({ limit: 2000 }); // newest first
+    const answered = new Map<string, string>();
+    const results = new Map<string, { status: string; attempts?: unknown; detail?: string }>();
+    for (const f of facts) {
+      if (typeof f.data.outcomeOf === 'string') {
+        const ev = f.data.event as { outcome?: { status?: string } } | undefined;
+        if (!answered.has(f.data.outcomeOf) || f.data.pending !== true) answered.set(f.data.outcomeOf, ev?.outcome?.status ?? '?');
+      } else if (typeof f.data.effectOf === 'string') {
+        const ev = f.data.event as { type?: string; error?: { message?: string } } | undefined;
+        const done = (ev?.type ?? '').startsWith('ice.effect.done.');
+        results.set(f.data.effectOf, {
+          status: done ? 'done' : 'failed',
+          attempts: f.data.attempts,
+          ...(ev?.error?.message ? { detail: ev.error.message } : {}),
+        });
+      } else if (f.type === 'effect.cancelled' && typeof f.data.id === 'string') {
+        results.set(f.data.id, { status: 'cancelled' });
+      }
+    }
+    const now = new Map((await (rt.effects?.() ?? Promise.resolve([]))).map((x) => [x.id, x]));
+    const intents = [];
+    const effects = [];
+    for (const f of facts) {
+      if (f.type === 'intent.emitted') {
+        const i = f.data.intent as { id?: string; target?: string; action?: string };
+        intents.push({ id: i.id, from: f.actor, to: i.target, action: i.action, at: f.at, status: answered.get(String(i.id)) ?? 'sent' });
+      } else if (f.type === 'effect.started') {
+        const x = f.data.effect as { id: string; name: string; state: string };
+        const live = now.get(x.id);
+        const r = results.get(x.id);
+        effects.push({
+          id: x.id,
+          actor: f.actor,
+          name: x.name,
+          state: x.state,
+          at: f.at,
+          status: r?.status ?? (live ? (live.running ? 'running' : 'retrying') : 'started'),
+          attempts: r?.attempts ?? live?.attempts ?? 0,
+          ...(r?.detail ? { detail: r.detail } : live?.lastError ? { detail: live.lastError } : {}),
+        });
+      }
+      if (intents.length >= 50 && effects.length >= 50) break;
+    }
+    return { intents: intents.slice(0, 50), effects: effects.slice(0, 50) };
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://inspector');
     const path = url.pathname;
@@ -377,6 +431,7 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
       if (!rt.metrics) return send(res, 404, { error: 'no metrics here: each node serves its own (ice start --inspect)' });
       return sendText(res, 'text/plain; version=0.0.4; charset=utf-8', await rt.metrics());
     }
+    if (path === '/api/acting') return send(res, 200, await acting());
     if (path === '/api/actors') {
       return send(res, 200, { actors: (await rt.listActors()).map((a) => view(a)) });
     }

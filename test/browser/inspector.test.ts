@@ -289,6 +289,35 @@ describe('inspector page', () => {
     );
   });
 
+  it('shows intents between actors as arrows with their outcome, and effects with their attempts', async () => {
+    await rt.spawn('run/act', { goal: 'roll out' });
+    await rt.spawn('deployment/act', { service: 'act', autoRollout: true });
+    await rt.grants.issue({ subject: 'agent:ui', scope: 'run/act:*' });
+    await rt.grants.issue({ subject: 'agent:ui', scope: 'deployment/act:*' });
+    await rt.grants.issue({ subject: 'human:rev', scope: 'deployment/act:APPROVE' });
+    await rt.grants.issue({ subject: 'actor:run.act', scope: 'deployment/act:DEPLOY', runId: 'act' });
+    const go = async (proposer: string, target: string, action: string, params: Record<string, unknown> = {}) =>
+      expect((await rt.propose({ id: iid(), proposer, target, action, params })).status).toBe('executed');
+    await go('agent:ui', 'run/act', 'PROVISION', { resources: [] });
+    await go('agent:ui', 'run/act', 'LOAD_CONTEXT', { sources: [] });
+    await go('agent:ui', 'deployment/act', 'CONFIGURE', { version: '1.0.0', replicas: 2 });
+    await go('agent:ui', 'deployment/act', 'SUBMIT', { author: 'agent:ui' });
+    await go('human:rev', 'deployment/act', 'APPROVE', { reviewer: 'rev' });
+    // the run itself proposes DEPLOY: denied before EXECUTING, executed after
+    await go('agent:ui', 'run/act', 'ORCHESTRATE', { deployment: 'deployment/act', environment: 'staging' });
+    const arrow = '[data-testid="acting-intent"][data-from="run/act"][data-to="deployment/act"]';
+    await page.waitForSelector(`${arrow}[data-status="denied"]`);
+    await go('agent:ui', 'run/act', 'EXECUTE');
+    await go('agent:ui', 'run/act', 'ORCHESTRATE', { deployment: 'deployment/act', environment: 'staging' });
+    await page.waitForSelector(`${arrow}[data-status="executed"]`);
+    // the deployment's rollout effect, with its attempts
+    await page.waitForSelector('[data-testid="acting-effect"][data-actor="deployment/act"][data-status="done"]', { timeout: 20_000 });
+    const attempts = Number(await page.getAttribute('[data-testid="acting-effect"][data-actor="deployment/act"]', 'data-attempts'));
+    expect(attempts).toBeGreaterThanOrEqual(1);
+    await expect(page.locator(arrow).first().textContent()).resolves.toContain('DEPLOY');
+    await page.screenshot({ path: join(ARTIFACTS, 'inspector-9-between-actors.png') });
+  });
+
   it('loaded nothing from outside and logged no errors', () => {
     expect(pageErrors).toEqual([]);
   });

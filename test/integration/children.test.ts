@@ -492,10 +492,12 @@ describe.each(MODES)('child actors (%s)', (mode) => {
       await h.close();
     }
   });
+});
 
-  it.runIf(mode === 'cluster')('a node taking an actor over loses the promise the dead owner had in flight, and records it', async () => {
+describe('child actors across cluster nodes', () => {
+  it('a node taking an actor over loses the promise the dead owner had in flight, and records it', async () => {
     const clock = new ManualClock();
-    const h = await setupRuntime(mode, clock);
+    const h = await setupRuntime('cluster', clock);
     try {
       await h.rt.spawn('deployment/tk');
       await propose(h, 'deployment/tk', 'FETCH', { key: 'takeover' });

@@ -439,6 +439,28 @@ export const APP_JS = String.raw`
     }).catch(function (e) { approvalsStatus('cannot list pending intents: ' + e.message, false); });
   }
   var loadApprovalsSoon = debounce(loadApprovals, 100);
+  // ---------------------------------------------------------------- between actors
+  // Intents actors proposed to each other (from → to, the action, its outcome) and effects
+  // with their attempts, from GET /api/acting, again whenever such a fact arrives.
+  function loadActing() {
+    return api('/api/acting').then(function (res) {
+      var list = clear(tid('acting-intents'));
+      tid('acting-intents-empty').hidden = res.intents.length > 0;
+      res.intents.forEach(function (i) {
+        list.appendChild(h('li', { 'data-testid': 'acting-intent', 'data-from': i.from, 'data-to': i.to, 'data-status': i.status, title: i.id + ' · ' + i.at },
+          h('span', { class: 'addr' }, i.from), ' ', h('span', { class: 'arrow' }, '─' + i.action + '→'), ' ', h('span', { class: 'addr' }, i.to), ' ',
+          h('span', { class: 'badge ' + i.status }, i.status)));
+      });
+      var eff = clear(tid('acting-effects'));
+      tid('acting-effects-empty').hidden = res.effects.length > 0;
+      res.effects.forEach(function (x) {
+        eff.appendChild(h('li', { 'data-testid': 'acting-effect', 'data-actor': x.actor, 'data-status': x.status, 'data-attempts': String(x.attempts), title: x.id + ' · ' + x.at },
+          h('span', { class: 'addr' }, x.actor), ' ', h('b', {}, x.name), ' ', h('span', { class: 'badge ' + x.status }, x.status),
+          ' ', h('small', {}, x.attempts + ' attempt' + (x.attempts === 1 ? '' : 's') + (x.detail ? ' · ' + x.detail : ''))));
+      });
+    }).catch(function () {});
+  }
+  var loadActingSoon = debounce(loadActing, 100);
   function pendingItem(p) {
     var r = p.requirement || {};
     var it = p.intent || {};
@@ -515,6 +537,7 @@ export const APP_JS = String.raw`
         var f = msg.fact;
         addLiveFact(f);
         if (f.type === 'decision' || f.type.indexOf('approval') === 0) loadApprovalsSoon();
+        if (f.type === 'intent.emitted' || f.type.indexOf('effect.') === 0 || (f.data && (f.data.outcomeOf || f.data.effectOf))) loadActingSoon();
         if (f.actor && f.actor === S.selected) {
           if (f.type === 'transition' && S.position === null) {
             markTaken(msg.fromIds || [], eventType(f.data && f.data.event));
@@ -546,6 +569,7 @@ export const APP_JS = String.raw`
   tid('back-to-live').addEventListener('click', backToLive);
   api('/api/verify').then(function (v) { S.verify = v; renderVerify(); }).catch(function () {});
   loadApprovals();
+  loadActing();
   connect();
   window.__iceInspector = S;
 })();

@@ -46,6 +46,12 @@ tr.actor td.state, .history td.state { font-family: ui-monospace, Menlo, Consola
 .badge.done { background: #e0e7ff; color: #3730a3; }
 .badge.stopped { background: #f1f5f9; color: #475569; }
 .badge.failed { background: #fee2e2; color: #991b1b; }
+.badge.executed, .badge.done { background: #dcfce7; color: #166534; }
+.badge.denied, .badge.rejected, .badge.cancelled { background: #fee2e2; color: #991b1b; }
+.badge.pending, .badge.running, .badge.retrying { background: #fef9c3; color: #854d0e; }
+.acting-list { list-style: none; margin: 0; padding: 0; font-size: 12px; }
+.acting-list li { padding: 3px 0; border-bottom: 1px solid #f1f5f9; }
+.acting-list .arrow { color: #2563eb; font-weight: 600; }
 .empty { color: var(--muted); padding: 12px; }
 .state-pill { font-family: ui-monospace, Menlo, monospace; background: #dbeafe; color: #1d4ed8; border-radius: 10px; padding: 1px 8px; }
 .machine { padding: 12px; overflow: auto; border-bottom: 1px solid var(--line); min-height: 120px; background: #fff; }

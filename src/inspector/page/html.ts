@@ -36,6 +36,14 @@ export const INDEX_HTML = `<!doctype html>
       <ul class="pending-list" data-testid="approvals-list"></ul>
       <p class="empty" data-testid="approvals-empty">Nothing waits for an approval.</p>
     </section>
+    <section class="acting" data-testid="acting" aria-labelledby="acting-title">
+      <div class="pane-head"><h2 id="acting-title">Between actors</h2></div>
+      <ul class="acting-list" data-testid="acting-intents"></ul>
+      <p class="empty" data-testid="acting-intents-empty">No actor has proposed to another yet.</p>
+      <h3>Effects</h3>
+      <ul class="acting-list" data-testid="acting-effects"></ul>
+      <p class="empty" data-testid="acting-effects-empty">No effect started yet.</p>
+    </section>
   </aside>
   <section class="pane center-pane">
     <div class="pane-head">
