@@ -90,8 +90,35 @@ export class ChildRelay {
 }
 
 /** Watches a root actor's tree (before it starts); see {@link ChildRelay}. */
-export function watchChildren(root: AnyActorRef, timers: ActorTimers | undefined, onChild: (c: ChildEvent) => void): ChildRelay {
+export function watchChildren(
+  root: AnyActorRef,
+  timers: ActorTimers | undefined,
+  onChild: (c: ChildEvent) => void,
+): Pick<ChildRelay, 'gate'> {
+  // A machine that names no child logic (setup({ actors })) and invokes nothing has no children
+  // to watch: its actors skip the relay (it costs each actor a few closures).
+  if (!mayHaveChildren((root as unknown as { logic?: unknown }).logic)) return NO_CHILDREN;
   return new ChildRelay(root, timers, onChild);
+}
+
+const NO_CHILDREN: Pick<ChildRelay, 'gate'> = { gate: (fn) => fn() };
+const childful = new WeakMap<object, boolean>();
+
+/** Whether a machine can have children: it names actor logic in `setup({ actors })` or a state invokes one. */
+function mayHaveChildren(logic: unknown): boolean {
+  if (typeof logic !== 'object' || logic === null) return true;
+  const known = childful.get(logic);
+  if (known !== undefined) return known;
+  const m = logic as { implementations?: { actors?: object }; root?: StateNodeLike };
+  const walk = (n: StateNodeLike | undefined): boolean =>
+    n !== undefined && ((n.invoke?.length ?? 0) > 0 || Object.values(n.states ?? {}).some(walk));
+  const yes = Object.keys(m.implementations?.actors ?? {}).length > 0 || walk(m.root);
+  childful.set(logic, yes);
+  return yes;
+}
+interface StateNodeLike {
+  invoke?: unknown[];
+  states?: Record<string, StateNodeLike>;
 }
 
 /**

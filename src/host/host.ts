@@ -170,9 +170,9 @@ export interface Entry {
   /** Effects started and not finished (effects.ts); `held` until their turn commits. */
   effects: Array<EffectEntry & { held?: boolean }>;
   /** Effects running now (an attempt in flight), with the signal that cancels them. */
-  running: Map<string, AbortController>;
+  running?: Map<string, AbortController>;
   /** Intent ids of its outbox being delivered now. */
-  delivering: Set<string>;
+  delivering?: Set<string>;
   /** Clock time of the last activation or use, for idle passivation. */
   lastUsed: number;
   /** Turns handed to the store and not yet settled: the actor stays in memory meanwhile. */
@@ -1022,14 +1022,12 @@ export class Host {
         head: { ...EMPTY_HEAD },
         persisted: actor.getPersistedSnapshot(),
         timers,
-        timersPersisted: [],
-        failures: [],
+        timersPersisted: none(),
+        failures: none(),
         restartAt: undefined,
-        outbox: [],
+        outbox: none(),
         emits,
-        delivering: new Set(),
-        effects: [],
-        running: new Map(),
+        effects: none(),
         lastUsed: 0,
         pending: 0,
         uncommitted: new Map(),
@@ -1150,13 +1148,13 @@ export class Host {
           if (e.status === 'active') {
             for (const o of e.outbox) {
               const id = String(o.intent.id);
-              if (o.held || o.retryAt > now || e.delivering.has(id)) continue;
-              e.delivering.add(id);
+              if (o.held || o.retryAt > now || e.delivering?.has(id)) continue;
+              (e.delivering ??= new Set()).add(id);
               deliveries.push(this.#deliver(address, id)); // outside this turn: it proposes, then takes its own
             }
             for (const x of e.effects) {
-              if (x.held || x.retryAt > now || e.running.has(x.id)) continue;
-              e.running.set(x.id, new AbortController()); // taken; #runEffect sets its own
+              if (x.held || x.retryAt > now || e.running?.has(x.id)) continue;
+              (e.running ??= new Map()).set(x.id, new AbortController()); // taken; #runEffect sets its own
               deliveries.push(this.#runEffect(address, x.id));
             }
           }
@@ -1383,7 +1381,7 @@ export class Host {
         // plain JSON: what a machine put in (undefined, functions) does not reach the journal
         const plain = JSON.parse(JSON.stringify(intent)) as Record<string, unknown>;
         f = b.fact({ type: FactType.intentEmitted, origin: Origin.runtime, causes: cause > 0 ? [cause] : [], data: { intent: plain } });
-        e.outbox.push({ intent: plain, seq: f.seq, retryAt: Date.parse(b.at), held: true });
+        e.outbox = [...e.outbox, { intent: plain, seq: f.seq, retryAt: Date.parse(b.at), held: true }];
       } catch (err) {
         // text that is not Unicode cannot be hashed: the intent is not made, the log says why
         this.#log.error({ actor: e.address, intent: intent.id, err: ensureError(err).message }, 'an emitted intent could not be recorded');
@@ -1403,7 +1401,7 @@ export class Host {
         causes: cause > 0 ? [cause] : [],
         data: { effect: { id, name: ev.name, params, state } },
       });
-      e.effects.push({ id, name: ev.name, params, seq: f.seq, state, attempts: 0, retryAt: Date.parse(b.at), held: true });
+      e.effects = [...e.effects, { id, name: ev.name, params, seq: f.seq, state, attempts: 0, retryAt: Date.parse(b.at), held: true }];
     } catch (err) {
       this.#log.error({ actor: e.address, effect: ev.name, err: ensureError(err).message }, 'a started effect could not be recorded');
     }
@@ -1423,7 +1421,7 @@ export class Host {
         causes: [x.seq],
         data: { id: x.id, name: x.name, state: x.state, now },
       });
-      e.running.get(x.id)?.abort(new Error(`cancelled: ${e.address} left ${x.state}`));
+      e.running?.get(x.id)?.abort(new Error(`cancelled: ${e.address} left ${x.state}`));
     }
   }
 
@@ -1438,12 +1436,12 @@ export class Host {
     if (!e0 || !x0) return;
     const def = e0.def.effects?.[x0.name];
     const cancel = new AbortController();
-    e0.running.set(id, cancel);
+    (e0.running ??= new Map()).set(id, cancel);
     x0.attempts++;
     const result = def
       ? await attemptEffect(def, x0.params, { key: id, attempt: x0.attempts, actor: address }, cancel.signal)
       : ({ ok: false, error: `${e0.def.kind} declares no effect ${x0.name}`, final: true } as const);
-    if (e0.running.get(id) === cancel) e0.running.delete(id);
+    if (e0.running?.get(id) === cancel) e0.running.delete(id);
     try {
       const r = await this.withActor(address, async (): Promise<{ committed: Promise<void> } | undefined> => {
         const where = await this.locate(address);
@@ -1501,7 +1499,7 @@ export class Host {
   activeEffects(): Array<EffectEntry & { actor: string; running: boolean }> {
     const out: Array<EffectEntry & { actor: string; running: boolean }> = [];
     for (const e of this.#entries.values())
-      for (const { held: _h, ...x } of e.effects) out.push({ ...x, actor: e.address, running: e.running.has(x.id) });
+      for (const { held: _h, ...x } of e.effects) out.push({ ...x, actor: e.address, running: e.running?.has(x.id) === true });
     return out;
   }
 
@@ -1582,7 +1580,7 @@ export class Host {
         this.#timerSchedule.set(address, wakeOf(e));
       }
     } finally {
-      this.#entries.get(address)?.delivering.delete(id);
+      this.#entries.get(address)?.delivering?.delete(id);
     }
   }
 
@@ -1646,7 +1644,7 @@ export class Host {
     // not while a turn is committing, an effect runs, an intent it proposed is on its way, or a
     // child effect (an XState promise) is in flight: that one would be lost
     const idle = (e: Entry | undefined) =>
-      e !== undefined && e.pending === 0 && e.running.size === 0 && e.delivering.size === 0 && !effectsInFlight(e.actor);
+      e !== undefined && e.pending === 0 && !e.running?.size && !e.delivering?.size && !effectsInFlight(e.actor);
     if (!idle(this.#entries.get(address)) || this.#turns.busy(address)) return false;
     return this.withActor(address, async () => {
       if (!idle(this.#entries.get(address))) return false;
@@ -1706,7 +1704,7 @@ export class Host {
     e.persisted = e.actor.getPersistedSnapshot();
     this.#emitIntents(e, b);
     this.#cancelLeftEffects(e, b);
-    e.timersPersisted = status === 'active' ? e.timers.list() : [];
+    e.timersPersisted = status === 'active' ? e.timers.list() : none();
     b.snapshotOf(e);
     this.#timerSchedule.set(e.address, wakeOf(e));
   }
@@ -1817,8 +1815,8 @@ export class Host {
     timers.attach(actor);
     // intents the machine proposes (outbox.ts): kept while a live turn is built, never on replay
     if (emits) {
-      actor.on('ice.propose', (ev: unknown) => emits.live && isProposeEmitted(ev) && void emits.got.push(ev));
-      actor.on('ice.effect', (ev: unknown) => emits.live && isEffectEmitted(ev) && void emits.got.push(ev));
+      // one listener for both (a listener per event type costs each actor a set of its own)
+      actor.on('*', (ev: unknown) => emits.live && (isProposeEmitted(ev) || isEffectEmitted(ev)) && void emits.got.push(ev));
     }
     // a child's event outside a turn becomes a turn of its own (children.ts)
     const relay = watchChildren(actor, timers, (c) => this.#childEvent(address, actor, c));
@@ -1962,13 +1960,12 @@ export class Host {
       persisted: actor.getPersistedSnapshot(),
       timers,
       timersPersisted: status === 'active' ? timers.list() : [],
-      failures,
+      // most actors have none of these: they share one empty array until they do
+      failures: failures.length > 0 ? failures : none(),
       restartAt,
-      outbox,
+      outbox: outbox.length > 0 ? outbox : none(),
       emits,
-      delivering: new Set(),
-      effects,
-      running: new Map(),
+      effects: effects.length > 0 ? effects : none(),
       lastUsed: this.#clock.now(),
       pending: 0,
       uncommitted: new Map(),
@@ -2106,7 +2103,7 @@ export class Host {
     if (!e) return;
     this.#entries.delete(address);
     e.timers.muted = true;
-    for (const c of e.running.values()) c.abort(new Error(`${address} left this node's memory`));
+    for (const c of e.running?.values() ?? []) c.abort(new Error(`${address} left this node's memory`));
     try {
       e.actor.stop();
     } catch {
@@ -2257,7 +2254,7 @@ function wakeOf(e: Entry): number | undefined {
   if (e.status !== 'active') return undefined;
   let at = e.timersPersisted[0]?.dueAt;
   for (const o of e.outbox) if (!o.held && (at === undefined || o.retryAt < at)) at = o.retryAt;
-  for (const x of e.effects) if (!x.held && !e.running.has(x.id) && (at === undefined || x.retryAt < at)) at = x.retryAt;
+  for (const x of e.effects) if (!x.held && !e.running?.has(x.id) && (at === undefined || x.retryAt < at)) at = x.retryAt;
   return at;
 }
 
@@ -2297,3 +2294,7 @@ function escalationTarget(to: EscalationTarget, e: Entry): string | undefined {
 const PENDING_POLL_MS = 2000;
 /** Outcomes that say "try the same intent again": never applied to the proposing actor. */
 const RETRY_CODES = new Set(['E_TIMEOUT', 'E_NO_RESPONDERS', 'E_NOT_OWNER', 'E_OWNERSHIP', 'E_CLOSED', 'E_CONFLICT']);
+
+/** The one empty array actors share for what they have none of (copied on the first addition). */
+const NONE: readonly never[] = Object.freeze([]);
+const none = <T>(): T[] => NONE as unknown as T[];

@@ -63,7 +63,7 @@ export class ActorTimers {
 
   /** Pending timers, earliest first. */
   list(): TimerRecord[] {
-    if (!this.#live?.size) return [];
+    if (!this.#live?.size) return NO_TIMERS as TimerRecord[];
     return [...this.#live.values()].map((t) => t.rec).sort((a, b) => a.dueAt - b.dueAt || cmp(a.source + a.id, b.source + b.id));
   }
 
@@ -169,3 +169,6 @@ export function refAt(root: AnyActorRef, path: string): AnyActorRef | undefined 
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** What an actor without timers lists: one shared, frozen empty array. */
+const NO_TIMERS: readonly TimerRecord[] = Object.freeze([]);
