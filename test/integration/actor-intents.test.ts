@@ -56,7 +56,22 @@ const calleeMachine = setup({ types: {} as { context: { pings: number }; events:
 });
 const calleeActor = defineActor({ kind: 'callee', machine: calleeMachine, events: { PING: z.strictObject({ n: z.number().int() }) } });
 
-const actors = [callerActor, calleeActor];
+const guardedActor = defineActor({
+  kind: 'guarded',
+  machine: calleeMachine,
+  events: { PING: z.strictObject({ n: z.number().int() }) },
+  policies: [
+    {
+      id: 'actors-need-a-human',
+      effect: 'require_approval',
+      scope: 'guarded/*:PING',
+      proposer: 'actor:*',
+      reason: 'an actor may ping only with a human',
+    },
+  ],
+});
+
+const actors = [callerActor, calleeActor, guardedActor];
 const of = (facts: Fact[], type: string) => facts.filter((f) => f.type === type);
 
 describe.each(MODES)('intents from actors (%s)', (mode) => {
@@ -136,6 +151,41 @@ describe.each(MODES)('intents from actors (%s)', (mode) => {
       expect((await call({ target: 'not an address', action: 'PING' })).last.status).toBe('rejected');
       expect((await rt.actor('callee/e2'))!.context).toEqual({ pings: 0 });
       expect(of(await rt.journal.chain('caller/c2'), 'intent.emitted')).toHaveLength(4);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('pending: the proposer hears pending once, and the final outcome once a human approves', async () => {
+    const h = await tempRuntime({ mode, actors });
+    try {
+      const rt = h.rt;
+      await rt.spawn('caller/p1');
+      await rt.spawn('guarded/g1');
+      await rt.grants.issue({ subject: 'agent:t', scope: 'caller/*:CALL' });
+      await rt.grants.issue({ subject: 'actor:caller.p1', scope: 'guarded/g1:PING' });
+      await rt.propose({
+        id: iid(),
+        proposer: 'agent:t',
+        target: 'caller/p1',
+        action: 'CALL',
+        params: { target: 'guarded/g1', action: 'PING', params: { n: 1 } },
+      });
+      const answers = async () => (await rt.journal.chain('caller/p1')).filter((f) => f.data.outcomeOf !== undefined);
+      await until('the pending answer', async () => (await answers()).length === 1);
+      const [pending] = await answers();
+      expect(pending).toMatchObject({ data: { pending: true, event: { type: 'ice.outcome.pending' }, to: 'waiting' } });
+      const id = String(pending!.data.outcomeOf);
+      expect((await h.storedSnapshot('caller/p1'))?.outbox).toMatchObject([{ pending: true }]); // still waiting, durably
+      expect((await rt.approvals.approve(id, 'human:alice')).status).toBe('executed');
+      await until('the final answer', async () => (await answers()).length === 2);
+      const final = (await answers())[1]!;
+      expect(final).toMatchObject({ data: { event: { type: 'ice.outcome.executed' }, to: 'idle', outcomeOf: id } });
+      expect(final.data.pending).toBeUndefined();
+      expect((await rt.actor('guarded/g1'))!.context).toEqual({ pings: 1 });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await answers()).toHaveLength(2); // answered once more, not again
+      expect((await h.storedSnapshot('caller/p1'))?.outbox).toBeUndefined();
     } finally {
       await h.close();
     }
