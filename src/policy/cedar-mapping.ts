@@ -4,7 +4,8 @@ import type { CedarValueJson, EntityUidJson, Type } from '@cedar-policy/cedar-wa
  * How ICE names map to Cedar (docs/policies.md):
  *
  * - a principal `type:name` → `<Type>::"name"`: `agent` → `Agent`, `human` → `Human`,
- *   `service` and `svc` → `Service`, `operator` → `Operator`; any other type in PascalCase
+ *   `service` and `svc` → `Service`, `operator` → `Operator`, `actor` → `Actor` (an actor
+ *   proposing, `actor:<kind>.<id>` → `Actor::"<kind>.<id>"`); any other type in PascalCase
  *   (`ci-bot:x` → `CiBot::"x"`, not in the schema: only unconstrained policies see it);
  * - a group → `Group::"<name>"`, a parent of the principals it lists (groups file);
  * - an actor `kind/id` → `<Kind>::"id"` (`deployment/web` → `Deployment::"web"`);
@@ -17,9 +18,10 @@ export const PRINCIPAL_TYPES: Readonly<Record<string, string>> = Object.freeze({
   service: 'Service',
   svc: 'Service',
   operator: 'Operator',
+  actor: 'Actor',
 });
 /** The principal entity types every schema declares (each may be `in` groups). */
-export const DECLARED_PRINCIPAL_TYPES = ['Agent', 'Human', 'Service', 'Operator'] as const;
+export const DECLARED_PRINCIPAL_TYPES = ['Agent', 'Human', 'Service', 'Operator', 'Actor'] as const;
 export const GROUP_TYPE = 'Group';
 
 /** `ci-bot` → `CiBot`. */

@@ -191,6 +191,55 @@ describe.each(MODES)('intents from actors (%s)', (mode) => {
     }
   });
 
+  it('Cedar sees an actor proposing as Actor::"<kind>.<id>": a permit lets it through without a grant, a forbid stops it', async () => {
+    const h = await tempRuntime({ mode, actors });
+    try {
+      const rt = h.rt;
+      await rt.spawn('caller/k1');
+      await rt.spawn('caller/k2');
+      await rt.spawn('callee/ck');
+      await rt.grants.issue({ subject: 'agent:t', scope: 'caller/*:CALL' });
+      await rt.grants.issue({ subject: 'actor:caller.k2', scope: 'callee/ck:PING' });
+      await rt.policies
+        .apply(
+          {
+            files: [
+              {
+                name: 'actors.cedar',
+                text: [
+                  '@id("callers-may-ping")',
+                  'permit (principal is Actor, action == Action::"callee/PING", resource is Callee) when { principal == Actor::"caller.k1" };',
+                  '@id("no-k2")',
+                  'forbid (principal == Actor::"caller.k2", action, resource);',
+                ].join('\n'),
+              },
+            ],
+          },
+          'operator:test',
+        )
+        .catch((e: { issues?: unknown }) => {
+          throw new Error(JSON.stringify(e.issues));
+        });
+      const call = async (who: string) => {
+        await rt.propose({
+          id: iid(),
+          proposer: 'agent:t',
+          target: who,
+          action: 'CALL',
+          params: { target: 'callee/ck', action: 'PING', params: { n: 1 } },
+        });
+        await until('the answer', async () => (await rt.journal.chain(who)).some((f) => f.data.outcomeOf !== undefined));
+        return ((await rt.journal.chain(who)).find((f) => f.data.outcomeOf !== undefined)!.data.event as OutcomeEvent).outcome;
+      };
+      expect(await call('caller/k1')).toMatchObject({ status: 'executed' }); // the permit, no grant
+      const k2 = await call('caller/k2'); // a grant, and the forbid
+      expect(k2.status).toBe('denied');
+      expect('reasons' in k2 && k2.reasons!.map((r) => r.code)).toContain('policy_forbid');
+    } finally {
+      await h.close();
+    }
+  });
+
   it('committed but not delivered when the process stops: delivered after the restart, decided once, answered once', async () => {
     // wakeScanMs 0: this runtime sends nothing by itself, so the intent stays in the outbox
     const h = await tempRuntime({ mode, actors, wakeScanMs: 0 });
