@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Fact } from '../../src/index.js';
@@ -7,6 +7,7 @@ import { startIceProcess, startNatsCluster, type IceProcess, type NatsCluster } 
 import { NatsTransport } from '../../src/transport/index.js';
 import { ice } from '../helpers/ice-cli.js';
 import { tempDir, until } from '../helpers/runtime.js';
+import { DIST_INDEX, startClusterNode, writeActorsModule } from '../helpers/real-nodes.js';
 
 const JOBS = 10;
 const CALLERS = 10;
@@ -20,15 +21,12 @@ const CALLERS = 10;
  * applied exactly once; every intent was decided exactly once and answered exactly once.
  */
 function actorsModule(cleanups: Array<() => void>): string {
-  const dir = join(process.cwd(), 'test-artifacts');
-  mkdirSync(dir, { recursive: true });
-  const mod = join(dir, `act-actors-${process.pid}-${cleanups.length}.mjs`);
-  writeFileSync(
-    mod,
+  return writeActorsModule(
+    'act-actors',
     `import { appendFileSync } from 'node:fs';
 import { setup, assign } from 'xstate';
 import { z } from 'zod';
-import { defineActor, startEffect, proposeIntent } from '${join(process.cwd(), 'dist/src/index.js')}';
+import { defineActor, startEffect, proposeIntent } from '${DIST_INDEX}';
 const job = setup({}).createMachine({ id: 'job', initial: 'idle', context: {}, states: {
   idle: { on: { START: 'working' } },
   working: { entry: startEffect('work', ({ context }) => ({})), on: { 'ice.effect.done.work': 'finished', 'ice.effect.failed.work': 'broken' } },
@@ -51,9 +49,8 @@ export const actors = [
   defineActor({ kind: 'callee', machine: callee, events: { PING: z.strictObject({}) } }),
 ];
 `,
+    cleanups,
   );
-  cleanups.push(() => rmSync(mod, { force: true }));
-  return mod;
 }
 
 type Admin = (op: string, args: unknown, as?: string) => Promise<unknown>;
@@ -169,18 +166,7 @@ describe('actors that act, across a failover (cluster, real processes, 3 NATS se
     const t = tempDir('ice-act-cluster-');
     cleanups.push(t.cleanup);
     const effectLog = join(t.dir, 'effects.log');
-    const start = async (node: string) => {
-      const d = tempDir(`ice-act-${node}-`);
-      cleanups.push(d.cleanup);
-      const p = await startIceProcess(d.dir, {
-        command: 'start',
-        args: ['--nats', cluster.urls.join(','), '--node', node, '--actors', mod, '--cluster', '--replicas', '3', '--lease-ttl', '1500ms'],
-        env: { ICE_TEST_EFFECT_LOG: effectLog },
-        readyTimeoutMs: 60_000,
-      });
-      procs.push(p);
-      return p;
-    };
+    const start = (node: string) => startClusterNode(cluster, node, mod, { procs, cleanups }, { ICE_TEST_EFFECT_LOG: effectLog });
     const admin: Admin = (op, args, as = 'operator:test') => requestAdmin(client, as, op, args, 15_000);
     const a = await start('xa');
     await startWork(admin);

@@ -1,36 +1,31 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Fact } from '../../src/index.js';
 import { requestAdmin } from '../../src/admin/client.js';
-import { startIceProcess, startNatsCluster, type NatsCluster } from '../../src/testing/index.js';
+import { startNatsCluster, type NatsCluster } from '../../src/testing/index.js';
 import { NatsTransport } from '../../src/transport/index.js';
 import { ice } from '../helpers/ice-cli.js';
 import { startIceDev, type IceProcess } from '../helpers/ice-process.js';
 import { tempDir, until } from '../helpers/runtime.js';
+import { DIST_INDEX, startClusterNode, writeActorsModule } from '../helpers/real-nodes.js';
 
 const N = 20;
 const DELAY_MS = 1500;
 
-/** A module defining the `reminder` kind, inside the repository (it resolves xstate and zod like a user's project would). */
+/** A module defining the `reminder` kind (an `after` of DELAY_MS). */
 function reminderModule(cleanups: Array<() => void>): string {
-  const dir = join(process.cwd(), 'test-artifacts');
-  mkdirSync(dir, { recursive: true });
-  const mod = join(dir, `reminder-actor-${process.pid}-${cleanups.length}.mjs`);
-  writeFileSync(
-    mod,
+  return writeActorsModule(
+    'reminder-actor',
     `import { setup, assign } from 'xstate';
 import { z } from 'zod';
-import { defineActor } from '${join(process.cwd(), 'dist/src/index.js')}';
+import { defineActor } from '${DIST_INDEX}';
 const m = setup({}).createMachine({ id: 'reminder', initial: 'idle', context: { rings: 0 }, states: {
   idle: { on: { ARM: 'waiting' } },
   waiting: { after: { ${DELAY_MS}: { target: 'rung', actions: assign({ rings: ({ context }) => context.rings + 1 }) } } },
   rung: {} } });
 export const actors = [defineActor({ kind: 'reminder', machine: m, events: { ARM: z.strictObject({}) } })];
 `,
+    cleanups,
   );
-  cleanups.push(() => rmSync(mod, { force: true }));
-  return mod;
 }
 
 const fired = (facts: Fact[]) => facts.filter((f) => f.type === 'transition' && f.data.timer !== undefined);
@@ -121,17 +116,7 @@ describe('durable timers across a failover (cluster, real processes, 3 NATS serv
     await cluster?.stopAll();
   });
   const admin = (op: string, args: unknown) => requestAdmin(client, 'operator:test', op, args, 10_000);
-  const startNode = async (node: string, mod: string) => {
-    const t = tempDir(`ice-timers-${node}-`);
-    cleanups.push(t.cleanup);
-    const p = await startIceProcess(t.dir, {
-      command: 'start',
-      args: ['--nats', cluster.urls.join(','), '--node', node, '--actors', mod, '--cluster', '--replicas', '3', '--lease-ttl', '1500ms'],
-      readyTimeoutMs: 60_000,
-    });
-    procs.push(p);
-    return p;
-  };
+  const startNode = (node: string, mod: string) => startClusterNode(cluster, node, mod, { procs, cleanups });
 
   it('the new owner fires each timer once after the old one was SIGKILLed', async () => {
     const mod = reminderModule(cleanups);
