@@ -31,7 +31,7 @@ import {
   type NatsAuthOptions,
 } from '../transport/index.js';
 import { createRuntime, type Runtime } from '../runtime.js';
-import { SqliteStore } from '../store/index.js';
+import { DataDirLock, SqliteStore } from '../store/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { runDemo } from './demo.js';
 import { GRANT_COMMANDS_WITH_AS, registerGrantCommands } from './grant-commands.js';
@@ -301,11 +301,26 @@ function readStore(o: Common): SqliteStore {
  */
 async function read<T>(o: Common, op: string, args: Record<string, unknown> = {}): Promise<T> {
   if (o.nats) return (await adminOverNats({ ...o, nats: o.nats }, op, args)) as T;
+  // Timers and effects in memory (an attempt running, a timer set by a turn not yet committed)
+  // only the serving process knows: ask it while it serves; the store when nobody does.
+  if (LIVE_READS.has(op) && servedNow(o.data)) return (await callAdmin(resolve(o.data), op, args)) as T;
   const store = readStore(o);
   try {
     return (await localRead(store, o, op, args)) as T;
   } finally {
     await store.close();
+  }
+}
+
+/** Reads the process serving a data dir answers more completely than its store. */
+const LIVE_READS = new Set(['timers.ls', 'effects.ls']);
+
+/** Whether a process holds the data dir now (a read-only dir, or one we cannot lock: no). */
+function servedNow(dataDir: string): boolean {
+  try {
+    return DataDirLock.isLocked(dataDir);
+  } catch {
+    return false;
   }
 }
 
