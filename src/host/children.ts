@@ -24,7 +24,7 @@
 import type { AnyActorLogic, AnyActorRef, AnyStateMachine } from 'xstate';
 import { stateToString } from './state-value.js';
 import type { ActorTimers } from './timers.js';
-import { refAt } from './timers.js';
+import { pathOf, refAt } from './timers.js';
 
 /** An event a child sent into the tree outside a Host turn, held back for a turn. */
 export interface ChildEvent {
@@ -354,13 +354,6 @@ export function liveChild(root: AnyActorRef, path: string): ChildView | undefine
     snapshot: ref.getPersistedSnapshot(),
     children: Object.keys(s.children ?? {}),
   };
-}
-
-/** Path of an actor ref below the root: "" for the root, `a/b` for child `b` of child `a`. */
-function pathOf(root: AnyActorRef, ref: AnyActorRef): string {
-  const ids: string[] = [];
-  for (let r: AnyActorRef | undefined = ref; r && r !== root; r = (r as { _parent?: AnyActorRef })._parent) ids.unshift(r.id);
-  return ids.join('/');
 }
 
 /** The info fields of a child address (`parent/path`), in the shape of an actor's. */

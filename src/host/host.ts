@@ -1124,7 +1124,10 @@ export class Host {
    */
   async fireTimers(address: string): Promise<number> {
     let fired = 0;
+    // each turn's commit is awaited after the loop: held with its failure, never left unhandled
+    let failure: unknown;
     const commits: Promise<void>[] = [];
+    const commit = (p: Promise<void>) => void commits.push(p.catch((err: unknown) => void (failure ??= err)));
     const deliveries: Promise<void>[] = [];
     for (;;) {
       let step: 'fired' | 'done';
@@ -1142,7 +1145,7 @@ export class Host {
               this.#timerSchedule.set(address, e.restartAt);
               return 'done';
             }
-            commits.push(this.#restartTurn(e, Origin.runtime, 'supervision'));
+            commit(this.#restartTurn(e, Origin.runtime, 'supervision'));
             return 'fired';
           }
           if (e.status === 'active') {
@@ -1170,22 +1173,33 @@ export class Host {
           const after = e.actor.getSnapshot() as { status: string; value: never; error?: unknown };
           if (after.status === 'error') {
             this.#revert(e);
-            commits.push(this.#failTurn(e, b, ensureError(after.error), { timer }));
+            commit(this.#failTurn(e, b, ensureError(after.error), { timer }));
             return 'fired';
           }
           const to = stateToString(after.value);
           b.fact({ type: FactType.transition, origin: Origin.runtime, data: { from, to, event: t.event, timer } });
           this.#advance(e, b, after.status === 'done' ? 'done' : 'active', to);
-          commits.push(this.#commit(e, b.turn()));
+          commit(this.#commit(e, b.turn()));
           return 'fired';
         });
       } catch (err) {
+        const e = ensureError(err);
+        const permanent =
+          e instanceof NotFoundError ||
+          e instanceof JournalBrokenError ||
+          e instanceof VersionError ||
+          (e instanceof IceError && e.code === 'E_RESTORE');
+        if (!permanent) {
+          // the store, the network, an ownership claim: try again in a moment
+          this.#log.warn({ actor: address, err: e.message }, 'could not fire the timers of an actor now; retrying');
+          this.#timerSchedule.set(address, this.#clock.now() + 1000);
+          break;
+        }
         // Not restorable (its kind is not registered here, a broken chain, a snapshot or
         // version it cannot restore): for that actor alone, said once by this process. A
         // failed restore has recorded its own fact; the others are recorded here.
         this.#timerSchedule.remove(address);
         this.#unwakeable.add(address);
-        const e = ensureError(err);
         this.#log.error({ actor: address, err: e.message }, 'could not fire the timers of an actor');
         const recorded = e instanceof VersionError || (e instanceof IceError && e.code === 'E_RESTORE');
         if (!recorded) {
@@ -1203,6 +1217,7 @@ export class Host {
       fired++;
     }
     await Promise.all([...commits, ...deliveries]);
+    if (failure !== undefined) throw failure;
     return fired;
   }
 
@@ -1411,7 +1426,8 @@ export class Host {
   #cancelLeftEffects(e: Entry, b: TurnBuilder): void {
     if (e.effects.length === 0) return;
     const now = stateToString((e.actor.getSnapshot() as { value: never }).value);
-    const done = e.status !== 'active';
+    // done or stopped for good ends its effects; a failed actor keeps them for its restart
+    const done = e.status === 'done' || e.status === 'stopped';
     for (const x of [...e.effects]) {
       if (!done && stillIn(now, x.state)) continue;
       e.effects.splice(e.effects.indexOf(x), 1);
@@ -1556,7 +1572,8 @@ export class Host {
         } else e.outbox.splice(i, 1);
         if (after.status === 'error') {
           this.#revert(e);
-          if (!pending) e.outbox = e.outbox.filter((o) => o.intent.id !== id);
+          // the outcome was applied (the machine threw on it), pending or not: as replay has it
+          e.outbox = e.outbox.filter((o) => o.intent.id !== id);
           return { committed: this.#failTurn(e, b, ensureError(after.error), { outcomeOf: id }) };
         }
         const to = stateToString(after.value);

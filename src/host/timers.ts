@@ -149,7 +149,7 @@ export class ActorTimers {
 }
 
 /** Path of an actor ref below the root: "" for the root, `a/b` for child `b` of child `a`. */
-function pathOf(root: AnyActorRef, ref: AnyActorRef): string {
+export function pathOf(root: AnyActorRef, ref: AnyActorRef): string {
   const ids: string[] = [];
   for (let r: AnyActorRef | undefined = ref; r && r !== root; r = (r as { _parent?: AnyActorRef })._parent) ids.unshift(r.id);
   return ids.join('/');

@@ -1,4 +1,5 @@
 import type { AuthorityPublicKey } from '../authority/signer.js';
+import { JournalError } from '../errors.js';
 import {
   EXPORT_FORMAT,
   EXPORT_VERSION,
@@ -80,8 +81,10 @@ export async function* exportJournal(src: ExportSource, opts: ExportOptions = {}
       } else end.checkpoints++;
       yield rec;
     }
-    after = page.next;
     if (page.done) break;
+    // a page source that does not move on would make this loop forever: say so instead
+    if (!(page.next > after)) throw new JournalError(`journal export made no progress after position ${after} (next ${page.next})`);
+    after = page.next;
   }
   yield end;
 }

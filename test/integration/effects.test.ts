@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { assign, setup } from 'xstate';
 import { z } from 'zod';
-import { defineActor, startEffect, type Fact } from '../../src/index.js';
+import { ManualClock, defineActor, startEffect, type Fact } from '../../src/index.js';
 import { MODES, iid, tempRuntime, until } from '../helpers/runtime.js';
 
 /** What the `work` effect does, per job id (set by each test). */
@@ -53,6 +53,40 @@ const jobActor = defineActor({
         calls.set(job, [...(calls.get(job) ?? []), { key: ctx.key, attempt: ctx.attempt }]);
         const b = behaviour.get(job);
         return b ? b(ctx.attempt, ctx.signal) : { ok: true, job };
+      },
+    },
+  },
+});
+
+/** A job whose state also has a timer that throws: the actor fails while its effect runs. */
+let release: (() => void) | undefined;
+const slowCalls: number[] = [];
+const fragileJob = defineActor({
+  kind: 'fragjob',
+  machine: setup({
+    types: {} as { context: object; events: { type: 'START' } },
+    actions: {
+      boom: () => {
+        throw new Error('the timer broke');
+      },
+    },
+  }).createMachine({
+    id: 'fragjob',
+    initial: 'idle',
+    states: {
+      idle: { on: { START: 'working' } },
+      working: { entry: startEffect('slow', {}), after: { 200: { actions: 'boom' } }, on: { 'ice.effect.done.slow': 'finished' } },
+      finished: {},
+    },
+  }),
+  events: { START: z.strictObject({}) },
+  supervision: { strategy: 'stop' },
+  effects: {
+    slow: {
+      run: async (_p, ctx) => {
+        slowCalls.push(ctx.attempt);
+        if (slowCalls.length === 1) await new Promise<void>((r) => (release = r));
+        return { ok: true };
       },
     },
   },
@@ -151,6 +185,37 @@ describe.each(MODES)('durable effects (%s)', (mode) => {
       expect(facts.filter((f) => f.data.effectOf !== undefined)).toHaveLength(0);
       expect(await rt.actor('job/c1')).toMatchObject({ state: 'idle' });
       expect(await rt.effects()).toEqual([]);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a failure keeps the actor effects (not cancelled): they run again once it is restarted, one result applied', async () => {
+    slowCalls.length = 0;
+    const clock = new ManualClock();
+    const h = await tempRuntime({ mode, clock, actors: [fragileJob], passivateAfterMs: 0 });
+    try {
+      const rt = h.rt;
+      await rt.grants.issue({ subject: 'agent:t', scope: 'fragjob/*:*' });
+      await rt.spawn('fragjob/x');
+      await rt.propose({ id: iid(), proposer: 'agent:t', target: 'fragjob/x', action: 'START', params: {} });
+      await until('the effect to run', () => slowCalls.length === 1);
+      clock.advance(200);
+      expect(await rt.fireDueTimers()).toBe(1);
+      expect(await rt.actor('fragjob/x')).toMatchObject({ status: 'failed', state: 'working' });
+      release!(); // its result arrives while the actor is failed: not applied
+      await new Promise((r) => setTimeout(r, 200));
+      const facts = await rt.journal.chain('fragjob/x');
+      expect(of(facts, 'effect.cancelled')).toHaveLength(0);
+      expect(facts.filter((f) => f.data.effectOf !== undefined)).toHaveLength(0);
+      expect((await rt.effects()).map((x) => x.name)).toEqual(['slow']);
+      await rt.restartActor('fragjob/x', 'operator:ops');
+      await until('the effect to run again and apply', async () =>
+        (await rt.journal.chain('fragjob/x')).some((f) => f.data.effectOf !== undefined),
+      );
+      expect(slowCalls).toHaveLength(2);
+      expect((await rt.journal.chain('fragjob/x')).filter((f) => f.data.effectOf !== undefined)).toHaveLength(1);
+      expect(await rt.actor('fragjob/x')).toMatchObject({ status: 'active', state: 'finished' });
     } finally {
       await h.close();
     }
