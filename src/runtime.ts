@@ -741,7 +741,8 @@ export async function createRuntime(opts: RuntimeOptions = {}): Promise<Runtime>
       },
       async timers(topts) {
         const limit = topts?.limit ?? 1000;
-        return timerRows(await store.timers(limit), host.activeTimers(), limit);
+        // the actors in memory here are listed from memory: ask the store for enough besides them
+        return timerRows(await store.timers(Math.min(100_000, limit + host.activeCount)), host.activeTimers(), limit);
       },
       fireDueTimers: () => host.fireDueTimers(),
       async effects(eopts) {

@@ -1217,7 +1217,7 @@ export class Host {
       fired++;
     }
     await Promise.all([...commits, ...deliveries]);
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined) throw ensureError(failure);
     return fired;
   }
 

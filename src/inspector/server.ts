@@ -44,7 +44,9 @@ export interface InspectorRuntime {
   /** Prometheus text for `/metrics` (a runtime's; absent for a cluster source). */
   metrics?(): Promise<string>;
   /** Durable effects started and not finished (a runtime's; from the journal otherwise). */
-  effects?(): Promise<Array<{ actor: string; id: string; name: string; attempts: number; running: boolean; lastError?: string }>>;
+  effects?(opts?: {
+    limit?: number;
+  }): Promise<Array<{ actor: string; id: string; name: string; attempts: number; running: boolean; lastError?: string }>>;
 }
 
 export interface InspectorOptions {
@@ -379,7 +381,7 @@ export async function startInspector(opts: InspectorOptions): Promise<Inspector>
         results.set(f.data.id, { status: 'cancelled' });
       }
     }
-    const now = new Map((await (rt.effects?.() ?? Promise.resolve([]))).map((x) => [x.id, x]));
+    const now = new Map((await (rt.effects?.({ limit: 200 }) ?? Promise.resolve([]))).map((x) => [x.id, x]));
     const intents = [];
     const effects = [];
     for (const f of facts) {

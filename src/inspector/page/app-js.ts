@@ -460,7 +460,7 @@ export const APP_JS = String.raw`
       });
     }).catch(function () {});
   }
-  var loadActingSoon = debounce(loadActing, 100);
+  var loadActingSoon = debounce(loadActing, 500); // a burst of such facts, one request
   function pendingItem(p) {
     var r = p.requirement || {};
     var it = p.intent || {};

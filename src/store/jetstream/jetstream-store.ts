@@ -425,11 +425,8 @@ export class JetStreamStore implements StorePort {
       }
       // A wake-up this turn needs earlier than the index has is written first: an index entry
       // may be early (a wake finds nothing due yet), never missing after a crash.
-      const wake = turn.snapshot
-        ? turn.snapshot.status === 'active' || turn.snapshot.status === 'failed'
-          ? turn.snapshot.wakeAt
-          : undefined
-        : null;
+      // (the record's wakeAt as the Host set it, whatever the status: as SQLite indexes it)
+      const wake = turn.snapshot ? turn.snapshot.wakeAt : null;
       if (typeof wake === 'number' && (st.wakeIndexed === undefined || st.wakeIndexed === null || wake < st.wakeIndexed)) {
         await this.#putWakeup(st, wake);
       }
@@ -1160,8 +1157,12 @@ export class JetStreamStore implements StorePort {
 
   async timers(limit: number): Promise<SnapshotRecord[]> {
     const due = await this.wakeups(Number.MAX_SAFE_INTEGER, limit);
-    const recs = await Promise.all(due.map((w) => this.latestSnapshot(w.actor)));
-    return recs.filter((r): r is SnapshotRecord => r !== undefined && (r.timers !== undefined || r.wakeAt !== undefined));
+    const recs: Array<SnapshotRecord | undefined> = [];
+    // 64 reads in flight at most, as a page of actors reads them
+    for (let i = 0; i < due.length; i += 64)
+      recs.push(...(await Promise.all(due.slice(i, i + 64).map((w) => this.latestSnapshot(w.actor)))));
+    // as SQLite's join of its index with the snapshots: every indexed actor's record
+    return recs.filter((r): r is SnapshotRecord => r !== undefined);
   }
 
   /**
