@@ -35,7 +35,7 @@ export function usesLeft(g: Grant): number | undefined {
 export function ownStatus(g: Grant, now: number): GrantStatus {
   if (g.revokedAt !== undefined) return GrantStatus.revoked;
   if (g.expiresAt !== undefined && Date.parse(g.expiresAt) <= now) return GrantStatus.expired;
-  if (g.maxUses !== undefined && g.uses + (g.delegatedUses ?? 0) >= g.maxUses) return GrantStatus.usedUp;
+  if (usesLeft(g) === 0) return GrantStatus.usedUp;
   return GrantStatus.active;
 }
 

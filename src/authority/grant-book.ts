@@ -14,7 +14,7 @@ import type { Clock } from '../util/clock.js';
 import type { IdGen } from '../util/ids.js';
 import { zodIssues } from './validate.js';
 import { principalMatches, scopeMatches } from './scope.js';
-import { blockingAncestor, delegateFrom, descendantsOf, describeGrant, parseDelegation } from './delegation.js';
+import { blockingAncestor, delegateFrom, descendantsOf, describeGrant, parseDelegation, usesLeft } from './delegation.js';
 
 export type GrantMiss = { code: string; message: string };
 
@@ -260,7 +260,7 @@ export class GrantBook {
         });
         continue;
       }
-      if (g.maxUses !== undefined && g.uses + (g.delegatedUses ?? 0) >= g.maxUses && !g.usedBy?.includes(intent.id)) {
+      if (usesLeft(g) === 0 && !g.usedBy?.includes(intent.id)) {
         misses.push({
           code: 'grant_exhausted',
           message: g.delegatedUses
@@ -316,7 +316,7 @@ export class GrantBook {
 /** The grant after `intentId` spends a use, the same grant if it already did, or undefined if none is left. */
 export function spendUse(g: Grant, intentId: string): Grant | undefined {
   if (g.usedBy?.includes(intentId)) return g;
-  if (g.maxUses !== undefined && g.uses + (g.delegatedUses ?? 0) >= g.maxUses) return undefined;
+  if (usesLeft(g) === 0) return undefined;
   return { ...g, uses: g.uses + 1, usedBy: [...(g.usedBy ?? []), intentId].slice(-100) };
 }
 
